@@ -1,0 +1,70 @@
+"""``spikedyn train``: train one model on one task and write a run directory."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from . import app
+from .common import emit, json_option
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    task: str = typer.Option("rdm", help="Task name (spikedyn.tasks.available()) or neurogym:<EnvId>."),
+    model: str = typer.Option("rate", help="rate | gru | lif | alif"),
+    rule: str = typer.Option("bptt", help="Learning rule (bptt, ...)."),
+    steps: int = typer.Option(500, help="Optimiser steps."),
+    batch_size: int = typer.Option(64, help="Trials per batch."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    hidden: int = typer.Option(64, help="Recurrent units N."),
+    seed: int = typer.Option(0, help="Seed of the model init, batches and noise."),
+    clip: float = typer.Option(1.0, help="Max gradient norm."),
+    eval_every: int = typer.Option(50, help="Steps between held-out evaluations."),
+    eval_trials: int = typer.Option(1000, help="Held-out trials per evaluation."),
+    target_accuracy: float = typer.Option(None, help="Stop once held-out accuracy reaches this (e.g. 0.9)."),
+    task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
+    model_param: list[str] = typer.Option([], help="Model parameter key=value (repeatable), e.g. alpha=0.1."),
+    run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes."),
+    config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+    as_json: bool = json_option(),
+) -> None:
+    """Train a rate, GRU, LIF or ALIF network on a task (BPTT with surrogate gradients for spikes)."""
+    from ..config import TrainConfig, load_config_file, parse_key_values, validate
+    from ..experiment import build_model, build_task
+    from ..learning import train as run_train
+
+    given = dict(
+        task=task, model=model, rule=rule, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden,
+        seed=seed, clip=clip, eval_every=eval_every, eval_trials=eval_trials,
+        target_accuracy=target_accuracy, run_dir=run_dir,
+    )  # fmt: skip
+    data: dict[str, Any] = load_config_file(config) if config is not None else {}
+    for key, value in given.items():  # flags typed on the command line override the file
+        source = ctx.get_parameter_source(key)
+        if key not in data or (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")):
+            data[key] = value
+    data.setdefault("task_params", {}).update(parse_key_values(task_param, "--task-param"))
+    data.setdefault("model_params", {}).update(parse_key_values(model_param, "--model-param"))
+    cfg = validate(TrainConfig, data)
+
+    task_obj = build_task(cfg.task, cfg.task_params)
+    net = build_model(cfg.model, task_obj, cfg.hidden, cfg.model_params, seed=cfg.seed)
+    t0 = time.perf_counter()
+    result = run_train(
+        net, task_obj, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        run_dir=cfg.run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
+        target_accuracy=cfg.target_accuracy, progress=progress,
+    )  # fmt: skip
+    summary = {
+        "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden,
+        "steps_run": result.history[-1]["step"] if result.history else 0,
+        "stopped_early": result.stopped_early, "seconds": round(time.perf_counter() - t0, 2),
+        **{k: v for k, v in result.final.items() if k != "step"},
+        "run_dir": str(cfg.run_dir) if cfg.run_dir else None,
+    }  # fmt: skip
+    emit(summary, as_json, f"trained {cfg.model} on {cfg.task}")

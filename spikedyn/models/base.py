@@ -1,0 +1,89 @@
+"""The recurrent-network protocol every spikedyn body follows.
+
+A model is a ``torch.nn.Module`` with parameters ``W_in [N, I]``, ``W_rec [N, N]``, ``b [N]``,
+``W_out [O, N]``, ``b_out [O]`` (GRU: gate-stacked ``[3N, ...]``) and three pure methods:
+
+- ``init_state(batch) -> state``: a NamedTuple of tensors;
+- ``step(state, u_t) -> (state, r_t)``: one input step; ``r_t`` is the unit output
+  (rate ``f(x)`` for rate units, spike count for spiking units);
+- ``output(state) -> y_t``: the linear readout of a state.
+
+``forward(u [T, B, I]) -> Rollout(y [T, B, O], r [T, B, N], state)`` may be faster than the step
+loop but must equal it (tests check this for every model).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class Rollout(NamedTuple):
+    """What a forward pass returns: outputs ``y [T, B, O]``, unit outputs ``r [T, B, N]``
+    and the final state (pass it back as ``state=`` to continue the trajectory)."""
+
+    y: Tensor
+    r: Tensor
+    state: Any
+
+
+class RecurrentModel(nn.Module):
+    """Shared plumbing: sizes, readout parameters, the reference step loop, config round trip."""
+
+    kind: str = "base"
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
+        super().__init__()
+        for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
+        self.W_out = nn.Parameter(torch.randn(n_out, n_hidden) / n_hidden**0.5)
+        self.b_out = nn.Parameter(torch.zeros(n_out))
+
+    # -- protocol -------------------------------------------------------------------------
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> Any:
+        raise NotImplementedError
+
+    def step(self, state: Any, u_t: Tensor) -> tuple[Any, Tensor]:
+        raise NotImplementedError
+
+    def output(self, state: Any) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, u: Tensor, state: Any = None) -> Rollout:
+        return self.loop(u, state)
+
+    def loop(self, u: Tensor, state: Any = None) -> Rollout:
+        """Reference rollout: the plain ``step`` loop (``forward`` must equal it)."""
+        u = self._check_input(u)
+        state = self.init_state(u.shape[1]) if state is None else state
+        ys, rs = [], []
+        for t in range(u.shape[0]):
+            state, r_t = self.step(state, u[t])
+            rs.append(r_t)
+            ys.append(self.output(state))
+        return Rollout(torch.stack(ys), torch.stack(rs), state)
+
+    # -- helpers --------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments; ``spikedyn.models.from_config(cfg)`` rebuilds the model."""
+        return {"kind": self.kind, "n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out}
+
+    @property
+    def device(self) -> torch.device:
+        return self.W_out.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_out.dtype
+
+    def _check_input(self, u: Tensor) -> Tensor:
+        if not isinstance(u, Tensor):
+            u = torch.as_tensor(u)
+        if u.dim() != 3 or u.shape[-1] != self.n_in:
+            raise ValueError(
+                f"input must have shape [T, B, {self.n_in}] (time, batch, inputs), got {tuple(u.shape)}"
+            )
+        return u.to(device=self.device, dtype=self.dtype)

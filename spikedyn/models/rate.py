@@ -1,0 +1,140 @@
+"""Leaky rate RNN (continuous-time RNN, Euler-discretised; alpha = 1 gives the vanilla RNN).
+
+    x_{t+1} = (1 - alpha) x_t + alpha (W_rec f(x_t) + W_in u_t + b) + sqrt(2 alpha) sigma xi_t
+    r_{t+1} = f(x_{t+1}),     y_{t+1} = W_out r_{t+1} + b_out
+
+(seed 002 Eq. 1-2 with a bias; seed 001 Eq. 1 writes the same map with its leak 1 - alpha).
+``sigma = noise_std`` is the stationary standard deviation an isolated linear unit would have,
+so the noise level does not change when ``alpha = dt / tau`` does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .base import RecurrentModel, Rollout
+
+
+def shifted_tanh(x: Tensor) -> Tensor:
+    """1 + tanh(x): the non-negative rate nonlinearity of seed 002."""
+    return 1.0 + torch.tanh(x)
+
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "shifted_tanh": shifted_tanh,
+    "softplus": nn.functional.softplus,
+}
+
+
+def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class RateState(NamedTuple):
+    x: Tensor  # pre-activation [B, N]
+
+
+class RateRNN(RecurrentModel):
+    """Leaky (continuous-time) rate RNN.
+
+    Args:
+        n_in, n_hidden, n_out: sizes I, N, O.
+        alpha: dt / tau, the Euler step over the time constant (1.0 = discrete vanilla RNN).
+        activation: "tanh" | "relu" | "shifted_tanh" (1 + tanh) | "softplus".
+        noise_std: recurrent noise (stationary std, see module doc); 0 = deterministic.
+        gain: W_rec ~ N(0, gain^2 / N) at initialisation (seed 001's "initial gain").
+        x0_std: initial state x_0 ~ N(0, x0_std^2) per trial (seed 002 uses variance 0.3); 0 = zeros.
+        bias: learn a bias b (else b is a fixed zero buffer).
+    """
+
+    kind = "rate"
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        alpha: float = 1.0,
+        activation: str = "tanh",
+        noise_std: float = 0.0,
+        gain: float = 1.0,
+        x0_std: float = 0.0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(n_in, n_hidden, n_out)
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha = dt/tau must be in (0, 1], got {alpha}")
+        if noise_std < 0 or x0_std < 0:
+            raise ValueError("noise_std and x0_std must be >= 0")
+        self.alpha = float(alpha)
+        self.activation = activation
+        self.f = activation_fn(activation)
+        self.noise_std = float(noise_std)
+        self.gain = float(gain)
+        self.x0_std = float(x0_std)
+        self.has_bias = bool(bias)
+        self.W_in = nn.Parameter(torch.randn(n_hidden, n_in) / n_in**0.5)
+        self.W_rec = nn.Parameter(torch.randn(n_hidden, n_hidden) * gain / n_hidden**0.5)
+        if bias:
+            self.b = nn.Parameter(torch.zeros(n_hidden))
+        else:
+            self.register_buffer("b", torch.zeros(n_hidden))
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "alpha": self.alpha,
+            "activation": self.activation,
+            "noise_std": self.noise_std,
+            "gain": self.gain,
+            "x0_std": self.x0_std,
+            "bias": self.has_bias,
+        }
+
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> RateState:
+        x = torch.zeros(batch, self.n_hidden, device=self.device, dtype=self.dtype)
+        if self.x0_std > 0:
+            x = self.x0_std * torch.randn(x.shape, generator=generator, device=self.device, dtype=self.dtype)
+        return RateState(x)
+
+    def step(self, state: RateState, u_t: Tensor, noise: Tensor | None = None) -> tuple[RateState, Tensor]:
+        """One Euler step; ``noise`` is a standard-normal sample [B, N] (drawn if None and noise_std > 0)."""
+        drive = self.f(state.x) @ self.W_rec.T + u_t @ self.W_in.T + self.b
+        x = (1.0 - self.alpha) * state.x + self.alpha * drive
+        if self.noise_std > 0:
+            noise = torch.randn_like(x) if noise is None else noise
+            x = x + (2.0 * self.alpha) ** 0.5 * self.noise_std * noise
+        return RateState(x), self.f(x)
+
+    def output(self, state: RateState) -> Tensor:
+        return self.f(state.x) @ self.W_out.T + self.b_out
+
+    def forward(
+        self, u: Tensor, state: RateState | None = None, generator: torch.Generator | None = None
+    ) -> Rollout:
+        """Roll out over ``u [T, B, I]``; input projections are computed for all steps at once."""
+        u = self._check_input(u)
+        T, B = u.shape[:2]
+        state = self.init_state(B, generator) if state is None else state
+        drive_in = u @ self.W_in.T + self.b  # [T, B, N]
+        noise = None
+        if self.noise_std > 0:
+            noise = torch.randn(
+                (T, B, self.n_hidden), generator=generator, device=self.device, dtype=self.dtype
+            ) * ((2.0 * self.alpha) ** 0.5 * self.noise_std)
+        x, xs = state.x, []
+        for t in range(T):
+            x = (1.0 - self.alpha) * x + self.alpha * (self.f(x) @ self.W_rec.T + drive_in[t])
+            if noise is not None:
+                x = x + noise[t]
+            xs.append(x)
+        r = self.f(torch.stack(xs))
+        return Rollout(r @ self.W_out.T + self.b_out, r, RateState(x))

@@ -1,0 +1,291 @@
+"""Spiking twins of the rate RNN: recurrent LIF / ALIF networks.
+
+One neuron update (a *substep*, of length ``dt / substeps`` ms), for neuron i:
+
+    I(s)  = W_in x(s - delay_in) + W_rec z(s - 1 - delay_rec)        synaptic input
+    u(s)  = (1 - du) u(s-1) + I(s)                                      synaptic current (du = 1: none)
+    a(s)  = rho a(s-1) + z(s-1);   A(s) = v_th + beta a(s)              ALIF adaptive threshold (beta = 0: LIF)
+    v(s)  = (1 - dv) v(s-1) + u(s) + b - v_th z(s-1)                    reset="subtract"
+    v(s)  = (1 - dv) v(s-1) (1 - z(s-1)) + u(s) + b                     reset="zero"
+    z(s)  = H(v(s) - A(s))  (strict >),  forced to 0 for ``refractory`` ms after a spike
+    rbar(s) = kappa rbar(s-1) + (1 - kappa) z(s);  y = W_out rbar + b_out   leaky-integrator readout
+
+Why this form: with ``du = 1`` it is the LIF of e-prop (Bellec et al. 2020) and snntorch's
+``RLeaky`` (subtractive reset not decayed); with ``du < 1`` and ``reset="zero"`` it is Lava's
+CUBA ``LIF`` exactly (``u = u(1-du) + a_in; v = v(1-dv) + u + bias``, spike if ``v > vth``,
+``v = 0``), and ``delay_in = 1`` reproduces the one-step delay of Lava's ``Dense`` on the input
+path (the recurrent path's natural one-step delay is already ``z(s-1)``); norse's
+``LIFRecurrentCell`` is the same map with weights scaled by ``dv``. Decays are stored as ``du``/``dv``
+(not as ``exp(-dt/tau)``) so that float arithmetic can match Lava bit for bit.
+
+``v`` in the state is the membrane *before* the reset of its own spike (the reset is applied by
+the next update), for both reset modes; Lava stores the value after reset, so compare spikes, not
+``v``, across the two. The reset is detached from the graph (``detach_reset``), as in snntorch
+and norse.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .base import RecurrentModel, Rollout
+from .surrogate import DEFAULT_SLOPE, check_surrogate, spike
+
+NEURONS = ("lif", "alif")
+RESETS = ("subtract", "zero")
+
+
+class SpikingState(NamedTuple):
+    u: Tensor  # synaptic current [B, N]
+    v: Tensor  # membrane potential [B, N]
+    z: Tensor  # spikes of the last substep [B, N]
+    a: Tensor  # adaptation variable [B, N] (zeros for LIF)
+    ref: Tensor  # refractory steps left [B, N]
+    rbar: Tensor  # readout-filtered spikes [B, N]
+    in_buf: Tensor  # delayed input currents [delay_in, B, N]
+    z_buf: Tensor  # delayed spikes [delay_rec, B, N]
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Per-substep constants of the neuron map (see module doc); built by ``SpikingRNN``."""
+
+    du: float
+    dv: float
+    v_th: float
+    reset: str
+    rho: float
+    n_ref: int
+    kappa: float
+    surrogate: str
+    slope: float
+    detach_reset: bool
+    delay_in: int
+    delay_rec: int
+    adaptive: bool
+
+
+def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
+    """Per-step decay increment ``1 - exp(-dt/tau)``; tau = 0 -> 1 (no memory), tau = inf -> 0."""
+    if tau_ms == 0:
+        return 1.0
+    if math.isinf(tau_ms):
+        return 0.0
+    if tau_ms < 0:
+        raise ValueError(f"time constants must be >= 0 ms, got {tau_ms}")
+    return 1.0 - math.exp(-dt_ms / tau_ms)
+
+
+def spiking_substep(
+    p: NeuronParams, W_rec: Tensor, b: Tensor, beta: Tensor, s: SpikingState, i_ext: Tensor
+) -> SpikingState:
+    """Pure neuron update: state and the input current ``i_ext = W_in x`` [B, N] -> next state."""
+    if p.delay_in:
+        i_now, in_buf = s.in_buf[0], torch.cat([s.in_buf[1:], i_ext[None]])
+    else:
+        i_now, in_buf = i_ext, s.in_buf
+    if p.delay_rec:
+        z_rec, z_buf = s.z_buf[0], torch.cat([s.z_buf[1:], s.z[None]])
+    else:
+        z_rec, z_buf = s.z, s.z_buf
+    u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.T)
+    z_reset = s.z.detach() if p.detach_reset else s.z
+    if p.reset == "zero":
+        v = (s.v * (1.0 - z_reset)) * (1.0 - p.dv) + u + b
+    else:
+        v = s.v * (1.0 - p.dv) + u + b - p.v_th * z_reset
+    if p.adaptive:
+        a = p.rho * s.a + s.z
+        threshold = p.v_th + beta * a
+    else:
+        a, threshold = s.a, p.v_th
+    z = spike(v - threshold, p.surrogate, p.slope, p.v_th)
+    ref = s.ref
+    if p.n_ref:
+        z = z * (s.ref <= 0).to(z.dtype)
+        ref = torch.where(z.detach() > 0, torch.full_like(ref, p.n_ref), (ref - 1).clamp(min=0))
+    rbar = p.kappa * s.rbar + (1.0 - p.kappa) * z
+    return SpikingState(u, v, z, a, ref, rbar, in_buf, z_buf)
+
+
+class SpikingRNN(RecurrentModel):
+    """Recurrent LIF / ALIF network with the same parameters and interface as ``RateRNN``.
+
+    Args:
+        n_in, n_hidden, n_out: sizes I, N, O.
+        neuron: "lif" or "alif" (adaptive threshold as in e-prop's LSNN).
+        dt: length of one *input* step in ms (the task's dt).
+        substeps: neuron updates per input step (input held); neurons run at ``dt / substeps`` ms.
+            ``r_t`` from ``step``/``forward`` is the spike count over the substeps.
+        tau_mem: membrane time constant in ms (``inf`` = non-leaky integrate-and-fire).
+        tau_syn: synaptic current time constant in ms (0 = no current variable, e-prop/snntorch LIF).
+        du, dv: per-substep decays given directly (Lava's parameters); override tau_syn / tau_mem.
+        v_th: firing threshold. reset: "subtract" | "zero". refractory: dead time after a spike, ms.
+        tau_adapt: adaptation time constant in ms; beta_adapt: threshold increase per spike (ALIF).
+        n_adaptive: number of ALIF units (the first ones); default all when neuron="alif".
+        tau_out: readout filter time constant in ms (0 = readout of the raw spikes).
+        surrogate: "fast_sigmoid" | "triangle" | "atan"; surrogate_slope: its slope (None = default).
+        delay_in, delay_rec: extra synaptic delays in substeps on the input / recurrent path.
+        self_connections: keep the diagonal of W_rec (e-prop and norse exclude it).
+        gain: W_rec ~ N(0, gain^2 / N) at initialisation; W_in ~ N(0, 1 / I).
+    """
+
+    kind = "spiking"
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        neuron: str = "lif",
+        dt: float = 1.0,
+        substeps: int = 1,
+        tau_mem: float = 20.0,
+        tau_syn: float = 0.0,
+        du: float | None = None,
+        dv: float | None = None,
+        v_th: float = 1.0,
+        reset: str = "subtract",
+        refractory: float = 0.0,
+        tau_adapt: float = 2000.0,
+        beta_adapt: float = 0.07,
+        n_adaptive: int | None = None,
+        tau_out: float = 20.0,
+        surrogate: str = "fast_sigmoid",
+        surrogate_slope: float | None = None,
+        delay_in: int = 0,
+        delay_rec: int = 0,
+        self_connections: bool = True,
+        detach_reset: bool = True,
+        gain: float = 1.0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(n_in, n_hidden, n_out)
+        if neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {neuron!r}; choose one of {list(NEURONS)}")
+        if reset not in RESETS:
+            raise ValueError(f"unknown reset {reset!r}; choose one of {list(RESETS)}")
+        check_surrogate(surrogate)
+        if dt <= 0 or int(substeps) != substeps or substeps < 1:
+            raise ValueError(f"dt must be > 0 ms and substeps a positive integer, got dt={dt}, substeps={substeps}")
+        if v_th <= 0:
+            raise ValueError(f"v_th must be > 0, got {v_th}")
+        if delay_in < 0 or delay_rec < 0 or int(delay_in) != delay_in or int(delay_rec) != delay_rec:
+            raise ValueError("delay_in and delay_rec are non-negative integers (substeps)")
+        for name, val in (("du", du), ("dv", dv)):
+            if val is not None and not 0.0 <= val <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {val}")
+        self.neuron, self.dt, self.substeps = neuron, float(dt), int(substeps)
+        self.tau_mem, self.tau_syn, self.tau_adapt, self.tau_out = tau_mem, tau_syn, tau_adapt, tau_out
+        self.v_th, self.reset, self.refractory = float(v_th), reset, float(refractory)
+        self.beta_adapt = float(beta_adapt) if neuron == "alif" else 0.0
+        self.n_adaptive = (n_hidden if n_adaptive is None else int(n_adaptive)) if neuron == "alif" else 0
+        if not 0 <= self.n_adaptive <= n_hidden:
+            raise ValueError(f"n_adaptive must be in [0, n_hidden], got {n_adaptive}")
+        self.surrogate, self.surrogate_slope = surrogate, surrogate_slope
+        self.delay_in, self.delay_rec = int(delay_in), int(delay_rec)
+        self.self_connections, self.detach_reset = bool(self_connections), bool(detach_reset)
+        self.gain, self.has_bias = float(gain), bool(bias)
+        self._du_arg, self._dv_arg = du, dv
+        dt_sub = self.dt / self.substeps
+        self.params = NeuronParams(
+            du=float(du) if du is not None else decay_from_tau(tau_syn, dt_sub),
+            dv=float(dv) if dv is not None else decay_from_tau(tau_mem, dt_sub),
+            v_th=self.v_th,
+            reset=reset,
+            rho=math.exp(-dt_sub / tau_adapt) if tau_adapt > 0 else 0.0,
+            n_ref=int(round(refractory / dt_sub)),
+            kappa=math.exp(-dt_sub / tau_out) if tau_out > 0 else 0.0,
+            surrogate=surrogate,
+            slope=DEFAULT_SLOPE[surrogate] if surrogate_slope is None else float(surrogate_slope),
+            detach_reset=self.detach_reset,
+            delay_in=self.delay_in,
+            delay_rec=self.delay_rec,
+            adaptive=self.n_adaptive > 0,
+        )
+        self.W_in = nn.Parameter(torch.randn(n_hidden, n_in) / n_in**0.5)
+        self.W_rec = nn.Parameter(torch.randn(n_hidden, n_hidden) * gain / n_hidden**0.5)
+        if bias:
+            self.b = nn.Parameter(torch.zeros(n_hidden))
+        else:
+            self.register_buffer("b", torch.zeros(n_hidden))
+        beta = torch.zeros(n_hidden)
+        beta[: self.n_adaptive] = self.beta_adapt
+        self.register_buffer("beta", beta)
+        self.register_buffer("rec_mask", 1.0 - torch.eye(n_hidden) if not self_connections else torch.ones(0))
+        if not self_connections:
+            with torch.no_grad():
+                self.W_rec.mul_(self.rec_mask)
+
+    # -- protocol -------------------------------------------------------------------------
+    @property
+    def W_rec_eff(self) -> Tensor:
+        """W_rec as the network uses it (diagonal masked when self-connections are excluded)."""
+        return self.W_rec if self.self_connections else self.W_rec * self.rec_mask
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "neuron": self.neuron, "dt": self.dt, "substeps": self.substeps,
+            "tau_mem": self.tau_mem, "tau_syn": self.tau_syn, "du": self._du_arg, "dv": self._dv_arg,
+            "v_th": self.v_th, "reset": self.reset, "refractory": self.refractory,
+            "tau_adapt": self.tau_adapt, "beta_adapt": self.beta_adapt,
+            "n_adaptive": self.n_adaptive if self.neuron == "alif" else None,
+            "tau_out": self.tau_out, "surrogate": self.surrogate, "surrogate_slope": self.surrogate_slope,
+            "delay_in": self.delay_in, "delay_rec": self.delay_rec,
+            "self_connections": self.self_connections, "detach_reset": self.detach_reset,
+            "gain": self.gain, "bias": self.has_bias,
+        }  # fmt: skip
+
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> SpikingState:
+        zeros = torch.zeros(batch, self.n_hidden, device=self.device, dtype=self.dtype)
+        return SpikingState(
+            zeros, zeros, zeros, zeros, zeros, zeros,
+            zeros.new_zeros((self.delay_in, batch, self.n_hidden)),
+            zeros.new_zeros((self.delay_rec, batch, self.n_hidden)),
+        )  # fmt: skip
+
+    def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
+        """One neuron update given the input current ``i_ext = W_in x`` [B, N]."""
+        return spiking_substep(self.params, self.W_rec_eff, self.b, self.beta, state, i_ext)
+
+    def step(self, state: SpikingState, u_t: Tensor) -> tuple[SpikingState, Tensor]:
+        i_ext = u_t @ self.W_in.T
+        count = torch.zeros_like(state.z)
+        for _ in range(self.substeps):
+            state = self.substep(state, i_ext)
+            count = count + state.z
+        return state, count
+
+    def output(self, state: SpikingState) -> Tensor:
+        return state.rbar @ self.W_out.T + self.b_out
+
+    def forward(self, u: Tensor, state: SpikingState | None = None) -> Rollout:
+        """Roll out over ``u [T, B, I]``; ``r`` holds spike counts per input step [T, B, N]."""
+        u = self._check_input(u)
+        state = self.init_state(u.shape[1]) if state is None else state
+        i_ext = u @ self.W_in.T
+        W_rec, counts, rbars = self.W_rec_eff, [], []
+        for t in range(u.shape[0]):
+            count = None
+            for _ in range(self.substeps):
+                state = spiking_substep(self.params, W_rec, self.b, self.beta, state, i_ext[t])
+                count = state.z if count is None else count + state.z
+            counts.append(count)
+            rbars.append(state.rbar)
+        return Rollout(torch.stack(rbars) @ self.W_out.T + self.b_out, torch.stack(counts), state)
+
+    def spike_trains(self, u: Tensor) -> Tensor:
+        """Spikes at every substep ``[T * substeps, B, N]`` (no gradient), for raster plots and parity checks."""
+        u = self._check_input(u)
+        with torch.no_grad():
+            state, i_ext, out = self.init_state(u.shape[1]), u @ self.W_in.T, []
+            for t in range(u.shape[0]):
+                for _ in range(self.substeps):
+                    state = self.substep(state, i_ext[t])
+                    out.append(state.z)
+        return torch.stack(out)
