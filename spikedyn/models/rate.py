@@ -118,9 +118,18 @@ class RateRNN(RecurrentModel):
         return self.f(state.x) @ self.W_out.T + self.b_out
 
     def forward(
-        self, u: Tensor, state: RateState | None = None, generator: torch.Generator | None = None
+        self,
+        u: Tensor,
+        state: RateState | None = None,
+        generator: torch.Generator | None = None,
+        detach_recurrent: bool = False,
     ) -> Rollout:
-        """Roll out over ``u [T, B, I]``; input projections are computed for all steps at once."""
+        """Roll out over ``u [T, B, I]``; input projections are computed for all steps at once.
+
+        ``detach_recurrent=True`` cuts the gradient through the recurrent input ``W_rec f(x)`` while
+        keeping each unit's own leak: autograd then computes exactly the RFLO / e-prop truncation
+        (seed 001 App. B), which online rules are tested against.
+        """
         u = self._check_input(u)
         T, B = u.shape[:2]
         state = self.init_state(B, generator) if state is None else state
@@ -132,7 +141,8 @@ class RateRNN(RecurrentModel):
             ) * ((2.0 * self.alpha) ** 0.5 * self.noise_std)
         x, xs = state.x, []
         for t in range(T):
-            x = (1.0 - self.alpha) * x + self.alpha * (self.f(x) @ self.W_rec.T + drive_in[t])
+            r_rec = self.f(x).detach() if detach_recurrent else self.f(x)
+            x = (1.0 - self.alpha) * x + self.alpha * (r_rec @ self.W_rec.T + drive_in[t])
             if noise is not None:
                 x = x + noise[t]
             xs.append(x)

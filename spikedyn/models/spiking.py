@@ -26,7 +26,7 @@ and norse.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -67,6 +67,7 @@ class NeuronParams:
     delay_in: int
     delay_rec: int
     adaptive: bool
+    detach_recurrent: bool = False  # cut gradients through other neurons' spikes (e-prop's truncation)
 
 
 def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
@@ -92,6 +93,8 @@ def spiking_substep(
         z_rec, z_buf = s.z_buf[0], torch.cat([s.z_buf[1:], s.z[None]])
     else:
         z_rec, z_buf = s.z, s.z_buf
+    if p.detach_recurrent:
+        z_rec = z_rec.detach()
     u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.T)
     z_reset = s.z.detach() if p.detach_reset else s.z
     if p.reset == "zero":
@@ -264,16 +267,22 @@ class SpikingRNN(RecurrentModel):
     def output(self, state: SpikingState) -> Tensor:
         return state.rbar @ self.W_out.T + self.b_out
 
-    def forward(self, u: Tensor, state: SpikingState | None = None) -> Rollout:
-        """Roll out over ``u [T, B, I]``; ``r`` holds spike counts per input step [T, B, N]."""
+    def forward(self, u: Tensor, state: SpikingState | None = None, detach_recurrent: bool = False) -> Rollout:
+        """Roll out over ``u [T, B, I]``; ``r`` holds spike counts per input step [T, B, N].
+
+        ``detach_recurrent=True`` cuts the gradient through the recurrent spikes ``W_rec z`` (each
+        neuron keeps its own leak, reset and adaptation paths): autograd then computes e-prop's
+        truncated gradient (Bellec et al. 2020), the reference the online rule is tested against.
+        """
         u = self._check_input(u)
         state = self.init_state(u.shape[1]) if state is None else state
         i_ext = u @ self.W_in.T
+        params = replace(self.params, detach_recurrent=True) if detach_recurrent else self.params
         W_rec, counts, rbars = self.W_rec_eff, [], []
         for t in range(u.shape[0]):
             count = None
             for _ in range(self.substeps):
-                state = spiking_substep(self.params, W_rec, self.b, self.beta, state, i_ext[t])
+                state = spiking_substep(params, W_rec, self.b, self.beta, state, i_ext[t])
                 count = state.z if count is None else count + state.z
             counts.append(count)
             rbars.append(state.rbar)

@@ -1,0 +1,1 @@
+"""Dynamics analysis: Lyapunov spectra, adjoints, fixed points, SVCCA (issue: PTA/analysis)."""

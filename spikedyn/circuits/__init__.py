@@ -1,0 +1,1 @@
+"""Hand-built circuits: the delay-line head-direction oscillator circuit and a ring-attractor baseline."""

@@ -1,0 +1,1 @@
+"""Export to NIR and deployment to Lava."""
