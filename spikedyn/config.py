@@ -1,10 +1,10 @@
 """Validated run configurations (pydantic), loadable from TOML or YAML."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 

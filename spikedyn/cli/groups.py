@@ -10,7 +10,9 @@ from . import app
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks and paper reproductions (write tables/figures).")
 analyze_app = typer.Typer(no_args_is_help=True, help="Dynamics analysis: Lyapunov spectra, adjoints, figures.")
-circuit_app = typer.Typer(no_args_is_help=True, help="Hand-built circuits (head-direction oscillators, ring attractor).")
+circuit_app = typer.Typer(
+    no_args_is_help=True, help="Hand-built circuits (head-direction oscillators, ring attractor)."
+)
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(analyze_app, name="analyze")

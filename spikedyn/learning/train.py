@@ -7,9 +7,10 @@ replays exactly what an uninterrupted run would have done (same final weights on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -5,11 +5,11 @@ membrane above threshold), as Lava, snntorch and norse do. Backward: ``dz/dx`` i
 pseudo-derivative ``psi(x)``. ``pseudo_derivative`` is the single place each shape is defined; the
 autograd function and e-prop's eligibility traces both call it.
 
-| name           | psi(x)                                         | default slope | reference |
-|----------------|------------------------------------------------|---------------|-----------|
-| fast_sigmoid   | 1 / (1 + slope |x|)^2                          | 25            | SuperSpike (Zenke & Ganguli 2018), snntorch |
-| triangle       | (slope / v_th) max(0, 1 - |x| / v_th)          | 0.3           | e-prop (Bellec et al. 2020), gamma = 0.3 |
-| atan           | (slope / 2) / (1 + (pi slope x / 2)^2)         | 2             | snntorch ``atan`` (Fang et al. 2021) |
+| name         | psi(x)                                 | default slope | reference                           |
+|--------------|----------------------------------------|---------------|-------------------------------------|
+| fast_sigmoid | 1 / (1 + slope |x|)^2                  | 25            | SuperSpike (Zenke & Ganguli 2018)   |
+| triangle     | (slope / v_th) max(0, 1 - |x| / v_th)  | 0.3           | e-prop (Bellec et al. 2020), gamma  |
+| atan         | (slope / 2) / (1 + (pi slope x / 2)^2) | 2             | snntorch ``atan`` (Fang et al. 2021) |
 """
 from __future__ import annotations
 
