@@ -44,7 +44,9 @@ def demo(
     acc_tuned = acc_twin
     if finetune_steps > 0:
         print(f"[3/3] fine-tuning the twin with surrogate-gradient BPTT for {finetune_steps} steps ...", flush=True)
-        train(twin, task_obj, steps=finetune_steps, batch_size=32, lr=1e-4, seed=seed + 1,
+        # the twin's synaptic weights are the rate weights times du (~0.01): Adam's step size must be
+        # that much smaller than the rate net's, or the first steps undo the conversion
+        train(twin, task_obj, steps=finetune_steps, batch_size=32, lr=1e-5, seed=seed + 1,
               eval_every=finetune_steps, eval_trials=200)  # fmt: skip
         acc_tuned = evaluate(twin, task_obj, held_out)["accuracy"]
     with torch.no_grad():
