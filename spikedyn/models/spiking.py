@@ -18,6 +18,15 @@ path (the recurrent path's natural one-step delay is already ``z(s-1)``); norse'
 ``LIFRecurrentCell`` is the same map with weights scaled by ``dv``. Decays are stored as ``du``/``dv``
 (not as ``exp(-dt/tau)``) so that float arithmetic can match Lava bit for bit.
 
+``quantize="loihi2"`` runs the same network in Loihi 2's integer arithmetic, exactly as Lava 0.10's
+bit-accurate ``LIF`` + ``Dense`` models do (8-bit weight mantissas with a shared exponent, 12-bit
+decays, 24-bit u/v, graded input spikes ``round(x * 2**8)``; see ``spikedyn/hardware/quantize.py``,
+whose numpy quantiser both sides call): a torch run then equals a fixed-point Lava run spike for
+spike. Only Lava's neuron (LIF, ``reset="zero"``, no refractory period) has a fixed-point form; the
+readout stays float, computed from the spikes. It is an inference mode: the integer path has no
+gradient. In that mode ``u``, ``v`` and the input buffer of the state are int64 tensors and ``v``
+is stored after the reset, as in Lava.
+
 ``v`` in the state is the membrane *before* the reset of its own spike (the reset is applied by
 the next update), for both reset modes; Lava stores the value after reset, so compare spikes, not
 ``v``, across the two. The reset is detached from the graph (``detach_reset``), as in snntorch
@@ -33,10 +42,12 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout
+from .fused import fused_rollout, fused_supported
 from .surrogate import DEFAULT_SLOPE, check_surrogate, spike
 
 NEURONS = ("lif", "alif")
 RESETS = ("subtract", "zero")
+QUANTIZE = (None, "loihi2")
 
 
 class SpikingState(NamedTuple):
@@ -115,6 +126,66 @@ def spiking_substep(
     return SpikingState(u, v, z, a, ref, rbar, in_buf, z_buf)
 
 
+class Loihi2Tensors(NamedTuple):
+    """Integer parameters of ``quantize="loihi2"`` (from ``spikedyn.hardware.quantize.quantize_loihi2``)."""
+
+    w_in: Tensor  # [N, I] float64 holding Lava's integer weights (2 * mantissa)
+    w_in_exp: int
+    w_rec: Tensor  # [N, N] float64, integers
+    w_rec_exp: int
+    bias: Tensor  # [N] int64: bias_mant << bias_exp
+    vth: int  # effective threshold vth << 6
+    du: int
+    dv: int
+    input_frac_bits: int
+
+
+def _shift(acc: Tensor, exp: int) -> Tensor:
+    """Lava Dense's weight exponent: left shift, or arithmetic (floor) right shift for exp <= 0."""
+    return acc * (2**exp) if exp > 0 else torch.div(acc, 2 ** (-exp), rounding_mode="floor")
+
+
+def _decay(x: Tensor, d_complement: int) -> Tensor:
+    """``sign(x * d) * (|x * d| >> 12)``: Lava's fixed-point decay, truncating toward zero."""
+    return torch.div(x * d_complement, 4096, rounding_mode="trunc")
+
+
+def loihi2_input(q: Loihi2Tensors, x: Tensor) -> Tensor:
+    """Integer activation ``W_in X`` sent by the input Dense for inputs ``x [..., I]`` (graded spikes
+    ``X = round(x * 2**input_frac_bits)``, 24-bit); int64 ``[..., N]``."""
+    X = torch.round(x.double() * float(2**q.input_frac_bits))  # a power of two: exact
+    X = X.clamp(-(2**23 - 1), 2**23 - 1)
+    return _shift((X @ q.w_in.T).long(), q.w_in_exp)  # float64 sums of integers < 2**53: exact
+
+
+def loihi2_substep(
+    p: NeuronParams, q: Loihi2Tensors, s: SpikingState, a_ext: Tensor, kappa: float
+) -> SpikingState:
+    """One substep of Lava 0.10's bit-accurate LIF fed by two Dense processes (input, recurrent).
+
+    ``a_ext`` is ``loihi2_input`` of the current input; ``u``, ``v`` and ``in_buf`` are int64. The
+    operations are those of ``AbstractPyLifModelFixed.subthr_dynamics`` (see the hardware docs).
+    """
+    if p.delay_in:
+        a_now, in_buf = s.in_buf[0], torch.cat([s.in_buf[1:], a_ext[None]])
+    else:
+        a_now, in_buf = a_ext, s.in_buf
+    if p.delay_rec:
+        z_rec, z_buf = s.z_buf[0], torch.cat([s.z_buf[1:], s.z[None]])
+    else:
+        z_rec, z_buf = s.z, s.z_buf
+    a_in = a_now + _shift((z_rec.double() @ q.w_rec.T).long(), q.w_rec_exp)
+    u = _decay(s.u, 4096 - q.du - 1) + a_in * 64
+    wrapped = torch.where(u > 2**23, u - 2**24, u)  # Lava's 24-bit wrap, written as Lava writes it
+    u = torch.where(wrapped <= -(2**23), u + 2**24, wrapped)
+    v = (_decay(s.v, 4096 - q.dv) + u + q.bias).clamp(-(2**23) + 1, 2**23 - 1)
+    spiked = v > q.vth
+    z = spiked.to(s.rbar.dtype)
+    v = torch.where(spiked, torch.zeros_like(v), v)
+    rbar = kappa * s.rbar + (1.0 - kappa) * z
+    return SpikingState(u, v, z, s.a, s.ref, rbar, in_buf, z_buf)
+
+
 class SpikingRNN(RecurrentModel):
     """Recurrent LIF / ALIF network with the same parameters and interface as ``RateRNN``.
 
@@ -135,6 +206,8 @@ class SpikingRNN(RecurrentModel):
         delay_in, delay_rec: extra synaptic delays in substeps on the input / recurrent path.
         self_connections: keep the diagonal of W_rec (e-prop and norse exclude it).
         gain: W_rec ~ N(0, gain^2 / N) at initialisation; W_in ~ N(0, 1 / I).
+        quantize: None (float) or "loihi2": run in Loihi 2's integer arithmetic, bit-exact with Lava's
+            fixed-point LIF (inference only; needs neuron="lif", reset="zero", refractory=0).
     """
 
     kind = "spiking"
@@ -166,6 +239,7 @@ class SpikingRNN(RecurrentModel):
         detach_reset: bool = True,
         gain: float = 1.0,
         bias: bool = True,
+        quantize: str | None = None,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
         if neuron not in NEURONS:
@@ -193,6 +267,7 @@ class SpikingRNN(RecurrentModel):
         self.delay_in, self.delay_rec = int(delay_in), int(delay_rec)
         self.self_connections, self.detach_reset = bool(self_connections), bool(detach_reset)
         self.gain, self.has_bias = float(gain), bool(bias)
+        self._q_cache: tuple[Any, Loihi2Tensors] | None = None
         self._du_arg, self._dv_arg = du, dv
         dt_sub = self.dt / self.substeps
         self.params = NeuronParams(
@@ -223,6 +298,46 @@ class SpikingRNN(RecurrentModel):
         if not self_connections:
             with torch.no_grad():
                 self.W_rec.mul_(self.rec_mask)
+        self.quantize = quantize
+        self._check_quantize()
+
+    # -- Loihi 2 fixed point ------------------------------------------------------------------
+    def _check_quantize(self) -> None:
+        if self.quantize not in QUANTIZE:
+            raise ValueError(f"unknown quantize {self.quantize!r}; choose None or 'loihi2'")
+        if self.quantize and (self.n_adaptive or self.reset != "zero" or self.params.n_ref):
+            raise ValueError(
+                "quantize='loihi2' is Lava's fixed-point LIF: it needs neuron='lif', reset='zero' and "
+                f"refractory=0 (got neuron={self.neuron!r}, reset={self.reset!r}, "
+                f"refractory={self.refractory})"
+            )
+
+    def loihi2_params(self) -> Loihi2Tensors:
+        """The integer parameters of the current weights (cached until a parameter changes)."""
+        from spikedyn.hardware.quantize import quantize_loihi2
+
+        key = tuple((t.data_ptr(), t._version) for t in (self.W_in, self.W_rec, self.b))
+        if self._q_cache is not None and self._q_cache[0] == key:
+            return self._q_cache[1]
+        q = quantize_loihi2(
+            *(t.detach().cpu().double().numpy() for t in (self.W_in, self.W_rec_eff, self.b)),
+            v_th=self.v_th, du=self.params.du, dv=self.params.dv,
+        )  # fmt: skip
+        dev = self.device
+        qt = Loihi2Tensors(
+            w_in=torch.as_tensor(q.w_in, dtype=torch.float64, device=dev), w_in_exp=q.w_in_exp,
+            w_rec=torch.as_tensor(q.w_rec, dtype=torch.float64, device=dev), w_rec_exp=q.w_rec_exp,
+            bias=torch.as_tensor(q.effective_bias, dtype=torch.int64, device=dev), vth=q.vth * 64,
+            du=q.du, dv=q.dv, input_frac_bits=q.input_frac_bits,
+        )  # fmt: skip
+        self._q_cache = (key, qt)
+        return qt
+
+    def _input_current(self, u: Tensor) -> Tensor:
+        """What the input synapses deliver for inputs ``u [..., I]``: ``W_in u`` (float) or Lava's
+        integer activation (quantize="loihi2")."""
+        self._check_quantize()
+        return loihi2_input(self.loihi2_params(), u) if self.quantize else u @ self.W_in.T
 
     # -- protocol -------------------------------------------------------------------------
     @property
@@ -241,11 +356,18 @@ class SpikingRNN(RecurrentModel):
             "tau_out": self.tau_out, "surrogate": self.surrogate, "surrogate_slope": self.surrogate_slope,
             "delay_in": self.delay_in, "delay_rec": self.delay_rec,
             "self_connections": self.self_connections, "detach_reset": self.detach_reset,
-            "gain": self.gain, "bias": self.has_bias,
+            "gain": self.gain, "bias": self.has_bias, "quantize": self.quantize,
         }  # fmt: skip
 
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> SpikingState:
         zeros = torch.zeros(batch, self.n_hidden, device=self.device, dtype=self.dtype)
+        if self.quantize:
+            ints = torch.zeros(batch, self.n_hidden, device=self.device, dtype=torch.int64)
+            return SpikingState(
+                ints, ints, zeros, zeros, zeros, zeros,
+                ints.new_zeros((self.delay_in, batch, self.n_hidden)),
+                zeros.new_zeros((self.delay_rec, batch, self.n_hidden)),
+            )  # fmt: skip
         return SpikingState(
             zeros, zeros, zeros, zeros, zeros, zeros,
             zeros.new_zeros((self.delay_in, batch, self.n_hidden)),
@@ -253,11 +375,14 @@ class SpikingRNN(RecurrentModel):
         )  # fmt: skip
 
     def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
-        """One neuron update given the input current ``i_ext = W_in x`` [B, N]."""
+        """One neuron update given the input current ``i_ext = W_in x`` [B, N] (quantized: the
+        integer activation from ``loihi2_input``)."""
+        if self.quantize:
+            return loihi2_substep(self.params, self.loihi2_params(), state, i_ext, self.params.kappa)
         return spiking_substep(self.params, self.W_rec_eff, self.b, self.beta, state, i_ext)
 
     def step(self, state: SpikingState, u_t: Tensor) -> tuple[SpikingState, Tensor]:
-        i_ext = u_t @ self.W_in.T
+        i_ext = self._input_current(u_t)
         count = torch.zeros_like(state.z)
         for _ in range(self.substeps):
             state = self.substep(state, i_ext)
@@ -275,7 +400,11 @@ class SpikingRNN(RecurrentModel):
         truncated gradient (Bellec et al. 2020), the reference the online rule is tested against.
         """
         u = self._check_input(u)
+        if state is None and torch.is_grad_enabled() and fused_supported(self):
+            return self._forward_fused(u, detach_recurrent)
         state = self.init_state(u.shape[1]) if state is None else state
+        if self.quantize:
+            return self.loop(u, state)
         i_ext = u @ self.W_in.T
         params = replace(self.params, detach_recurrent=True) if detach_recurrent else self.params
         W_rec, counts, rbars = self.W_rec_eff, [], []
@@ -288,11 +417,19 @@ class SpikingRNN(RecurrentModel):
             rbars.append(state.rbar)
         return Rollout(torch.stack(rbars) @ self.W_out.T + self.b_out, torch.stack(counts), state)
 
+    def _forward_fused(self, u: Tensor, detach_recurrent: bool) -> Rollout:
+        """Training path: same spikes as the loop, gradients from the hand-derived backward in ``fused.py``
+        (2-4x faster than autograd through the loop on CPU)."""
+        rbar, counts, *final = fused_rollout(self, u @ self.W_in.T, truncated=detach_recurrent)
+        B, N = u.shape[1], self.n_hidden
+        state = SpikingState(*final, rbar[-1].detach(), final[0].new_zeros((0, B, N)), final[0].new_zeros((0, B, N)))
+        return Rollout(rbar @ self.W_out.T + self.b_out, counts, state)
+
     def spike_trains(self, u: Tensor) -> Tensor:
         """Spikes at every substep ``[T * substeps, B, N]`` (no gradient), for raster plots and parity checks."""
         u = self._check_input(u)
         with torch.no_grad():
-            state, i_ext, out = self.init_state(u.shape[1]), u @ self.W_in.T, []
+            state, i_ext, out = self.init_state(u.shape[1]), self._input_current(u), []
             for t in range(u.shape[0]):
                 for _ in range(self.substeps):
                     state = self.substep(state, i_ext[t])

@@ -1,0 +1,72 @@
+"""``SpikedynLIF``: a Lava process for the neurons Lava's own ``LIF`` cannot express (float only).
+
+Lava 0.10's ``LIF`` resets v to zero and has a fixed threshold. spikedyn's ALIF (adaptive threshold
+``v_th + beta a``, ``a = rho a + z``), subtractive reset and refractory period run on Lava's CPU
+simulator through this process, whose float model performs exactly ``reference.neuron_update``
+(the torch model's map). It has no fixed-point model and no Loihi microcode: on the chip these
+neurons would need a custom neuron program, which Lava 0.10's public release cannot compile.
+Kept in its own module: Lava's compiler finds process models by importing modules next to the
+process's file.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from spikedyn.hardware.reference import NeuronConstants, neuron_update
+
+
+class SpikedynLIF(AbstractProcess):
+    """LIF / ALIF neurons with spikedyn's update (see ``spikedyn.hardware.spec``), float precision.
+
+    Args: shape; du, dv, v_th, rho scalars; bias, beta arrays of ``shape``; n_ref refractory steps;
+    reset "zero" | "subtract".
+    """
+
+    def __init__(self, *, shape: tuple[int, ...], du: float, dv: float, v_th: float, bias: np.ndarray,
+                 beta: np.ndarray, rho: float, n_ref: int, reset: str, name: str | None = None) -> None:
+        super().__init__(shape=shape, du=du, dv=dv, v_th=v_th, rho=rho, n_ref=n_ref, reset=reset, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        for var in ("u", "v", "z", "a", "ref"):
+            setattr(self, var, Var(shape=shape, init=0.0))
+        self.bias = Var(shape=shape, init=np.asarray(bias, dtype=float))
+        self.beta = Var(shape=shape, init=np.asarray(beta, dtype=float))
+
+
+@implements(proc=SpikedynLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikedynLIFFloat(PyLoihiProcessModel):
+    """Float model: the same numpy update as ``spikedyn.hardware.reference.simulate_float``."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    z: np.ndarray = LavaPyType(np.ndarray, float)
+    a: np.ndarray = LavaPyType(np.ndarray, float)
+    ref: np.ndarray = LavaPyType(np.ndarray, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    beta: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self.constants = NeuronConstants(
+            du=float(proc_params["du"]), dv=float(proc_params["dv"]), v_th=float(proc_params["v_th"]),
+            rho=float(proc_params["rho"]), n_ref=int(proc_params["n_ref"]), reset=str(proc_params["reset"]),
+        )  # fmt: skip
+
+    def run_spk(self) -> None:
+        current = self.a_in.recv()
+        u, v, z, a, ref = neuron_update(self.constants, self.bias, self.beta, self.u, self.v, self.z, self.a,
+                                        self.ref, current)
+        self.u[:], self.v[:], self.z[:], self.a[:], self.ref[:] = u, v, z, a, ref
+        self.s_out.send(z)

@@ -1,0 +1,96 @@
+"""Finding the Lava interpreter (Python 3.10 with lava-nc) and running bundles in it (stdlib only).
+
+Lava 0.10 (the last release; its repositories are archived) installs only on Python 3.10, while
+spikedyn's torch side runs on newer Pythons, so deployment crosses a process boundary: the torch side
+writes a bundle and runs ``<lava python> -m spikedyn.hardware.run BUNDLE``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ENV_VAR = "SPIKEDYN_LAVA_PYTHON"
+_PROBE = "import lava.magma.core.run_configs, nir, spikedyn.hardware.run"
+SEARCHED = (
+    f"{ENV_VAR}, .venv-lava/bin/python in the spikedyn checkout, python3.10 on PATH, pyenv's 3.10 versions, "
+    "`uv python find 3.10`"
+)
+
+
+class LavaNotFound(RuntimeError):
+    """No interpreter with lava-nc (and spikedyn) was found."""
+
+
+def repo_root() -> Path:
+    """The checkout that holds ``hardware/`` (``spikedyn.hardware`` maps to it)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        found.append(env)
+    found.append(str(repo_root() / ".venv-lava" / "bin" / "python"))
+    which = shutil.which("python3.10")
+    if which:
+        found.append(which)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found += [str(p) for p in sorted((pyenv_root / "versions").glob("3.10*/bin/python"))]
+    uv = shutil.which("uv")
+    if uv:
+        try:
+            out = subprocess.run([uv, "python", "find", "3.10"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.strip():
+                found.append(out.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return list(dict.fromkeys(found))
+
+
+def has_lava(python: str) -> bool:
+    """True when ``python`` imports lava-nc, nir and spikedyn.hardware."""
+    if not Path(python).exists() and shutil.which(python) is None:
+        return False
+    try:
+        out = subprocess.run([python, "-c", _PROBE], capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0
+
+
+@functools.cache
+def find_lava_python() -> str:
+    """The first interpreter (in the order of ``SEARCHED``) that has lava-nc, nir and spikedyn."""
+    env = os.environ.get(ENV_VAR)
+    if env and not has_lava(env):
+        raise LavaNotFound(f"{ENV_VAR}={env} cannot import lava-nc, nir and spikedyn.hardware; run `make lava` "
+                           "or point it to a Python 3.10 that has them")
+    for python in _candidates():
+        if has_lava(python):
+            return python
+    raise LavaNotFound(f"no Python with lava-nc found (tried {SEARCHED}); run `make lava` (needs Python 3.10) "
+                       f"or set {ENV_VAR}=/path/to/python3.10")
+
+
+def loihi_installed(python: str) -> bool:
+    """True when Intel's lava-loihi is importable in ``python`` (needed for ``Loihi2HwCfg``)."""
+    code = "import sys; from lava.utils.loihi import is_installed; sys.exit(0 if is_installed() else 1)"
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def run_bundle_subprocess(directory: Path, python: str | None = None, timeout: float | None = None) -> None:
+    """Run ``python -m spikedyn.hardware.run directory``; progress is shown on this process's stderr."""
+    python = python or find_lava_python()
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.run([python, "-m", "spikedyn.hardware.run", str(directory)], env=env, timeout=timeout,
+                          stdout=subprocess.DEVNULL)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")

@@ -1,0 +1,218 @@
+"""``spikedyn.deploy``: run a spiking network on Lava (simulator or Loihi 2) next to its torch twin.
+
+    dep = spikedyn.deploy(model, backend="lava-sim", precision="fixed")
+    out = dep.run(u)                 # u [T, B, I] -> HardwareRollout(y, r, state, spikes, seconds)
+    table = compare_with_torch(model, u, dep, out)   # spike agreement with the torch run
+
+The network travels as a NIR graph (``to_nir``) plus the inputs (``.npz``) in a bundle directory;
+``python -m spikedyn.hardware.run BUNDLE`` runs it in the Lava interpreter (Python 3.10 + lava-nc,
+found by ``spikedyn.hardware.runtime.find_lava_python``) and the spikes come back. In a Python that
+imports lava-nc itself, the run is in-process. The readout is computed here from the spikes, exactly
+as the torch model computes it.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from spikedyn.hardware.bundle import read_result, write_bundle
+from spikedyn.hardware.nir_io import read_graph, spec_from_nir
+from spikedyn.hardware.reference import readout
+from spikedyn.hardware.spec import NetworkSpec
+
+from .nir import _require_spiking, spec_from_model, to_nir
+
+BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
+PRECISIONS = ("float", "fixed")
+
+
+class HardwareRollout(NamedTuple):
+    """What ``Deployment.run`` returns (numpy): outputs ``y [T, B, O]`` (host readout of the spikes),
+    spike counts ``r [T, B, N]`` per input step, ``state`` (None: Lava's state stays on the device),
+    ``spikes [T * substeps, B, N]`` (uint8, every neuron update), the Lava run's wall ``seconds`` and
+    ``timing``: ``setup_s`` (compilation, runtime start, first step), ``step_s`` and ``steps`` (the rest)."""
+
+    y: np.ndarray
+    r: np.ndarray
+    state: Any
+    spikes: np.ndarray
+    seconds: float
+    timing: dict[str, float]
+
+
+@dataclass
+class Deployment:
+    """A network compiled for one Lava backend and precision; ``run(u)`` executes it."""
+
+    spec: NetworkSpec
+    graph: Any
+    backend: str
+    precision: str
+    python: str | None  # the Lava interpreter, None = in-process
+    chunk: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def quantization(self) -> dict[str, Any]:
+        """Loihi 2 integer formats of this network (weights exponents, saturation counts, decays)."""
+        from spikedyn.hardware.quantize import quantize_loihi2
+
+        q = quantize_loihi2(self.spec.W_in, self.spec.W_rec, self.spec.bias, self.spec.v_th, self.spec.du,
+                            self.spec.dv)
+        return {"w_in_exp": q.w_in_exp, "w_rec_exp": q.w_rec_exp, "vth": q.vth, "du": q.du, "dv": q.dv,
+                **q.report}  # fmt: skip
+
+    def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout:
+        """Run inputs ``u [T, B, I]`` (numpy or torch) on Lava; every trial starts from rest.
+
+        ``workdir`` keeps the bundle (graph.nir, inputs.npz, result.npz) there instead of a
+        temporary directory.
+        """
+        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else np.asarray(u, dtype=np.float64)
+        if x.ndim != 3 or x.shape[-1] != self.spec.n_in:
+            raise ValueError(f"input must have shape [T, B, {self.spec.n_in}] (time, batch, inputs), got {x.shape}")
+        hardware = BACKENDS[self.backend]
+        t0 = time.perf_counter()
+        if self.python is None:
+            from spikedyn.hardware.lava_backend import run_lava
+
+            timing: dict[str, float] = {}
+            spikes = run_lava(self.spec, x, precision=self.precision, hardware=hardware, chunk=self.chunk,
+                              stats=timing)
+            seconds = time.perf_counter() - t0
+        else:
+            spikes, seconds, timing = self._run_subprocess(x, hardware, progress, workdir)
+        counts, y = readout(self.spec, spikes)
+        return HardwareRollout(y=y, r=counts, state=None, spikes=spikes, seconds=seconds, timing=timing)
+
+    def _run_subprocess(self, x: np.ndarray, hardware: str, progress: bool,
+                        workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float]]:
+        from spikedyn.hardware.runtime import run_bundle_subprocess
+
+        options = {"precision": self.precision, "hardware": hardware, "chunk": self.chunk, "progress": progress}
+        with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
+            directory = Path(workdir) if workdir is not None else Path(tmp)
+            write_bundle(directory, self.graph, x, options)
+            run_bundle_subprocess(directory, self.python)
+            spikes, info = read_result(directory)
+        if spikes is None:
+            raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}")
+        timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
+        return spikes, float(info["seconds"]), timing
+
+
+def _lava_here() -> bool:
+    from spikedyn.hardware.lava_backend import lava_available
+
+    return lava_available()
+
+
+def deploy(
+    model: Any,
+    backend: str = "lava-sim",
+    precision: str = "float",
+    chunk: int | None = None,
+    lava_python: str | None = None,
+) -> Deployment:
+    """Compile a ``SpikingRNN`` (or a NIR graph / ``.nir`` path with spikedyn metadata) for Lava.
+
+    Args:
+        backend: "lava-sim" (Lava's CPU simulator, ``Loihi2SimCfg``) or "lava-loihi" (``Loihi2HwCfg``;
+            needs Intel's lava-loihi and a Loihi 2 system).
+        precision: "float" (``select_tag="floating_pt"``; equals the torch run in float64) or "fixed"
+            (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals ``SpikingRNN(quantize="loihi2")``).
+        chunk: trials per Lava run (default: fit a memory budget, at most 256).
+        lava_python: the Lava interpreter (default: in-process if lava-nc imports here, else found by
+            ``spikedyn.hardware.runtime.find_lava_python``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    if isinstance(model, torch.nn.Module):
+        m = _require_spiking(model)
+        spec, graph = spec_from_model(m), to_nir(m)
+    else:
+        graph = read_graph(model)
+        spec = spec_from_nir(graph)
+    if precision == "fixed" and not spec.lava_lif_compatible():
+        raise ValueError(
+            f"precision='fixed' runs Lava's fixed-point LIF, which has no {spec.lava_lif_reason()}; "
+            "use precision='float' or a LIF with reset='zero' and refractory=0"
+        )
+    if backend == "lava-loihi" and not spec.lava_lif_compatible():
+        raise ValueError(f"Loihi runs Lava's LIF; this network has {spec.lava_lif_reason()} (simulator only)")
+    if lava_python is None and _lava_here():
+        python = None
+        if backend == "lava-loihi":
+            from spikedyn.hardware.lava_backend import loihi_available
+
+            if not loihi_available():
+                raise RuntimeError("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
+    else:
+        from spikedyn.hardware.runtime import find_lava_python, loihi_installed
+
+        python = lava_python or find_lava_python()
+        if backend == "lava-loihi" and not loihi_installed(python):
+            raise RuntimeError(
+                f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; use 'lava-sim'"
+            )
+    return Deployment(spec=spec, graph=graph, backend=backend, precision=precision, python=python, chunk=chunk)
+
+
+# -- torch vs Lava -----------------------------------------------------------------------------------
+def torch_reference(model: Any, u: Any, precision: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The torch run a Lava run must equal: spikes ``[T * substeps, B, N]``, counts, outputs ``y``.
+
+    float: the model in float64 (Lava's float models compute in float64); fixed: the model with
+    ``quantize="loihi2"`` (integer arithmetic; the readout in the model's dtype).
+    """
+    m = copy.deepcopy(_require_spiking(model)).cpu()
+    if precision == "float":
+        m = m.double()
+        m.quantize = None
+    else:
+        m.quantize = "loihi2"
+        m._q_cache = None
+    x = torch.as_tensor(np.asarray(u), dtype=m.dtype)
+    with torch.no_grad():
+        spikes = m.spike_trains(x).numpy().astype(np.uint8)
+        out = m(x)
+    return spikes, out.r.numpy(), out.y.double().numpy()
+
+
+def spike_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """How two spike tensors ``[S, B, N]`` agree: the fraction of equal entries, of identical trials,
+    the first step where any trial differs (-1: none) and the spike totals."""
+    if a.shape != b.shape:
+        raise ValueError(f"spike tensors differ in shape: {a.shape} vs {b.shape}")
+    diff = a != b
+    steps = np.flatnonzero(diff.any(axis=(1, 2)))
+    return {
+        "spike_agreement": float(1.0 - diff.mean()) if diff.size else 1.0,
+        "trials_identical": float(np.mean(~diff.any(axis=(0, 2)))) if diff.size else 1.0,
+        "first_mismatch_step": int(steps[0]) if steps.size else -1,
+        "spikes_a": int(a.sum()),
+        "spikes_b": int(b.sum()),
+    }
+
+
+def compare_with_torch(model: Any, u: Any, deployment: Deployment, result: HardwareRollout,
+                       task: Any = None, batch: Any = None) -> dict[str, Any]:
+    """One row of the torch-vs-Lava table: spike agreement with the matching torch run and, given a
+    task and its batch, both accuracies (plus the float32 torch model's, as trained)."""
+    spikes_t, _, y_t = torch_reference(model, u, deployment.precision)
+    row: dict[str, Any] = {"backend": deployment.backend, "precision": deployment.precision,
+                           **spike_agreement(spikes_t, result.spikes), "lava_seconds": result.seconds}
+    row["spikes_torch"], row["spikes_lava"] = row.pop("spikes_a"), row.pop("spikes_b")
+    row["max_abs_dy"] = float(np.max(np.abs(y_t - result.y))) if y_t.size else 0.0
+    if task is not None and batch is not None:
+        row["accuracy_lava"] = float(task.score(result.y.astype(np.float32), batch)["accuracy"])
+        row["accuracy_torch_same_precision"] = float(task.score(y_t.astype(np.float32), batch)["accuracy"])
+    return row

@@ -1,0 +1,133 @@
+"""NIR export and import of spikedyn's spiking networks: ``to_nir(model)`` / ``from_nir(graph_or_path)``.
+
+The graph layout and what metadata carries are described in ``spikedyn/hardware/nir_io.py`` and
+``docs/hardware.md``. In short: ``input -> w_in -> lif <-> w_rec``, ``lif -> [LI] -> w_out -> output``,
+NIR's continuous-time constants written with forward Euler for a step of ``dt`` seconds, and the
+features NIR lacks (subtractive reset, ALIF, refractory period, exact discrete constants, the model
+config) in metadata. Interoperability, tested against the real libraries (``tests/test_nir.py``):
+
+* snnTorch 1.0: ``to_nir(model, dt=1e-4)`` imports with ``snntorch.import_nir.import_from_nir``, and
+  ``from_nir(export_to_nir(net, ...), dt=1e-4)`` reads ``Linear -> RLeaky [-> Linear]`` (LIF,
+  ``du = 1``; snnTorch's importer always builds reset-to-zero; pass ``reset="subtract"`` for a
+  default ``RLeaky``, whose export does not say it subtracts).
+* norse 1.1: ``to_nir(model, dt=1e-3, fold_r=True)`` imports with ``norse.torch.from_nir`` (its
+  ``LIFBoxCell`` ignores NIR's ``r``, hence ``fold_r``; the recurrent ``Affine`` runs through
+  nirtorch's graph executor, which feeds the cycle with the previous step's output), and
+  ``from_nir(norse.torch.to_nir(net, ...), dt=1e-3)`` reads ``Linear -> LIFBoxCell [-> Linear]``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikedyn.hardware.nir_io import read_graph, spec_from_nir, spec_to_nir
+from spikedyn.hardware.spec import NetworkSpec
+
+MODEL_KEY = "spikedyn_model"
+
+
+def _require_spiking(model: Any) -> Any:
+    from spikedyn.models import SpikingRNN
+
+    if not isinstance(model, SpikingRNN):
+        raise ValueError(
+            f"NIR export and Lava deployment need a SpikingRNN, got {type(model).__name__}; "
+            "turn a rate network into its spiking twin first with spikedyn.mirror(model)"
+        )
+    return model
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy().copy()
+
+
+def spec_from_model(model: Any) -> NetworkSpec:
+    """The ``NetworkSpec`` (numpy, float64) of a ``SpikingRNN``: the weights as it uses them."""
+    m = _require_spiking(model)
+    p = m.params
+    return NetworkSpec(
+        W_in=_np(m.W_in), W_rec=_np(m.W_rec_eff), bias=_np(m.b), W_out=_np(m.W_out), b_out=_np(m.b_out),
+        du=p.du, dv=p.dv, v_th=p.v_th, reset=p.reset, beta=_np(m.beta), rho=p.rho if p.adaptive else 0.0,
+        n_ref=p.n_ref, kappa=p.kappa, delay_in=p.delay_in, delay_rec=p.delay_rec, substeps=m.substeps,
+        dt_ms=m.dt,
+    )  # fmt: skip
+
+
+def model_from_spec(spec: NetworkSpec, config: dict[str, Any] | None = None) -> Any:
+    """A ``SpikingRNN`` that runs ``spec``: rebuilt from ``config`` (its own ``model.config()``) when
+    given, else from the spec's constants (LIF; ALIF only as spikedyn metadata describes it)."""
+    from spikedyn.models import SpikingRNN, from_config
+
+    if config is not None:
+        m = from_config({**config, "quantize": None})
+        if (m.n_in, m.n_hidden, m.n_out) != (spec.n_in, spec.n_hidden, spec.n_out):
+            raise ValueError(f"graph sizes {(spec.n_in, spec.n_hidden, spec.n_out)} do not match the metadata's model")
+    else:
+        dt_sub = spec.dt_ms / spec.substeps
+        kwargs: dict[str, Any] = dict(
+            dt=spec.dt_ms, substeps=spec.substeps, du=spec.du, dv=spec.dv, v_th=spec.v_th, reset=spec.reset,
+            refractory=spec.n_ref * dt_sub, tau_out=(-dt_sub / np.log(spec.kappa)) if spec.kappa > 0 else 0.0,
+            delay_in=spec.delay_in, delay_rec=spec.delay_rec,
+        )  # fmt: skip
+        if spec.adaptive:
+            nz = np.flatnonzero(spec.beta)
+            if not (np.array_equal(nz, np.arange(nz.size)) and np.all(spec.beta[nz] == spec.beta[nz[0]])):
+                raise ValueError("spikedyn's ALIF has one beta for its first n_adaptive units; the graph's differs")
+            kwargs.update(neuron="alif", n_adaptive=int(nz.size), beta_adapt=float(spec.beta[nz[0]]),
+                          tau_adapt=(-dt_sub / np.log(spec.rho)) if spec.rho > 0 else 0.0)
+        m = SpikingRNN(spec.n_in, spec.n_hidden, spec.n_out, **kwargs)
+        from dataclasses import replace
+
+        m.params = replace(m.params, kappa=spec.kappa, rho=spec.rho)  # exact, not exp(-dt/tau) again
+    with torch.no_grad():
+        for name, value in (("W_in", spec.W_in), ("W_rec", spec.W_rec), ("b", spec.bias), ("W_out", spec.W_out),
+                            ("b_out", spec.b_out)):
+            getattr(m, name).copy_(torch.as_tensor(value, dtype=m.dtype))
+    return m
+
+
+def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bool = False,
+           path: str | Path | None = None) -> Any:
+    """Export a ``SpikingRNN`` as a ``nir.NIRGraph`` (and write it to ``path`` if given).
+
+    Args:
+        dt: seconds per neuron update used to express time constants (default: the model's own
+            ``dt / substeps`` in seconds). snnTorch's importer assumes 1e-4 s; norse takes its own dt.
+        fold_r: write ``r = 1`` and scale the incoming weights instead (for norse, which ignores r).
+        nested: put the recurrent layer in a sub-graph (what snnTorch 1.0's importer runs correctly).
+        path: also write the graph to this ``.nir`` file.
+    """
+    import nir
+
+    m = _require_spiking(model)
+    dt_s = (m.dt / m.substeps) / 1000.0 if dt is None else float(dt)
+    graph = spec_to_nir(spec_from_model(m), dt=dt_s, fold_r=fold_r, nested=nested)
+    graph.metadata[MODEL_KEY] = json.dumps(m.config())
+    if path is not None:
+        nir.write(str(path), graph)
+    return graph
+
+
+def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | None = None,
+             tau_scale: float = 1.0) -> Any:
+    """A ``SpikingRNN`` from a NIR graph (object or ``.nir`` path) with one recurrent spiking layer.
+
+    spikedyn's own graphs come back exactly (config and constants from metadata). Graphs from other
+    tools need ``dt`` (seconds per step; snnTorch: 1e-4, norse: 1e-3); ``reset`` overrides NIR's
+    reset-to-zero (e.g. "subtract" for snnTorch's default ``RLeaky``). Unsupported structures (several
+    spiking layers, convolutions, a spiking output layer, per-neuron time constants) raise a
+    ``ValueError`` saying which. ``tau_scale`` multiplies the graph's time constants: norse 1.1's
+    ``to_nir`` writes ``tau = dt * tau_mem`` (a bug fixed after 1.1), so read its graphs with
+    ``from_nir(graph, dt=1e-3, tau_scale=1e3)``.
+    """
+    graph = read_graph(graph_or_path)
+    spec = spec_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale)
+    raw = graph.metadata.get(MODEL_KEY) if isinstance(graph.metadata, dict) else None
+    config = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+    if config is not None and reset is not None:
+        config["reset"] = reset
+    return model_from_spec(spec, config)

@@ -1,0 +1,248 @@
+"""The hardware layer: Loihi 2 quantisation, the numpy references, torch's quantize="loihi2", and the
+real Lava 0.10 runtime (float and bit-accurate fixed point) against torch, spike for spike.
+
+Tests marked ``needs_lava`` run Lava in its own interpreter (Python 3.10, ``.venv-lava``, built by
+``make lava``); they are skipped, with the reason, only when no such interpreter exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from spikedyn.hardware.quantize import MANT_MAX, quantize_input, quantize_loihi2
+from spikedyn.hardware.reference import readout, simulate_fixed, simulate_float
+from spikedyn.hardware.runtime import LavaNotFound, find_lava_python
+
+import spikedyn
+from spikedyn.export.deploy import spike_agreement, torch_reference
+from spikedyn.export.nir import spec_from_model
+from spikedyn.models import SpikingRNN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lava_python() -> str | None:
+    try:
+        return find_lava_python()
+    except LavaNotFound:
+        return None
+
+
+LAVA_PYTHON = _lava_python()
+needs_lava = pytest.mark.skipif(
+    LAVA_PYTHON is None, reason="Lava runtime missing: no Python 3.10 with lava-nc (run `make lava`)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _net(n_hidden=64, n_in=4, **kw) -> SpikingRNN:
+    """A strongly recurrent (chaotic) LIF net with Lava's settings unless overridden."""
+    kw = {"du": 0.1, "dv": 0.05, "reset": "zero", "delay_in": 1, "gain": 3.0, **kw}
+    m = SpikingRNN(n_in, n_hidden, 2, **kw)
+    with torch.no_grad():
+        m.b.uniform_(0.0, 0.06)
+    return m
+
+
+def _x(T=120, B=3, I=4, seed=1) -> torch.Tensor:
+    return torch.randn(T, B, I, generator=torch.Generator().manual_seed(seed))
+
+
+# -- quantisation and the references (no Lava needed) -------------------------------------------------
+def test_quantizer_formats():
+    rng = np.random.default_rng(0)
+    W_in, W_rec, b = rng.normal(size=(16, 3)), rng.normal(size=(16, 16)) * 0.3, rng.uniform(-0.2, 0.2, 16)
+    q = quantize_loihi2(W_in, W_rec, b, v_th=1.5, du=0.25, dv=0.125)
+    for w in (q.w_in, q.w_rec):
+        assert np.all(w % 2 == 0) and np.abs(w // 2).max() <= MANT_MAX + 1  # 2 * 8-bit mantissa
+        assert np.abs(w // 2).max() > MANT_MAX // 2  # the exponent is the smallest that fits
+    assert q.vth * 64 == pytest.approx(1.5 * q.scale)  # the real threshold lands on vth << 6 exactly
+    assert (q.du, q.dv) == (1023, 512)  # u decays by (4096 - du - 1) / 4096, v by (4096 - dv) / 4096
+    assert np.all(np.abs(q.bias_mant) <= 4095) and np.all((0 <= q.bias_exp) & (q.bias_exp <= 7))
+    assert np.all(np.abs(q.effective_bias / q.scale - b) <= 2.0**q.bias_exp / (2 * q.scale))
+    w_rec_real = q.w_rec * 2.0**q.w_rec_exp * 64 / q.scale
+    assert np.abs(w_rec_real - W_rec).max() <= q.report["w_rec_step"] / 2 + 1e-12
+    w_in_real = q.w_in * 2.0 ** (q.w_in_exp + q.input_frac_bits) * 64 / q.scale
+    assert np.abs(w_in_real - W_in).max() <= q.report["w_in_step"] / 2 + 1e-12
+    np.testing.assert_array_equal(quantize_input(np.array([0.5, -1.25, 1e9]), 8), [128, -320, 2**23 - 1])
+
+
+def test_torch_float_equals_numpy_reference_for_every_neuron_type():
+    torch.set_default_dtype(torch.float64)
+    try:
+        for kw in (dict(), dict(delay_in=0, delay_rec=2, substeps=2),
+                   dict(neuron="alif", reset="subtract", refractory=2.0, tau_adapt=200.0, beta_adapt=0.3)):
+            m, x = _net(n_hidden=24, **kw), _x(T=80)
+            spec = spec_from_model(m)
+            z = simulate_float(spec, x.numpy())
+            assert z.sum() > 100
+            np.testing.assert_array_equal(m.spike_trains(x).numpy(), z)
+            counts, y = readout(spec, z)
+            out = m(x)
+            np.testing.assert_array_equal(out.r.detach().numpy(), counts)
+            np.testing.assert_allclose(out.y.detach().numpy(), y, rtol=0, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(delay_in=0, substeps=3), dict(delay_in=2, delay_rec=1, du=1.0)])
+def test_torch_quantized_equals_numpy_fixed_point_reference(kw):
+    m, x = _net(n_hidden=32, **kw), _x(T=100)
+    spec = spec_from_model(m)
+    q = quantize_loihi2(spec.W_in, spec.W_rec, spec.bias, spec.v_th, spec.du, spec.dv)
+    ref = simulate_fixed(spec, q, x.numpy())
+    m.quantize = "loihi2"
+    z = m.spike_trains(x).numpy()
+    assert ref.sum() > 100
+    np.testing.assert_array_equal(z, ref)
+    out, loop = m(x), m.loop(x)
+    torch.testing.assert_close(out.r, loop.r)
+    np.testing.assert_array_equal(out.r.numpy(), readout(spec, ref)[0])
+    # fixed point is a close, not identical, copy of the float network
+    m.quantize = None
+    assert 0.5 < spike_agreement(m.spike_trains(x).numpy().astype(np.uint8), z)["spike_agreement"] < 1.0
+
+
+def test_quantize_rejects_what_loihi_lif_cannot_do():
+    with pytest.raises(ValueError, match="reset='zero'"):
+        SpikingRNN(2, 8, 1, reset="subtract", quantize="loihi2")
+    with pytest.raises(ValueError, match="neuron='lif'"):
+        SpikingRNN(2, 8, 1, neuron="alif", reset="zero", quantize="loihi2")
+    with pytest.raises(ValueError, match="quantize"):
+        SpikingRNN(2, 8, 1, quantize="int8")
+    m = SpikingRNN(2, 8, 1, reset="zero", quantize="loihi2")
+    assert m.config()["quantize"] == "loihi2"
+
+
+def test_hardware_package_never_imports_torch():
+    """spikedyn.hardware must import in the torch-free Lava environment: block torch and import it all."""
+    code = r"""
+import importlib, pkgutil, sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+import spikedyn.hardware as hw
+bad = []
+for info in pkgutil.iter_modules(hw.__path__):
+    try:
+        importlib.import_module(f"spikedyn.hardware.{info.name}")
+    except ImportError as e:
+        if "torch" in str(e) or getattr(e, "name", "") == "torch":
+            bad.append(f"{info.name}: {e}")
+        elif not (getattr(e, "name", "") or "").startswith("lava"):
+            raise
+print("BAD" if bad else "OK", bad)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("OK"), out.stdout
+
+
+def test_missing_lava_runtime_is_one_clear_line(monkeypatch):
+    from spikedyn.hardware import runtime
+
+    monkeypatch.setenv("SPIKEDYN_LAVA_PYTHON", "/nonexistent/python3.10")
+    runtime.find_lava_python.cache_clear()
+    try:
+        with pytest.raises(LavaNotFound, match="SPIKEDYN_LAVA_PYTHON=/nonexistent") as e:
+            runtime.find_lava_python()
+        assert "\n" not in str(e.value) and "make lava" in str(e.value)
+    finally:
+        runtime.find_lava_python.cache_clear()
+
+
+def test_deploy_rejects_bad_requests_before_running():
+    with pytest.raises(ValueError, match="backend"):
+        spikedyn.deploy(_net(n_hidden=8), backend="loihi3")
+    with pytest.raises(ValueError, match="precision"):
+        spikedyn.deploy(_net(n_hidden=8), precision="int4")
+    with pytest.raises(ValueError, match="precision='float'"):
+        spikedyn.deploy(_net(n_hidden=8, neuron="alif"), precision="fixed")
+    with pytest.raises(ValueError, match="mirror"):
+        spikedyn.deploy(spikedyn.RateRNN(2, 8, 1))
+
+
+# -- the real Lava runtime --------------------------------------------------------------------------------
+@needs_lava
+@pytest.mark.parametrize("precision", ["float", "fixed"])
+def test_lava_equals_torch_spike_for_spike(precision):
+    """64 strongly recurrent LIF neurons, 600 steps, 3 trials (block-diagonal batch): every spike equal."""
+    m = _net(n_hidden=64)
+    x = _x(T=600, B=3)
+    out = spikedyn.deploy(m, precision=precision, lava_python=LAVA_PYTHON).run(x, progress=False)
+    spikes, counts, y = torch_reference(m, x, precision)
+    assert spikes.sum() > 5000
+    np.testing.assert_array_equal(out.spikes, spikes)
+    np.testing.assert_array_equal(out.r, counts)
+    np.testing.assert_allclose(out.y, y, rtol=0, atol=1e-5)
+
+
+@needs_lava
+def test_lava_timing_variants_and_single_trial():
+    """delay_in = 0 (pre-loaded input synapse), delay_in = 2 and delay_rec = 1 (DelayDense), substeps;
+    one trial (Dense) and two (Sparse), float and fixed point."""
+    cases = [(dict(delay_in=0, substeps=2), 1, "float"), (dict(delay_in=2, delay_rec=1), 2, "fixed"),
+             (dict(delay_in=0, delay_rec=1, du=1.0), 2, "float")]
+    for kw, B, precision in cases:
+        m, x = _net(n_hidden=24, **kw), _x(T=60, B=B)
+        out = spikedyn.deploy(m, precision=precision, lava_python=LAVA_PYTHON).run(x, progress=False)
+        np.testing.assert_array_equal(out.spikes, torch_reference(m, x, precision)[0], err_msg=str(kw))
+
+
+@needs_lava
+def test_lava_runs_alif_subtract_refractory_in_float():
+    m = _net(n_hidden=24, neuron="alif", reset="subtract", refractory=2.0, tau_adapt=100.0, beta_adapt=0.5,
+             n_adaptive=12, du=1.0)
+    x = _x(T=80, B=2)
+    out = spikedyn.deploy(m, precision="float", lava_python=LAVA_PYTHON).run(x, progress=False)
+    spikes = torch_reference(m, x, "float")[0]
+    assert spikes.sum() > 100
+    np.testing.assert_array_equal(out.spikes, spikes)
+
+
+@needs_lava
+def test_lava_loihi_backend_says_what_is_missing():
+    with pytest.raises(RuntimeError, match="lava-loihi"):
+        spikedyn.deploy(_net(n_hidden=8), backend="lava-loihi", lava_python=LAVA_PYTHON)
+
+
+@needs_lava
+def test_runner_reports_a_broken_bundle_in_one_line(tmp_path):
+    out = subprocess.run([LAVA_PYTHON, "-m", "spikedyn.hardware.run", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 1
+    assert "not a spikedyn bundle" in out.stderr and out.stderr.strip().count("\n") == 0
+    assert json.loads((tmp_path / "result.json").read_text())["ok"] is False
+
+
+@needs_lava
+def test_cli_deploy_writes_the_comparison_table(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "SPIKEDYN_LAVA_PYTHON": LAVA_PYTHON}
+    spikedyn_cli = [sys.executable, "-m", "spikedyn.cli"]
+    train = subprocess.run(
+        [*spikedyn_cli, "train", "--task", "rdm", "--task-param", "dt=50", "--model", "lif", "--hidden", "16",
+         "--steps", "2", "--eval-every", "2", "--eval-trials", "20", "--model-param", "reset=zero",
+         "--model-param", "delay_in=1", "--model-param", "du=0.5", "--model-param", "dv=0.25",
+         "--run-dir", str(run), "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    dep = subprocess.run([*spikedyn_cli, "deploy", "--run-dir", str(run), "--precision", "fixed", "--trials", "20",
+                          "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert dep.returncode == 0, dep.stderr[-2000:]
+    summary = json.loads(dep.stdout)
+    assert summary["spike_agreement"] == 1.0 and summary["trials_identical"] == 1.0
+    table = json.loads((run / "deploy.json").read_text())["runs"]["lava-sim fixed"]["rows"]
+    assert [r["body"] for r in table] == ["torch float32 (as trained)", 'torch quantize="loihi2"', "lava-sim fixed"]
+    assert table[1]["accuracy"] == table[2]["accuracy"]
+    assert "spike agreement" in (run / "deploy.md").read_text()
+    bad = subprocess.run([*spikedyn_cli, "deploy", "--run-dir", str(tmp_path / "missing")], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("spikedyn: error:") and bad.stderr.count("\n") == 1
