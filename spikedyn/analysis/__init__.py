@@ -1,1 +1,30 @@
-"""Dynamics analysis: Lyapunov spectra, adjoints, fixed points, SVCCA (issue: PTA/analysis)."""
+"""Dynamics analysis: Lyapunov spectra (QR method), adjoints, reference systems, PTA region maps.
+
+See docs/analysis.md. Heavier pieces (figures, the memory benchmark, the flossing experiment) live in
+their own modules and are imported on use.
+"""
+from .adjoint import adjoint_norms
+from .jacobian import dynamics_for, step_jacobian
+from .lyapunov import lyapunov_spectrum, max_lyapunov_perturbation, qr_exponents
+from .pta_map import RegionMap, block_exponents, pta_region_map
+from .reference_systems import (
+    REFERENCE_SYSTEMS,
+    LinearSystem,
+    ODESystem,
+    ReLUNetwork,
+    TanhNetwork,
+    chaotic_network,
+    fading_memory_network,
+    find_limit_cycle_seed,
+    limit_cycle_network,
+    line_attractor,
+    sparse_gaussian,
+    two_fixed_points,
+)
+
+__all__ = [
+    "REFERENCE_SYSTEMS", "LinearSystem", "ODESystem", "ReLUNetwork", "RegionMap", "TanhNetwork", "adjoint_norms",
+    "block_exponents", "chaotic_network", "dynamics_for", "fading_memory_network", "find_limit_cycle_seed",
+    "limit_cycle_network", "line_attractor", "lyapunov_spectrum", "max_lyapunov_perturbation", "pta_region_map",
+    "qr_exponents", "sparse_gaussian", "step_jacobian", "two_fixed_points",
+]  # fmt: skip

@@ -4,16 +4,18 @@ from __future__ import annotations
 from typing import Any
 
 from .base import RecurrentModel, Rollout
-from .gru import GRURNN, GRUState
 from .conversion import mirror
+from .gru import GRURNN, GRUState
+from .lstm import LSTMRNN, LSTMState
 from .rate import ACTIVATIONS, RateRNN, RateState
 from .spiking import NeuronParams, SpikingRNN, SpikingState, spiking_substep
 from .surrogate import SURROGATES, pseudo_derivative, spike
 
-MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "spiking": SpikingRNN}
+MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": SpikingRNN}
 
 __all__ = [
-    "ACTIVATIONS", "GRURNN", "GRUState", "MODEL_KINDS", "NeuronParams", "RateRNN", "RateState",
+    "ACTIVATIONS", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "MODEL_KINDS", "NeuronParams", "RateRNN",
+    "RateState",
     "RecurrentModel", "Rollout", "SURROGATES", "SpikingRNN", "SpikingState", "build", "from_config",
     "mirror", "pseudo_derivative", "spike", "spiking_substep",
 ]  # fmt: skip
@@ -34,6 +36,8 @@ def build(model: str, n_in: int, n_out: int, n_hidden: int = 64, **kwargs: Any) 
         return RateRNN(n_in, n_hidden, n_out, **kwargs)
     if model == "gru":
         return GRURNN(n_in, n_hidden, n_out, **kwargs)
+    if model == "lstm":
+        return LSTMRNN(n_in, n_hidden, n_out, **kwargs)
     if model in ("lif", "alif"):
         return SpikingRNN(n_in, n_hidden, n_out, neuron=model, **kwargs)
-    raise ValueError(f"unknown model {model!r}; choose one of rate, gru, lif, alif")
+    raise ValueError(f"unknown model {model!r}; choose one of rate, gru, lstm, lif, alif")
