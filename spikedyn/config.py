@@ -19,7 +19,7 @@ class TrainConfig(BaseModel):
 
     task: str = "rdm"
     task_params: dict[str, Any] = Field(default_factory=dict)
-    model: Literal["rate", "gru", "lif", "alif"] = "rate"
+    model: Literal["rate", "gru", "lstm", "lif", "alif"] = "rate"
     model_params: dict[str, Any] = Field(default_factory=dict)
     hidden: int = Field(64, ge=1)
     rule: str = "bptt"

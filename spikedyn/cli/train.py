@@ -15,7 +15,7 @@ from .common import emit, json_option
 def train(
     ctx: typer.Context,
     task: str = typer.Option("rdm", help="Task name (spikedyn.tasks.available()) or neurogym:<EnvId>."),
-    model: str = typer.Option("rate", help="rate | gru | lif | alif"),
+    model: str = typer.Option("rate", help="rate | gru | lstm | lif | alif"),
     rule: str = typer.Option("bptt", help="Learning rule (bptt, ...)."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     batch_size: int = typer.Option(64, help="Trials per batch."),
