@@ -16,7 +16,7 @@ import numpy as np
 
 from .base import Task, TaskBatch, as_rng, check_choice, check_positive, make_batch, n_steps
 
-VELOCITIES = ("ou", "constant", "darkness")
+VELOCITIES = ("ou", "constant", "darkness", "saccades")
 
 
 def _shape(n_steps: int, batch: int | None) -> tuple[int, ...]:
@@ -70,6 +70,31 @@ def darkness(n_steps: int, dt_ms: float, rng: int | np.random.Generator | None =
     return np.zeros(_shape(n_steps, batch))
 
 
+def saccadic_velocity(n_steps: int, dt_ms: float, rng: int | np.random.Generator | None,
+                      std_deg_s: float = 120.0, tau_s: float = 0.08, rate_hz: float = 1.0,
+                      amplitude_deg: float = 15.0, duration_ms: float = 100.0, max_deg_s: float | None = None,
+                      batch: int | None = None) -> np.ndarray:
+    """Fly-like angular velocity (rad/s): :func:`ou_velocity` plus body saccades (FIELD_NOTES: ~15 deg
+    turns within 0.1 s). Saccade onsets are Poisson (``rate_hz``); each adds a raised-cosine velocity
+    pulse of ``duration_ms`` that turns by ``amplitude_deg`` in a random direction (peak velocity
+    ``2 * amplitude / duration``). ``max_deg_s`` clips |w| of the sum (None: no clipping)."""
+    check_positive(duration_ms, "duration_ms")
+    if rate_hz < 0:
+        raise ValueError(f"rate_hz must be >= 0, got {rate_hz}")
+    rng = as_rng(rng)
+    omega = ou_velocity(n_steps, dt_ms, rng, std_deg_s, tau_s, None, batch)
+    L = max(1, int(round(duration_ms / dt_ms)))
+    kernel = 1.0 - np.cos(2 * np.pi * (np.arange(L) + 0.5) / L)
+    kernel *= np.deg2rad(amplitude_deg) / (kernel.sum() * dt_ms / 1000.0)  # integrates to the amplitude
+    shape = _shape(n_steps, batch)
+    kicks = (rng.random(shape) < rate_hz * dt_ms / 1000.0) * rng.choice([-1.0, 1.0], size=shape)
+    for j in range(min(L, n_steps)):  # causal convolution along time
+        omega[j:] += kernel[j] * kicks[: n_steps - j]
+    if max_deg_s is not None:
+        omega = np.clip(omega, -np.deg2rad(max_deg_s), np.deg2rad(max_deg_s))
+    return omega
+
+
 def integrate_heading(omega: np.ndarray, dt_ms: float, theta0: np.ndarray | float = 0.0) -> np.ndarray:
     """Heading (rad, unwrapped) ``theta0 + cumsum(omega) * dt`` along axis 0; omega in rad/s, dt in ms."""
     return np.asarray(theta0) + np.cumsum(omega, axis=0) * (dt_ms / 1000.0)
@@ -92,7 +117,8 @@ class HeadDirection(Task):
         duration_ms: trial length (ms); ``duration_ms / dt`` steps.
         dt: ms per step.
         velocity: "ou" (:func:`ou_velocity`), "constant" (:func:`constant_velocity`, one speed per trial
-            from U[-max, max], max = ``max_deg_s`` or else ``std_deg_s``) or "darkness" (zeros).
+            from U[-max, max], max = ``max_deg_s`` or else ``std_deg_s``), "darkness" (zeros) or
+            "saccades" (:func:`saccadic_velocity`: OU plus fly-like body saccades, default saccade shape).
         std_deg_s, tau_s, max_deg_s: OU parameters (deg/s, s, deg/s).
         cue_ms: duration of the initial-heading cue (ms).
         tolerance_deg: circular error (deg) below which a step counts as correct.
@@ -128,6 +154,9 @@ class HeadDirection(Task):
         if self.velocity == "constant":
             bound = self.max_deg_s if self.max_deg_s is not None else self.std_deg_s
             return constant_velocity(n, self.dt, rng, max_deg_s=bound, batch=batch_size)
+        if self.velocity == "saccades":
+            return saccadic_velocity(n, self.dt, rng, self.std_deg_s, self.tau_s, max_deg_s=self.max_deg_s,
+                                     batch=batch_size)
         return darkness(n, self.dt, batch=batch_size)
 
     def _sample(self, batch_size: int, rng: np.random.Generator, split: str) -> TaskBatch:
