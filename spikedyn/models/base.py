@@ -60,8 +60,8 @@ class RecurrentModel(nn.Module):
         u = self._check_input(u)
         state = self.init_state(u.shape[1]) if state is None else state
         ys, rs = [], []
-        for t in range(u.shape[0]):
-            state, r_t = self.step(state, u[t])
+        for u_t in u.unbind(0):  # unbind: indexing u[t] costs O(T^2) in backward when u needs a gradient
+            state, r_t = self.step(state, u_t)
             rs.append(r_t)
             ys.append(self.output(state))
         return Rollout(torch.stack(ys), torch.stack(rs), state)

@@ -142,9 +142,10 @@ class RateRNN(RecurrentModel):
                 (T, B, self.n_hidden), generator=generator, device=self.device, dtype=self.dtype
             ) * ((2.0 * self.alpha) ** 0.5 * self.noise_std)
         x, xs = state.x, []
-        for t in range(T):
+        # unbind, not drive_in[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
+        for t, drive_t in enumerate(drive_in.unbind(0)):
             r_rec = self.f(x).detach() if detach_recurrent else self.f(x)
-            x = (1.0 - self.alpha) * x + self.alpha * (r_rec @ self.W_rec.T + drive_in[t])
+            x = (1.0 - self.alpha) * x + self.alpha * (r_rec @ self.W_rec.T + drive_t)
             if noise is not None:
                 x = x + noise[t]
             xs.append(x)

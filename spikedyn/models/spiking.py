@@ -405,13 +405,14 @@ class SpikingRNN(RecurrentModel):
         state = self.init_state(u.shape[1]) if state is None else state
         if self.quantize:
             return self.loop(u, state)
-        i_ext = u @ self.W_in.T
+        # unbind, not i_ext[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
+        i_ext = (u @ self.W_in.T).unbind(0)
         params = replace(self.params, detach_recurrent=True) if detach_recurrent else self.params
         W_rec, counts, rbars = self.W_rec_eff, [], []
-        for t in range(u.shape[0]):
+        for i_t in i_ext:
             count = None
             for _ in range(self.substeps):
-                state = spiking_substep(params, W_rec, self.b, self.beta, state, i_ext[t])
+                state = spiking_substep(params, W_rec, self.b, self.beta, state, i_t)
                 count = state.z if count is None else count + state.z
             counts.append(count)
             rbars.append(state.rbar)
