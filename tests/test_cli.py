@@ -35,6 +35,8 @@ def test_bad_arguments_are_one_line_errors_with_exit_code_2():
         (["train", "--task-param", "dt"], "key=value"),
         (["train", "--model-param", "nonsense=1", "--steps", "1"], "bad model parameter"),
         (["train", "--config", "missing.toml"], "does not exist"),
+        (["train", "--rule", "hebb", "--steps", "1"], "hebb"),
+        (["train", "--model", "gru", "--rule", "eprop", "--steps", "1"], "RateRNN and SpikingRNN"),
     ]:
         p = run(args)
         assert p.returncode == 2, (args, p.stderr)
@@ -51,6 +53,16 @@ def test_train_json_summary(capsys, tmp_path):
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "lif" and summary["steps_run"] == 3 and 0 <= summary["accuracy"] <= 1
     assert (tmp_path / "run" / "metrics.jsonl").is_file()
+
+
+def test_train_with_the_online_rules(capsys, tmp_path):
+    for model, rule in (("lif", "eprop"), ("rate", "rflo")):
+        rc = main(["train", "--task", "2af", "--model", model, "--rule", rule, "--hidden", "8", "--steps", "2",
+                   "--eval-every", "2", "--eval-trials", "20", "--json", "--no-progress",
+                   "--run-dir", str(tmp_path / rule)])  # fmt: skip
+        assert rc == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["steps_run"] == 2 and 0 <= summary["accuracy"] <= 1
 
 
 def test_config_file_with_flags_overriding(tmp_path, capsys):

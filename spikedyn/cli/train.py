@@ -16,7 +16,7 @@ def train(
     ctx: typer.Context,
     task: str = typer.Option("rdm", help="Task name (spikedyn.tasks.available()) or neurogym:<EnvId>."),
     model: str = typer.Option("rate", help="rate | gru | lstm | lif | alif"),
-    rule: str = typer.Option("bptt", help="Learning rule (bptt, ...)."),
+    rule: str = typer.Option("bptt", help="Learning rule: bptt, eprop (LIF/ALIF or rate) or rflo (rate)."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     batch_size: int = typer.Option(64, help="Trials per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),

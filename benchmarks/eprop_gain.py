@@ -1,0 +1,16 @@
+"""Seed 001's headline: e-prop and BPTT loss curves on Romo for initial gains {0.2, 0.5, 1.0, 1.5}.
+
+    python benchmarks/eprop_gain.py                    # reduced protocol (lr chosen on seed 0), 2 workers
+    python benchmarks/eprop_gain.py --full-grid        # every seed at every learning rate
+
+Writes docs/figures/eprop_gain_romo.png and docs/results/eprop_gain.json; runs are cached in
+runs/eprop_gain/ (an interrupted sweep resumes). Same as ``spikedyn bench eprop-gain``.
+"""
+from __future__ import annotations
+
+import sys
+
+from spikedyn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", "eprop-gain", *sys.argv[1:]]))

@@ -1,0 +1,368 @@
+"""Online e-prop (Bellec et al. 2020) for LIF/ALIF networks and RFLO (Murray 2019) for leaky rate units.
+
+Both rules run the network forward in time once, under ``torch.no_grad()``, carry eligibility traces
+in closed form and add ``learning signal x trace`` to the gradient at every step: nothing of the
+trajectory is stored, so memory does not grow with the sequence length T. The estimate they compute
+is the *truncated* gradient of seed 001 (App. B, Eq. 8): the gradient of the task loss when each
+neuron's recurrent input from the other neurons is treated as a constant while the neuron's own leak,
+reset, refractoriness and adaptation are differentiated. With symmetric feedback it equals, to
+round-off, what autograd gives through ``model(u, detach_recurrent=True)`` (``tests/test_eprop.py``
+checks this in float64 for rate, LIF and ALIF units, with refractoriness, mse and cross-entropy).
+
+Notation: ``s`` is a neuron update (substep), ``t`` an input step; ``P = I + N + 1`` presynaptic
+signals per neuron: the inputs ``x``, the recurrent spikes/rates and a constant 1 for the bias, so that
+``W_in``, ``W_rec`` and ``b`` share one trace tensor (columns ``[:I]``, ``[I:I+N]``, ``[-1]``).
+
+Learning signal (both rules): ``L_j(s) = sum_k B_kj dLoss/dy_k(s)`` with ``dLoss/dy`` in closed form
+(``losses.output_error``; for mse ``2 (y - y*) mask / mask.sum()``), and ``B [O, N]`` the feedback
+matrix: ``W_out`` (symmetric), a fixed random matrix (random e-prop) or a matrix that follows
+``W_out``'s updates with weight decay (adaptive, Kolen-Pollack; see ``EProp``). The readout
+parameters ``W_out``, ``b_out`` always get their exact gradient.
+
+Spiking units (``SpikingRNN``; state ``u, v, a`` per neuron, see ``models/spiking.py``). With the
+per-substep constants ``du, dv, rho, beta_j, v_th, kappa`` and ``psi_j(s)`` the pseudo-derivative
+of ``z_j(s)`` w.r.t. ``v_j(s) - A_j(s)`` (the model's surrogate; 0 on refractory substeps):
+
+    eps_u(s)     = (1 - du) eps_u(s-1) + pre(s)            synaptic current (du = 1: = pre; bias column: 1)
+    eps_a_ji(s)  = psi_j(s-1) eps_v_ji(s-1) + (rho - beta_j psi_j(s-1)) eps_a_ji(s-1)
+    eps_v_ji(s)  = Dvv_j(s) eps_v_ji(s-1) + Dva_j(s) eps_a_ji(s-1) + eps_u_i(s)
+    e_ji(s)      = psi_j(s) (eps_v_ji(s) - beta_j eps_a_ji(s))               eligibility trace
+    ebar_ji(s)   = kappa ebar_ji(s-1) + (1 - kappa) e_ji(s)                  filtered by the readout leak
+    grad_ji     += sum_batch L_j(s) ebar_ji(s)                               at substeps the loss sees
+
+``Dvv = 1 - dv`` and ``Dva = 0`` for the subtractive reset with the reset detached (the model's
+default, e-prop's LIF); the zero reset gives ``Dvv = (1 - dv)(1 - z_j(s-1))`` and an undetached reset
+adds the reset's own surrogate path. For LIF units with the subtractive reset ``eps_v`` depends on the
+presynaptic neuron only (``[B, P]``); otherwise the traces are ``[N, B, P]``. ``ebar`` is ``[N, B, P]``
+whenever ``kappa > 0``: the readout leak makes the trace depend on the postsynaptic ``psi_j``.
+
+Rate units (``RateRNN``, state ``x``, ``r = f(x)``): ``x_i(t) = (1-a) x_i(t-1) + a (W_rec r(t-1) + W_in
+u(t) + b) + noise``, so with ``a = alpha``
+
+    P_i(t)   = (1 - a) P_i(t-1) + a pre_i(t),   pre = [u(t), r(t-1), 1]     (RFLO's trace; leak shared)
+    grad_ji += sum_batch L_j(t) f'(x_j(t)) P_i(t)
+
+Our state variable is the pre-activation ``x``, so ``f'`` multiplies the learning signal where it meets
+the trace; Murray writes the same rule for the rate ``h = f(x)``, with ``f'`` inside the trace.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..models.rate import RateRNN
+from ..models.spiking import SpikingRNN
+from ..models.surrogate import pseudo_derivative
+from .losses import LOSSES
+from .rules import LearningRule, register_rule
+
+FEEDBACKS = ("symmetric", "random", "adaptive")
+
+
+# -- loss, one step at a time ---------------------------------------------------------------------
+def loss_normaliser(mask: Tensor, kind: str) -> Tensor:
+    """The denominator of the masked loss over the whole sequence (known before the rollout starts)."""
+    if kind == "mse":
+        return mask.sum().clamp(min=1.0)
+    if kind == "ce":
+        return mask[..., 0].sum().clamp(min=1.0)
+    raise ValueError(f"unknown loss {kind!r}; choose one of {list(LOSSES)}")
+
+
+def step_loss_and_error(
+    y: Tensor, target: Tensor, mask: Tensor, kind: str, norm: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One step's share of the masked loss and its gradient ``dLoss/dy`` [B, O] (``norm`` from
+    ``loss_normaliser``); summed over steps they equal ``task_loss`` and ``output_error``. The
+    cross-entropy error is ``softmax(y) sum_k y*_k - y*``, exact also for targets that do not sum to 1."""
+    if kind == "mse":
+        diff = (y - target) * mask
+        return (diff * (y - target)).sum() / norm, 2.0 * diff / norm
+    weight = mask[..., :1]
+    logp = torch.log_softmax(y, dim=-1)
+    value = -((target * logp).sum(-1, keepdim=True) * weight).sum() / norm
+    error = (logp.exp() * target.sum(-1, keepdim=True) - target) * weight / norm
+    return value, error
+
+
+# -- activation derivatives (rate units) ----------------------------------------------------------
+def activation_derivative(name: str, x: Tensor) -> Tensor:
+    """``f'(x)`` of the rate model's activation, in closed form (ReLU: 0 at x = 0, as autograd)."""
+    if name in ("tanh", "shifted_tanh"):
+        return 1.0 - torch.tanh(x) ** 2
+    if name == "relu":
+        return (x > 0).to(x.dtype)
+    if name == "softplus":  # torch's softplus is linear above 20 (derivative exactly 1)
+        return torch.where(x > 20.0, torch.ones_like(x), torch.sigmoid(x))
+    raise ValueError(f"RFLO has no closed-form derivative for activation {name!r}")
+
+
+# -- the rules ------------------------------------------------------------------------------------
+@register_rule("eprop")
+class EProp(LearningRule):
+    """Online e-prop: eligibility traces x broadcast learning signal, memory independent of T.
+
+    Works on ``SpikingRNN`` (LIF, ALIF, mixed; refractoriness; subtract or zero reset; ``du <= 1``;
+    synaptic delays; ``substeps >= 1``, where the loss sees ``y`` at the last substep of each input
+    step) and on ``RateRNN`` (where it is RFLO). Exclude self-connections (``self_connections=False``)
+    to match Bellec et al.; with them the self-loop is truncated like any other recurrent input.
+
+    Args:
+        feedback: how the learning signal reaches the neurons.
+            "symmetric": ``B = W_out`` (the truncated gradient itself).
+            "random": a fixed random ``B ~ N(0, feedback_std^2)``, drawn once from ``seed``
+            (random e-prop / RFLO's feedback alignment).
+            "adaptive": Kolen-Pollack as in the e-prop TIMIT code: ``B`` starts random and receives
+            the same update as ``W_out``, and both decay by ``feedback_decay`` per training step, so
+            ``B - W_out`` shrinks by ``(1 - feedback_decay)`` each step and ``B`` aligns with
+            ``W_out``. The rule cannot see the optimiser, so each call first applies the previous
+            step's pending update: ``B <- (1 - d) (B + (W_out - W_out_prev))`` and ``W_out <- (1 - d)
+            W_out`` (in place), where ``W_out_prev`` is ``W_out`` as the previous call left it.
+        feedback_std: std of the random/adaptive ``B`` (default ``1/sqrt(N)``, ``W_out``'s init scale).
+        feedback_decay: the shared weight decay ``d`` of adaptive feedback (TIMIT code: 1e-2).
+        seed: seeds the random feedback matrix (the same seed gives the same ``B``).
+
+    The rule object keeps the feedback matrix (``feedback_weights``, layout ``[O, N]`` like
+    ``W_out``) for the model it was first used with; use a new object for a differently sized model.
+    """
+
+    def __init__(
+        self,
+        feedback: str = "symmetric",
+        feedback_std: float | None = None,
+        feedback_decay: float = 1e-2,
+        seed: int = 0,
+    ) -> None:
+        if feedback not in FEEDBACKS:
+            raise ValueError(f"unknown feedback {feedback!r}; choose one of {list(FEEDBACKS)}")
+        if feedback_std is not None and feedback_std <= 0:
+            raise ValueError(f"feedback_std must be > 0, got {feedback_std}")
+        if not 0.0 <= feedback_decay < 1.0:
+            raise ValueError(f"feedback_decay must be in [0, 1), got {feedback_decay}")
+        self.feedback, self.feedback_std, self.feedback_decay, self.seed = (
+            feedback, feedback_std, float(feedback_decay), int(seed))  # fmt: skip
+        self.feedback_weights: Tensor | None = None
+        self._w_out_prev: Tensor | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "feedback": self.feedback, "feedback_std": self.feedback_std,
+                "feedback_decay": self.feedback_decay, "seed": self.seed}  # fmt: skip
+
+    # -- feedback ---------------------------------------------------------------------------------
+    def feedback_matrix(self, model: torch.nn.Module) -> Tensor:
+        """``B [O, N]`` for this call (applies the pending Kolen-Pollack step for adaptive feedback)."""
+        W = model.W_out
+        if self.feedback == "symmetric":
+            return W.detach()
+        O, N = W.shape
+        if self.feedback_weights is None:
+            std = self.feedback_std if self.feedback_std is not None else 1.0 / math.sqrt(N)
+            gen = torch.Generator().manual_seed(self.seed)
+            self.feedback_weights = (torch.randn(O, N, generator=gen, dtype=torch.float64) * std).to(W)
+            self._w_out_prev = W.detach().clone()
+        elif self.feedback_weights.shape != W.shape:
+            raise ValueError(
+                f"this {self.name} rule holds feedback weights for a {tuple(self.feedback_weights.shape)} "
+                f"readout, the model's is {tuple(W.shape)}: use a new rule object per model"
+            )
+        B = self.feedback_weights.to(W)
+        if self.feedback == "adaptive":
+            with torch.no_grad():
+                d = self.feedback_decay
+                B = (1.0 - d) * (B + (W - self._w_out_prev.to(W)))
+                W.mul_(1.0 - d)
+                self._w_out_prev = W.detach().clone()
+        self.feedback_weights = B
+        return B
+
+    # -- gradient ---------------------------------------------------------------------------------
+    def loss_and_gradients(
+        self, model: torch.nn.Module, u: Tensor, target: Tensor, mask: Tensor, loss: str = "mse"
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if not isinstance(model, (RateRNN, SpikingRNN)):
+            raise ValueError(f"{self.name} supports RateRNN and SpikingRNN, not {type(model).__name__}")
+        if getattr(model, "quantize", None):
+            raise ValueError(f"{self.name} needs the float model: quantize={model.quantize!r} is inference only")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
+        u = model._check_input(u)
+        target = torch.as_tensor(target).to(device=model.device, dtype=model.dtype)
+        mask = torch.as_tensor(mask).to(device=model.device, dtype=model.dtype)
+        want = (u.shape[0], u.shape[1], model.n_out)
+        if tuple(target.shape) != want or tuple(mask.shape) != want:
+            raise ValueError(f"target and mask must have shape {want} [T, B, O], got "
+                             f"{tuple(target.shape)} and {tuple(mask.shape)}")  # fmt: skip
+        B_fb = self.feedback_matrix(model)
+        with torch.no_grad():
+            if isinstance(model, RateRNN):
+                value, grads = rflo_rollout(model, u, target, mask, loss, B_fb)
+            else:
+                value, grads = eprop_rollout(model, u, target, mask, loss, B_fb)
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        return value, {n: g for n, g in grads.items() if n in names}
+
+
+@register_rule("rflo")
+class RFLO(EProp):
+    """Random-feedback local online learning (Murray 2019) for leaky rate units (``RateRNN``).
+
+    The same online rule as ``EProp`` on rate units; the default feedback is symmetric (the
+    truncated gradient, as in seed 001); ``RFLO(feedback="random")`` is Murray's random feedback.
+    Arguments as ``EProp``.
+    """
+
+    def loss_and_gradients(self, model, u, target, mask, loss="mse"):
+        if not isinstance(model, RateRNN):
+            raise ValueError(f"RFLO is for rate units (RateRNN); use EProp for {type(model).__name__}")
+        return super().loss_and_gradients(model, u, target, mask, loss)
+
+
+# -- the online rollouts --------------------------------------------------------------------------
+def _split(model: torch.nn.Module, G: Tensor) -> dict[str, Tensor]:
+    """Split the ``[N, I + N + 1]`` gradient into ``W_in``, ``W_rec``, ``b``."""
+    I = model.n_in
+    N = model.n_hidden
+    return {"W_in": G[:, :I].contiguous(), "W_rec": G[:, I : I + N].contiguous(), "b": G[:, -1].contiguous()}
+
+
+def _active_steps(mask: Tensor) -> list[bool]:
+    """Which input steps the loss sees at all (one host sync; skipped steps cost no learning work)."""
+    return mask.reshape(mask.shape[0], -1).ne(0).any(dim=1).tolist()
+
+
+def rflo_rollout(
+    model: RateRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """RFLO / rate e-prop: loss and gradient estimate in one forward pass (module doc)."""
+    T, Bsz, I = u.shape
+    N, a = model.n_hidden, model.alpha
+    f, W_in, W_rec, b, W_out, b_out = model.f, model.W_in, model.W_rec, model.b, model.W_out, model.b_out
+    norm = loss_normaliser(mask, kind)
+    active = _active_steps(mask)
+    x = model.init_state(Bsz).x
+    trace = x.new_zeros(Bsz, I + N + 1)  # P_i(t), shared by every postsynaptic unit (common leak)
+    pre = x.new_zeros(Bsz, I + N + 1)
+    pre[:, -1] = 1.0
+    G = x.new_zeros(N, I + N + 1)
+    gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), x.new_zeros(())
+    noise_scale = (2.0 * a) ** 0.5 * model.noise_std
+    for t in range(T):
+        r_prev = f(x)
+        pre[:, :I] = u[t]
+        pre[:, I : I + N] = r_prev
+        trace.mul_(1.0 - a).add_(pre, alpha=a)
+        x = (1.0 - a) * x + a * (r_prev @ W_rec.T + u[t] @ W_in.T + b)
+        if noise_scale > 0:
+            x = x + noise_scale * torch.randn(x.shape, device=x.device, dtype=x.dtype)
+        if not active[t]:
+            continue
+        r = f(x)
+        step_value, err = step_loss_and_error(r @ W_out.T + b_out, target[t], mask[t], kind, norm)
+        value += step_value
+        gW_out += err.T @ r
+        gb_out += err.sum(0)
+        G += ((err @ B_fb) * activation_derivative(model.activation, x)).T @ trace
+    return value, {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
+
+
+def own_jacobian(p: Any, state: Any, psi_prev: Tensor, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """``dv(s)/dv(s-1)`` and ``dv(s)/da(s-1)`` [B, N] of each neuron's own update (None: the constant
+    ``1 - dv`` and 0 of the detached subtractive reset). ``psi_prev`` is the surrogate of ``z(s-1)``."""
+    dv, z_prev, v_prev = p.dv, state.z, state.v
+    if p.reset == "zero":  # v(s) = (1 - dv) v(s-1) (1 - z(s-1)) + ...
+        if p.detach_reset:
+            return (1.0 - dv) * (1.0 - z_prev), None
+        return (1.0 - dv) * (1.0 - z_prev - v_prev * psi_prev), (1.0 - dv) * v_prev * beta * psi_prev
+    if p.detach_reset:  # v(s) = (1 - dv) v(s-1) + ... - v_th z(s-1), z detached
+        return None, None
+    return (1.0 - dv) - p.v_th * psi_prev, p.v_th * beta * psi_prev
+
+
+def eprop_rollout(
+    model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc)."""
+    p = model.params
+    T, Bsz, I = u.shape
+    N, P = model.n_hidden, model.n_in + model.n_hidden + 1
+    W_in, W_out, b_out = model.W_in, model.W_out, model.b_out
+    beta = model.beta.to(u)
+    adaptive = p.adaptive and bool((beta != 0).any())  # only then does a(s) reach the spikes
+    v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
+    kappa, dv = p.kappa, p.dv
+    norm = loss_normaliser(mask, kind)
+    active = _active_steps(mask)
+
+    state = model.init_state(Bsz)
+    psi_prev = u.new_zeros(Bsz, N)  # psi of the previous substep (z(-1) = 0 has no gradient)
+    pre = u.new_zeros(Bsz, P)
+    pre[:, -1] = 1.0
+    x_buf = u.new_zeros(p.delay_in, Bsz, I)  # raw inputs on the delayed input path
+    eps_u = u.new_zeros(Bsz, P) if p.du < 1.0 else None
+    eps_v = u.new_zeros(N, Bsz, P) if v_post else u.new_zeros(Bsz, P)
+    eps_v_n = eps_v if v_post else eps_v[None]  # the same storage, viewed as [N or 1, B, P]
+    eps_a = u.new_zeros(N, Bsz, P) if adaptive else None
+    ebar = u.new_zeros(N, Bsz, P) if (kappa > 0 or v_post or adaptive) else None
+    beta_t = beta[:, None, None]  # [N, 1, 1]: broadcast over [N, B, P]
+    G = u.new_zeros(N, P)
+    gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
+
+    for t in range(T):
+        i_ext = u[t] @ W_in.T
+        for k in range(model.substeps):
+            # presynaptic signals of this substep, exactly those the neuron update uses
+            if p.delay_in:
+                pre[:, :I] = x_buf[0]
+                x_buf = torch.cat([x_buf[1:], u[t][None]])
+            else:
+                pre[:, :I] = u[t]
+            pre[:, I : I + N] = state.z_buf[0] if p.delay_rec else state.z
+            drive = pre
+            if eps_u is not None:
+                eps_u.mul_(1.0 - p.du).add_(pre)
+                eps_u[:, -1] = 1.0  # the bias enters v directly, not through the synaptic current
+                drive = eps_u
+            # eps_a and eps_v take one step with the neuron's own Jacobian at the previous substep
+            dvv, dva = own_jacobian(p, state, psi_prev, beta)
+            psi_p = psi_prev.T[:, :, None]  # [N, B, 1]
+            eps_a_old = eps_a.clone() if (adaptive and dva is not None) else eps_a
+            if adaptive:  # in place; uses eps_v of the previous substep
+                eps_a.mul_(p.rho - beta_t * psi_p).addcmul_(psi_p, eps_v_n)
+            eps_v.mul_(1.0 - dv if dvv is None else dvv.T[:, :, None])
+            if adaptive and dva is not None:
+                eps_v.addcmul_(dva.T[:, :, None], eps_a_old)
+            eps_v.add_(drive)
+            # the neuron update itself (the model's own code), then this substep's psi
+            ref_prev = state.ref
+            state = model.substep(state, i_ext)
+            threshold = p.v_th + beta * state.a if p.adaptive else p.v_th
+            psi = pseudo_derivative(state.v - threshold, p.surrogate, p.slope, p.v_th)
+            if p.n_ref:
+                psi = psi * (ref_prev <= 0).to(psi.dtype)
+            # eligibility trace e = psi (eps_v - beta eps_a), filtered by the readout leak
+            if ebar is not None:
+                psi_n = psi.T[:, :, None]
+                ebar.mul_(kappa).addcmul_(psi_n, eps_v_n, value=1.0 - kappa)
+                if adaptive:
+                    ebar.addcmul_(psi_n * beta_t, eps_a, value=-(1.0 - kappa))
+            psi_prev = psi
+            if k < model.substeps - 1 or not active[t]:
+                continue
+            # the loss sees y at the last substep of each input step
+            y = state.rbar @ W_out.T + b_out
+            step_value, err = step_loss_and_error(y, target[t], mask[t], kind, norm)
+            value += step_value
+            gW_out += err.T @ state.rbar
+            gb_out += err.sum(0)
+            signal = err @ B_fb  # [B, N]
+            if ebar is not None:
+                G += torch.bmm(signal.T[:, None, :], ebar)[:, 0, :]
+            else:  # kappa = 0 and presynaptic-only traces: e_ji = psi_j eps_v_i factorises
+                G += (signal * psi).T @ eps_v
+    grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
+    if not model.self_connections:
+        grads["W_rec"] = grads["W_rec"] * model.rec_mask
+    return value, grads
