@@ -136,7 +136,8 @@ def deploy(
     lava_row, torch_row = rows[-1], rows[-2]
     summary = {
         "run_dir": str(run_dir), "backend": backend, "precision": precision, "trials": trials,
-        "accuracy_torch_float32": rows[0]["accuracy"], f"accuracy_{torch_row['body']}": torch_row["accuracy"],
+        "accuracy_torch_float32": rows[0]["accuracy"],
+        "torch_reference": torch_row["body"], "accuracy_torch_reference": torch_row["accuracy"],
         "accuracy_lava": lava_row["accuracy"], "spike_agreement": lava_row["spike_agreement"],
         "trials_identical": lava_row["trials_identical"], "lava_seconds": lava_row["seconds"],
         "table": str(Path(run_dir) / TABLE_MD),
