@@ -36,6 +36,8 @@ def test_bad_arguments_are_one_line_errors_with_exit_code_2():
         (["train", "--model-param", "nonsense=1", "--steps", "1"], "bad model parameter"),
         (["train", "--config", "missing.toml"], "does not exist"),
         (["train", "--rule", "hebb", "--steps", "1"], "hebb"),
+        (["bench", "eprop-memory", "--lengths", "100,x"], "--lengths must be comma-separated integers"),
+        (["circuit", "hd", "--sigmas", "0,-0.1"], "--sigmas values must be >= 0"),
         (["train", "--model", "gru", "--rule", "eprop", "--steps", "1"], "RateRNN and SpikingRNN"),
     ]:
         p = run(args)

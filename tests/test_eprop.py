@@ -17,14 +17,7 @@ from spikedyn.models import GRURNN, RateRNN, SpikingRNN
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seeded, and one torch thread: these small networks are faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def _batch(T=25, B=4, I=3, O=3, loss="mse", seed=0):

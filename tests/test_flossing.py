@@ -10,14 +10,7 @@ from spikedyn.analysis import lyapunov_spectrum
 from spikedyn.init import flossing, flossing_loss
 from spikedyn.models import GRURNN, RateRNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def test_flossing_moves_top_k_exponents_of_gain_02_rnn_to_zero():

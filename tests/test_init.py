@@ -12,14 +12,7 @@ from spikedyn.analysis.pta_map import block_exponents, pta_region_map
 from spikedyn.init import DEFAULT_ALPHA_MAX, gaussian, orthogonal, pta, pta_matrix, torch_default, zeros
 from spikedyn.models import GRURNN, LSTMRNN, RateRNN, SpikingRNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def test_gaussian_orthogonal_zeros_default_statistics():

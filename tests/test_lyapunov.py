@@ -22,15 +22,7 @@ from spikedyn.analysis.jacobian import AutogradDynamics
 from spikedyn.learning import train
 from spikedyn.models import GRURNN, LSTMRNN, RateRNN, SpikingRNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: threads only add overhead on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 # -- reference systems with known spectra ------------------------------------------------------------------

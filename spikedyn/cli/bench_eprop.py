@@ -27,7 +27,7 @@ from typing import Any
 
 import typer
 
-from .common import emit, json_option
+from .common import comma_list, emit, json_option
 from .groups import bench_app
 
 MEMORY_T = (100, 1000, 10000)
@@ -239,14 +239,11 @@ def eprop_memory(
     """Peak memory and time per step of e-prop/RFLO vs BPTT for growing T (one fresh process each)."""
     from ..learning.checkpoint import atomic_write_json
 
-    model_list = tuple(m.strip() for m in models.split(",") if m.strip())
+    model_list = comma_list(models, "--models")
     for m in model_list:
         if m not in ("lif", "alif", "rate"):
             raise ValueError(f"unknown model {m!r}; choose from lif, alif, rate")
-    try:
-        T_list = tuple(int(x) for x in lengths.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"--lengths must be comma-separated integers, got {lengths!r}") from None
+    T_list = comma_list(lengths, "--lengths", int, 1)
     if device.startswith("cuda"):
         import torch
 
@@ -527,16 +524,6 @@ def plot_gain_sweep(sweep: dict, out: Path, window: int = 50, start: int = 200) 
     return Path(out)
 
 
-def _floats(text: str, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"{what} is empty")
-    return values
-
-
 @bench_app.command("eprop-gain")
 def eprop_gain(
     gains: str = typer.Option("0.2,0.5,1.0,1.5", help="Initial recurrent gains."),
@@ -562,9 +549,9 @@ def eprop_gain(
         raise ValueError("--seeds, --iterations and --workers must be positive")
     if iterations <= 200:
         raise ValueError("--iterations must exceed 200 (curves are shown from iteration 200, as in seed 001)")
-    sweep = run_gain_sweep(_floats(gains, "--gains"), _floats(lrs, "--lrs"), seeds, iterations, hidden, batch,
-                           dt, tau, mask=mask, full_grid=full_grid, workers=workers,
-                           cache=Path(cache))  # fmt: skip
+    gain_list, lr_list = comma_list(gains, "--gains", float, 0.0), comma_list(lrs, "--lrs", float, 0.0)
+    sweep = run_gain_sweep(gain_list, lr_list, seeds, iterations, hidden, batch, dt, tau, mask=mask,
+                           full_grid=full_grid, workers=workers, cache=Path(cache))  # fmt: skip
     plot_gain_sweep(sweep, Path(out))
     rows = gain_summary(sweep)
     atomic_write_json(Path(summary_out), {"config": sweep["config"], "lr_table": sweep["lr_table"],

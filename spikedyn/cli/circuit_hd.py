@@ -6,18 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .common import emit, json_option
+from .common import comma_list, emit, json_option
 from .groups import circuit_app
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        vals = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals or min(vals) < 0:
-        raise ValueError(f"expected non-negative comma-separated numbers, got {text!r}")
-    return vals
 
 
 def _markdown(pi: dict, rows: list[dict], diff: dict, lava: dict | None, circuit, ring,
@@ -99,7 +89,7 @@ def hd(
     if quick:
         duration, realisations, diffusion_duration, lava_seconds = 5.0, 4, 5.0, 0.5
         diffusion_realisations = 8
-    sig = _floats(sigmas)
+    sig = list(comma_list(sigmas, "--sigmas", float, 0.0))
     if duration < 1 or diffusion_duration < 1 or min(realisations, diffusion_realisations) < 1:
         raise ValueError("duration and diffusion-duration must be >= 1 s and realisations >= 1")
     dev = device or str(X.default_device())
@@ -115,7 +105,8 @@ def hd(
     rob = X.robustness(circuit, ring, sig, realisations, duration, seed=seed, device=dev)
     rows = X.robustness_table(rob)
     print(f"[3/6] S-type noise, {diffusion_duration:g} s in darkness ...", flush=True)
-    diff = X.phase_diffusion(circuit, ring, _floats(jitters), _floats(input_noises), [0.02, 0.05],
+    diff = X.phase_diffusion(circuit, ring, list(comma_list(jitters, "--jitters", float, 0.0)),
+                             list(comma_list(input_noises, "--input-noises", float, 0.0)), [0.02, 0.05],
                              n=diffusion_realisations, duration_s=diffusion_duration, seed=seed, device=dev)
     print("[4/6] tuning curves and example trial ...", flush=True)
     tun = X.tuning(circuit, seconds=min(10.0, duration), device=dev)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
+
+T = TypeVar("T")
 
 
 def json_option() -> Any:
@@ -24,3 +27,17 @@ def emit(summary: dict[str, Any], as_json: bool, title: str) -> None:
             v = f"{v:.4g}"
         print(f"  {k:<{width}}  {v}")
     sys.stdout.flush()
+
+
+def comma_list(text: str, option: str, cast: Callable[[str], T] = str, minimum: float | None = None) -> tuple[T, ...]:
+    """Parse a comma-separated option value (``"0.2,0.5"``); one-line ``ValueError`` naming ``option``."""
+    try:
+        values = tuple(cast(x.strip()) for x in text.split(",") if x.strip())
+    except ValueError:
+        kind = {int: "integers", float: "numbers"}.get(cast, "values")
+        raise ValueError(f"{option} must be comma-separated {kind}, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{option} is empty")
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{option} values must be >= {minimum:g}, got {text!r}")
+    return values
