@@ -2,35 +2,21 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_json as _atomic_write_json
+
 CKPT_DIR = "checkpoints"
 KEEP = 2  # checkpoints kept; older ones are deleted after a new one is safely on disk
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    """``obj`` as JSON, written atomically; tensors and numpy values are converted."""
+    _atomic_write_json(path, obj, default=_json_default)
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
