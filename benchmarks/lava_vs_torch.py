@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikedyn.atomic import atomic_save_figure
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -157,9 +159,7 @@ def _figure(runs: dict[str, np.ndarray], dt_ms: float, path: Path) -> None:
            title=f"{runs['torch float'].shape[1]} trials, {runs['torch float'].shape[2]} neurons")
     bx.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=120)
 
 
 _SINK_SCRIPT = r"""

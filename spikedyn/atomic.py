@@ -28,3 +28,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_json(path: Path, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
     """``obj`` as indented JSON, written atomically; ``default`` converts what ``json`` cannot."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=default) + "\n").encode())
+
+
+def atomic_save_figure(fig: Any, path: Path, dpi: int = 120, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it (the format is PNG whatever the suffix)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **savefig_kwargs)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)

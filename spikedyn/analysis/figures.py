@@ -7,17 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_save_figure
+
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=110)
 
 
 FIG3_SYSTEMS = (

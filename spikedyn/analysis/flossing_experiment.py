@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_save_figure
+
 
 @dataclass
 class FlossingRomoConfig:
@@ -147,10 +149,4 @@ def plot_flossing_romo(results: dict[str, Any], path: Path) -> Path:
     ax2.set_title(f"top {cfg['floss_k']} exponents")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=120)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_save_figure
 from ..models.gru import GRURNN
 
 MODELS = ("tanh", "tanh-pta", "tanh-orth", "gru", "gru-pta", "lstm")
@@ -216,10 +217,4 @@ def plot_curves(root: Path, cfg: BenchmarkConfig, path: Path) -> Path:
     ax.set_title(f"{title}: N = {cfg.hidden}, lr {cfg.lr:g}, BPTT")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=120)

@@ -1,12 +1,11 @@
 """Figures for docs/circuits.md (matplotlib, Agg backend): written atomically as PNGs."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..learning.checkpoint import atomic_write_bytes
+from ..atomic import atomic_save_figure
 from .head_direction import OSCILLATOR_NEURONS, HeadDirectionCircuit
 
 
@@ -20,11 +19,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    return atomic_save_figure(fig, path, dpi=130, bbox_inches="tight")
 
 
 def raster(circuit: HeadDirectionCircuit, res, path: Path, periods: int = 2) -> Path:

@@ -27,6 +27,7 @@ from typing import Any
 
 import typer
 
+from ..atomic import atomic_save_figure
 from .common import comma_list, emit, json_option
 from .groups import bench_app
 
@@ -482,7 +483,6 @@ def gain_summary(sweep: dict, window: int = 50, start: int = 200, loss_threshold
 
 def plot_gain_sweep(sweep: dict, out: Path, window: int = 50, start: int = 200) -> Path:
     """Two panels (BPTT, e-prop): seed-mean ± std of the smoothed training loss per initial gain."""
-    import io
 
     import matplotlib
 
@@ -490,7 +490,6 @@ def plot_gain_sweep(sweep: dict, out: Path, window: int = 50, start: int = 200) 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..learning.checkpoint import atomic_write_bytes
 
     cfg = sweep["config"]
     rules = [r for r in ("bptt", "eprop") if r in sweep["choice"]]
@@ -517,11 +516,7 @@ def plot_gain_sweep(sweep: dict, out: Path, window: int = 50, start: int = 200) 
     fig.suptitle(f"Romo: {cfg['hidden']} ReLU units, tau {cfg['tau']:g} ms, dt {cfg['dt']:g} ms, batch "
                  f"{cfg['batch']}, Adam ({protocol}); mean ± std over {cfg['seeds']} seeds", fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    atomic_write_bytes(Path(out), buf.getvalue())
-    return Path(out)
+    return atomic_save_figure(fig, out, dpi=130)
 
 
 @bench_app.command("eprop-gain")

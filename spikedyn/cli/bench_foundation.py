@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import atomic_save_figure
 from .common import emit, json_option
 from .groups import bench_app
 
@@ -68,7 +69,6 @@ def mirror_figure(
 
     from ..experiment import build_model
     from ..learning import evaluate, train
-    from ..learning.checkpoint import atomic_write_bytes
     from ..models import mirror
 
     task = _task("rdm")
@@ -115,10 +115,6 @@ def mirror_figure(
                  title="RDM accuracy (2000 trials)", ylim=(0.5, 1.0))  # fmt: skip
     ax[1, 1].legend(fontsize=8)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110)
-    atomic_write_bytes(out / "mirror_rdm.png", buf.getvalue())
+    atomic_save_figure(fig, out / "mirror_rdm.png", dpi=110)
     emit({"rate_accuracy": acc_rate, **{f"twin_substeps_{k}": a for k, a in zip(sub_list, accs)},
           "figure": str(out / "mirror_rdm.png")}, as_json, "mirror: rate net vs spiking twin on RDM")  # fmt: skip
