@@ -42,6 +42,17 @@ class RecurrentModel(nn.Module):
         self.W_out = nn.Parameter(torch.randn(n_out, n_hidden) / n_hidden**0.5)
         self.b_out = nn.Parameter(torch.zeros(n_out))
 
+    def _init_input_and_recurrent(self, gain: float, bias: bool) -> None:
+        """``W_in ~ N(0, 1/I)``, ``W_rec ~ N(0, gain^2/N)`` (seed 001's initial gain), ``b = 0`` (a
+        non-trainable buffer when ``bias=False``). Shared by the rate net and its spiking twin."""
+        N, I = self.n_hidden, self.n_in
+        self.W_in = nn.Parameter(torch.randn(N, I) / I**0.5)
+        self.W_rec = nn.Parameter(torch.randn(N, N) * gain / N**0.5)
+        if bias:
+            self.b = nn.Parameter(torch.zeros(N))
+        else:
+            self.register_buffer("b", torch.zeros(N))
+
     # -- protocol -------------------------------------------------------------------------
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> Any:
         raise NotImplementedError

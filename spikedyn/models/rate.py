@@ -81,12 +81,7 @@ class RateRNN(RecurrentModel):
         self.gain = float(gain)
         self.x0_std = float(x0_std)
         self.has_bias = bool(bias)
-        self.W_in = nn.Parameter(torch.randn(n_hidden, n_in) / n_in**0.5)
-        self.W_rec = nn.Parameter(torch.randn(n_hidden, n_hidden) * gain / n_hidden**0.5)
-        if bias:
-            self.b = nn.Parameter(torch.zeros(n_hidden))
-        else:
-            self.register_buffer("b", torch.zeros(n_hidden))
+        self._init_input_and_recurrent(gain, bias)
 
     def config(self) -> dict[str, Any]:
         return {

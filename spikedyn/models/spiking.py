@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .base import RecurrentModel, Rollout
 from .fused import fused_rollout, fused_supported
@@ -285,12 +285,7 @@ class SpikingRNN(RecurrentModel):
             delay_rec=self.delay_rec,
             adaptive=self.n_adaptive > 0,
         )
-        self.W_in = nn.Parameter(torch.randn(n_hidden, n_in) / n_in**0.5)
-        self.W_rec = nn.Parameter(torch.randn(n_hidden, n_hidden) * gain / n_hidden**0.5)
-        if bias:
-            self.b = nn.Parameter(torch.zeros(n_hidden))
-        else:
-            self.register_buffer("b", torch.zeros(n_hidden))
+        self._init_input_and_recurrent(gain, bias)
         beta = torch.zeros(n_hidden)
         beta[: self.n_adaptive] = self.beta_adapt
         self.register_buffer("beta", beta)
