@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import spikedyn
+from spikedyn.cli.bench_eprop import ACCURACY_CASES
 from spikedyn.experiment import build_task
 from spikedyn.learning import RFLO, EProp, make_rule, output_error, task_loss, train
 from spikedyn.learning.eprop import loss_normaliser, step_loss_and_error
@@ -234,11 +235,11 @@ def test_rules_are_registered_for_spikedyn_train():
 
 # -- training (done-when: >= 90% held-out accuracy) --------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["eprop/lif/2af", "eprop/lif/rdm", "rflo/rate/2af", "rflo/rate/romo", "rflo/rate/dms"])
+@pytest.mark.parametrize("case", sorted(ACCURACY_CASES))
 def test_online_rules_train_to_90_percent(case):
-    """e-prop trains LIF nets on 2af and rdm (rdm's optimum is ~92%), RFLO trains rate nets on 2af, romo
-    and dms; settings in ``ACCURACY_CASES`` (64 units, batch 32, Adam; docs/eprop.md)."""
-    from spikedyn.cli.bench_eprop import ACCURACY_CASES, run_accuracy_case
+    """e-prop trains LIF and ALIF nets on 2af and rdm (rdm's optimum is ~92%), RFLO trains rate nets on 2af,
+    romo and dms; settings in ``ACCURACY_CASES`` (64 units, batch 32, Adam; docs/eprop.md)."""
+    from spikedyn.cli.bench_eprop import run_accuracy_case
 
     row = run_accuracy_case(case, seed=0, held_out=2000)
     assert row["accuracy"] >= 0.9, row

@@ -270,6 +270,13 @@ ACCURACY_CASES: dict[str, dict[str, Any]] = {
     "eprop/lif/rdm": {"task": "rdm", "task_params": {"dt": 10.0}, "model": "spiking", "rule": "eprop",
                       "steps": 800, "lr": 3e-3, "stop_at": None,
                       "model_params": {**_LIF, "dt": 10.0, "tau_mem": 50.0}},
+    # ALIF: default adaptation (beta 0.07, tau_a 2 s); on rdm half the units adapt, as in Bellec's LSNN
+    "eprop/alif/2af": {"task": "2af", "task_params": {}, "model": "spiking", "rule": "eprop", "steps": 400,
+                       "lr": 3e-3, "stop_at": 0.92,
+                       "model_params": {**_LIF, "neuron": "alif", "dt": 100.0, "substeps": 2, "tau_mem": 200.0}},
+    "eprop/alif/rdm": {"task": "rdm", "task_params": {"dt": 10.0}, "model": "spiking", "rule": "eprop",
+                       "steps": 800, "lr": 3e-3, "stop_at": None,
+                       "model_params": {**_LIF, "neuron": "alif", "n_adaptive": 32, "dt": 10.0, "tau_mem": 50.0}},
     **{f"rflo/rate/{name}": {"task": name, "task_params": {}, "model": "rate", "rule": "rflo", "steps": 800,
                              "lr": 1e-2, "stop_at": 0.92, "model_params": {"alpha": 0.1, "activation": "relu"}}
        for name in ("2af", "romo", "dms")},
