@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import torch
-from spikedyn.hardware.delay_network import find_lava_python, run_lava_subprocess
+from spikedyn.hardware.delay_network import run_lava_subprocess
+from spikedyn.hardware.runtime import lava_python_or_none
 from spikedyn.tasks.head_direction import ou_velocity
 
 from spikedyn.circuits import HeadDirectionCircuit, RingAttractor
@@ -84,7 +85,7 @@ def main() -> None:
     circuit = HeadDirectionCircuit()
     rows = [_torch_rate(circuit, args.seconds, b, True, args.device) for b in (1, 10, 100)]
     rows.append(_torch_rate(circuit, args.seconds, 10, False, args.device))
-    python = find_lava_python()
+    python = lava_python_or_none()
     if python is not None:
         rows.append(_lava_rate(circuit, args.seconds, python))
     rows += [_ring_rate(args.seconds, b, args.device) for b in (1, 100)]

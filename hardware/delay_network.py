@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 MAX_LOIHI_DELAY = 63  # DelayDense's bit-accurate model (Loihi 2: 6 delay bits)
-LAVA_PYTHON_ENV = "SPIKEDYN_LAVA_PYTHON"  # as in hardware/runtime.py
 
 
 @dataclass
@@ -288,27 +287,14 @@ def lava_importable() -> bool:
     return True
 
 
-def find_lava_python() -> str | None:
-    """The Lava interpreter found by ``spikedyn.hardware.runtime`` (``$SPIKEDYN_LAVA_PYTHON``,
-    ``.venv-lava`` from ``make lava``, python3.10, pyenv, uv), or None when there is none."""
-    from .runtime import LavaNotFound
-    from .runtime import find_lava_python as find
-
-    try:
-        return find()
-    except LavaNotFound:
-        return None
-
-
 def run_lava_subprocess(net: DelayNetwork, ext: np.ndarray, python: str | None = None,
                         timeout: float = 1800.0) -> np.ndarray:
     """:func:`run_lava` in the Lava interpreter (a separate Python 3.10 environment), through a bundle
     file; spikes ``[T, N]`` (bool). Raises ``RuntimeError`` with one actionable line when there is no
     Lava runtime or the run fails."""
-    python = python or find_lava_python()
-    if python is None:
-        raise RuntimeError("no Python with lava-nc found: run 'make lava' (builds .venv-lava) or set "
-                           f"{LAVA_PYTHON_ENV}=/path/to/python3.10-with-lava")
+    from .runtime import find_lava_python
+
+    python = python or find_lava_python()  # raises LavaNotFound (one line: what to install) when there is none
     ext = _check_ext(net, ext)
     with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
         bundle, out = Path(tmp) / "bundle.npz", Path(tmp) / "out.npz"

@@ -76,6 +76,14 @@ def find_lava_python() -> str:
                        f"or set {ENV_VAR}=/path/to/python3.10")
 
 
+def lava_python_or_none() -> str | None:
+    """``find_lava_python()``, or None when there is no Lava interpreter (for optional Lava steps)."""
+    try:
+        return find_lava_python()
+    except LavaNotFound:
+        return None
+
+
 def loihi_installed(python: str) -> bool:
     """True when Intel's lava-loihi is importable in ``python`` (needed for ``Loihi2HwCfg``)."""
     code = "import sys; from lava.utils.loihi import is_installed; sys.exit(0 if is_installed() else 1)"

@@ -1,6 +1,9 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+import functools
+import os
+
 import pytest
 import torch
 
@@ -14,3 +17,33 @@ def one_thread_seeded():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(n)
+
+
+# -- the Lava runtime -------------------------------------------------------------------------------
+# Lava 0.10 runs only in its own Python 3.10 interpreter (`make lava` builds .venv-lava). Tests marked
+# `lava` need it. On a machine without Python 3.10 they are skipped with that reason; CI sets
+# SPIKEDYN_REQUIRE_LAVA=1 (see .ci/run), and then a missing runtime fails them instead of skipping.
+REQUIRE_LAVA = os.environ.get("SPIKEDYN_REQUIRE_LAVA") == "1"
+
+
+@functools.cache
+def _lava_python() -> str | None:
+    from spikedyn.hardware.runtime import lava_python_or_none
+
+    return lava_python_or_none()
+
+
+def pytest_collection_modifyitems(config, items):
+    lava_items = [item for item in items if item.get_closest_marker("lava")]
+    if lava_items and not REQUIRE_LAVA and _lava_python() is None:
+        reason = "Lava runtime missing: no Python 3.10 with lava-nc (run `make lava`)"
+        for item in lava_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def lava_python() -> str:
+    """The Lava interpreter; raises ``LavaNotFound`` (what to install, one line) when there is none."""
+    from spikedyn.hardware.runtime import find_lava_python
+
+    return _lava_python() or find_lava_python()

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from spikedyn.hardware.delay_network import DelayNetwork, _layers, find_lava_python, simulate_reference
+from spikedyn.hardware.delay_network import DelayNetwork, _layers, simulate_reference
 from spikedyn.tasks.head_direction import circular_error, ou_velocity, saccadic_velocity
 
 from spikedyn.circuits import HeadDirectionCircuit, RingAttractor, phase_model
@@ -272,15 +272,13 @@ def test_saccadic_velocity_generator() -> None:
     np.testing.assert_array_equal(saccadic_velocity(50, 1.0, 7), saccadic_velocity(50, 1.0, 7))
 
 
-def test_lava_float_run_matches_torch_spike_for_spike() -> None:
+@pytest.mark.lava
+def test_lava_float_run_matches_torch_spike_for_spike(lava_python: str) -> None:
     """2 s of simulated time (8,000 steps of 0.25 ms) with weight noise: every spike of every neuron."""
-    python = find_lava_python()
-    if python is None:
-        pytest.skip("no Lava runtime: run 'make lava' (Python 3.10 + lava-nc in .venv-lava) to run this test")
     circuit = HeadDirectionCircuit(period=10.0, dt=0.25)
     w = X.ou(2.0, 1, seed=8, std_deg_s=240.0)[:, 0]
     weights = circuit.perturbed_weights(0.05, 1, seed=9)
-    lava_res, lava_spikes = circuit.run_lava(w, DT, 1.0, weights=weights[0], python=python)
+    lava_res, lava_spikes = circuit.run_lava(w, DT, 1.0, weights=weights[0], python=lava_python)
     res = circuit.run(w, DT, 1.0, weights=weights, record="all", dtype=torch.float64, progress=False)
     torch_spikes = np.stack([res.spikes[n] for n in circuit.network().names], axis=1)
     assert lava_spikes.shape == (8000, circuit.network().n_neurons)

@@ -1,8 +1,8 @@
 """The hardware layer: Loihi 2 quantisation, the numpy references, torch's quantize="loihi2", and the
 real Lava 0.10 runtime (float and bit-accurate fixed point) against torch, spike for spike.
 
-Tests marked ``needs_lava`` run Lava in its own interpreter (Python 3.10, ``.venv-lava``, built by
-``make lava``); they are skipped, with the reason, only when no such interpreter exists.
+Tests marked ``lava`` run Lava in its own interpreter (Python 3.10, ``.venv-lava``, built by ``make lava``);
+tests/conftest.py skips them, with the reason, only when no such interpreter exists and CI does not require one.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 from spikedyn.hardware.quantize import MANT_MAX, quantize_input, quantize_loihi2
 from spikedyn.hardware.reference import readout, simulate_fixed, simulate_float
-from spikedyn.hardware.runtime import LavaNotFound, find_lava_python
+from spikedyn.hardware.runtime import LavaNotFound
 
 import spikedyn
 from spikedyn.export.deploy import spike_agreement, torch_reference
@@ -25,19 +25,6 @@ from spikedyn.export.nir import spec_from_model
 from spikedyn.models import SpikingRNN
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _lava_python() -> str | None:
-    try:
-        return find_lava_python()
-    except LavaNotFound:
-        return None
-
-
-LAVA_PYTHON = _lava_python()
-needs_lava = pytest.mark.skipif(
-    LAVA_PYTHON is None, reason="Lava runtime missing: no Python 3.10 with lava-nc (run `make lava`)"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -171,13 +158,13 @@ def test_deploy_rejects_bad_requests_before_running():
 
 
 # -- the real Lava runtime --------------------------------------------------------------------------------
-@needs_lava
+@pytest.mark.lava
 @pytest.mark.parametrize("precision", ["float", "fixed"])
-def test_lava_equals_torch_spike_for_spike(precision):
+def test_lava_equals_torch_spike_for_spike(precision, lava_python):
     """64 strongly recurrent LIF neurons, 600 steps, 3 trials (block-diagonal batch): every spike equal."""
     m = _net(n_hidden=64)
     x = _x(T=600, B=3)
-    out = spikedyn.deploy(m, precision=precision, lava_python=LAVA_PYTHON).run(x, progress=False)
+    out = spikedyn.deploy(m, precision=precision, lava_python=lava_python).run(x, progress=False)
     spikes, counts, y = torch_reference(m, x, precision)
     assert spikes.sum() > 5000
     np.testing.assert_array_equal(out.spikes, spikes)
@@ -185,48 +172,48 @@ def test_lava_equals_torch_spike_for_spike(precision):
     np.testing.assert_allclose(out.y, y, rtol=0, atol=1e-5)
 
 
-@needs_lava
-def test_lava_timing_variants_and_single_trial():
+@pytest.mark.lava
+def test_lava_timing_variants_and_single_trial(lava_python):
     """delay_in = 0 (pre-loaded input synapse), delay_in = 2 and delay_rec = 1 (DelayDense), substeps;
     one trial (Dense) and two (Sparse), float and fixed point."""
     cases = [(dict(delay_in=0, substeps=2), 1, "float"), (dict(delay_in=2, delay_rec=1), 2, "fixed"),
              (dict(delay_in=0, delay_rec=1, du=1.0), 2, "float")]
     for kw, B, precision in cases:
         m, x = _net(n_hidden=24, **kw), _x(T=60, B=B)
-        out = spikedyn.deploy(m, precision=precision, lava_python=LAVA_PYTHON).run(x, progress=False)
+        out = spikedyn.deploy(m, precision=precision, lava_python=lava_python).run(x, progress=False)
         np.testing.assert_array_equal(out.spikes, torch_reference(m, x, precision)[0], err_msg=str(kw))
 
 
-@needs_lava
-def test_lava_runs_alif_subtract_refractory_in_float():
+@pytest.mark.lava
+def test_lava_runs_alif_subtract_refractory_in_float(lava_python):
     m = _net(n_hidden=24, neuron="alif", reset="subtract", refractory=2.0, tau_adapt=100.0, beta_adapt=0.5,
              n_adaptive=12, du=1.0)
     x = _x(T=80, B=2)
-    out = spikedyn.deploy(m, precision="float", lava_python=LAVA_PYTHON).run(x, progress=False)
+    out = spikedyn.deploy(m, precision="float", lava_python=lava_python).run(x, progress=False)
     spikes = torch_reference(m, x, "float")[0]
     assert spikes.sum() > 100
     np.testing.assert_array_equal(out.spikes, spikes)
 
 
-@needs_lava
-def test_lava_loihi_backend_says_what_is_missing():
+@pytest.mark.lava
+def test_lava_loihi_backend_says_what_is_missing(lava_python):
     with pytest.raises(RuntimeError, match="lava-loihi"):
-        spikedyn.deploy(_net(n_hidden=8), backend="lava-loihi", lava_python=LAVA_PYTHON)
+        spikedyn.deploy(_net(n_hidden=8), backend="lava-loihi", lava_python=lava_python)
 
 
-@needs_lava
-def test_runner_reports_a_broken_bundle_in_one_line(tmp_path):
-    out = subprocess.run([LAVA_PYTHON, "-m", "spikedyn.hardware.run", str(tmp_path)], capture_output=True,
+@pytest.mark.lava
+def test_runner_reports_a_broken_bundle_in_one_line(tmp_path, lava_python):
+    out = subprocess.run([lava_python, "-m", "spikedyn.hardware.run", str(tmp_path)], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 1
     assert "not a spikedyn bundle" in out.stderr and out.stderr.strip().count("\n") == 0
     assert json.loads((tmp_path / "result.json").read_text())["ok"] is False
 
 
-@needs_lava
-def test_cli_deploy_writes_the_comparison_table(tmp_path):
+@pytest.mark.lava
+def test_cli_deploy_writes_the_comparison_table(tmp_path, lava_python):
     run = tmp_path / "run"
-    env = {**os.environ, "SPIKEDYN_LAVA_PYTHON": LAVA_PYTHON}
+    env = {**os.environ, "SPIKEDYN_LAVA_PYTHON": lava_python}
     spikedyn_cli = [sys.executable, "-m", "spikedyn.cli"]
     train = subprocess.run(
         [*spikedyn_cli, "train", "--task", "rdm", "--task-param", "dt=50", "--model", "lif", "--hidden", "16",

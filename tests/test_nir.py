@@ -109,7 +109,7 @@ _INTEROP = {"lif": dict(du=1.0, dv=0.1), "cubalif": dict(du=0.25, dv=0.1, bias=F
 
 @pytest.mark.parametrize("kind", list(_INTEROP))
 def test_spikedyn_to_snntorch_same_spikes(kind, capsys):
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
     from snntorch.import_nir import import_from_nir
 
     m = _lif(reset="zero", tau_out=0.0, **_INTEROP[kind])
@@ -122,7 +122,7 @@ def test_spikedyn_to_snntorch_same_spikes(kind, capsys):
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_snntorch_rleaky_to_spikedyn_same_spikes(reset, capsys):
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
     from snntorch.export_nir import export_to_nir
 
     class Net(torch.nn.Module):
@@ -160,7 +160,7 @@ def test_snntorch_rleaky_to_spikedyn_same_spikes(reset, capsys):
 # -- norse 1.1 -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", list(_INTEROP))
 def test_spikedyn_to_norse_same_spikes(kind, caplog):
-    norse = pytest.importorskip("norse.torch")
+    import norse.torch as norse
     from norse.torch.module.lif_box import LIFBoxCell
 
     caplog.set_level(logging.ERROR)
@@ -172,7 +172,7 @@ def test_spikedyn_to_norse_same_spikes(kind, caplog):
 
 
 def test_norse_to_spikedyn_same_spikes():
-    norse = pytest.importorskip("norse.torch")
+    import norse.torch as norse
     from norse.torch.functional.lif_box import LIFBoxParameters
     from norse.torch.module.lif_box import LIFBoxCell
 

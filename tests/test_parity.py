@@ -23,7 +23,7 @@ def _float64():
 
 
 def test_lif_equals_snntorch_rleaky():
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
     beta, vth = 0.9, 1.0
     x = torch.rand(T, B, I) * 2.0
     ref_fc = torch.nn.Linear(I, N, bias=False)
@@ -53,7 +53,7 @@ def test_lif_equals_snntorch_rleaky():
 
 
 def test_lif_equals_norse_lif_recurrent_cell():
-    norse = pytest.importorskip("norse.torch")
+    import norse.torch as norse
     dt, tau_syn_inv, tau_mem_inv = 1e-3, 200.0, 100.0
     p = norse.LIFParameters(tau_syn_inv=torch.tensor(tau_syn_inv), tau_mem_inv=torch.tensor(tau_mem_inv),
                             v_th=torch.tensor(1.0), v_leak=torch.tensor(0.0), v_reset=torch.tensor(0.0))

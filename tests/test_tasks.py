@@ -229,7 +229,7 @@ NEUROGYM_TWINS = {
 @pytest.mark.parametrize("name", sorted(NEUROGYM_TWINS))
 @pytest.mark.parametrize("dt", [100, 20])
 def test_cognitive_tasks_match_neurogym_without_noise(name: str, dt: int) -> None:
-    ngym = pytest.importorskip("neurogym")
+    import neurogym as ngym
     env_id, condition = NEUROGYM_TWINS[name]
     env = ngym.make(env_id, dt=dt, sigma=0.0).unwrapped
     task = T.make(name, dt=dt, sigma=0.0)
@@ -246,7 +246,7 @@ def test_cognitive_tasks_match_neurogym_without_noise(name: str, dt: int) -> Non
 
 @pytest.mark.parametrize("name", sorted(NEUROGYM_TWINS))
 def test_cognitive_task_noise_matches_neurogym(name: str) -> None:
-    ngym = pytest.importorskip("neurogym")
+    import neurogym as ngym
     env_id, condition = NEUROGYM_TWINS[name]
     noisy_env = ngym.make(env_id, dt=20, sigma=1.5).unwrapped
     clean_env = ngym.make(env_id, dt=20, sigma=0.0).unwrapped
@@ -503,7 +503,6 @@ def test_head_direction_score_tolerance() -> None:
 
 # ---------------------------------------------------------------------------------------- NeuroGym adapter
 def test_neurogym_adapter_pads_and_scores() -> None:
-    pytest.importorskip("neurogym")
     timing = {"stimulus": ("choice", [300, 500, 700])}
     task = T.make("neurogym:PerceptualDecisionMaking-v0", dt=100, timing=timing)
     assert task.n_inputs == 3 and task.n_outputs == 3 and task.loss == "ce" and task.dt == 100
@@ -525,7 +524,6 @@ def test_neurogym_adapter_pads_and_scores() -> None:
 
 
 def test_neurogym_adapter_unknown_env() -> None:
-    pytest.importorskip("neurogym")
     with pytest.raises(ValueError, match="NoSuchEnv"):
         T.make("neurogym:NoSuchEnv-v0")
 

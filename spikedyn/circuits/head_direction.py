@@ -289,7 +289,8 @@ class HeadDirectionCircuit:
     def run_lava(self, angular_velocity: np.ndarray, dt: float = 1.0, theta0: float = 0.0,
                  weights: np.ndarray | None = None, python: str | None = None) -> tuple[HDResult, np.ndarray]:
         """Run one instance on Lava (float LIF + DelayDense in Lava's CPU simulator): in this process when
-        it can import lava-nc, else through the Lava interpreter (``python`` or ``find_lava_python()``).
+        it can import lava-nc, else through the Lava interpreter (``python``, or the one
+        ``spikedyn.hardware.runtime.find_lava_python()`` finds; ``LavaNotFound`` when there is none).
         Returns (result, spikes [T_sim, N] bool of every neuron, in ``network().names`` order)."""
         from ..hardware.delay_network import lava_importable, run_lava, run_lava_subprocess
 

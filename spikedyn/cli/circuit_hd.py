@@ -157,9 +157,9 @@ def _lava_check(circuit, seconds: float, seed: int) -> dict:
     import torch
 
     from ..circuits import experiments as X
-    from ..hardware.delay_network import find_lava_python
+    from ..hardware.runtime import lava_python_or_none
 
-    python = find_lava_python()
+    python = lava_python_or_none()
     if python is None:
         return {"note": "skipped: no Lava runtime (run 'make lava')"}
     w = X.ou(seconds, 1, seed + 11, std_deg_s=240.0)[:, 0]
