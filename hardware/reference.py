@@ -65,6 +65,15 @@ def constants_of(spec: NetworkSpec) -> NeuronConstants:
                            reset=spec.reset)
 
 
+def _delayed(buffer: list[np.ndarray], value: np.ndarray) -> np.ndarray:
+    """One step of a synaptic delay line (a FIFO of the delay's length): push ``value``, return the
+    oldest entry. An empty buffer is no delay."""
+    if not buffer:
+        return value
+    buffer.append(value)
+    return buffer.pop(0)
+
+
 def simulate_float(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
     """Spikes ``[T * substeps, B, N]`` (uint8) of the float neuron map for inputs ``x [T, B, I]``."""
     x = _check_x(spec, x).astype(np.float64)
@@ -79,16 +88,7 @@ def simulate_float(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
     for t in range(T):
         i_ext = x[t] @ spec.W_in.T
         for k in range(spec.substeps):
-            if spec.delay_in:
-                in_buf.append(i_ext)
-                i_now = in_buf.pop(0)
-            else:
-                i_now = i_ext
-            if spec.delay_rec:
-                z_buf.append(z)
-                z_rec = z_buf.pop(0)
-            else:
-                z_rec = z
+            i_now, z_rec = _delayed(in_buf, i_ext), _delayed(z_buf, z)
             u, v, z, a, ref = neuron_update(c, spec.bias, spec.beta, u, v, z, a, ref, i_now + z_rec @ W_rec_T)
             out[t * spec.substeps + k] = z
     return out
@@ -112,16 +112,7 @@ def simulate_fixed(spec: NetworkSpec, q: Loihi2Params, x: np.ndarray) -> np.ndar
     for t in range(T):
         a_ext = shift(X[t] @ w_in_T, q.w_in_exp)
         for k in range(spec.substeps):
-            if spec.delay_in:
-                in_buf.append(a_ext)
-                a_now = in_buf.pop(0)
-            else:
-                a_now = a_ext
-            if spec.delay_rec:
-                z_buf.append(z)
-                z_rec = z_buf.pop(0)
-            else:
-                z_rec = z
+            a_now, z_rec = _delayed(in_buf, a_ext), _delayed(z_buf, z)
             a_in = a_now + shift(z_rec @ w_rec_T, q.w_rec_exp)
             u = wrap24(decay(u, DECAY_UNITY - q.du - 1) + np.left_shift(a_in, ACT_SHIFT))
             v = np.clip(decay(v, DECAY_UNITY - q.dv) + u + bias, -UV_MAX + 1, UV_MAX - 1)

@@ -116,6 +116,10 @@ def test_spiking_forward_equals_step_loop(kw):
     torch.testing.assert_close(a.y, b.y)
     for x, y in zip(a.state, b.state):
         torch.testing.assert_close(x, y)
+    # the readout sees the filtered spikes: y = r̄ W_outᵀ + b_out, and r̄ at the last step is the state's
+    rbar = m.filtered_spikes(u)
+    torch.testing.assert_close(rbar @ m.W_out.T + m.b_out, a.y.detach())
+    torch.testing.assert_close(rbar[-1], a.state.rbar.detach())
 
 
 def test_spike_surrogates_forward_strict_and_backward_is_pseudo_derivative():

@@ -85,13 +85,7 @@ def mirror_figure(
     with torch.no_grad():
         ro, tw = rate(u), twin(u)
         spikes = twin.spike_trains(u)[:, 0]
-        state, rbars, i_ext = twin.init_state(4), [], u @ twin.W_in.T
-        for t in range(u.shape[0]):
-            for _ in range(twin.substeps):
-                state = twin.substep(state, i_ext[t])
-            rbars.append(state.rbar)
-    lam = twin.mirror_scale[0]
-    r_twin = lam * torch.stack(rbars)
+    r_twin = twin.mirror_scale[0] * twin.filtered_spikes(u)
     t_ms = np.arange(u.shape[0]) * task.dt
     units = np.argsort(-ro.r[:, 0].std(0).numpy())[:3]
 

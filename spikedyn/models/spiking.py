@@ -425,9 +425,22 @@ class SpikingRNN(RecurrentModel):
         """Spikes at every substep ``[T * substeps, B, N]`` (no gradient), for raster plots and parity checks."""
         u = self._check_input(u)
         with torch.no_grad():
-            state, i_ext, out = self.init_state(u.shape[1]), self._input_current(u), []
-            for t in range(u.shape[0]):
+            state, out = self.init_state(u.shape[1]), []
+            for i_t in self._input_current(u).unbind(0):
                 for _ in range(self.substeps):
-                    state = self.substep(state, i_ext[t])
+                    state = self.substep(state, i_t)
                     out.append(state.z)
+        return torch.stack(out)
+
+    def filtered_spikes(self, u: Tensor) -> Tensor:
+        """The readout's low-pass-filtered spikes ``r̄`` ``[T, B, N]`` at the end of each input step (no
+        gradient), so that ``y = r̄ W_outᵀ + b_out``. For a mirrored twin, ``mirror_scale * r̄`` is its
+        estimate of the rate net's ``f(x)``."""
+        u = self._check_input(u)
+        with torch.no_grad():
+            state, out = self.init_state(u.shape[1]), []
+            for i_t in self._input_current(u).unbind(0):
+                for _ in range(self.substeps):
+                    state = self.substep(state, i_t)
+                out.append(state.rbar)
         return torch.stack(out)
