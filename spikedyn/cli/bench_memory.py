@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit, json_option
+from .common import comma_list, emit, json_option
 from .groups import bench_app
 
 
@@ -43,8 +43,8 @@ def memory(
     if min(hidden, seeds, steps, batch_size, eval_every, eval_trials) < 1:
         raise ValueError("hidden, seeds, steps, batch_size, eval_every and eval_trials must be positive")
     summaries = []
-    for name in [t.strip() for t in task.split(",") if t.strip()]:
-        cfg = BenchmarkConfig(task=name, delay=delay, models=tuple(m.strip() for m in models.split(",") if m.strip()),
+    for name in comma_list(task, "--task"):
+        cfg = BenchmarkConfig(task=name, delay=delay, models=comma_list(models, "--models"),
                               hidden=hidden, seeds=seeds, steps=steps, batch_size=batch_size, lr=lr, clip=clip,
                               eval_every=eval_every, eval_trials=eval_trials)  # fmt: skip
         root = out_dir / name
