@@ -54,7 +54,7 @@ import torch
 from torch import Tensor
 
 from ..models.rate import RateRNN
-from ..models.spiking import SpikingRNN
+from ..models.spiking import SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
 from .losses import LOSSES
 from .rules import LearningRule, register_rule
@@ -314,11 +314,8 @@ def eprop_rollout(
         i_ext = u[t] @ W_in.T
         for k in range(model.substeps):
             # presynaptic signals of this substep, exactly those the neuron update uses
-            if p.delay_in:
-                pre[:, :I] = x_buf[0]
-                x_buf = torch.cat([x_buf[1:], u[t][None]])
-            else:
-                pre[:, :I] = u[t]
+            x_now, x_buf = delay_line(x_buf, u[t])
+            pre[:, :I] = x_now
             pre[:, I : I + N] = state.z_buf[0] if p.delay_rec else state.z
             drive = pre
             if eps_u is not None:

@@ -92,18 +92,20 @@ def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
     return 1.0 - math.exp(-dt_ms / tau_ms)
 
 
+def delay_line(buffer: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    """One step of a synaptic delay of ``len(buffer)`` steps (Lava's ``Dense``/``DelayDense`` timing):
+    returns (the value that arrives now, the new buffer). An empty buffer ``[0, B, N]`` is no delay."""
+    if len(buffer) == 0:
+        return value, buffer
+    return buffer[0], torch.cat([buffer[1:], value[None]])
+
+
 def spiking_substep(
     p: NeuronParams, W_rec: Tensor, b: Tensor, beta: Tensor, s: SpikingState, i_ext: Tensor
 ) -> SpikingState:
     """Pure neuron update: state and the input current ``i_ext = W_in x`` [B, N] -> next state."""
-    if p.delay_in:
-        i_now, in_buf = s.in_buf[0], torch.cat([s.in_buf[1:], i_ext[None]])
-    else:
-        i_now, in_buf = i_ext, s.in_buf
-    if p.delay_rec:
-        z_rec, z_buf = s.z_buf[0], torch.cat([s.z_buf[1:], s.z[None]])
-    else:
-        z_rec, z_buf = s.z, s.z_buf
+    i_now, in_buf = delay_line(s.in_buf, i_ext)
+    z_rec, z_buf = delay_line(s.z_buf, s.z)
     if p.detach_recurrent:
         z_rec = z_rec.detach()
     u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.T)
@@ -166,14 +168,8 @@ def loihi2_substep(
     ``a_ext`` is ``loihi2_input`` of the current input; ``u``, ``v`` and ``in_buf`` are int64. The
     operations are those of ``AbstractPyLifModelFixed.subthr_dynamics`` (see the hardware docs).
     """
-    if p.delay_in:
-        a_now, in_buf = s.in_buf[0], torch.cat([s.in_buf[1:], a_ext[None]])
-    else:
-        a_now, in_buf = a_ext, s.in_buf
-    if p.delay_rec:
-        z_rec, z_buf = s.z_buf[0], torch.cat([s.z_buf[1:], s.z[None]])
-    else:
-        z_rec, z_buf = s.z, s.z_buf
+    a_now, in_buf = delay_line(s.in_buf, a_ext)
+    z_rec, z_buf = delay_line(s.z_buf, s.z)
     a_in = a_now + _shift((z_rec.double() @ q.w_rec.T).long(), q.w_rec_exp)
     u = _decay(s.u, 4096 - q.du - 1) + a_in * 64
     wrapped = torch.where(u > 2**23, u - 2**24, u)  # Lava's 24-bit wrap, written as Lava writes it
