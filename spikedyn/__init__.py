@@ -17,6 +17,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "GRURNN": ("spikedyn.models", "GRURNN"),
     "SpikingRNN": ("spikedyn.models", "SpikingRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
+    "Population": ("spikedyn.models.population", "Population"),
     "mirror": ("spikedyn.models", "mirror"),
     "train": ("spikedyn.learning", "train"),
     "TrainResult": ("spikedyn.learning", "TrainResult"),

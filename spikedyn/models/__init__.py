@@ -17,14 +17,26 @@ __all__ = [
     "ACTIVATIONS", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "MODEL_KINDS", "NeuronParams", "RateRNN",
     "RateState",
     "RecurrentModel", "Rollout", "SURROGATES", "SpikingRNN", "SpikingState", "build", "from_config",
-    "mirror", "pseudo_derivative", "spike", "spiking_substep",
+    "mirror", "pseudo_derivative", "spike", "spiking_substep", "Population",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:  # Population is imported on first use
+    if name == "Population":
+        from .population import Population
+
+        return Population
+    raise AttributeError(f"module 'spikedyn.models' has no attribute {name!r}")
 
 
 def from_config(cfg: dict[str, Any]) -> RecurrentModel:
     """Rebuild a model (untrained) from ``model.config()``."""
     cfg = dict(cfg)
     kind = cfg.pop("kind", None)
+    if kind == "population":
+        from .population import Population
+
+        return Population.from_config({**cfg, "kind": kind})
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[kind](**cfg)

@@ -108,7 +108,7 @@ def spiking_substep(
     z_rec, z_buf = delay_line(s.z_buf, s.z)
     if p.detach_recurrent:
         z_rec = z_rec.detach()
-    u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.T)
+    u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.mT)  # mT: also for stacked [E, N, N] (Population)
     z_reset = s.z.detach() if p.detach_reset else s.z
     if p.reset == "zero":
         v = (s.v * (1.0 - z_reset)) * (1.0 - p.dv) + u + b
