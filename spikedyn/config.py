@@ -32,6 +32,9 @@ class TrainConfig(BaseModel):
     eval_trials: int = Field(1000, ge=1)
     target_accuracy: float | None = Field(None, gt=0, le=1)
     run_dir: Path | None = None
+    population: int | None = Field(None, ge=1)
+    preset: str | None = None
+    rule_params: dict[str, Any] = Field(default_factory=dict)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -165,20 +165,42 @@ class Population(nn.Module):
                 )
         if isinstance(first, SpikingRNN) and first.quantize:
             raise ValueError("a Population runs float bodies; build it from models with quantize=None")
-        self.size = len(models)
-        self.member_configs = [m.config() for m in models]
+        self._setup(first, [m.config() for m in models], {
+            **{n: torch.stack([m.get_parameter(n).detach() for m in models]) for n, _ in first.named_parameters()},
+            **{n: torch.stack([m.get_buffer(n) for m in models]) for n, _ in first.named_buffers()},
+        }, lr)  # fmt: skip
+
+    def _setup(self, template: RecurrentModel, configs: list[dict[str, Any]], tensors: dict[str, Tensor],
+               lr: Sequence[float] | None) -> None:
+        self.size = len(configs)
+        self.member_configs = [dict(c) for c in configs]
         self.lr = None if lr is None else [float(v) for v in lr]
         if self.lr is not None and len(self.lr) != self.size:
             raise ValueError(f"lr has {len(self.lr)} values for {self.size} members")
         # a plain attribute, not a submodule: its hyper-parameters are used, its tensors are not
-        object.__setattr__(self, "_template", copy.deepcopy(first))
-        for name, p in first.named_parameters():
-            stacked = torch.stack([m.get_parameter(name).detach() for m in models]).clone()
-            self.register_parameter(name, nn.Parameter(stacked, requires_grad=p.requires_grad))
-        for name, _ in first.named_buffers():
-            self.register_buffer(name, torch.stack([m.get_buffer(name) for m in models]).clone())
+        object.__setattr__(self, "_template", copy.deepcopy(template))
+        for name, p in template.named_parameters():
+            self.register_parameter(name, nn.Parameter(tensors[name].clone(), requires_grad=p.requires_grad))
+        for name, _ in template.named_buffers():
+            self.register_buffer(name, tensors[name].clone())
         noise = [float(c.get("noise_std", 0.0)) for c in self.member_configs]
-        self.register_buffer("noise_std", torch.tensor(noise, dtype=first.dtype, device=first.device))
+        self.register_buffer("noise_std", torch.tensor(noise, dtype=template.dtype, device=template.device))
+
+    @classmethod
+    def from_tensors(cls, configs: Sequence[dict[str, Any]], tensors: dict[str, Tensor],
+                     lr: Sequence[float] | None = None) -> Population:
+        """A Population with the given members' configs and stacked tensors (``state_dict()`` layout),
+        without building the members (the genetic algorithm builds each generation this way)."""
+        from . import from_config
+
+        configs = list(configs)
+        template = from_config(configs[0])
+        first = next(iter(tensors.values()))
+        template = template.to(device=first.device, dtype=tensors["W_out"].dtype)
+        pop = cls.__new__(cls)
+        nn.Module.__init__(pop)
+        pop._setup(template, configs, tensors, lr)
+        return pop
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
