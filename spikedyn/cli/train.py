@@ -43,6 +43,7 @@ def train(
     from ..config import TrainConfig, load_config_file, parse_key_values, validate
     from ..experiment import build_model, build_task
     from ..learning import train as run_train
+    from ..learning import make_rule
     from ..learning.presets import build_training_model
 
     given = dict(
@@ -71,6 +72,7 @@ def train(
                 data[key] = value
     cfg = validate(TrainConfig, data)
 
+    make_rule(cfg.rule, **cfg.rule_params)  # a bad rule or rule option fails here, before any work
     task_obj = build_task(cfg.task, cfg.task_params)
     net = build_training_model(cfg, task_obj, build_model)
     t0 = time.perf_counter()

@@ -143,11 +143,11 @@ class GA:
         """The best member of the last scored generation (``model`` itself when it is one network)."""
         if not is_population(model):
             return model
-        from spikedyn.models import from_config
+        from spikedyn.models.population import _quiet_from_config
 
         if state.get("best") is None:
             return model.member(0)
-        member = from_config(state["best_config"]).to(device=model.device, dtype=model.dtype)
+        member = _quiet_from_config(state["best_config"]).to(device=model.device, dtype=model.dtype)
         _load_member(member, state["best"])
         return member
 

@@ -132,6 +132,14 @@ class _StepModule(nn.Module):
         return state, r_t, self.body.output(state)
 
 
+def _quiet_from_config(cfg: dict[str, Any]) -> RecurrentModel:
+    """``from_config`` without touching the global torch RNG (its random init is overwritten anyway)."""
+    from . import from_config
+
+    with torch.random.fork_rng(devices=[]):
+        return from_config(cfg)
+
+
 def _member_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in PER_MEMBER}
 
@@ -191,10 +199,8 @@ class Population(nn.Module):
                      lr: Sequence[float] | None = None) -> Population:
         """A Population with the given members' configs and stacked tensors (``state_dict()`` layout),
         without building the members (the genetic algorithm builds each generation this way)."""
-        from . import from_config
-
         configs = list(configs)
-        template = from_config(configs[0])
+        template = _quiet_from_config(configs[0])
         first = next(iter(tensors.values()))
         template = template.to(device=first.device, dtype=tensors["W_out"].dtype)
         pop = cls.__new__(cls)
@@ -250,11 +256,9 @@ class Population(nn.Module):
 
     def member(self, i: int) -> RecurrentModel:
         """A standalone model with member i's weights (a copy)."""
-        from . import from_config
-
         if not -self.size <= i < self.size:
             raise IndexError(f"member {i} out of range for a Population of {self.size}")
-        model = from_config(self.member_configs[i]).to(device=self.device, dtype=self.dtype)
+        model = _quiet_from_config(self.member_configs[i]).to(device=self.device, dtype=self.dtype)
         own = model.state_dict()
         model.load_state_dict({k: v[i] for k, v in self.state_dict().items() if k in own})
         return model
