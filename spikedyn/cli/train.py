@@ -42,8 +42,8 @@ def train(
     """Train a rate, GRU, LIF or ALIF network on a task (BPTT with surrogate gradients for spikes)."""
     from ..config import TrainConfig, load_config_file, parse_key_values, validate
     from ..experiment import build_model, build_task
-    from ..learning import train as run_train
     from ..learning import make_rule
+    from ..learning import train as run_train
     from ..learning.presets import build_training_model
 
     given = dict(

@@ -57,47 +57,60 @@ class _RatePopulationBPTT(torch.autograd.Function):
     on a CPU the big [E, T, B, N] tensors of a layer-by-layer rollout cost more in memory traffic than
     in arithmetic). Inputs: x0 [E,B,N], u [T,B,I] (shared) or [E,T,B,I], noise drive xi [T,B,N] and its
     per-member scale [E] (or None), the stacked weights; outputs y [E,T,B,O], r [E,T,B,N], x_T [E,B,N].
-    Forward: the Euler map of ``RateRNN``; backward: the adjoint recursion of the module doc."""
+    Forward: the Euler map of ``RateRNN``; backward: the adjoint recursion of the module doc.
+
+    The recurrent and input drives are one batched GEMM per step: ``[r_t | u_t | 1] [W_rec | W_in | b]^T``
+    (so their three gradients are one GEMM per step too)."""
 
     @staticmethod
     def forward(ctx, x0, u, xi, scale, W_in, b, W_rec, W_out, b_out, alpha, activation):  # type: ignore[override]
         f = activation_fn(activation)
         E, B, N = x0.shape
-        T = u.shape[-3]
-        R = x0.new_empty((E, T + 1, B, N))
+        T, I = u.shape[-3], u.shape[-1]
+        Z = x0.new_empty((E, T + 1, B, N + I + 1))  # [r_t | u_t | 1]
+        Z[:, :T, :, N : N + I] = u if u.dim() == 4 else u[None]
+        Z[:, :, :, N + I] = 1.0
+        Z[:, T, :, N:] = 0.0
+        W_ext_T = torch.cat([W_rec, W_in, b[..., None]], dim=-1).mT.contiguous()  # [E, N+I+1, N]
         y = x0.new_empty((E, T, B, W_out.shape[1]))
+        W_outT, b_out = W_out.mT, b_out[:, None]
         x = x0
-        R[:, 0] = f(x)
-        W_inT, W_recT, W_outT = W_in.mT, W_rec.mT, W_out.mT
-        b, b_out = b[:, None], b_out[:, None]
+        Z[:, 0, :, :N] = f(x)
         for t in range(T):
-            d = torch.matmul(u[t] if u.dim() == 3 else u[:, t], W_inT).add_(b)
-            if xi is not None:
-                d.add_(xi[t] * scale[:, None, None])
-            pre = torch.baddbmm(d, R[:, t], W_recT)
+            if xi is None:
+                pre = torch.bmm(Z[:, t], W_ext_T)
+            else:
+                pre = torch.baddbmm(xi[t] * scale[:, None, None], Z[:, t], W_ext_T)
             x = pre if alpha == 1.0 else torch.lerp(x, pre, alpha)  # (1 - alpha) x + alpha pre
-            R[:, t + 1] = f(x)
-            torch.baddbmm(b_out, R[:, t + 1], W_outT, out=y[:, t])
-        ctx.save_for_backward(R, u, W_in, W_rec, W_out)
-        ctx.alpha, ctx.activation = alpha, activation
-        return y, R[:, 1:], x
+            r = f(x)
+            Z[:, t + 1, :, :N] = r
+            torch.baddbmm(b_out, r, W_outT, out=y[:, t])
+        ctx.save_for_backward(Z, W_rec, W_out)
+        ctx.alpha, ctx.activation, ctx.n_in = alpha, activation, I
+        return y, Z[:, 1:, :, :N], x
 
     @staticmethod
     def backward(ctx, g_y, g_r, g_x):  # type: ignore[override]
-        R, u, W_in, W_rec, W_out = ctx.saved_tensors
+        Z, W_rec, W_out = ctx.saved_tensors
         alpha, fprime = ctx.alpha, _DERIVATIVE_FROM_OUTPUT[ctx.activation]
-        T = R.shape[1] - 1
-        dW_in, dW_rec, dW_out = torch.zeros_like(W_in), torch.zeros_like(W_rec), torch.zeros_like(W_out)
-        db = W_in.new_zeros(W_in.shape[:2])
+        E, T1, B, K = Z.shape
+        T, N = T1 - 1, W_rec.shape[-1]
+        dW_ext = Z.new_zeros((E, N, K))  # [dW_rec | dW_in | db]
+        dW_out = torch.zeros_like(W_out)
         db_out = W_out.new_zeros(W_out.shape[:2])
+        single_out = W_out.shape[1] == 1
         lam = None  # lam_{t+1} = dL/dx_{t+1}
         carry = None  # alpha lam_{t+1} = dL/dd_t
         for t in range(T, 0, -1):
-            r_t = R[:, t]
+            r_t = Z[:, t, :, :N]
             if g_y is not None:
                 g_yt = g_y[:, t - 1]
-                g = torch.bmm(g_yt, W_out)
-                dW_out.baddbmm_(g_yt.mT, r_t)
+                if single_out:  # outer products: elementwise beats a batched GEMM with a unit dimension
+                    g = g_yt * W_out
+                    dW_out[:, 0].add_((g_yt * r_t).sum(1))
+                else:
+                    g = torch.bmm(g_yt, W_out)
+                    dW_out.baddbmm_(g_yt.mT, r_t)
                 db_out.add_(g_yt.sum(1))
             else:
                 g = torch.zeros_like(r_t)
@@ -112,11 +125,10 @@ class _RatePopulationBPTT(torch.autograd.Function):
                 g.add_(g_x)
             lam = g  # lam_t
             carry = alpha * lam  # dL/dd_{t-1}
-            dW_rec.baddbmm_(carry.mT, R[:, t - 1])
-            u_prev = u[t - 1] if u.dim() == 3 else u[:, t - 1]
-            dW_in.add_(torch.matmul(carry.mT, u_prev))
-            db.add_(carry.sum(1))
-        g0 = torch.bmm(carry, W_rec).mul_(fprime(R[:, 0])).add_(lam, alpha=1.0 - alpha)
+            dW_ext.baddbmm_(carry.mT, Z[:, t - 1])
+        g0 = torch.bmm(carry, W_rec).mul_(fprime(Z[:, 0, :, :N])).add_(lam, alpha=1.0 - alpha)
+        I = ctx.n_in
+        dW_rec, dW_in, db = dW_ext[..., :N], dW_ext[..., N : N + I], dW_ext[..., N + I]
         return g0, None, None, None, dW_in, db, dW_rec, dW_out, db_out, None, None
 
 
