@@ -22,7 +22,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TrainResult": ("spikedyn.learning", "TrainResult"),
     "deploy": ("spikedyn.export.deploy", "deploy"),
 }
-_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli"}
+_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "experiments", "init", "tasks", "hardware",
+               "cli"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -4,8 +4,6 @@ baseline, the delay-network simulators (numpy reference, torch, Lava) and ``spik
 Fast versions of docs/circuits.md's measurements: seconds instead of a minute, a few realisations."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -13,10 +11,10 @@ from spikedyn.hardware.delay_network import DelayNetwork, _layers, simulate_refe
 from spikedyn.tasks.head_direction import circular_error, ou_velocity, saccadic_velocity
 
 from spikedyn.circuits import HeadDirectionCircuit, RingAttractor, phase_model
-from spikedyn.circuits import experiments as X
 from spikedyn.circuits.delay_sim import simulate
 from spikedyn.circuits.phase import coincidence_tuning, oscillator_phases, relative_phase
 from spikedyn.circuits.readout import drift_deg_per_s
+from spikedyn.experiments import hd_measure as X
 
 DT = 1.0
 
@@ -285,19 +283,3 @@ def test_lava_float_run_matches_torch_spike_for_spike(lava_python: str) -> None:
     assert lava_spikes.sum() > 10_000
     np.testing.assert_array_equal(lava_spikes, torch_spikes)
     np.testing.assert_allclose(lava_res.bump, res.bump, atol=1e-9)
-
-
-def test_cli_circuit_hd_writes_figures_and_tables(tmp_path) -> None:
-    from spikedyn.cli import main
-
-    rc = main(["circuit", "hd", "--duration", "1", "--realisations", "2", "--sigmas", "0,0.1",
-               "--diffusion-duration", "1", "--diffusion-realisations", "4", "--jitters", "0.01",
-               "--input-noises", "0.01", "--no-lava",
-               "--out-dir", str(tmp_path), "--json"])
-    assert rc == 0
-    for name in ("raster", "kymograph", "tuning", "robustness", "diffusion"):
-        assert (tmp_path / "figures" / f"hd_{name}.png").stat().st_size > 10_000
-    data = json.loads((tmp_path / "results" / "hd.json").read_text())
-    assert [r["sigma"] for r in data["robustness"]] == [0.0, 0.1]
-    assert "| 0.1 |" in (tmp_path / "results" / "hd.md").read_text()
-    assert main(["circuit", "hd", "--sigmas", "a,b", "--no-lava", "--out-dir", str(tmp_path)]) == 2
