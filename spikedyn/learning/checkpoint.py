@@ -50,6 +50,10 @@ class RunLocked(RunError):
     """Another process is writing the run directory."""
 
 
+class RunFinished(RunError):
+    """The run directory holds a finished run (``is_finished``); it is never rewritten."""
+
+
 class UnreadableFile(RunError):
     """A run file is damaged or is not a plain spikedyn file (e.g. it holds pickled Python objects)."""
 
@@ -315,7 +319,7 @@ def open_run(run_dir: Path, config: dict[str, Any], *, lr: float | None, resume:
     if restart:
         clear_run(run_dir)
     elif is_finished(run_dir):
-        raise RunError(f"{run_dir} holds a finished run; it is not rewritten. Load it with spikedyn.load_run "
+        raise RunFinished(f"{run_dir} holds a finished run; it is not rewritten. Load it with spikedyn.load_run "
                        f"or `spikedyn eval --run-dir {run_dir}`, or {RESTART_HINT}")
     found = newest_intact_checkpoint(run_dir) if not restart else None
     if found is None:
