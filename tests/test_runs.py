@@ -136,12 +136,13 @@ def test_a_payload_model_pt_does_not_run_in_load_run_eval_deploy_analyze(tmp_pat
     _train(run_dir, steps=5, eval_every=5)
     cfg = json.loads((run_dir / "config.json").read_text())
     _plant(run_dir / "model.pt", marker, config=cfg)
+    for argv in (["deploy", "--run-dir", str(run_dir)], ["analyze", "spectrum", "--run-dir", str(run_dir)],
+                 ["eval", "--run-dir", str(run_dir)]):
+        assert main(argv) == 2, argv
+        assert not marker.exists(), argv
+        assert "model.pt" in _one_line(capsys)
     with pytest.raises(UnreadableFile, match="model.pt.*Python objects"):
         spikedyn.load_run(run_dir)
-    for argv in (["eval", "--run-dir", str(run_dir)], ["deploy", "--run-dir", str(run_dir)],
-                 ["analyze", "spectrum", "--run-dir", str(run_dir)]):
-        assert main(argv) == 2, argv
-        assert "model.pt" in _one_line(capsys)
     assert not marker.exists()
 
 
