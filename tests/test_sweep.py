@@ -56,7 +56,7 @@ def test_gain_study_locally_and_on_ray_gives_identical_tables(tmp_path):
         remote = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "ray", ray="auto", progress=False)
     finally:
         ray.shutdown()
-    assert remote.ran == local.ran  # every trial ran, on Ray, and the table keeps the sweep's order
+    assert sorted(remote.ran) == sorted(local.ran)  # every trial ran on Ray (in whatever order they finished)
     pd.testing.assert_frame_equal(local.table.drop(columns=WALL_CLOCK), remote.table.drop(columns=WALL_CLOCK))
     pd.testing.assert_frame_equal(load_sweep(tmp_path / "ray").drop(columns=WALL_CLOCK),
                                   remote.table.drop(columns=WALL_CLOCK))  # fmt: skip

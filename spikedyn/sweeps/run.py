@@ -342,8 +342,9 @@ def _optuna_sweep(cfg: SweepConfig, root: Path, recorder: _Recorder, out: SweepR
                 bar.update("cached", "ok")
             keys.extend(tr.key for tr in flat)
             for t, group in zip(asked, per_point):
-                values = [recorder.records[tr.key].get("final", {}).get(cfg.metric) for tr in group]
-                values = [v for v in values if v is not None and recorder.records[tr.key]["status"] == "ok"]
+                recs = [recorder.records[tr.key] for tr in group]
+                values = [r["final"].get(cfg.metric) for r in recs if r["status"] == "ok"]
+                values = [v for v in values if v is not None]
                 if values:
                     study.tell(t, float(sum(values) / len(values)))
                 else:
