@@ -25,7 +25,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_sweep": ("spikedyn.sweeps", "load_sweep"),
     "write_report": ("spikedyn.report", "write_report"),
 }
-_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli", "sweeps", "report"}
+_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli"}
+_SUBMODULES |= {"sweeps", "report"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -334,7 +334,8 @@ def _optuna_sweep(cfg: SweepConfig, root: Path, recorder: _Recorder, out: SweepR
         while len(study.trials) < cfg.n_trials:
             asked = [study.ask() for _ in range(min(cfg.batch, cfg.n_trials - len(study.trials)))]
             points = [optuna_suggest(t, cfg.space) for t in asked]
-            per_point = [plan_trials(cfg, [{"sample": t.number, **p, **g} for g in grid]) for t, p in zip(asked, points)]
+            per_point = [plan_trials(cfg, [{"sample": t.number, **p, **g} for g in grid])
+                         for t, p in zip(asked, points)]  # fmt: skip
             flat = [tr for group in per_point for tr in group]
             n_before = len(out.skipped)
             _run_round(flat, root, recorder, out, executor, bar, retry_failed)
