@@ -231,7 +231,7 @@ class FullForce:
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
         if isinstance(model, SpikingRNN):
-            rec = self._spiking_pass(model, u, state, g)
+            rec = self._spiking_pass(model, u, target, mask, state, g)
         else:
             rec = self._rate_pass(model, u, target, mask, state, g)
         for name in ("W_rec", "W_out"):
@@ -284,7 +284,7 @@ class FullForce:
                 y_target = teach.output(RateState(x_T))
             learn = t % self.update_every == 0
             if learn:
-                err_rec += float(((r_s @ model.W_rec.T + model.b - cur) ** 2).mean())
+                err_rec += float(((r_s @ model.W_rec.T + model.b - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
                 cur_fit = cur if b is not None else cur - model.b  # a fixed bias: fit W_rec alone
                 self._fit(state, "P_rec", model.W_rec, b, r_s, cur_fit)
                 state["samples"] += B
@@ -298,9 +298,9 @@ class FullForce:
         n_up = len(range(0, T, self.update_every))
         y = torch.stack(ys)
         loss = float((((y - target) ** 2) * mask).sum() / mask.sum().clamp(min=1))
-        return {"loss": loss, "current_mse": err_rec / n_up, "readout_mse": err_out / n_up}
+        return {"loss": loss, "current_rel_err": err_rec / n_up, "readout_mse": err_out / n_up}
 
-    def _spiking_pass(self, model, u, state, g) -> dict:
+    def _spiking_pass(self, model, u, target, mask, state, g) -> dict:
         from spikedyn.models.rate import RateState
 
         teach = self.teacher
@@ -313,6 +313,7 @@ class FullForce:
         b_out = self._learned(model.b_out)
         err_rec = err_out = 0.0
         n_spikes = 0.0
+        ys = []
         for t in range(T):
             cur = du * k * (teach.f(x_T) @ teach.W_rec.T)  # the teacher's recurrent current per substep
             count = torch.zeros_like(s.z)
@@ -324,13 +325,16 @@ class FullForce:
             x_T = teach.step(RateState(x_T), u[t])[0].x
             y_T = teach.output(RateState(x_T))
             if t % self.update_every == 0:
-                err_rec += float(((rho @ model.W_rec.T - cur) ** 2).mean())
+                err_rec += float(((rho @ model.W_rec.T - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
                 self._fit(state, "P_rec", model.W_rec, None, rho, cur)
                 if self.train_readout:
                     err_out += float(((s.rbar @ model.W_out.T + model.b_out - y_T) ** 2).mean())
                     self._fit(state, "P_out", model.W_out, b_out, s.rbar,
                               y_T - (0 if b_out is not None else model.b_out))
                 state["samples"] += B
+            ys.append(model.output(s))
         n_up = len(range(0, T, self.update_every))
-        return {"loss": err_out / n_up, "current_mse": err_rec / n_up,
+        y = torch.stack(ys)
+        loss = float((((y - target) ** 2) * mask).sum() / mask.sum().clamp(min=1))
+        return {"loss": loss, "current_rel_err": err_rec / n_up, "teacher_output_mse": err_out / n_up,
                 "spikes_per_unit_step": n_spikes / (T * B * model.n_hidden)}  # fmt: skip
