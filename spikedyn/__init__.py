@@ -21,6 +21,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "train": ("spikedyn.learning", "train"),
     "TrainResult": ("spikedyn.learning", "TrainResult"),
     "deploy": ("spikedyn.export.deploy", "deploy"),
+    "load_run": ("spikedyn.runs", "load_run"),
+    "Run": ("spikedyn.runs", "Run"),
     "sweep": ("spikedyn.sweeps", "sweep"),
     "load_sweep": ("spikedyn.sweeps", "load_sweep"),
     "write_report": ("spikedyn.report", "write_report"),
