@@ -49,7 +49,7 @@ $(LAVA_STAMP): pyproject.toml
 	  echo "spikedyn: Lava needs Python 3.10 and none was found (tried SPIKEDYN_LAVA_PYTHON, python3.10, pyenv versions, uv python find 3.10). Install one (e.g. 'pyenv install 3.10' or 'uv python install 3.10') or set SPIKEDYN_LAVA_PYTHON." >&2; exit 1; }; \
 	[ -x $(LAVA_VENV)/bin/python ] || "$$py" -m venv $(LAVA_VENV); \
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel; \
-	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check "lava-nc==0.10.0" "nir>=1.0.4" numpy pydantic pyyaml tqdm; \
+	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check "lava-nc==0.10.0" "nir>=1.0.4" numpy "array-api-compat>=1.9" pydantic pyyaml tqdm; \
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .; \
 	touch $(LAVA_STAMP)
 

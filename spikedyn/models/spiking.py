@@ -34,51 +34,48 @@ and norse.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
+from array_api_compat import array_namespace
 from torch import Tensor
+
+from spikedyn.hardware import neuron
+from spikedyn.hardware.neuron import NeuronConstants, Ops, SpikingState
+from spikedyn.hardware.quantize import FixedConstants, fixed_substep, shift
 
 from .base import RecurrentModel, Rollout
 from .fused import fused_rollout, fused_supported
-from .surrogate import DEFAULT_SLOPE, check_surrogate, spike
+from .surrogate import DEFAULT_SLOPE, _SpikeFn, check_surrogate
+
+_XP = array_namespace(torch.zeros(0))
 
 NEURONS = ("lif", "alif")
 RESETS = ("subtract", "zero")
 QUANTIZE = (None, "loihi2")
 
 
-class SpikingState(NamedTuple):
-    u: Tensor  # synaptic current [B, N]
-    v: Tensor  # membrane potential [B, N]
-    z: Tensor  # spikes of the last substep [B, N]
-    a: Tensor  # adaptation variable [B, N] (zeros for LIF)
-    ref: Tensor  # refractory steps left [B, N]
-    rbar: Tensor  # readout-filtered spikes [B, N]
-    in_buf: Tensor  # delayed input currents [delay_in, B, N]
-    z_buf: Tensor  # delayed spikes [delay_rec, B, N]
-
-
 @dataclass(frozen=True)
-class NeuronParams:
-    """Per-substep constants of the neuron map (see module doc); built by ``SpikingRNN``."""
+class NeuronParams(NeuronConstants):
+    """The map's per-substep constants (``spikedyn.hardware.neuron.NeuronConstants``) plus the surrogate
+    gradient of the spike; built by ``SpikingRNN``."""
 
-    du: float
-    dv: float
-    v_th: float
-    reset: str
-    rho: float
-    n_ref: int
-    kappa: float
-    surrogate: str
-    slope: float
-    detach_reset: bool
-    delay_in: int
-    delay_rec: int
-    adaptive: bool
-    detach_recurrent: bool = False  # cut gradients through other neurons' spikes (e-prop's truncation)
+    surrogate: str = "fast_sigmoid"
+    slope: float = DEFAULT_SLOPE["fast_sigmoid"]
+
+
+@functools.lru_cache(maxsize=64)
+def torch_ops(surrogate: str, slope: float, v_th: float) -> Ops:
+    """The map's ``Ops`` for torch tensors: the spike with the named surrogate gradient, ``detach``."""
+    xp = array_namespace(torch.zeros(0))
+    return Ops(xp, lambda x: _SpikeFn.apply(x, surrogate, slope, v_th), Tensor.detach)
+
+
+def ops_of(p: NeuronParams) -> Ops:
+    return torch_ops(p.surrogate, p.slope, p.v_th)
 
 
 def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
@@ -93,39 +90,16 @@ def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
 
 
 def delay_line(buffer: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    """One step of a synaptic delay of ``len(buffer)`` steps (Lava's ``Dense``/``DelayDense`` timing):
-    returns (the value that arrives now, the new buffer). An empty buffer ``[0, B, N]`` is no delay."""
-    if len(buffer) == 0:
-        return value, buffer
-    return buffer[0], torch.cat([buffer[1:], value[None]])
+    """One step of a synaptic delay of ``len(buffer)`` steps (``spikedyn.hardware.neuron.delay_line``)."""
+    return neuron.delay_line(_XP, buffer, value)
 
 
 def spiking_substep(
     p: NeuronParams, W_rec: Tensor, b: Tensor, beta: Tensor, s: SpikingState, i_ext: Tensor
 ) -> SpikingState:
-    """Pure neuron update: state and the input current ``i_ext = W_in x`` [B, N] -> next state."""
-    i_now, in_buf = delay_line(s.in_buf, i_ext)
-    z_rec, z_buf = delay_line(s.z_buf, s.z)
-    if p.detach_recurrent:
-        z_rec = z_rec.detach()
-    u = s.u * (1.0 - p.du) + (i_now + z_rec @ W_rec.T)
-    z_reset = s.z.detach() if p.detach_reset else s.z
-    if p.reset == "zero":
-        v = (s.v * (1.0 - z_reset)) * (1.0 - p.dv) + u + b
-    else:
-        v = s.v * (1.0 - p.dv) + u + b - p.v_th * z_reset
-    if p.adaptive:
-        a = p.rho * s.a + s.z
-        threshold = p.v_th + beta * a
-    else:
-        a, threshold = s.a, p.v_th
-    z = spike(v - threshold, p.surrogate, p.slope, p.v_th)
-    ref = s.ref
-    if p.n_ref:
-        z = z * (s.ref <= 0).to(z.dtype)
-        ref = torch.where(z.detach() > 0, torch.full_like(ref, p.n_ref), (ref - 1).clamp(min=0))
-    rbar = p.kappa * s.rbar + (1.0 - p.kappa) * z
-    return SpikingState(u, v, z, a, ref, rbar, in_buf, z_buf)
+    """Pure neuron update: state and the input current ``i_ext = W_in x`` [B, N] -> next state (the one
+    map, ``spikedyn.hardware.neuron.substep``, on torch tensors)."""
+    return neuron.substep(p, ops_of(p), s, i_ext, W_rec.T, b, beta)
 
 
 class Loihi2Tensors(NamedTuple):
@@ -142,44 +116,25 @@ class Loihi2Tensors(NamedTuple):
     input_frac_bits: int
 
 
-def _shift(acc: Tensor, exp: int) -> Tensor:
-    """Lava Dense's weight exponent: left shift, or arithmetic (floor) right shift for exp <= 0."""
-    return acc * (2**exp) if exp > 0 else torch.div(acc, 2 ** (-exp), rounding_mode="floor")
-
-
-def _decay(x: Tensor, d_complement: int) -> Tensor:
-    """``sign(x * d) * (|x * d| >> 12)``: Lava's fixed-point decay, truncating toward zero."""
-    return torch.div(x * d_complement, 4096, rounding_mode="trunc")
-
-
 def loihi2_input(q: Loihi2Tensors, x: Tensor) -> Tensor:
     """Integer activation ``W_in X`` sent by the input Dense for inputs ``x [..., I]`` (graded spikes
     ``X = round(x * 2**input_frac_bits)``, 24-bit); int64 ``[..., N]``."""
     X = torch.round(x.double() * float(2**q.input_frac_bits))  # a power of two: exact
     X = X.clamp(-(2**23 - 1), 2**23 - 1)
-    return _shift((X @ q.w_in.T).long(), q.w_in_exp)  # float64 sums of integers < 2**53: exact
+    return shift((X @ q.w_in.T).long(), q.w_in_exp)  # float64 sums of integers < 2**53: exact
 
 
 def loihi2_substep(
     p: NeuronParams, q: Loihi2Tensors, s: SpikingState, a_ext: Tensor, kappa: float
 ) -> SpikingState:
-    """One substep of Lava 0.10's bit-accurate LIF fed by two Dense processes (input, recurrent).
+    """One substep of Lava 0.10's bit-accurate LIF fed by two Dense processes (input, recurrent):
+    ``spikedyn.hardware.quantize.fixed_substep`` on torch tensors. ``a_ext`` is ``loihi2_input`` of the
+    current input; ``u``, ``v`` and ``in_buf`` are int64."""
 
-    ``a_ext`` is ``loihi2_input`` of the current input; ``u``, ``v`` and ``in_buf`` are int64. The
-    operations are those of ``AbstractPyLifModelFixed.subthr_dynamics`` (see the hardware docs).
-    """
-    a_now, in_buf = delay_line(s.in_buf, a_ext)
-    z_rec, z_buf = delay_line(s.z_buf, s.z)
-    a_in = a_now + _shift((z_rec.double() @ q.w_rec.T).long(), q.w_rec_exp)
-    u = _decay(s.u, 4096 - q.du - 1) + a_in * 64
-    wrapped = torch.where(u > 2**23, u - 2**24, u)  # Lava's 24-bit wrap, written as Lava writes it
-    u = torch.where(wrapped <= -(2**23), u + 2**24, wrapped)
-    v = (_decay(s.v, 4096 - q.dv) + u + q.bias).clamp(-(2**23) + 1, 2**23 - 1)
-    spiked = v > q.vth
-    z = spiked.to(s.rbar.dtype)
-    v = torch.where(spiked, torch.zeros_like(v), v)
-    rbar = kappa * s.rbar + (1.0 - kappa) * z
-    return SpikingState(u, v, z, s.a, s.ref, rbar, in_buf, z_buf)
+    def recurrent(z_rec: Tensor) -> Tensor:  # float64 sums of integers < 2**53: exact, and fast on CPU/GPU
+        return shift((z_rec.double() @ q.w_rec.T).long(), q.w_rec_exp)
+
+    return fixed_substep(FixedConstants(q.du, q.dv, q.vth, kappa), s, a_ext, recurrent, q.bias)
 
 
 class SpikingRNN(RecurrentModel):
