@@ -126,7 +126,8 @@ def deploy(
         backend: "lava-sim" (Lava's CPU simulator, ``Loihi2SimCfg``) or "lava-loihi" (``Loihi2HwCfg``;
             needs Intel's lava-loihi and a Loihi 2 system).
         precision: "float" (``select_tag="floating_pt"``; equals the torch run in float64) or "fixed"
-            (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals ``SpikingRNN(quantize="loihi2")``).
+            (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals the ``Loihi2RNN`` body,
+            ``model.quantized("loihi2")``).
         chunk: trials per Lava run (default: fit a memory budget, at most 256).
         lava_python: the Lava interpreter (default: in-process if lava-nc imports here, else found by
             ``spikedyn.hardware.runtime.find_lava_python``).
