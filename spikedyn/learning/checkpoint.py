@@ -154,10 +154,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by ``spikedyn.train``, loaded with ``weights_only=True`` and checked: a dict
-    with ``step`` (equal to the one in its name), ``model``, ``optimizer``, ``history`` and ``config``."""
+    with ``step`` (equal to the one in its name), ``model``, ``history`` and ``config`` (and the rule's or
+    optimiser's state)."""
     path = Path(path)
     ck = safe_torch_load(path)
-    if not isinstance(ck, dict) or not {"step", "model", "optimizer", "history", "config"} <= set(ck):
+    if not isinstance(ck, dict) or not {"step", "model", "history", "config"} <= set(ck):
         raise UnreadableFile(f"cannot read {path}: not a spikedyn checkpoint (keys missing)")
     m = _CKPT_NAME.fullmatch(path.name)
     if not isinstance(ck["step"], int) or (m is not None and int(m.group(1)) != ck["step"]):
@@ -260,11 +261,12 @@ def _same(x: Any, y: Any) -> bool:
     return x == y
 
 
-def current_lr(config: dict[str, Any]) -> float:
-    """The learning rate in effect at the end of a recorded run: the last ``lr_changes`` entry, else ``lr``."""
+def current_lr(config: dict[str, Any]) -> Any:
+    """The learning rate in effect at the end of a recorded run: the last ``lr_changes`` entry, else ``lr``
+    (a number, or one number per Population member)."""
     train = config.get("train", {})
     changes = train.get("lr_changes") or []
-    return float(changes[-1]["lr"]) if changes else float(train.get("lr", DEFAULT_LR))
+    return changes[-1]["lr"] if changes else train.get("lr", DEFAULT_LR)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -281,7 +283,7 @@ class Resume:
     path: Path
     checkpoint: dict[str, Any]
     config: dict[str, Any]
-    lr: float
+    lr: Any  # the learning rate from the resume step on (a number, or one per Population member)
 
     @property
     def step(self) -> int:
@@ -302,7 +304,7 @@ def clear_run(run_dir: Path) -> None:
         shutil.rmtree(run_dir / CKPT_DIR)
 
 
-def open_run(run_dir: Path, config: dict[str, Any], *, lr: float | None, resume: bool = True,
+def open_run(run_dir: Path, config: dict[str, Any], *, lr: Any, resume: bool = True,
              restart: bool = False) -> Resume | None:
     """Prepare ``run_dir`` for training with ``config`` (call it holding ``run_lock``).
 
@@ -338,10 +340,10 @@ def open_run(run_dir: Path, config: dict[str, Any], *, lr: float | None, resume:
         raise RunError(f"{run_dir} was trained with other settings ({'; '.join(changes[:3])}{more}); resume "
                        f"with the recorded ones (config.json), or {RESTART_HINT}")
     new_config, in_effect = plain(recorded), current_lr(recorded)
-    if lr is not None and not math.isclose(float(lr), in_effect):
-        new_config["train"].setdefault("lr_changes", []).append({"step": ck["step"] + 1, "lr": float(lr)})
-        log.warning("lr changed from %g to %g from step %d on (recorded in config.json)", in_effect, lr,
+    if lr is not None and not _same(plain(lr), in_effect):
+        new_config["train"].setdefault("lr_changes", []).append({"step": ck["step"] + 1, "lr": plain(lr)})
+        log.warning("lr changed from %s to %s from step %d on (recorded in config.json)", in_effect, plain(lr),
                     ck["step"] + 1)
-        in_effect = float(lr)
+        in_effect = plain(lr)
     atomic_write_json(run_dir / "config.json", new_config)
     return Resume(path=path, checkpoint=ck, config=new_config, lr=in_effect)
