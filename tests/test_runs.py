@@ -254,11 +254,19 @@ def test_a_new_lr_on_resume_resets_adams_lr_and_is_recorded(tmp_path, reference)
     assert updates[1e-2].abs().max() > 0
 
 
-def test_a_finished_run_is_never_rewritten(tmp_path):
-    _train(tmp_path)
+def test_a_finished_run_is_returned_as_it_is_and_never_rewritten(tmp_path, caplog):
+    first = _train(tmp_path)
     before = _snapshot(tmp_path)
-    for change in ({}, dict(seed=4), dict(lr=5e-3), dict(steps=20)):
-        with pytest.raises(RunError, match="finished run; it is not rewritten.*--restart"):
+    steps_run = []
+    with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
+        again = _train(tmp_path, callback=lambda s, r: steps_run.append(s))  # the same call again
+    assert steps_run == [] and "is a finished run" in caplog.text
+    _assert_same(_params(again.model), _params(first.model))
+    assert again.history == first.history and again.final == first.final
+    for change, match in ((dict(seed=4), r"finished run was trained with other settings \(train.seed: 3 -> 4\)"),
+                          (dict(steps=20), "train.steps: 12 -> 20"),
+                          (dict(lr=5e-3), "finished run .*a new lr cannot change it")):
+        with pytest.raises(RunError, match=match):
             _train(tmp_path, **change)
     assert _snapshot(tmp_path) == before
 
@@ -272,12 +280,12 @@ def test_a_run_without_checkpoints_is_not_trained_over(tmp_path, also_summary):
     if also_summary:
         (tmp_path / "summary.json").unlink()
     model_pt = (tmp_path / "model.pt").read_bytes()
-    with pytest.raises(RunError, match="finished run" if not also_summary else "model.pt but no checkpoints"):
+    with pytest.raises(RunError, match="holds a model.pt but .*not trained over"):
         _train(tmp_path)
     assert (tmp_path / "model.pt").read_bytes() == model_pt
 
 
-def test_restart_starts_a_finished_run_over(tmp_path, capsys):
+def test_restart_starts_a_finished_run_over(tmp_path, capsys, caplog):
     _train(tmp_path)
     (tmp_path / "notes.txt").write_text("mine")
     restarted = _train(tmp_path, seed=4, restart=True)
@@ -288,7 +296,8 @@ def test_restart_starts_a_finished_run_over(tmp_path, capsys):
     argv = ["train", "--task", "rdm", "--task-param", "dt=10", "--hidden", "8", "--steps", "3", "--batch-size",
             "4", "--eval-every", "3", "--eval-trials", "10", "--no-progress", "--run-dir", str(tmp_path / "cli")]
     assert main(argv) == 0
-    assert main(argv) == 2 and "finished" in _one_line(capsys)
+    with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
+        assert main(argv) == 0 and "is a finished run" in caplog.text  # reported, nothing trained
     assert main([*argv, "--restart"]) == 0
 
 
