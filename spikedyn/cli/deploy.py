@@ -1,7 +1,6 @@
 """``spikedyn deploy``: run a trained spiking run on Lava and add a torch-vs-Lava table to the run dir."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,15 @@ from .common import emit, json_option
 
 
 def load_run(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, task, run config) of a run directory written by ``spikedyn train``."""
-    import torch
+    """(model, task, run config) of a finished ``spikedyn train`` run of a spiking model
+    (``spikedyn.load_run``: model.pt is read with ``weights_only=True``)."""
+    from spikedyn.runs import load_run as load
 
-    import spikedyn.tasks as tasks
-    from spikedyn.models import from_config
-
-    run_dir = Path(run_dir)
-    weights = run_dir / "model.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: --run-dir must be a finished `spikedyn train` run")
-    payload = torch.load(weights, map_location="cpu", weights_only=False)
-    config = payload.get("config") or json.loads((run_dir / "config.json").read_text())
-    model_cfg, task_cfg = config.get("model"), config.get("task")
-    if not isinstance(model_cfg, dict) or model_cfg.get("kind") != "spiking":
-        kind = model_cfg.get("kind") if isinstance(model_cfg, dict) else model_cfg
-        raise ValueError(f"run {run_dir} trained a {kind} model; deploy needs a spiking one (train --model lif)")
-    model = from_config(model_cfg)
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return model, tasks.make(**task_cfg), config
+    run = load(run_dir)
+    if run.model.kind != "spiking":
+        raise ValueError(f"run {run_dir} trained a {run.model.kind} model; deploy needs a spiking one "
+                         "(train --model lif)")
+    return run.model, run.task, run.config
 
 
 @app.command()

@@ -7,7 +7,6 @@ on Lava and on the matching torch body, and returns table rows; ``write`` merges
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +95,18 @@ def run(model: Any, task: Any, config: dict[str, Any], backend: str = "lava-sim"
 def write(run_dir: Path, result: dict[str, Any]) -> Path:
     """Merge ``result`` into ``run_dir/deploy.json`` and rewrite ``run_dir/deploy.md``; returns the .md path."""
     from ..atomic import atomic_write_bytes, atomic_write_json
+    from ..learning.checkpoint import load_json, run_lock
 
-    table_path = Path(run_dir) / TABLE_JSON
-    table = json.loads(table_path.read_text()) if table_path.is_file() else {}
-    table.setdefault("runs", {})[result["label"]] = {"trials": result["trials"], "rows": result["rows"]}
-    atomic_write_json(table_path, table)
-    merged, seen = [], set()
-    for entry in table["runs"].values():
-        for row in entry["rows"]:
-            if row["body"] not in seen:
-                seen.add(row["body"])
-                merged.append(row)
-    atomic_write_bytes(Path(run_dir) / TABLE_MD, markdown_table(merged).encode())
+    with run_lock(Path(run_dir), timeout=60):  # one writer of the run directory at a time (read-modify-write)
+        table_path = Path(run_dir) / TABLE_JSON
+        table = load_json(table_path) if table_path.is_file() else {}
+        table.setdefault("runs", {})[result["label"]] = {"trials": result["trials"], "rows": result["rows"]}
+        atomic_write_json(table_path, table)
+        merged, seen = [], set()
+        for entry in table["runs"].values():
+            for row in entry["rows"]:
+                if row["body"] not in seen:
+                    seen.add(row["body"])
+                    merged.append(row)
+        atomic_write_bytes(Path(run_dir) / TABLE_MD, markdown_table(merged).encode())
     return Path(run_dir) / TABLE_MD
