@@ -254,3 +254,13 @@ def test_deploy_picks_a_precision_the_model_supports():
     assert choose_precision(build_model("lif", task, 8, {"reset": "zero", "refractory": 0.0})) == ("fixed", None)
     with pytest.raises(ValueError, match="use --precision float"):
         choose_precision(default_lif, "fixed")
+
+
+def test_cli_circuit_hd_robustness(tmp_path):
+    rc = main(["circuit", "hd-robustness", "--duration", "1", "--realisations", "2", "--classes", "weight",
+               "--models", "intrinsic", "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    assert (tmp_path / "figures" / "hd_robustness_classes.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "results" / "hd_robustness.json").read_text())
+    assert {r["model"] for r in data["rows"]} == {"intrinsic"}
+    assert main(["circuit", "hd-robustness", "--classes", "gravity", "--out", str(tmp_path)]) == 2
