@@ -15,6 +15,8 @@ from spikedyn.models import RateRNN
 
 from .test_hebbian import seed002_net
 
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")  # tiny matrices: threads only add overhead
+
 
 @pytest.mark.parametrize("chunks", [[1] * 40, [3, 7, 30], [40], [2, 38]])
 def test_rls_equals_batch_least_squares(chunks):
@@ -165,14 +167,14 @@ def _fit(model, task, rule, batch, steps, every=2, seed=0):
 
 
 @pytest.mark.slow
-def test_full_force_learns_rdm(one_thread_seeded):
+def test_full_force_learns_rdm():
     task = tasks.make("rdm", dt=10.0)
     acc, steps = _fit(seed002_net(task), task, FullForce(), 50, 20)
     assert acc >= 0.9, f"accuracy {acc} after {steps} batches of 50 trials"
 
 
 @pytest.mark.slow
-def test_full_force_spiking_twin_of_a_trained_rate_net_learns_rdm(one_thread_seeded):
+def test_full_force_spiking_twin_of_a_trained_rate_net_learns_rdm():
     """DePasquale et al. 2016: a LIF student of a BPTT-trained 1 + tanh rate net reaches 90 % on RDM."""
     import spikedyn
 
