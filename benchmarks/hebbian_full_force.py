@@ -66,8 +66,9 @@ def spikes_per_trial(model: torch.nn.Module, batch: Any) -> float:
 
 def twin_comparison(seed: int = 0, substeps: int = 10, ff_steps: int = 10, ff_batch: int = 50) -> dict[str, Any]:
     """A BPTT-trained 1 + tanh rate net on RDM, its ``mirror`` twin and its full-FORCE twin."""
-    import spikedyn
     import spikedyn.tasks as tasks
+
+    import spikedyn
     from spikedyn.learning.full_force import FullForce
     from spikedyn.learning.train import evaluate
 
@@ -95,6 +96,7 @@ def twin_comparison(seed: int = 0, substeps: int = 10, ff_steps: int = 10, ff_ba
 
 def main() -> None:
     import spikedyn.tasks as tasks
+
     from spikedyn.learning.full_force import FullForce
     from spikedyn.learning.hebbian import Hebbian
 

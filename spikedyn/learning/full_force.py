@@ -307,7 +307,7 @@ class FullForce:
         return self.hint_scale * torch.as_tensor(self.hint(batch)).to(d)
 
     def _rate_pass(self, model, u, target, mask, state, g, batch_hint=None) -> dict:
-        from spikedyn.models.rate import RateState
+        from spikedyn.models.rate import RateState, leaky_update
 
         T, B = u.shape[:2]
         s = model.init_state(B, g)
@@ -326,7 +326,7 @@ class FullForce:
             r_s = model.f(s.x)
             if teach is None:  # the target-generating network, driven by the (dense) target and hint
                 cur = torch.tanh(x_T) @ J_D.T + d[t] @ u_out.T + h[t] @ u_hint.T
-                x_T = (1 - model.alpha) * x_T + model.alpha * (cur + u[t].double() @ W_in.T)
+                x_T = leaky_update(x_T, cur, u[t].double() @ W_in.T, model.alpha)
                 y_target = d[t]
             else:  # a trained teacher: its own recurrent currents and output
                 cur = teach.f(x_T) @ teach.W_rec.T + teach.b
