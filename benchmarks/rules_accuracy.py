@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 import spikedyn
-from spikedyn.experiment import build_model
+from spikedyn.experiments.build import build_model
 from spikedyn.learning import evaluate
 from spikedyn.learning.presets import get
 
@@ -44,6 +45,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         net = p.build_model(task, seed=args.seed) if body == "rate" else build_model(body, task, 50, seed=args.seed)
     else:
         steps = args.ga_generations
+        kw["rule_kwargs"] = {**kw["rule_kwargs"], "sigma_is": args.ga_sigma_is}
         size = kw["rule_kwargs"]["population"]
         if body == "rate":
             net = p.build_population(task, size, seed=args.seed)
@@ -51,9 +53,15 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
             from spikedyn.models.population import Population
 
             net = Population.stack([build_model(body, task, 50, seed=args.seed + i) for i in range(size)])
-    kw["eval_every"] = args.eval_every
+    kw["eval_every"] = args.eval_every if rule == "ga" else 2 * args.eval_every
     t0, c0 = time.perf_counter(), time.process_time()
-    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, **kw)
+
+    def log(step: int, record: dict) -> None:
+        if "accuracy" in record:
+            print(f"{case} step {step}: loss {record['loss']:.4f} validation accuracy {record['accuracy']:.4f} "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, callback=log, **kw)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     test = task.sample(4000, np.random.default_rng([args.seed, 4242]), split="test")
     acc = evaluate(res.model, task, test)["accuracy"]
@@ -73,6 +81,8 @@ def main() -> None:
     ap.add_argument("--bptt-batch", type=int, default=64)
     ap.add_argument("--bptt-steps", type=int, default=2000)
     ap.add_argument("--ga-generations", type=int, default=400)
+    ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="variance",
+                    help="read the paper's N(0, 0.005) as a variance (default) or a standard deviation")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from . import app
-from .common import emit, json_option
+from .common import device_option, emit, json_option
 
 
 @app.command()
@@ -20,7 +20,8 @@ def train(
                              "algorithm), hebbian (Miconi 2017, tanh rate) or full_force (DePasquale et al. 2018)."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     batch_size: int = typer.Option(64, help="Trials per batch."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    lr: float = typer.Option(None, help="Adam learning rate (default 1e-3; resuming: the run's; a new value "
+                             "takes effect from the resume step, recorded in config.json)."),
     hidden: int = typer.Option(64, help="Recurrent units N."),
     seed: int = typer.Option(0, help="Seed of the model init, batches and noise."),
     clip: float = typer.Option(1.0, help="Max gradient norm."),
@@ -29,19 +30,25 @@ def train(
     target_accuracy: float = typer.Option(None, help="Stop once held-out accuracy reaches this (e.g. 0.9)."),
     task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
     model_param: list[str] = typer.Option([], help="Model parameter key=value (repeatable), e.g. alpha=0.1."),
-    run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes."),
+    run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes an "
+                                 "interrupted run with the same settings."),
+    restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes its "
+                                 "checkpoints and results) instead of resuming it."),
     config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
     population: int = typer.Option(None, help="Train E networks at once as one Population (seeds seed..seed+E-1); "
                                    "with --rule ga: the size of generation zero (default 50)."),
     preset: str = typer.Option(None, help="A paper's network and training settings: mcmahan2024 (alias seed002, "
                                "McMahan et al. 2024); flags given here win."),
     rule_param: list[str] = typer.Option([], help="Rule option key=value (repeatable), e.g. sigma_is=std for ga."),
-    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+    device: str = device_option(None),
+    progress: bool = typer.Option(True, help="Progress on stderr: a bar on a terminal, a log line every 30 s "
+                                  "otherwise (SPIKEDYN_PROGRESS_EVERY)."),
     as_json: bool = json_option(),
 ) -> None:
     """Train a rate, GRU, LIF or ALIF network on a task (BPTT with surrogate gradients for spikes)."""
     from ..config import TrainConfig, load_config_file, parse_key_values, validate
-    from ..experiment import build_model, build_task
+    from ..device import resolve_device
+    from ..experiments.build import build_model, build_task
     from ..learning import make_rule
     from ..learning import train as run_train
     from ..learning.presets import build_training_model
@@ -49,16 +56,19 @@ def train(
     given = dict(
         task=task, model=model, rule=rule, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden,
         seed=seed, clip=clip, eval_every=eval_every, eval_trials=eval_trials,
-        target_accuracy=target_accuracy, run_dir=run_dir, population=population, preset=preset,
+        target_accuracy=target_accuracy, run_dir=run_dir, device=device, population=population, preset=preset,
     )  # fmt: skip
     data: dict[str, Any] = load_config_file(config) if config is not None else {}
     for key, value in given.items():  # flags typed on the command line override the file
         source = ctx.get_parameter_source(key)
         if key not in data or (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")):
             data[key] = value
-    data.setdefault("task_params", {}).update(parse_key_values(task_param, "--task-param"))
-    data.setdefault("model_params", {}).update(parse_key_values(model_param, "--model-param"))
-    data.setdefault("rule_params", {}).update(parse_key_values(rule_param, "--rule-param"))
+    for key, items, flag in (("task_params", task_param, "--task-param"), ("model_params", model_param,
+                                                                           "--model-param"),
+                             ("rule_params", rule_param, "--rule-param")):
+        if items or key in data:  # a wrong type in the file (task_params = "dt=10") is reported by validate
+            extra = parse_key_values(items, flag)
+            data[key] = {**data[key], **extra} if isinstance(data.get(key), dict) else data.get(key, extra)
     if data.get("preset"):  # the preset's settings, under the flags given and the config file's values
         from ..learning.presets import cli_defaults
 
@@ -67,10 +77,11 @@ def train(
                     load_config_file(config) if config is not None else {})  # fmt: skip
         for key, value in cli_defaults(data["preset"], data.get("rule", "bptt"), data.get("model", "rate")).items():
             if isinstance(value, dict):
-                data[key] = {**value, **data.get(key, {})}
+                data[key] = {**value, **(data.get(key) or {})}
             elif key not in explicit:
                 data[key] = value
     cfg = validate(TrainConfig, data)
+    dev = resolve_device(cfg.device)  # before building anything: a missing GPU is one line, not a traceback
 
     make_rule(cfg.rule, **cfg.rule_params)  # a bad rule or rule option fails here, before any work
     task_obj = build_task(cfg.task, cfg.task_params)
@@ -79,7 +90,8 @@ def train(
     result = run_train(
         net, task_obj, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         run_dir=cfg.run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-        target_accuracy=cfg.target_accuracy, progress=progress, rule_kwargs=cfg.rule_params,
+        target_accuracy=cfg.target_accuracy, progress=progress, restart=restart, device=dev,
+        rule_kwargs=cfg.rule_params,
     )  # fmt: skip
     summary = {
         "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden, "preset": cfg.preset,

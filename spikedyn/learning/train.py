@@ -22,11 +22,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..runs import result_repr
 from .checkpoint import (
+    DEFAULT_LR,
+    RESTART_HINT,
+    RunError,
     atomic_torch_save,
     atomic_write_json,
-    latest_checkpoint,
-    load_checkpoint,
+    locks_run_dir,
+    open_run,
+    plain,
     save_checkpoint,
     write_metrics,
 )
@@ -55,6 +60,8 @@ class TrainResult:
             return np.zeros(0), np.zeros(0)
         s, v = zip(*rows)
         return np.asarray(s), np.asarray(v, dtype=float)
+
+    __repr__ = result_repr
 
 
 def _to_tensors(batch: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
@@ -114,13 +121,14 @@ def evaluate_population(
     return out
 
 
+@locks_run_dir  # one writer per run directory: a second process gets RunLocked (one line)
 def train(
     model: torch.nn.Module,
     task: Any,
     rule: str | Rule = "bptt",
     steps: int = 1000,
     batch_size: int = 64,
-    lr: float | Sequence[float] = 1e-3,
+    lr: float | Sequence[float] | None = None,
     seed: int = 0,
     run_dir: str | Path | None = None,
     clip: float | None = 1.0,
@@ -133,6 +141,8 @@ def train(
     weight_decay: float = 0.0,
     callback: Callable[[int, dict], None] | None = None,
     rule_kwargs: dict[str, Any] | None = None,
+    restart: bool = False,
+    device: Any = None,
 ) -> TrainResult:
     """Train ``model`` (or every member of a ``Population``) on ``task`` with ``rule``.
 
@@ -142,55 +152,64 @@ def train(
         rule: a rule name ("bptt", "eprop", "rflo", "ga", "hebbian", "full_force") or a rule object
             (``spikedyn.learning.rules``); ``rule_kwargs`` configure a rule given by name.
         steps: training steps, one batch each (for "ga": generations). batch_size: trials per batch.
-        lr: Adam learning rate of the gradient rules (one per member allowed for a Population; a
-            Population's own ``pop.lr`` wins). clip: max global gradient norm, per member (None = none).
-            weight_decay: Adam's L2 term. These three configure gradient rules; other rules ignore them.
+        lr: Adam learning rate of the gradient rules (None: 1e-3 for a new run, the run's own when
+            resuming; a new value on resume takes effect from the resume step and is recorded in
+            config.json's ``lr_changes``; one per member allowed for a Population, whose own ``pop.lr``
+            wins). clip: max global gradient norm, per member (None = none). weight_decay: Adam's L2
+            term. These three configure gradient rules; other rules ignore them.
         seed: seeds the batches, the held-out set, the model's noise and the rule's draws (not the init).
-        run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there, and
-            resume from its latest checkpoint when ``resume`` is True.
+        run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there (holding
+            ``run_dir/.lock``), and resume from the newest intact checkpoint when ``resume`` is True.
+            Resuming with other settings raises ``RunError`` (see ``spikedyn.learning.checkpoint.open_run``);
+            a finished run is returned as it is (nothing trained or written); ``restart=True`` starts the
+            run over there.
         eval_every: evaluate on ``eval_trials`` held-out trials every this many steps (and at the end).
         target_accuracy: stop once held-out accuracy reaches it (McMahan et al. 2024 used 0.9); in a
             Population each member stops changing when it reaches it, the run when all have.
         checkpoint_every: steps between checkpoints (default: ``eval_every``).
         callback: called as ``callback(step, record)`` after every step (logging, tests).
+        device: "cpu", "cuda" or "cuda:N": move ``model`` there first (None: where it is). Progress:
+            a bar on a terminal, a log line every 30 s otherwise (``spikedyn.progress``).
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError("steps, batch_size and eval_every must be positive integers")
     rule_obj = make_rule(rule, **(rule_kwargs or {}))
+    if device is not None:
+        from ..device import resolve_device
+
+        model.to(resolve_device(device))
+    lr_new_run = DEFAULT_LR if lr is None else plain(lr)  # on resume: the run's own, unless lr is given
     if isinstance(rule_obj, LearningRule):
-        rule_obj.set_optimizer(lr=lr, clip=clip, weight_decay=weight_decay)
+        rule_obj.set_optimizer(lr=lr_new_run, clip=clip, weight_decay=weight_decay)
     per_member = is_population(model) and not getattr(rule_obj, "trains_population", False)
     checkpoint_every = checkpoint_every or eval_every
     eval_batch = task.sample(eval_trials, np.random.default_rng([seed, EVAL_SEED_OFFSET]), split="test")
 
     run_path = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, Any]] = []
-    start, stopped_early, last_ckpt = 1, False, None
-    run_config = {
+    start, stopped_early, last_ckpt, finished = 1, False, None, False
+    run_config = plain({
         "model": model.config() if hasattr(model, "config") else type(model).__name__,
         "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
         "rule": rule_obj.config() if hasattr(rule_obj, "config") else {"name": rule_obj.name},
-        "train": dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, clip=clip, eval_every=eval_every,
+        "train": dict(steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed, clip=clip, eval_every=eval_every,
                       eval_trials=eval_trials, target_accuracy=target_accuracy, weight_decay=weight_decay),
-    }  # fmt: skip
+    })  # fmt: skip
     state = rule_obj.init_state(model, task, seed=seed)
     if per_member:
         state["active"] = torch.ones(model.size, dtype=torch.bool)
     if run_path is not None:
-        found = latest_checkpoint(run_path) if resume else None
-        if found is not None:
-            ck = load_checkpoint(found)
-            if ck.get("config", {}).get("model") != run_config["model"] or ck["config"].get("task") != run_config[
-                "task"
-            ]:
-                raise ValueError(
-                    f"run directory {run_path} holds a different model/task; use a new --run-dir or resume=False"
-                )
+        resumed = open_run(run_path, run_config, lr=lr, resume=resume, restart=restart)
+        if resumed is not None:
+            ck, run_config = resumed.checkpoint, resumed.config
+            if "rule_state" not in ck:
+                raise RunError(f"{resumed.path} has no rule state (written by an older spikedyn); {RESTART_HINT}")
             model.load_state_dict(ck["model"])
             state = ck["rule_state"]
-            history, start, last_ckpt = ck["history"], ck["step"] + 1, found
-            stopped_early = ck.get("stopped_early", False)
-        atomic_write_json(run_path / "config.json", run_config)
+            if isinstance(rule_obj, LearningRule):  # a new lr on resume: Adam's moments are kept
+                rule_obj.set_optimizer(lr=resumed.lr, clip=clip, weight_decay=weight_decay)
+            history, start, last_ckpt = ck["history"], ck["step"] + 1, resumed.path
+            stopped_early, finished = ck.get("stopped_early", False), resumed.finished
 
     def checkpoint(step: int) -> None:
         nonlocal last_ckpt
@@ -207,10 +226,9 @@ def train(
 
     bar = None
     if progress and start <= steps and not stopped_early:
-        from tqdm.auto import tqdm
+        from ..progress import progress as make_progress
 
-        bar = tqdm(total=steps, initial=start - 1, desc=f"train {getattr(task, 'name', '')}", unit="step",
-                   disable=None)  # None: shown on a terminal, silent in logs
+        bar = make_progress(steps, f"train {getattr(task, 'name', '')}", unit="step", initial=start - 1)
     model.train()
     step = start - 1
     for step in range(start, steps + 1):
@@ -248,7 +266,7 @@ def train(
 
     final = next((dict(r) for r in reversed(history) if "eval_loss" in r), {})
     trained = result_model()
-    if run_path is not None:
+    if run_path is not None and not finished:  # a finished run is returned as it is, never rewritten
         atomic_torch_save(run_path / "model.pt", {"config": {**run_config, "model": trained.config()},
                                                   "model": trained.state_dict()})  # fmt: skip
         atomic_write_json(run_path / "summary.json", {"final": final, "steps": step, "stopped_early": stopped_early})
