@@ -264,7 +264,8 @@ class Population(nn.Module):
         return cls([from_config(c) for c in cfg["members"]], lr=cfg.get("lr"))
 
     def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "size": self.size, "members": self.member_configs, "lr": self.lr}
+        return {"kind": self.kind, "size": self.size, "n_in": self.n_in, "n_hidden": self.n_hidden,
+                "n_out": self.n_out, "members": self.member_configs, "lr": self.lr}  # fmt: skip
 
     def member(self, i: int) -> RecurrentModel:
         """A standalone model with member i's weights (a copy)."""
