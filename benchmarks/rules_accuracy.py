@@ -8,10 +8,11 @@ fresh test trials. Results go to ``--out`` (JSON, one entry per case, rewritten 
     .venv/bin/python benchmarks/rules_accuracy.py --cases ga:rdm:lif --out runs/ga_lif.json
 
 Cases ``RULE:TASK:BODY``: rule bptt|ga, task rdm|cdi|ncdi (3 contexts), body rate (the preset's CTRNN:
-N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF twin shape, ``spikedyn.experiment`` defaults).
-GA runs the paper's settings (50 + 5 members, 500 trials per generation, N(0, 0.005) with 0.005 the
-variance). BPTT runs the preset's Adam at ``--bptt-lr`` / ``--bptt-batch`` (test-sized defaults 3e-3 and
-64; the paper's 5e-4 and 500: ``--bptt-lr 5e-4 --bptt-batch 500``).
+N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF twin shape, ``spikedyn.experiments.build`` defaults).
+GA runs the paper's settings (50 + 5 members, 500 trials per generation, N(0, 0.005), 0.005 read as
+the standard deviation unless ``--ga-sigma-is variance``). BPTT runs the preset's Adam at ``--bptt-lr`` /
+``--bptt-batch`` (test-sized defaults 3e-3 and 64; the paper's 5e-4 and 500: ``--bptt-lr 5e-4
+--bptt-batch 500``).
 """
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ def main() -> None:
     ap.add_argument("--bptt-batch", type=int, default=64)
     ap.add_argument("--bptt-steps", type=int, default=2000)
     ap.add_argument("--ga-generations", type=int, default=400)
-    ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="variance",
-                    help="read the paper's N(0, 0.005) as a variance (default) or a standard deviation")
+    ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="std",
+                    help="read the paper's N(0, 0.005) as a standard deviation (default) or a variance")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()

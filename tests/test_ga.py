@@ -26,7 +26,7 @@ def _rate():
 def test_one_generation_keeps_the_best_parents_and_mutates_every_weight_matrix():
     task = _task()
     pop = Population.init(_rate, 20, seed=0)
-    ga = GA(parents=4, children=30)
+    ga = GA(parents=4, children=30, sigma_is="variance")
     state = ga.init_state(pop, task, seed=0)
     batch = task.sample(64, np.random.default_rng(1))
     u, target, mask = batch_tensors(pop, batch)
@@ -39,7 +39,7 @@ def test_one_generation_keeps_the_best_parents_and_mutates_every_weight_matrix()
     nxt = state["population"]
     assert nxt["W_rec"].shape == (34, 10, 10) and len(state["configs"]) == 34
     torch.testing.assert_close(nxt["W_rec"][:4], pop.W_rec.detach()[order])  # parents carried over unchanged
-    # each child is one of the parents plus N(0, 0.005) noise (variance 0.005: std 0.0707) on W_in/W_rec/W_out
+    # each child is one of the parents plus N(0, 0.005) noise (read as variance here: std 0.0707) on the W_*
     parents = pop.W_rec.detach()[order]
     diffs = (nxt["W_rec"][4:, None] - parents[None]).flatten(2)  # [children, parents, N*N]
     nearest = diffs.pow(2).mean(-1).argmin(1)
@@ -49,7 +49,7 @@ def test_one_generation_keeps_the_best_parents_and_mutates_every_weight_matrix()
         d = nxt[name][4:] - pop.get_parameter(name).detach()[order][nearest]
         assert abs(float(d.std()) - math.sqrt(0.005)) < 0.15 * math.sqrt(0.005), name
     torch.testing.assert_close(nxt["b_out"][4:], pop.b_out.detach()[order][nearest])  # biases are not weights
-    assert GA(sigma_is="std").noise_std == 0.005 and GA().noise_std == pytest.approx(0.0707, abs=1e-4)
+    assert GA().noise_std == 0.005 and GA(sigma_is="variance").noise_std == pytest.approx(0.0707, abs=1e-4)
 
 
 def test_the_result_is_the_best_member_of_the_last_scored_generation():
