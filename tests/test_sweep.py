@@ -184,3 +184,43 @@ def test_a_trial_trained_but_not_recorded_is_recorded_without_retraining(tmp_pat
     assert again.ran == first.ran and (run / "model.pt").stat().st_mtime_ns == weights
     pd.testing.assert_frame_equal(again.table.drop(columns=WALL_CLOCK), first.table.drop(columns=WALL_CLOCK))
     assert first.table["lyapunov_max"][0] < 0.5  # a small, trained contracting net (per step)
+
+
+def _tiny(path: Path, base: dict, grid: dict) -> dict:
+    """A study file shrunk to a few steps and one grid point (same structure, same code path)."""
+    import tomllib
+
+    cfg = tomllib.loads(path.read_text())
+    cfg["base"].update(base)
+    cfg["grid"] = grid
+    return cfg
+
+
+def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
+    """examples/sweeps/eprop_gain.toml's trials are `spikedyn bench eprop-gain`'s runs and
+    memory_benchmark.toml's are `spikedyn bench memory`'s models, step for step (tiny budgets)."""
+    import torch
+
+    from spikedyn.analysis.memory_benchmark import build_benchmark_model
+    from spikedyn.cli.bench_eprop import gain_run
+    from spikedyn.experiment import build_task
+
+    gain = _tiny(ROOT / "examples" / "sweeps" / "eprop_gain.toml",
+                 {"hidden": 8, "steps": 5, "eval_every": 5, "eval_trials": 16},
+                 {"rule": ["eprop"], "model_params.gain": [1.5], "lr": [1e-3], "seed": [1]})  # fmt: skip
+    res = spikedyn.sweep(gain, out_dir=tmp_path / "gain", progress=False)
+    mine = [json.loads(x)["loss"] for x in (tmp_path / "gain" / res.table["run_dir"][0] / "metrics.jsonl")
+            .read_text().splitlines()]  # fmt: skip
+    ref = gain_run("eprop", 1.5, 1e-3, 1, iterations=5, hidden=8, batch=32, dt=20.0, tau=100.0, eval_trials=16)
+    assert mine == ref["loss"] and res.table["accuracy"][0] == ref["accuracy"]
+
+    mem = _tiny(ROOT / "examples" / "sweeps" / "memory_benchmark.toml",
+                {"hidden": 8, "steps": 3, "eval_every": 3, "eval_trials": 16, "task_params": {"delay": 5}},
+                {"memory_model": ["tanh-pta"], "seed": [2]})  # fmt: skip
+    res = spikedyn.sweep(mem, out_dir=tmp_path / "mem", progress=False)
+    task = build_task("copy_memory", {"delay": 5})
+    model = build_benchmark_model("tanh-pta", task.n_inputs, task.n_outputs, 8, 2)
+    torch.set_num_threads(1)
+    ref = spikedyn.train(model, task, steps=3, batch_size=64, lr=1e-3, seed=2, eval_every=3, eval_trials=16,
+                         progress=False)  # fmt: skip
+    assert res.table["eval_loss"][0] == ref.final["eval_loss"] and res.table["steps_run"][0] == 3
