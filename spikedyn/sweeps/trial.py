@@ -89,7 +89,12 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
         cfg = TrialConfig(**trial)
         torch.set_num_threads(cfg.threads)
         task = build_task(cfg.task, cfg.task_params)
-        model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
+        if cfg.memory_model is not None:
+            from ..analysis.memory_benchmark import build_benchmark_model
+
+            model = build_benchmark_model(cfg.memory_model, task.n_inputs, task.n_outputs, cfg.hidden, cfg.seed)
+        else:
+            model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
         if cfg.init is not None:
             _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
         device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
