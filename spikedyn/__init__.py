@@ -22,7 +22,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TrainResult": ("spikedyn.learning", "TrainResult"),
     "deploy": ("spikedyn.export.deploy", "deploy"),
 }
-_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli"}
+_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli", "plot"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -21,7 +21,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Task, TaskBatch, check_choice, check_int, check_positive, make_batch, n_steps, one_hot
+from .base import (
+    Task,
+    TaskBatch,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    make_batch,
+    n_steps,
+    one_hot,
+)
 
 MASKS = ("all", "decision")
 
@@ -35,8 +45,7 @@ class _PeriodTask(Task):
 
     def _setup_periods(self, dt: float, timing: dict[str, float] | None, sigma: float, mask: str) -> None:
         check_positive(dt, "dt")
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        check_nonnegative(sigma, "sigma")
         self.mask_mode = check_choice(mask, "mask", MASKS)
         timing = dict(timing or {})
         unknown = sorted(set(timing) - set(self.periods))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout
+from .validation import check_finite
 
 
 def shifted_tanh(x: Tensor) -> Tensor:
@@ -70,6 +71,7 @@ class RateRNN(RecurrentModel):
         bias: bool = True,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
+        check_finite(alpha=alpha, noise_std=noise_std, gain=gain, x0_std=x0_std)
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha = dt/tau must be in (0, 1], got {alpha}")
         if noise_std < 0 or x0_std < 0:

@@ -44,6 +44,7 @@ from torch import Tensor
 from .base import RecurrentModel, Rollout
 from .fused import fused_rollout, fused_supported
 from .surrogate import DEFAULT_SLOPE, check_surrogate, spike
+from .validation import check_spiking_args
 
 NEURONS = ("lif", "alif")
 RESETS = ("subtract", "zero")
@@ -238,6 +239,9 @@ class SpikingRNN(RecurrentModel):
         quantize: str | None = None,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
+        check_spiking_args(dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, tau_adapt=tau_adapt, tau_out=tau_out,
+                           refractory=refractory, v_th=v_th, gain=gain, beta_adapt=beta_adapt,
+                           surrogate_slope=surrogate_slope)
         if neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; choose one of {list(NEURONS)}")
         if reset not in RESETS:
