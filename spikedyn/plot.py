@@ -126,16 +126,18 @@ def membrane(v: Any, dt: float | None = None, trial: int = 0, neurons: Any = Non
 
 def firing_rates(spikes: Any, dt: float, window_ms: float = 50.0, trial: int | None = None) -> np.ndarray:
     """Firing rates in Hz ``[T, N]``: spikes per ms times 1000, averaged over trials (``trial=None``)
-    or of one trial, smoothed by a centred boxcar of ``window_ms`` (at least one step)."""
+    or of one trial, smoothed by a centred boxcar of ``window_ms`` (at least one step; near the ends
+    of the trial it averages over the steps that exist)."""
     z = _array(spikes, "spikes")
     if not (np.isfinite(window_ms) and window_ms > 0):
         raise ValueError(f"window_ms must be a finite number of ms > 0, got {window_ms}")
     _time(1, dt)  # checks dt
     z = z.mean(axis=1) if (z.ndim == 3 and trial is None) else _trial(z, trial, "spikes")
     k = max(1, int(round(window_ms / dt)))
-    kernel = np.ones(k) / (k * dt)  # spikes per ms
-    smooth = np.stack([np.convolve(z[:, i], kernel, mode="same") for i in range(z.shape[1])], axis=1)
-    return smooth * 1000.0
+    box = np.ones(k)
+    steps = np.convolve(np.ones(z.shape[0]), box, mode="same")  # steps inside the window (fewer at the ends)
+    counts = np.stack([np.convolve(z[:, i], box, mode="same") for i in range(z.shape[1])], axis=1)
+    return counts / (steps[:, None] * dt) * 1000.0  # spikes per ms -> Hz
 
 
 def rates(spikes: Any, dt: float, window_ms: float = 50.0, trial: int | None = None, neurons: Any = None,
