@@ -42,6 +42,7 @@ class _Integration(Task):
         check_positive(duration_ms, "duration_ms")
         check_positive(coherence_max, "coherence_max")
         check_nonnegative(noise_var, "noise_var")
+        check_nonnegative(response_ms, "response_ms")
         if not 0 <= response_ms < duration_ms:
             raise ValueError(f"response_ms must be in [0, duration_ms={duration_ms}), got {response_ms}")
         self.dt = float(dt)
