@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import spikedyn.tasks as tasks
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from spikedyn.hardware import run as runner
 from spikedyn.hardware.bundle import GRAPH, INPUTS, OPTIONS, RESULT, RESULT_INFO
@@ -129,6 +129,13 @@ def task_params(draw):
 
 @CORPUS
 @given(case=task_params(), batch=st.sampled_from([1, 2, 0, -1, 1.5]))
+@example(case=("2af", {"timing": 100.0}), batch=1)  # each of these used to be a TypeError/OverflowError ...
+@example(case=("rdm", {"response_ms": None}), batch=1)
+@example(case=("cdi", {"duration_ms": math.inf}), batch=1)
+@example(case=("romo", {"timing": {"fixation": math.inf}}), batch=1)
+@example(case=("rdm", {"coherence_max": math.inf}), batch=1)
+@example(case=("rdm", {"noise_var": math.nan}), batch=1)  # ... or NaN inputs
+@example(case=("rdm", {"dt": 1e-9}), batch=1)  # a MemoryError (7.5e11 steps)
 def test_tasks(case, batch):
     """Bad task parameters (NaN, Inf, 0, negatives, wrong types) and batch sizes are one-line
     ValueErrors; an accepted task makes trials of at least one step with finite arrays."""
