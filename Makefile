@@ -29,6 +29,7 @@ help:
 	@echo "make demo   train a small rate net and its spiking twin (sets up .venv first)"
 	@echo "make test   ruff + the whole test suite (sets up .venv and .venv-lava first)"
 	@echo "make lava   only build .venv-lava (Python 3.10 + lava-nc) for the hardware layer"
+	@echo "make docs   build the documentation site into site/ (mkdocs --strict)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -49,9 +50,14 @@ $(LAVA_STAMP): pyproject.toml
 	  echo "spikedyn: Lava needs Python 3.10 and none was found (tried SPIKEDYN_LAVA_PYTHON, python3.10, pyenv versions, uv python find 3.10). Install one (e.g. 'pyenv install 3.10' or 'uv python install 3.10') or set SPIKEDYN_LAVA_PYTHON." >&2; exit 1; }; \
 	[ -x $(LAVA_VENV)/bin/python ] || "$$py" -m venv $(LAVA_VENV); \
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel; \
-	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check "lava-nc==0.10.0" "nir>=1.0.4" numpy pydantic pyyaml tqdm; \
+	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check "lava-nc==0.10.0" "nir>=1.0.4" numpy "array-api-compat>=1.9" pydantic pyyaml tqdm; \
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .; \
 	touch $(LAVA_STAMP)
+
+# The documentation site (MkDocs Material + mkdocstrings) into site/; warnings are errors.
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,11 @@ Neuron (Lava's float ``LIF`` exactly, per step ``t``)::
 
     a(t) = sum over synapses s with post(s) = i of  w(s) z_pre(s)(t - latency(s))  +  ext_i(t)
     u(t) = u(t-1) (1 - du) + a(t)
-    v(t) = v(t-1) (1 - dv) + u(t) + bias
+    v(t) = v(t-1) (1 - dv) + u(t) + bias        (held at 0 for ``refractory`` steps after a spike)
     z(t) = v(t) > vth;   v(t) = 0 where z(t)
+
+``refractory > 0`` is Lava's ``LIFRefractory`` (during the R steps after a spike ``v`` stays 0 and ignores
+its input and bias; ``u`` keeps integrating).
 
 ``latency >= 1`` step: a Lava ``DelayDense`` with ``delays = latency - 1`` (Lava's connections deliver a
 spike of step t at step t + 1 + delay). A neuron with ``du = 0, dv = 1`` and a self-synapse of weight
@@ -52,6 +55,7 @@ class DelayNetwork:
         perturb: synapses that weight noise applies to (False for a neuron's built-in reset synapse).
         axonal: synapses whose latency takes the per-spike conduction jitter of their presynaptic neuron
             (torch simulator only; S-type noise experiments).
+        refractory: per-neuron refractory period in steps (default 0: none).
     """
 
     names: list[str]
@@ -65,6 +69,7 @@ class DelayNetwork:
     latency: np.ndarray
     perturb: np.ndarray = field(default=None)  # type: ignore[assignment]
     axonal: np.ndarray = field(default=None)  # type: ignore[assignment]
+    refractory: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -78,6 +83,10 @@ class DelayNetwork:
         s = self.pre.shape[0]
         self.perturb = np.ones(s, bool) if self.perturb is None else np.asarray(self.perturb, bool)
         self.axonal = np.zeros(s, bool) if self.axonal is None else np.asarray(self.axonal, bool)
+        ref = np.zeros(n, np.int64) if self.refractory is None else np.asarray(self.refractory, np.int64)
+        self.refractory = np.broadcast_to(ref, (n,)).copy()
+        if self.refractory.min(initial=0) < 0:
+            raise ValueError("DelayNetwork refractory periods must be >= 0 steps")
         for name in ("post", "weight", "latency", "perturb", "axonal"):
             if getattr(self, name).shape != (s,):
                 raise ValueError(f"DelayNetwork.{name} must have one entry per synapse ({s})")
@@ -108,8 +117,16 @@ class DelayNetwork:
 
     def with_weights(self, weight: np.ndarray) -> DelayNetwork:
         """The same network with another weight vector (e.g. one weight-noise realisation)."""
+        return self.replace(weight=np.asarray(weight, dtype=np.float64))
+
+    def replace(self, **changes: np.ndarray) -> DelayNetwork:
+        """The same network with some fields replaced (weights, latencies, du/dv/vth/bias of one
+        perturbed instance)."""
         kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
-        kwargs["weight"] = np.asarray(weight, dtype=np.float64)
+        unknown = set(changes) - set(kwargs)
+        if unknown:
+            raise ValueError(f"DelayNetwork has no field(s) {sorted(unknown)}")
+        kwargs.update(changes)
         return DelayNetwork(**kwargs)
 
     # -- bundle files (torch side <-> Lava interpreter) ------------------------------------------------
@@ -120,7 +137,7 @@ class DelayNetwork:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DelayNetwork:
-        kwargs = {f.name: arrays[f.name] for f in fields(cls) if f.name != "names"}
+        kwargs = {f.name: arrays.get(f.name) for f in fields(cls) if f.name != "names"}
         return cls(names=[str(s) for s in arrays["names"]], **kwargs)
 
 
@@ -140,6 +157,7 @@ def simulate_reference(net: DelayNetwork, ext: np.ndarray) -> np.ndarray:
     z = np.zeros((T, N), dtype=bool)
     u = np.zeros(N)
     v = np.zeros(N)
+    ref_end = np.full(N, -1)
     for t in range(T):
         a = np.zeros(N)
         src = t - net.latency
@@ -150,18 +168,21 @@ def simulate_reference(net: DelayNetwork, ext: np.ndarray) -> np.ndarray:
             a[net.post[s]] += net.weight[s]
         a = a + ext[t]
         u = u * (1 - net.du) + a
-        v = v * (1 - net.dv) + u + net.bias
+        live = ref_end < t
+        v = np.where(live, v * (1 - net.dv) + u + net.bias, v)
         z[t] = v > net.vth
         v[z[t]] = 0.0
+        ref_end[z[t]] = t + net.refractory[z[t]]
     return z
 
 
 # -- Lava ----------------------------------------------------------------------------------------------
 def _groups(net: DelayNetwork) -> list[np.ndarray]:
-    """Neuron indices grouped by (du, dv, vth): Lava's LIF shares these scalars within one process."""
-    keys: dict[tuple[float, float, float], list[int]] = {}
+    """Neuron indices grouped by (du, dv, vth, refractory): Lava's LIF shares these scalars within one
+    process."""
+    keys: dict[tuple[float, float, float, int], list[int]] = {}
     for i in range(net.n_neurons):
-        keys.setdefault((net.du[i], net.dv[i], net.vth[i]), []).append(i)
+        keys.setdefault((net.du[i], net.dv[i], net.vth[i], int(net.refractory[i])), []).append(i)
     return [np.asarray(v) for v in keys.values()]
 
 
@@ -196,7 +217,7 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
     from lava.proc.dense.process import DelayDense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.process import LIF, LIFRefractory
 
     recorder = _spike_recorder()
     ext = _check_ext(net, ext)
@@ -216,8 +237,10 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
     workdir = tempfile.mkdtemp(prefix="spikedyn-delaynet-")
     for g, idx in enumerate(groups):
         i0 = idx[0]
-        lif = LIF(shape=(idx.size,), du=float(net.du[i0]), dv=float(net.dv[i0]), vth=float(net.vth[i0]),
+        kw = dict(shape=(idx.size,), du=float(net.du[i0]), dv=float(net.dv[i0]), vth=float(net.vth[i0]),
                   bias_mant=net.bias[idx].copy(), bias_exp=0)
+        lif = (LIFRefractory(refractory_period=int(net.refractory[i0]), **kw) if net.refractory[i0] > 0
+               else LIF(**kw))
         if np.any(ext[:, idx]):  # every process costs time per step: no source for silent inputs
             src = Source(data=np.ascontiguousarray(ext[:, idx].T))
             src.s_out.connect(lif.a_in)

@@ -28,10 +28,14 @@ so both sides always hold the same integers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from array_api_compat import array_namespace
+
+from .neuron import SpikingState, delay_line, readout_filter
 
 DECAY_UNITY = 4096  # 12-bit decays: factor (4096 - d) / 4096
 ACT_SHIFT = 6  # a_in << 6 and vth << 6 (MSB alignment in Lava's LIF)
@@ -176,18 +180,60 @@ def check_input_range(X: np.ndarray, w_in: np.ndarray) -> None:
         )
 
 
-def shift(acc: np.ndarray, exp: int) -> np.ndarray:
-    """Lava Dense's exponent: left shift for exp > 0, arithmetic (floor) right shift otherwise."""
-    return np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
+def shift(acc: Any, exp: int) -> Any:
+    """Lava Dense's exponent on integer arrays (numpy or torch): left shift for exp > 0, arithmetic
+    (floor) right shift otherwise."""
+    return acc << exp if exp > 0 else acc >> (-exp)
 
 
-def decay(x: np.ndarray, d_complement: int) -> np.ndarray:
-    """``sign(x) * (|x * d_complement| >> 12)``: Lava's decay with truncation toward zero."""
-    prod = x.astype(np.int64) * int(d_complement)
-    return np.sign(prod) * np.right_shift(np.abs(prod), 12)
+def decay(x: Any, d_complement: int) -> Any:
+    """``sign(x) * (|x * d_complement| >> 12)``: Lava's decay with truncation toward zero (integer arrays,
+    numpy or torch)."""
+    xp = array_namespace(x)
+    prod = xp.astype(x, xp.int64) * int(d_complement)
+    return xp.sign(prod) * (xp.abs(prod) >> 12)
 
 
-def wrap24(u: np.ndarray) -> np.ndarray:
+def wrap24(u: Any) -> Any:
     """Lava's 24-bit wrap of the current (exactly as ``AbstractPyLifModelFixed`` writes it)."""
-    wrapped = np.where(u > UV_MAX, u - 2 * UV_MAX, u)
-    return np.where(wrapped <= -UV_MAX, u + 2 * UV_MAX, wrapped)
+    xp = array_namespace(u)
+    wrapped = xp.where(u > UV_MAX, u - 2 * UV_MAX, u)
+    return xp.where(wrapped <= -UV_MAX, u + 2 * UV_MAX, wrapped)
+
+
+class FixedConstants(NamedTuple):
+    """The integers Lava's fixed-point ``LIF`` uses every substep (from ``Loihi2Params``)."""
+
+    du: int
+    dv: int
+    vth: int  # effective threshold vth << 6
+    kappa: float  # the float readout filter (computed on the host)
+
+
+def fixed_constants(q: Loihi2Params, kappa: float) -> FixedConstants:
+    return FixedConstants(q.du, q.dv, q.vth << ACT_SHIFT, float(kappa))
+
+
+def fixed_neuron_update(c: FixedConstants, u: Any, v: Any, a_in: Any, bias: Any) -> tuple[Any, Any, Any]:
+    """One substep of Lava 0.10's bit-accurate ``LIF`` (``AbstractPyLifModelFixed.subthr_dynamics`` and
+    its spike / reset) on int64 arrays (numpy or torch): returns ``(u, v, spiked)``, ``v`` stored after
+    the reset as in Lava. The fixed-point counterpart of ``neuron.neuron_update`` (reset="zero", LIF)."""
+    xp = array_namespace(u)
+    u = wrap24(decay(u, DECAY_UNITY - c.du - 1) + (a_in << ACT_SHIFT))
+    v = xp.clip(decay(v, DECAY_UNITY - c.dv) + u + bias, min=-UV_MAX + 1, max=UV_MAX - 1)
+    spiked = v > c.vth
+    return u, xp.where(spiked, xp.zeros_like(v), v), spiked
+
+
+def fixed_substep(
+    c: FixedConstants, s: SpikingState, a_ext: Any, recurrent: Callable[[Any], Any], bias: Any
+) -> SpikingState:
+    """One substep of the fixed-point network with the map's structure (``neuron.substep``): delays, the
+    recurrent activation ``recurrent(z_rec)`` (the integer Dense output), the neurons, the float readout
+    filter. ``u``, ``v``, ``in_buf`` are int64; ``z`` has the dtype of ``rbar``."""
+    xp = array_namespace(s.u)
+    a_now, in_buf = delay_line(xp, s.in_buf, a_ext)
+    z_rec, z_buf = delay_line(xp, s.z_buf, s.z)
+    u, v, spiked = fixed_neuron_update(c, s.u, s.v, a_now + recurrent(z_rec), bias)
+    z = xp.astype(spiked, s.rbar.dtype)
+    return SpikingState(u, v, z, s.a, s.ref, readout_filter(c.kappa, s.rbar, z), in_buf, z_buf)

@@ -6,11 +6,10 @@ Lava run is computed here on the host (``readout``), with the same formula torch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .quantize import ACT_SHIFT, DECAY_UNITY, UV_MAX, Loihi2Params, decay, quantize_input, shift, wrap24
+from .neuron import NeuronConstants, SpikingState, numpy_ops, readout_filter, substep
+from .quantize import Loihi2Params, fixed_constants, fixed_substep, quantize_input, shift
 from .spec import NetworkSpec
 
 
@@ -21,76 +20,30 @@ def _check_x(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
     return x
 
 
-@dataclass(frozen=True)
-class NeuronConstants:
-    """Per-substep constants of the float neuron map (see ``spec.NetworkSpec``)."""
-
-    du: float
-    dv: float
-    v_th: float
-    rho: float
-    n_ref: int
-    reset: str
-
-
-def neuron_update(
-    c: NeuronConstants, bias: np.ndarray, beta: np.ndarray, u: np.ndarray, v: np.ndarray, z: np.ndarray,
-    a: np.ndarray, ref: np.ndarray, current: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """One float substep given the summed synaptic input ``current = W_in x + W_rec z_rec``.
-
-    ``v`` is kept *before* the reset of its own spike (applied at the next update), as in torch.
-    Returns the new ``(u, v, z, a, ref)``; the same operations in the same order as
-    ``spikedyn.models.spiking.spiking_substep``, so float64 results agree bit for bit.
-    """
-    u = u * (1.0 - c.du) + current
-    if c.reset == "zero":
-        v = (v * (1.0 - z)) * (1.0 - c.dv) + u + bias
-    else:
-        v = v * (1.0 - c.dv) + u + bias - c.v_th * z
-    if np.any(beta != 0):
-        a = c.rho * a + z
-        threshold = c.v_th + beta * a
-    else:
-        threshold = c.v_th
-    z_new = (v - threshold > 0).astype(np.float64)
-    if c.n_ref:
-        z_new = z_new * (ref <= 0)
-        ref = np.where(z_new > 0, float(c.n_ref), np.maximum(ref - 1, 0.0))
-    return u, v, z_new, a, ref
-
-
 def constants_of(spec: NetworkSpec) -> NeuronConstants:
-    return NeuronConstants(du=spec.du, dv=spec.dv, v_th=spec.v_th, rho=spec.rho, n_ref=spec.n_ref,
-                           reset=spec.reset)
-
-
-def _delayed(buffer: list[np.ndarray], value: np.ndarray) -> np.ndarray:
-    """One step of a synaptic delay line (a FIFO of the delay's length): push ``value``, return the
-    oldest entry. An empty buffer is no delay."""
-    if not buffer:
-        return value
-    buffer.append(value)
-    return buffer.pop(0)
+    """The map's constants for ``spec`` (``neuron.NeuronConstants``)."""
+    return NeuronConstants(du=spec.du, dv=spec.dv, v_th=spec.v_th, reset=spec.reset, rho=spec.rho,
+                           n_ref=spec.n_ref, kappa=spec.kappa, delay_in=spec.delay_in, delay_rec=spec.delay_rec,
+                           adaptive=spec.adaptive, v_leak=spec.v_leak, v_reset=spec.v_reset)  # fmt: skip
 
 
 def simulate_float(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
-    """Spikes ``[T * substeps, B, N]`` (uint8) of the float neuron map for inputs ``x [T, B, I]``."""
+    """Spikes ``[T * substeps, B, N]`` (uint8) of the float neuron map for inputs ``x [T, B, I]``: the one
+    map (``neuron.substep``) on numpy arrays, float64."""
     x = _check_x(spec, x).astype(np.float64)
     T, B, _ = x.shape
     N = spec.n_hidden
-    c = constants_of(spec)
-    u, v, z, a, ref = (np.zeros((B, N)) for _ in range(5))
-    in_buf = [np.zeros((B, N)) for _ in range(spec.delay_in)]
-    z_buf = [np.zeros((B, N)) for _ in range(spec.delay_rec)]
+    c, ops = constants_of(spec), numpy_ops()
+    zeros = np.zeros((B, N))
+    s = SpikingState(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros((spec.delay_in, B, N)),
+                     np.zeros((spec.delay_rec, B, N)))  # fmt: skip
     out = np.zeros((T * spec.substeps, B, N), dtype=np.uint8)
     W_rec_T = spec.W_rec.T
     for t in range(T):
         i_ext = x[t] @ spec.W_in.T
         for k in range(spec.substeps):
-            i_now, z_rec = _delayed(in_buf, i_ext), _delayed(z_buf, z)
-            u, v, z, a, ref = neuron_update(c, spec.bias, spec.beta, u, v, z, a, ref, i_now + z_rec @ W_rec_T)
-            out[t * spec.substeps + k] = z
+            s = substep(c, ops, s, i_ext, W_rec_T, spec.bias, spec.beta)
+            out[t * spec.substeps + k] = s.z
     return out
 
 
@@ -103,22 +56,20 @@ def simulate_fixed(spec: NetworkSpec, q: Loihi2Params, x: np.ndarray) -> np.ndar
     T, B, _ = x.shape
     N = spec.n_hidden
     w_in_T, w_rec_T = q.w_in.T.astype(np.int64), q.w_rec.T.astype(np.int64)
-    bias = q.effective_bias
-    vth = q.vth << ACT_SHIFT
-    u, v, z = (np.zeros((B, N), dtype=np.int64) for _ in range(3))
-    in_buf = [np.zeros((B, N), dtype=np.int64) for _ in range(spec.delay_in)]
-    z_buf = [np.zeros((B, N), dtype=np.int64) for _ in range(spec.delay_rec)]
+    c = fixed_constants(q, spec.kappa)
+    ints, zeros = np.zeros((B, N), dtype=np.int64), np.zeros((B, N))
+    s = SpikingState(ints, ints, zeros, zeros, zeros, zeros, np.zeros((spec.delay_in, B, N), dtype=np.int64),
+                     np.zeros((spec.delay_rec, B, N)))  # fmt: skip
+
+    def recurrent(z_rec: np.ndarray) -> np.ndarray:
+        return shift(z_rec.astype(np.int64) @ w_rec_T, q.w_rec_exp)
+
     out = np.zeros((T * spec.substeps, B, N), dtype=np.uint8)
     for t in range(T):
         a_ext = shift(X[t] @ w_in_T, q.w_in_exp)
         for k in range(spec.substeps):
-            a_now, z_rec = _delayed(in_buf, a_ext), _delayed(z_buf, z)
-            a_in = a_now + shift(z_rec @ w_rec_T, q.w_rec_exp)
-            u = wrap24(decay(u, DECAY_UNITY - q.du - 1) + np.left_shift(a_in, ACT_SHIFT))
-            v = np.clip(decay(v, DECAY_UNITY - q.dv) + u + bias, -UV_MAX + 1, UV_MAX - 1)
-            z = (v > vth).astype(np.int64)
-            v = np.where(z > 0, 0, v)
-            out[t * spec.substeps + k] = z
+            s = fixed_substep(c, s, a_ext, recurrent, q.effective_bias)
+            out[t * spec.substeps + k] = s.z
     return out
 
 
@@ -133,7 +84,7 @@ def readout(spec: NetworkSpec, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarr
     rbar = np.zeros((B, N))
     rbars = np.zeros((S // spec.substeps, B, N))
     for s in range(S):
-        rbar = spec.kappa * rbar + (1.0 - spec.kappa) * z[s]
+        rbar = readout_filter(spec.kappa, rbar, z[s])
         if (s + 1) % spec.substeps == 0:
             rbars[s // spec.substeps] = rbar
     counts = z.reshape(S // spec.substeps, spec.substeps, B, N).sum(axis=1)

@@ -16,13 +16,21 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RateRNN": ("spikedyn.models", "RateRNN"),
     "GRURNN": ("spikedyn.models", "GRURNN"),
     "SpikingRNN": ("spikedyn.models", "SpikingRNN"),
+    "Loihi2RNN": ("spikedyn.models", "Loihi2RNN"),
+    "LSTMRNN": ("spikedyn.models", "LSTMRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
     "mirror": ("spikedyn.models", "mirror"),
     "train": ("spikedyn.learning", "train"),
     "TrainResult": ("spikedyn.learning", "TrainResult"),
     "deploy": ("spikedyn.export.deploy", "deploy"),
+    "load_run": ("spikedyn.runs", "load_run"),
+    "Run": ("spikedyn.runs", "Run"),
+    "sweep": ("spikedyn.sweeps", "sweep"),
+    "load_sweep": ("spikedyn.sweeps", "load_sweep"),
+    "write_report": ("spikedyn.report", "write_report"),
 }
-_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli", "plot"}
+_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli"}
+_SUBMODULES |= {"sweeps", "report", "plot"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -25,7 +25,7 @@ class TrainConfig(BaseModel):
     rule: str = "bptt"
     steps: int = Field(500, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float | None = Field(None, gt=0)  # None: 1e-3 for a new run, the run's own on resume
     clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     eval_every: int = Field(50, ge=1)

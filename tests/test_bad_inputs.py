@@ -81,8 +81,8 @@ def test_rollout_inputs(T, B, value, where, kind):
     if kind == "rate":
         m = RateRNN(2, 6, 1)
     else:
-        m = SpikingRNN(2, 6, 1, neuron=kind[:4].rstrip("-"), reset="zero",
-                       quantize="loihi2" if kind.endswith("loihi2") else None)
+        m = SpikingRNN(2, 6, 1, neuron=kind[:4].rstrip("-"), reset="zero")
+        m = m.quantized("loihi2") if kind.endswith("loihi2") else m
     u = torch.rand(T, B, 2)
     if u.numel():
         u.view(-1)[where % u.numel()] = float(value)

@@ -301,3 +301,165 @@ def test_cli_circuit_hd_writes_figures_and_tables(tmp_path) -> None:
     assert [r["sigma"] for r in data["robustness"]] == [0.0, 0.1]
     assert "| 0.1 |" in (tmp_path / "results" / "hd.md").read_text()
     assert main(["circuit", "hd", "--sigmas", "a,b", "--no-lava", "--out-dir", str(tmp_path)]) == 2
+
+
+# ------------------------------------------------------ robustness: perturbations, variants, realisations
+def test_refractory_latency_and_neuron_heterogeneity_match_numpy_reference() -> None:
+    """The torch simulator with refractory periods, per-instance latencies and per-instance du/dv/bias equals
+    the pull-based numpy reference instance by instance (Lava's LIFRefractory semantics: v held at 0)."""
+    rng = np.random.default_rng(3)
+    base = random_network(rng)
+    net = base.replace(refractory=rng.integers(0, 4, base.n_neurons))
+    T, B = 300, 3
+    lat = np.maximum(net.latency + rng.integers(-2, 3, (B, net.n_synapses)), 1)
+    neurons = {"du": np.clip(net.du * rng.uniform(0.8, 1.2, (B, net.n_neurons)), 0, 1),
+               "dv": np.clip(net.dv * rng.uniform(0.8, 1.2, (B, net.n_neurons)), 0, 1),
+               "bias": net.bias + rng.uniform(-0.05, 0.05, (B, net.n_neurons))}
+    ext = rng.uniform(0, 0.4, (T, B, net.n_neurons))
+    idx = list(range(net.n_neurons))
+    out = simulate(net, T, batch=B, drive=ext, drive_index=idx, record=idx, dtype=torch.float64, latency=lat,
+                   neurons=neurons, chunk=64)
+    for b in range(B):
+        one = net.replace(latency=lat[b], **{k: v[b] for k, v in neurons.items()})
+        ref = simulate_reference(one, ext[:, b])
+        assert ref.sum() > 100
+        np.testing.assert_array_equal(out.spikes[:, b].numpy(), ref)
+    with pytest.raises(ValueError, match="neurons may set"):
+        simulate(net, 5, neurons={"tau": np.ones(net.n_neurons)})
+
+
+@pytest.fixture(scope="module")
+def intrinsic():
+    from spikedyn.circuits import IntrinsicHeadDirectionCircuit
+
+    return IntrinsicHeadDirectionCircuit()
+
+
+def test_intrinsic_oscillators_lock_to_the_delay_loop_within_their_margins(intrinsic) -> None:
+    """Park et al. Fig. 6A-B: bias-driven pacemakers locked by tau/2 delays fire every D steps, for weights
+    scaled by 0.6 and 1.4 and sigma = 0.2 noise (inside the coupling and quantum margins); a pacemaker bias
+    1.5 margins too high makes its oscillator run at D - 1 steps (the test can fail)."""
+    net = intrinsic.network()
+    scaled = [net.weight * f for f in (0.6, 1.0, 1.4)] + list(intrinsic.perturbed_weights(0.2, 3, seed=1))
+    res = intrinsic.run(np.zeros((60, len(scaled))), DT, theta0=2.0, weights=np.stack(scaled),
+                        record="oscillators", progress=False)
+    for name in ("PL+", "PR+", "PL-", "PR-"):
+        isi = np.diff(np.flatnonzero(res.spikes[name][:, 0]))
+        assert isi.size > 3 and np.all(isi == intrinsic.D)
+        for b in range(1, len(scaled)):
+            assert np.array_equal(res.spikes[name][:, b], res.spikes[name][:, 0])
+    bias = np.stack([net.bias, net.bias])
+    bias[0, intrinsic.index["PL-"]] *= 1 + 0.5 * intrinsic.bias_margin  # inside the margin: no change
+    bias[1, intrinsic.index["PL-"]] *= 1 + 1.5 * intrinsic.bias_margin  # outside: PL- fires a step early
+    fast = intrinsic.run(np.zeros((100, 2)), DT, theta0=2.0, neurons={"bias": bias}, record="oscillators",
+                         progress=False)
+    assert np.all(np.diff(np.flatnonzero(fast.spikes["PL-"][:, 0])) == intrinsic.D)
+    assert np.all(np.diff(np.flatnonzero(fast.spikes["PL-"][:, 1]))[1:] == intrinsic.D - 1)
+
+
+def test_intrinsic_realisation_integrates_velocity_like_the_phase_model(intrinsic) -> None:
+    """A quantum advances both pacemakers by one step (constant phase-response curve); OU path integration
+    over 2 s agrees with Eq. 22-28; 360 deg/s is integrated at the right speed."""
+    k = 7
+    w = np.zeros(400)
+    w[100:200] = k / (100 * round(DT / intrinsic.dt)) / (intrinsic.period / 1000.0 / (2 * np.pi))
+    res = intrinsic.run(w, DT, theta0=1.0, progress=False)
+    step = np.rad2deg(circular_error(res.phase_heading[-1:], res.phase_heading[90:91])[0]) / intrinsic.quantum_deg
+    assert step == pytest.approx(k, abs=1e-9)
+    out = X.path_integration(intrinsic, None, duration_s=2.0, n=2, seed=1)
+    assert np.all(out["circuit_rmse_deg"] < 10.0) and np.all(out["phase_vs_phase_model_deg"] < 4.0)
+    T = 800
+    turn = intrinsic.run(np.full(T, np.deg2rad(360.0)), DT, progress=False)
+    k0 = int(X.settle_ms(intrinsic))
+    path = np.unwrap(turn.phase_heading[k0:])
+    assert np.rad2deg(path[-1] - path[0]) / ((T - 1 - k0) / 1000.0) == pytest.approx(360.0, rel=0.03)
+
+
+def test_period_mismatch_makes_the_phase_drift_by_one_quantum_per_period(circuit, intrinsic) -> None:
+    """Park et al. Sec. 2.10: the relative-phase memory is structurally unstable to a period mismatch. A - loop
+    one step longer drifts the digital circuit's phase by 360/D deg every D steps (450 deg/s); the intrinsic
+    pacemakers absorb a longer loop (their own period takes over) but not a shorter one."""
+    from spikedyn.circuits.robustness import phase_drift_deg_s
+
+    T, k0 = 1000, X.settle_ms(circuit)
+    for model, m, expect in ((circuit, 1, 1), (circuit, -1, -1), (intrinsic, 1, 0), (intrinsic, -1, -1)):
+        lat = model.mismatched_latencies(m)
+        res = model.run(np.zeros((T, 1)), DT, 1.0, latencies=lat[None], progress=False)
+        per_period = model.quantum_deg / (model.period / 1000.0)
+        assert phase_drift_deg_s(res.phase_heading, k0)[0] == pytest.approx(expect * per_period, rel=0.03)
+
+
+def test_finite_time_constant_relays_let_weights_move_spikes() -> None:
+    """Variant with a leaky relay stage: inside ``relay_weight_margin`` the spikes equal the noise-free ones;
+    one relay weight below it delays that relay's spike, changing its oscillator's period: drift."""
+    c = HeadDirectionCircuit(relay_tau=1.0, relay_latency=2)
+    lo, hi = c.relay_weight_margin
+    assert 0.8 < lo < 1 < hi < 1.25
+    net = c.network()
+    relay = np.flatnonzero((net.pre == c.index["JL-"]) & (net.post == c.index["PL-"]))
+    weights = np.stack([net.weight] * 3)
+    weights[1, relay] *= (1 + lo) / 2  # inside the margin
+    weights[2, relay] *= 0.97 * lo  # below it: latency + 1 step, the - period becomes D + 1
+    res = c.run(np.zeros((1000, 3)), DT, 1.0, weights=weights, record="oscillators", progress=False)
+    assert np.array_equal(res.spikes["PL-"][:, 1], res.spikes["PL-"][:, 0])
+    assert np.all(np.diff(np.flatnonzero(res.spikes["PL-"][:, 2]))[2:] == c.D + 1)
+    out = X.path_integration(c, None, duration_s=1.0, n=1, seed=2)  # and it still integrates
+    assert out["circuit_rmse_deg"][0] < 10.0
+
+
+def test_ring_heterogeneity_analogues(ring: RingAttractor) -> None:
+    """Time constants and axonal delays do not move the ring's fixed points (no drift in darkness);
+    heterogeneous drive breaks the continuum (drift); a constant velocity offset rotates it."""
+    n, T = 3, 1500
+    rng = np.random.default_rng(0)
+    th0 = X.initial_headings(n, 1)
+    dark = np.zeros((T, n))
+    kw = {"tau": ring.tau * (1 + 0.2 * rng.standard_normal((n, ring.n))),
+          "delays": 0.5 * np.abs(rng.standard_normal((n, ring.n)))}
+    still = ring.run(dark, DT, th0, **kw)
+    assert np.all(np.abs(drift_deg_per_s(still.decoded, DT, 110)) < 0.01)
+    biased = ring.run(dark, DT, th0, drive=ring.drive * (1 + 0.02 * rng.standard_normal((n, ring.n))))
+    assert np.median(np.abs(drift_deg_per_s(biased.decoded, DT, 110))) > 0.5
+    offset = ring.run(dark[:, :1], DT, 0.0, gamma_offset=0.0125)
+    assert abs(drift_deg_per_s(offset.decoded, DT, 110)[0]) > 20.0
+
+
+def test_robustness_study_summary_and_cli(tmp_path) -> None:
+    """Two classes, two models, 2 realisations x 1 s: every row has a CI and a floor; no ratio anywhere."""
+    from spikedyn.circuits import robustness as Rb
+    from spikedyn.cli import main
+
+    med, lo, hi = Rb.bootstrap_median_ci(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert med == 2.0 and 1.0 <= lo <= med <= hi <= 3.0
+    cfg = Rb.RobustnessConfig(duration=1.0, realisations=2, classes=("mismatch",), models=("digital", "ring"),
+                              levels={"mismatch": (0.0, 1.0)})
+    res = Rb.run(cfg, log=lambda s: None)
+    rows = {(r["model"], r["level"]): r for r in res["rows"]}
+    assert rows[("digital", 0.0)]["below_floor"] and not rows[("digital", 1.0)]["below_floor"]
+    assert rows[("digital", 1.0)]["drift_median"] == pytest.approx(450.0, rel=0.05)
+    assert rows[("ring", 1.0)]["drifting"] == 2
+    md = Rb.markdown(res)
+    assert "95% CI" in md and "below one quantum" in md and "x |" not in md
+    rc = main(["circuit", "hd-robustness", "--duration", "1", "--realisations", "2", "--classes", "weight",
+               "--models", "intrinsic", "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    assert (tmp_path / "figures" / "hd_robustness_classes.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "results" / "hd_robustness.json").read_text())
+    assert {r["model"] for r in data["rows"]} == {"intrinsic"}
+    assert main(["circuit", "hd-robustness", "--classes", "gravity", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.lava
+def test_lava_intrinsic_realisation_matches_torch_spike_for_spike(lava_python: str) -> None:
+    """The paper's realisation (LIFRefractory pacemakers) on Lava = torch float64, every spike, 0.5 s of OU."""
+    from spikedyn.circuits import IntrinsicHeadDirectionCircuit
+
+    c = IntrinsicHeadDirectionCircuit(dt=0.25)
+    w = X.ou(0.5, 1, seed=4, std_deg_s=240.0)[:, 0]
+    weights = c.perturbed_weights(0.1, 1, seed=5)
+    lava_res, lava_spikes = c.run_lava(w, DT, 2.0, weights=weights[0], python=lava_python)
+    res = c.run(w, DT, 2.0, weights=weights, record="all", dtype=torch.float64, progress=False)
+    torch_spikes = np.stack([res.spikes[n] for n in c.network().names], axis=1)
+    assert lava_spikes.sum() > 300
+    np.testing.assert_array_equal(lava_spikes, torch_spikes)
+    np.testing.assert_allclose(lava_res.phase_heading, res.phase_heading, atol=1e-12)

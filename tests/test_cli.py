@@ -81,7 +81,7 @@ def test_config_file_with_flags_overriding(tmp_path, capsys):
 
 
 def _weights(path: Path) -> dict:
-    return torch.load(path / "model.pt", weights_only=False)["model"]
+    return torch.load(path / "model.pt", weights_only=True)["model"]
 
 
 def test_kill_and_resume_gives_the_same_final_weights(tmp_path):

@@ -247,17 +247,16 @@ def test_two_processes_deploying_into_one_workdir_on_lava(tmp_path, lava_python)
 
 
 # -- Loihi 2: the membrane exactly at the threshold does not spike (v > vth << 6, strict) ------------------
-def _threshold_net(quantize: str | None) -> SpikingRNN:
+def _threshold_net(body: str = "float") -> SpikingRNN:
     """Two non-leaky neurons without input or recurrence, driven by their bias only. In Loihi 2 units
     (scale = 64 * 4096 per unit of v_th = 1) neuron 0 adds 131072 per step and reaches v = 262144 =
     vth << 6 exactly at step 1; neuron 1 adds 131136 and is one bias step above it there."""
-    m = SpikingRNN(1, 2, 1, du=1.0, dv=0.0, v_th=1.0, reset="zero", self_connections=False, tau_out=0.0,
-                   quantize=quantize)
+    m = SpikingRNN(1, 2, 1, du=1.0, dv=0.0, v_th=1.0, reset="zero", self_connections=False, tau_out=0.0)
     with torch.no_grad():
         m.W_in.zero_()
         m.W_rec.zero_()
         m.b.copy_(torch.tensor([0.5, 0.5 + 2.0**-12]))  # binary fractions: exact in float32 and in Loihi units
-    return m
+    return m.quantized("loihi2") if body == "loihi2" else m
 
 
 EXPECTED = np.zeros((9, 2), dtype=np.uint8)
@@ -266,20 +265,21 @@ EXPECTED[[1, 3, 5, 7], 1] = 1  # v: 131136, 262272 (> threshold: spike), reset, 
 
 
 def test_loihi2_membrane_at_threshold_does_not_spike_in_torch():
-    """Issue 17.8: with ``>=`` instead of ``>`` neuron 0 would spike at step 1."""
+    """Issue 17.8: with ``>=`` instead of ``>`` neuron 0 would spike at step 1 (checked by mutating the
+    torch body's and the numpy reference's comparison: this test then fails)."""
     q = quantize_loihi2(np.zeros((2, 1)), np.zeros((2, 2)), np.array([0.5, 0.5 + 2.0**-12]), 1.0, 1.0, 0.0)
     assert list(q.effective_bias) == [131072, 131136] and q.vth << 6 == 262144 and (q.du, q.dv) == (4095, 0)
     x = np.zeros((9, 1, 1))
-    for quantize in ("loihi2", None):  # Loihi 2 integers, and the float map (v == v_th: no spike either)
-        z = _threshold_net(quantize).spike_trains(torch.as_tensor(x, dtype=torch.float32)).numpy()[:, 0]
-        np.testing.assert_array_equal(z, EXPECTED, err_msg=f"quantize={quantize}")
+    for body in ("loihi2", "float"):  # the Loihi 2 integer body, and the float map (v == v_th: no spike either)
+        z = _threshold_net(body).spike_trains(torch.as_tensor(x, dtype=torch.float32)).numpy()[:, 0]
+        np.testing.assert_array_equal(z, EXPECTED, err_msg=f"body={body}")
     spec = spec_from_model(_threshold_net("loihi2"))
     np.testing.assert_array_equal(simulate_fixed(spec, q, x)[:, 0], EXPECTED)
 
 
 @pytest.mark.lava
 def test_loihi2_membrane_at_threshold_does_not_spike_on_lava(lava_python):
-    m = _threshold_net(None)
+    m = _threshold_net()
     x = np.zeros((9, 1, 1))
     for precision in ("fixed", "float"):
         out = spikedyn.deploy(m, precision=precision, lava_python=lava_python).run(x, progress=False)

@@ -63,7 +63,7 @@ def test_edited_time_constant_is_refused_naming_the_node():
 def test_model_config_in_metadata_must_match_the_graph():
     g = to_nir(_default())
     cfg = json.loads(g.metadata["spikedyn_model"])
-    cfg["tau_mem"] = 40.0
+    cfg["dv"] = cfg["dv"] / 2.0  # a config edited after export
     g.metadata["spikedyn_model"] = json.dumps(cfg)
     with pytest.raises(ValueError, match="spikedyn_model.*dv = "):
         from_nir(g)

@@ -97,11 +97,16 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
 
 
 def test_resume_refuses_a_different_model(tmp_path):
-    _small_run(tmp_path, steps=5)
+    def stop_at_6(step, record):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _small_run(tmp_path, steps=10, callback=stop_at_6)
     task = _task("rdm")
     other = build_model("rate", task, hidden=17, seed=0)
-    with pytest.raises(ValueError, match="different model"):
-        spikedyn.train(other, task, steps=6, run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="other settings .*model.n_hidden: 16 -> 17"):
+        spikedyn.train(other, task, steps=10, run_dir=tmp_path, progress=False)
 
 
 class _NaNAfter:

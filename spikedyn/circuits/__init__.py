@@ -8,8 +8,10 @@
 See docs/circuits.md.
 """
 from .head_direction import HeadDirectionCircuit, Weights
+from .intrinsic import IntrinsicHeadDirectionCircuit
 from .phase import PhaseModelResult, phase_model
 from .readout import HDResult
 from .ring_attractor import RingAttractor
 
-__all__ = ["HDResult", "HeadDirectionCircuit", "PhaseModelResult", "RingAttractor", "Weights", "phase_model"]
+__all__ = ["HDResult", "HeadDirectionCircuit", "IntrinsicHeadDirectionCircuit", "PhaseModelResult", "RingAttractor",
+           "Weights", "phase_model"]

@@ -122,11 +122,13 @@ def _run_chunk(t0: int, ext: Tensor, jitter: Tensor | None, u: Tensor, v: Tensor
                pre: Tensor, weight: Tensor, index_table: Tensor, latency: Tensor, post_offset: Tensor,
                axonal: Tensor, rec_idx: Tensor | None, rec_out: Tensor | None, trk_idx: Tensor | None,
                bin_steps: int, pool: Tensor | None, counts: Tensor | None, last_out: Tensor | None,
-               total: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+               total: Tensor, refr: Tensor | None, ref_end: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor,
+                                                                           Tensor]:
     """Steps ``t0 .. t0 + K - 1`` of :func:`delay_lif_step`, fused (TorchScript) for speed.
 
     ``buf`` is the flat ring buffer [H * B * N]; ``index_table[t % H]`` [B * S] is where step t's spikes
-    land (``jitter`` [K, B, N] shifts axonal latencies instead). Outputs are written in place."""
+    land (``jitter`` [K, B, N] shifts axonal latencies instead). ``refr`` (refractory steps per neuron)
+    holds ``v`` at 0 until step ``ref_end``. Outputs are written in place."""
     K, B, N = ext.shape[0], ext.shape[1], ext.shape[2]
     H = index_table.shape[0]
     BN = B * N
@@ -136,9 +138,14 @@ def _run_chunk(t0: int, ext: Tensor, jitter: Tensor | None, u: Tensor, v: Tensor
         a = buf[s0:s0 + BN].view(B, N) + ext[k]
         buf[s0:s0 + BN] = 0.0
         u = u * keep_u + a
-        v = v * keep_v + u + bias
+        if refr is None:
+            v = v * keep_v + u + bias
+        else:
+            v = torch.where(ref_end < t, v * keep_v + u + bias, v)
         z = v > vth
         v = v.masked_fill(z, 0.0)
+        if refr is not None:
+            ref_end = torch.where(z, t + refr, ref_end)
         zf = z.to(weight.dtype)
         contrib = zf.index_select(1, pre) * weight
         if jitter is None:
@@ -160,7 +167,7 @@ def _run_chunk(t0: int, ext: Tensor, jitter: Tensor | None, u: Tensor, v: Tensor
                 last_out[b] = last
             total += acc
             acc.zero_()
-    return u, v, acc, last
+    return u, v, acc, last, ref_end
 
 
 _run_chunk_eager = _run_chunk  # the same loop without TorchScript (benchmarks/hd_circuit.py times both)
@@ -191,6 +198,8 @@ def simulate(
     desc: str = "simulating",
     chunk: int = 2048,
     scripted: bool = True,
+    latency: Tensor | np.ndarray | None = None,
+    neurons: dict[str, np.ndarray] | None = None,
 ) -> SimResult:
     """Run B instances of ``net`` for ``n_steps`` steps (the loop of :func:`delay_lif_step`, fused).
 
@@ -211,6 +220,10 @@ def simulate(
         device, dtype: where and in which precision (float64 to compare with Lava bit for bit).
         progress: tqdm progress bar (None: only on a terminal). chunk: steps per fused call.
         scripted: run the step loop compiled by TorchScript (False: the same loop in Python).
+        latency: [B, S] integer latencies per instance (steps, >= 1; default ``net.latency`` for all):
+            frozen conduction-delay perturbations.
+        neurons: per-instance neuron constants ``{"du"|"dv"|"vth"|"bias": [B, N]}`` (each optional;
+            default the network's): time-constant or bias heterogeneity.
     """
     from tqdm.auto import tqdm
 
@@ -224,6 +237,20 @@ def simulate(
     B, S, N, H = weight.shape[0], net.n_synapses, tn.n, tn.slots
     if weight.shape[1] != S:
         raise ValueError(f"weight must be [B, {S}], got {tuple(weight.shape)}")
+    lat = tn.latency
+    if latency is not None:
+        lat = torch.as_tensor(np.asarray(latency), dtype=torch.long, device=dev).expand(B, S).contiguous()
+        if int(lat.min()) < 1:
+            raise ValueError("latencies must be >= 1 step")
+        H = int(lat.max()) + 2
+    consts = {"du": tn.du, "dv": tn.dv, "vth": tn.vth, "bias": tn.bias}
+    for key, value in (neurons or {}).items():
+        if key not in consts:
+            raise ValueError(f"neurons may set du, dv, vth, bias; got {key!r}")
+        arr = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype, device=dev)
+        if arr.shape not in ((N,), (B, N)):
+            raise ValueError(f"neurons[{key!r}] must be [{N}] or [{B}, {N}], got {tuple(arr.shape)}")
+        consts[key] = arr
     if bin_steps < 1 or n_steps < 0:
         raise ValueError("bin_steps must be >= 1 and n_steps >= 0")
     if drive is not None:
@@ -247,15 +274,19 @@ def simulate(
                                                        device=dev)
     # where a spike of step t lands in the flat buffer [H, B, N]: ((t + latency) mod H, b, post)
     post_offset = (torch.arange(B, device=dev)[:, None] * N + tn.post[None, :])
-    index_table = ((((torch.arange(H, device=dev)[:, None, None] + tn.latency) % H) * B * N)
+    index_table = ((((torch.arange(H, device=dev)[:, None, None] + lat) % H) * B * N)
                    + post_offset[None]).reshape(H, B * S)
     u = torch.zeros(B, N, dtype=dtype, device=dev)
     v = torch.zeros(B, N, dtype=dtype, device=dev)
     buf = torch.zeros(H * B * N, dtype=dtype, device=dev)
     acc = torch.zeros(B, N, dtype=dtype, device=dev)
     total = torch.zeros(B, N, dtype=dtype, device=dev)
-    keep_u, keep_v = 1.0 - tn.du, 1.0 - tn.dv
+    keep_u, keep_v = 1.0 - consts["du"], 1.0 - consts["dv"]
     axonal = tn.axonal.long()
+    refr = None
+    if np.any(net.refractory > 0):
+        refr = torch.as_tensor(net.refractory, dtype=torch.long, device=dev).expand(B, N).contiguous()
+    ref_end = torch.full((B, N), -1, dtype=torch.long, device=dev)
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(seed))
     loop = _run_chunk if scripted else _run_chunk_eager
@@ -279,9 +310,10 @@ def simulate(
             if jitter > 0:
                 r = torch.rand(K, B, N, generator=gen, device=dev)
                 jit = (r < jitter / 2).long() * -1 + ((r >= jitter / 2) & (r < jitter)).long()
-            u, v, acc, last = loop(t0, ext, jit, u, v, buf, acc, last, keep_u, keep_v, tn.bias,
-                                         tn.vth, tn.pre, weight, index_table, tn.latency, post_offset, axonal,
-                                         rec_idx, spikes, trk_idx, bin_steps, pool_t, counts, last_out, total)
+            u, v, acc, last, ref_end = loop(t0, ext, jit, u, v, buf, acc, last, keep_u, keep_v, consts["bias"],
+                                            consts["vth"], tn.pre, weight, index_table, lat, post_offset,
+                                            axonal, rec_idx, spikes, trk_idx, bin_steps, pool_t, counts,
+                                            last_out, total, refr, ref_end)
             bar.update(K)
     bar.close()
     total += acc

@@ -67,10 +67,19 @@ class HeadDirectionCircuit:
         cd_window: largest |phase offset| (ms) at which a coincidence detector still fires.
         readout_tau: time constant (ms) of the low-pass filter that turns CD spikes into the bump.
         weights: the logic's synaptic weights (see :class:`Weights`).
+        relay_tau: None (default: memoryless relays) or the synaptic and membrane time constant (ms) of a
+            *finite-time-constant* output stage of each oscillator neuron (the variant in which a relay's
+            synaptic weight sets its spike latency, so weight noise can move spikes; see
+            :meth:`relay_response`). Each oscillator neuron is then a logic relay ``JL``/``JR`` (fires early
+            or on time, as in the default) followed by a leaky neuron ``PL``/``PR`` that fires
+            ``relay_latency`` steps after its input; the axonal latencies are shortened to keep the period.
+        relay_latency: nominal spike latency (steps) of the finite-time-constant stage (threshold at the
+            geometric mean of its membrane response at ``relay_latency - 1`` and ``relay_latency`` steps).
     """
 
     def __init__(self, period: float = 10.0, n_segments: int = 8, dt: float = 0.125, cd_window: float = 0.625,
-                 readout_tau: float = 20.0, weights: Weights | None = None) -> None:
+                 readout_tau: float = 20.0, weights: Weights | None = None, relay_tau: float | None = None,
+                 relay_latency: int = 2) -> None:
         if period <= 0 or dt <= 0:
             raise ValueError(f"period and dt must be > 0 ms, got period={period}, dt={dt}")
         D = period / dt
@@ -87,9 +96,14 @@ class HeadDirectionCircuit:
         self.w = weights or Weights()
         # CD membrane: after an input w, a second w arriving e steps later crosses 1.5 w iff e <= e_max
         self.cd_dv = 1.0 - 0.5 ** (1.0 / (e_max + 0.5))
+        self.relay_tau, self.relay_latency = relay_tau, int(relay_latency)
+        if relay_tau is not None:
+            if relay_tau <= 0 or not 1 <= relay_latency <= D // 2 - 4:
+                raise ValueError(f"need relay_tau > 0 ms and 1 <= relay_latency <= {D // 2 - 4} steps")
+            self.relay_decay, self.relay_vth, self.relay_cancel = self._finite_relay()
         self.net = self._build()
         self.index = {name: i for i, name in enumerate(self.net.names)}
-        self.cd = np.arange(2 * len(UNIT), 2 * len(UNIT) + D)
+        self.cd = np.flatnonzero([n.startswith("CD") for n in self.net.names])
         m = D // n_segments
         self.pool = np.zeros((self.net.n_neurons, n_segments))
         self.pool[self.cd, np.arange(D) // m] = 1.0
@@ -113,10 +127,45 @@ class HeadDirectionCircuit:
         """Heading resolution (deg): one step of relative phase."""
         return 360.0 / self.D
 
+    @property
+    def kick_neurons(self) -> tuple[str, str]:
+        """The neurons kicked at t = 0 to set the initial phases of the + and - oscillators."""
+        return ("PL+", "PL-") if self.relay_tau is None else ("JL+", "JL-")
+
+    def relay_response(self, weight: float = 1.0, steps: int = 12, decay: float | None = None) -> np.ndarray:
+        """Membrane of the finite-time-constant relay stage after one input of ``weight`` at step 0 (Lava
+        LIF: ``u <- u (1 - d) + a``, ``v <- v (1 - d) + u``, with ``d = 1 - exp(-dt / relay_tau)``)."""
+        d = self.relay_decay if decay is None else decay
+        k = np.arange(steps)
+        return weight * (k + 1) * (1.0 - d) ** k
+
+    def _finite_relay(self) -> tuple[float, float, float]:
+        d = 1.0 - np.exp(-self.dt / float(self.relay_tau))
+        L = self.relay_latency
+        v = self.relay_response(1.0, L + 2, d)
+        if not np.all(np.diff(v[: L + 1]) > 0):
+            raise ValueError(f"relay_latency={L} steps lies past the peak of the relay's response; use a "
+                             f"shorter latency or a longer relay_tau")
+        vth = float(np.sqrt(v[L - 1] * v[L])) if L >= 1 else 0.5
+        cancel = float((1.0 - d) ** (L + 1))  # refractory self-inhibition: removes the residual current
+        return float(d), vth, cancel
+
+    @property
+    def relay_weight_margin(self) -> tuple[float, float] | None:
+        """Range of the relay-stage weight (relative to nominal) that keeps its latency at
+        ``relay_latency`` steps (finite-time-constant variant only)."""
+        if self.relay_tau is None:
+            return None
+        v = self.relay_response(1.0, self.relay_latency + 1)
+        return self.relay_vth / v[self.relay_latency], self.relay_vth / v[self.relay_latency - 1]
+
     def _build(self) -> DelayNetwork:
         D, w = self.D, self.w
         half = D // 2
-        names = [f"{u}{o}" for o in "+-" for u in UNIT] + [f"CD{k}" for k in range(D)]
+        finite = self.relay_tau is not None
+        lag = 1 + self.relay_latency if finite else 0  # steps from a logic relay's spike to its output's
+        extra = ("JL", "JR") if finite else ()
+        names = [f"{u}{o}" for o in "+-" for u in UNIT + extra] + [f"CD{k}" for k in range(D)]
         n = len(names)
         idx = {name: i for i, name in enumerate(names)}
         du, dv, vth, bias = np.ones(n), np.ones(n), np.full(n, 0.5), np.zeros(n)
@@ -135,16 +184,24 @@ class HeadDirectionCircuit:
             connect(q, q, w.excite, 1)
             connect(q, nq, -w.veto, 1)
             for src, dst, gate in (("PL", "PR", "GL"), ("PR", "PL", "GR")):
-                s, d, g = f"{src}{o}", f"{dst}{o}", f"{gate}{o}"
-                connect(s, d, w.excite, half, axonal=True)  # the oscillator loop: half a period
-                connect(s, g, w.excite, half - 2, axonal=True)  # the gate sits near the target
+                s, g = f"{src}{o}", f"{gate}{o}"
+                d = f"J{dst[1]}{o}" if finite else f"{dst}{o}"  # the neuron the logic acts on
+                connect(s, d, w.excite, half - lag, axonal=True)  # the oscillator loop: half a period
+                connect(s, g, w.excite, half - 2 - lag, axonal=True)  # the gate sits near the target
                 connect(nq, g, -w.veto, 1)
                 connect(g, d, w.excite, 1)  # the target fires one step early ...
                 connect(g, d, -w.veto, 2)  # ... and the on-time spike is vetoed
                 connect(g, q, -w.clear, 1)  # the quantum is used
+            if finite:  # logic relay J -> leaky output stage P, whose weight sets its latency
+                for side in "LR":
+                    p = f"P{side}{o}"
+                    connect(f"J{side}{o}", p, w.excite, 1)
+                    connect(p, p, -w.excite * self.relay_cancel, 1, perturb=False)  # refractory
+                    du[idx[p]] = dv[idx[p]] = self.relay_decay
+                    vth[idx[p]] = self.relay_vth * w.excite
         # coincidence detectors: PL+ (fires at a) and PR- (fires at b + D/2, dphi = b - a) meet at CD_k
         # when x_k - y_k = k + D/2 (mod D); latencies 1 .. D/2 + 1
-        cd0 = 2 * len(UNIT)
+        cd0 = names.index("CD0")
         for k in range(D):
             j = (k + half) % D
             if j > half:
@@ -167,6 +224,55 @@ class HeadDirectionCircuit:
         xi = np.random.default_rng(seed).standard_normal((n, self.net.n_synapses))
         return self.net.weight * np.where(self.net.perturb, 1.0 + sigma * xi, 1.0)
 
+    def perturbed_latencies(self, sigma_steps: float, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` frozen realisations of per-axon latency perturbations: every axonal synapse (oscillator
+        loops, gate taps, delay-line axons to the detectors) gets its own latency ``+ round(sigma_steps
+        xi)`` steps, xi ~ N(0, 1), kept >= 1: [n, S] (steps; ``sigma_steps / D`` is the fraction of the
+        period)."""
+        if sigma_steps < 0 or n < 1:
+            raise ValueError(f"need sigma_steps >= 0 and n >= 1, got {sigma_steps}, {n}")
+        xi = np.random.default_rng(seed).standard_normal((n, self.net.n_synapses))
+        shift = np.where(self.net.axonal, np.rint(sigma_steps * xi), 0.0).astype(np.int64)
+        return np.maximum(self.net.latency + shift, 1)
+
+    def mismatched_latencies(self, steps: int) -> np.ndarray:
+        """Latencies [S] with the - oscillator's ``PL- -> PR-`` axon (the loop synapse and the gate tap on
+        it) longer by ``steps`` (negative: shorter): the - oscillator then runs with period ``D + steps``
+        steps while + keeps ``D``, a period mismatch of ``steps / D`` (Park et al. Sec. 2.10: the
+        relative-phase memory is structurally unstable to exactly this)."""
+        lat = self.net.latency.copy()
+        names = self.net.names
+        src = self.index["PL-"]
+        minus = np.array([n.endswith("-") and not n.startswith("CD") for n in names])
+        axon = self.net.axonal & (self.net.pre == src) & minus[self.net.post]
+        lat[axon] = lat[axon] + int(steps)
+        if lat.min() < 1:
+            raise ValueError(f"a mismatch of {steps} steps makes a latency < 1")
+        return lat
+
+    def heterogeneous_time_constants(self, sigma: float, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """``n`` frozen realisations of time-constant heterogeneity: every neuron with a finite synaptic
+        or membrane time constant (``0 < du, dv < 1``: the detectors, the finite-time-constant relay
+        stage) gets ``tau (1 + sigma xi)`` (floored at 5% of tau), independently for u and v. Memoryless
+        (d = 1) and non-leaky (d = 0) neurons have no time constant and are unchanged. Returns
+        ``{"du": [n, N], "dv": [n, N]}``."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for key in ("du", "dv"):
+            d = getattr(self.net, key)
+            leaky = (d > 0) & (d < 1)
+            tau = -self.dt / np.log1p(-np.where(leaky, d, 0.5))
+            scale = np.maximum(1.0 + sigma * rng.standard_normal((n, d.size)), 0.05)
+            out[key] = np.where(leaky, 1.0 - np.exp(-self.dt / (tau * scale)), d)
+        return out
+
+    def heterogeneous_bias(self, sigma: float, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """``n`` frozen realisations of bias heterogeneity ``b (1 + sigma xi)`` on every neuron with a bias
+        (the tonic ``N`` neurons here; the pacemakers of :class:`IntrinsicHeadDirectionCircuit`):
+        ``{"bias": [n, N]}``."""
+        xi = np.random.default_rng(seed).standard_normal((n, self.net.n_neurons))
+        return {"bias": self.net.bias * (1.0 + sigma * xi)}
+
     # -- inputs -----------------------------------------------------------------------------------------
     def velocity_drive(self, angular_velocity: np.ndarray) -> np.ndarray:
         """Encoder input (quanta per step) ``[..., 2]`` for ``[A+, A-]`` from angular velocity in rad/s:
@@ -183,11 +289,12 @@ class HeadDirectionCircuit:
     def _pulses(self, theta0: np.ndarray) -> np.ndarray:
         B = theta0.shape[0]
         p = np.zeros((self.D, B, self.net.n_neurons))
-        p[0, :, self.index["PL+"]] = 1.0
+        kick_plus, kick_minus = self.kick_neurons
+        p[0, :, self.index[kick_plus]] = 1.0
         # half a quantum of initial charge: quanta are emitted when the integral crosses k + 1/2, so
         # the phase difference rounds the integrated velocity instead of truncating it
         p[0, :, [self.index["A+"], self.index["A-"]]] = 0.5
-        p[self.initial_steps(theta0), np.arange(B), self.index["PL-"]] = 1.0
+        p[self.initial_steps(theta0), np.arange(B), self.index[kick_minus]] = 1.0
         return p
 
     def _hold(self, dt: float) -> int:
@@ -216,7 +323,8 @@ class HeadDirectionCircuit:
             weight_noise: float = 0.0, seed: int = 0, weights: np.ndarray | None = None,
             input_noise: float = 0.0, jitter: float = 0.0, record: str | None = None,
             device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-            progress: bool | None = None) -> HDResult:
+            progress: bool | None = None, latencies: np.ndarray | None = None,
+            neurons: dict[str, np.ndarray] | None = None) -> HDResult:
         """Integrate ``angular_velocity`` (rad/s, clockwise positive; [T] or [T, B] sampled every ``dt``
         ms) from ``theta0`` (rad). Columns are independent circuit instances, run together (batched).
 
@@ -229,6 +337,10 @@ class HeadDirectionCircuit:
             record: None, "oscillators" (the four oscillator neurons) or "all": spike trains in
                 ``result.spikes``, one entry per simulation step (memory: T_sim x B x neurons).
             device, dtype: where to simulate (CPU or GPU) and in which precision.
+            latencies: [B, S] frozen synaptic latencies per instance (steps >= 1), e.g. from
+                :meth:`perturbed_latencies`; default the network's.
+            neurons: per-instance neuron constants ``{"du"|"dv"|"vth"|"bias": [B, N]}`` (time-constant or
+                bias heterogeneity); default the network's.
         """
         w = np.asarray(angular_velocity, dtype=np.float64)
         single = w.ndim == 1
@@ -252,7 +364,8 @@ class HeadDirectionCircuit:
                        drive_index=[self.index["A+"], self.index["A-"]], hold=hold, pulses=self._pulses(th0),
                        input_noise=input_noise, jitter=jitter, seed=seed, record=rec, pool=self.pool,
                        bin_steps=hold, track=[self.index["PL+"], self.index["PL-"]], device=device,
-                       dtype=dtype, progress=progress, desc="HD circuit")
+                       dtype=dtype, progress=progress, desc=type(self).__name__, latency=latencies,
+                       neurons=neurons)
         counts = sim.counts.cpu().double().numpy()
         last = sim.last_spike.cpu().numpy()
         spikes = None
@@ -287,7 +400,8 @@ class HeadDirectionCircuit:
         return HDResult(heading, decoded, bump, None, float(dt), self.dt, self.segment_angles, phase)
 
     def run_lava(self, angular_velocity: np.ndarray, dt: float = 1.0, theta0: float = 0.0,
-                 weights: np.ndarray | None = None, python: str | None = None) -> tuple[HDResult, np.ndarray]:
+                 weights: np.ndarray | None = None, python: str | None = None,
+                 timeout: float = 1800.0) -> tuple[HDResult, np.ndarray]:
         """Run one instance on Lava (float LIF + DelayDense in Lava's CPU simulator): in this process when
         it can import lava-nc, else through the Lava interpreter (``python``, or the one
         ``spikedyn.hardware.runtime.find_lava_python()`` finds; ``LavaNotFound`` when there is none).
@@ -300,7 +414,7 @@ class HeadDirectionCircuit:
         if python is None and lava_importable():
             spikes = run_lava(net, ext)
         else:
-            spikes = run_lava_subprocess(net, ext, python=python)
+            spikes = run_lava_subprocess(net, ext, python=python, timeout=timeout)
         return self.readout_spikes(spikes, w, dt, theta0), spikes
 
     def readout_spikes(self, spikes: np.ndarray, angular_velocity: np.ndarray, dt: float,

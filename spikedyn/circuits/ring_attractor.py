@@ -70,10 +70,14 @@ class RingAttractor:
 
     def _simulate(self, u0: np.ndarray, gamma: np.ndarray, hold: int, W: np.ndarray, R: np.ndarray,
                   rate_noise: float = 0.0, seed: int = 0, device=None, dtype=torch.float32,
-                  keep: str = "pooled", cue: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  keep: str = "pooled", cue: np.ndarray | None = None, tau: np.ndarray | None = None,
+                  drive: np.ndarray | None = None, delays: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """Euler-integrate B rings from ``u0`` [B, N] with ``gamma`` [T, B] held ``hold`` steps each;
-        W, R: [N, N] or [B, N, N]; ``cue`` [B, N]: extra constant input. Returns (recorded [T, B, K] at
-        the end of each sample, final u)."""
+        W, R: [N, N] or [B, N, N]; ``cue`` [B, N]: extra constant input; ``tau`` [B, N] per-neuron time
+        constants (ms), ``drive`` [B, N] per-neuron uniform input, ``delays`` [B, N] per-neuron axonal
+        delays (ms; a neuron's rate reaches every target that late, linearly interpolated between Euler
+        steps). Returns (recorded [T, B, K] at the end of each sample, final u)."""
         dev = torch.device(device) if device is not None else None
         u = torch.as_tensor(u0, dtype=dtype, device=dev).clone()
         g = torch.as_tensor(np.asarray(gamma), dtype=dtype, device=dev)
@@ -81,9 +85,23 @@ class RingAttractor:
         Rt = torch.as_tensor(R, dtype=dtype, device=dev)
         pool = torch.as_tensor(self.pool, dtype=dtype, device=dev)
         batched = Wt.ndim == 3
-        a = self.dt / self.tau
-        drive = self.drive if cue is None else self.drive + torch.as_tensor(cue, dtype=dtype, device=dev)
+        a = self.dt / self.tau if tau is None else torch.as_tensor(self.dt / np.asarray(tau), dtype=dtype,
+                                                                   device=dev)
+        base = self.drive if drive is None else torch.as_tensor(drive, dtype=dtype, device=dev)
+        drive = base if cue is None else base + torch.as_tensor(cue, dtype=dtype, device=dev)
         T, B = g.shape
+        hist = None
+        if delays is not None:  # ring buffer of past rates, read at fractional delays
+            d = np.asarray(delays, dtype=np.float64) / self.dt
+            if d.min() < 0:
+                raise ValueError("ring delays must be >= 0 ms")
+            k0 = np.floor(d).astype(np.int64)
+            H = int(k0.max()) + 2
+            frac = torch.as_tensor(d - k0, dtype=dtype, device=dev).reshape(-1)
+            k0t = torch.as_tensor(k0, device=dev).reshape(-1)
+            col = torch.arange(B * self.n, device=dev)
+            hist = self.rate(u).reshape(1, -1).repeat(H, 1)
+            step = 0
         out = torch.zeros(T, B, self.n_segments if keep == "pooled" else self.n, dtype=dtype, device=dev)
         gen = torch.Generator(device=u.device)
         gen.manual_seed(int(seed))
@@ -91,6 +109,11 @@ class RingAttractor:
             for k in range(T):
                 for _ in range(hold):
                     r = self.rate(u)
+                    if hist is not None:
+                        hist[step % H] = r.reshape(-1)
+                        r = ((1 - frac) * hist[(step - k0t) % H, col]
+                             + frac * hist[(step - k0t - 1) % H, col]).reshape(B, self.n)
+                        step += 1
                     if batched:
                         sym = torch.bmm(Wt, r[:, :, None])[:, :, 0]
                         rot = torch.bmm(Rt, r[:, :, None])[:, :, 0]
@@ -163,7 +186,8 @@ class RingAttractor:
             weight_noise: float = 0.0, seed: int = 0, weights: tuple[np.ndarray, np.ndarray] | None = None,
             rate_noise: float = 0.0, cue_ms: float = 200.0, cue_strength: float = 0.5,
             device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-            progress: bool | None = None) -> HDResult:
+            progress: bool | None = None, tau: np.ndarray | None = None, drive: np.ndarray | None = None,
+            delays: np.ndarray | None = None, gamma_offset: float | np.ndarray = 0.0) -> HDResult:
         """Integrate ``angular_velocity`` (rad/s, [T] or [T, B], one sample per ``dt`` ms) from the bump
         at ``theta0`` (rad). ``weight_noise``: sigma of frozen multiplicative noise on every weight (one
         realisation per column, from ``seed``) or ``weights=(W [B,N,N], R [B,N,N])``; ``rate_noise``:
@@ -192,8 +216,10 @@ class RingAttractor:
         if cue_ms > 0:
             cue = cue_strength * np.cos(self.theta[None] - th0[:, None])
             n_cue = int(round(cue_ms / self.dt))
-            _, u0 = self._simulate(u0, np.zeros((n_cue, B)), 1, W, R, 0.0, seed, device, dtype, cue=cue)
-        pooled, _ = self._simulate(u0, self.gamma_for(w2), hold, W, R, rate_noise, seed, device, dtype)
+            _, u0 = self._simulate(u0, np.zeros((n_cue, B)) + gamma_offset, 1, W, R, 0.0, seed, device, dtype,
+                                   cue=cue, tau=tau, drive=drive, delays=delays)
+        pooled, _ = self._simulate(u0, self.gamma_for(w2) + gamma_offset, hold, W, R, rate_noise, seed, device,
+                                   dtype, tau=tau, drive=drive, delays=delays)
         bump = lowpass(pooled, dt, self.readout_tau)
         decoded = population_vector(bump, self.segment_angles)
         heading = wrap(integrate_heading(w2, dt, th0))

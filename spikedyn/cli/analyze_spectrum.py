@@ -1,7 +1,6 @@
 """``spikedyn analyze spectrum``: Lyapunov spectrum and adjoint of a trained run (or a fresh model)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -33,16 +32,11 @@ def spectrum(
     from .. import init as inits
     from ..analysis import adjoint_norms, lyapunov_spectrum, max_lyapunov_perturbation
     from ..experiment import build_model, build_task
-    from ..models import from_config
+    from ..runs import load_run
 
     t0 = time.perf_counter()
     if run_dir is not None:
-        cfg_path = Path(run_dir) / "config.json"
-        if not cfg_path.exists():
-            raise FileNotFoundError(f"{cfg_path} not found; pass the run directory written by `spikedyn train`")
-        cfg = json.loads(cfg_path.read_text())
-        net = from_config(cfg["model"])
-        net.load_state_dict(torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=False)["model"])
+        net, cfg, _ = load_run(run_dir)
         task_cfg = dict(cfg["task"]) if task is None else {"name": task}
         task_obj = build_task(task_cfg.pop("name"), task_cfg)
     else:
@@ -59,7 +53,7 @@ def spectrum(
     spec = lyapunov_spectrum(net, u, k=k, seed=seed)
     lam1 = max_lyapunov_perturbation(net, u, seed=seed)
     adj = adjoint_norms(net, torch.as_tensor(batch.inputs[:, 0]), seed=seed)
-    unit = "1/ms" if getattr(net, "kind", "") == "spiking" else "1/step"
+    unit = "1/s"  # lyapunov_spectrum reports every body per second (its dt is in ms)
     emit({
         "model": type(net).__name__, "task": task_obj.name, "steps_per_trajectory": int(u.shape[0]),
         f"spectrum ({unit})": " ".join(f"{s:.4f}" for s in spec),

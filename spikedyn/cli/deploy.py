@@ -1,7 +1,6 @@
 """``spikedyn deploy``: run a trained spiking run on Lava and add a torch-vs-Lava table to the run dir."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,15 @@ _COLUMNS = (
 
 
 def load_run(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, task, run config) of a run directory written by ``spikedyn train``."""
-    import torch
+    """(model, task, run config) of a finished ``spikedyn train`` run of a spiking model
+    (``spikedyn.load_run``: model.pt is read with ``weights_only=True``)."""
+    from spikedyn.runs import load_run as load
 
-    import spikedyn.tasks as tasks
-    from spikedyn.models import from_config
-
-    run_dir = Path(run_dir)
-    weights = run_dir / "model.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: --run-dir must be a finished `spikedyn train` run")
-    payload = torch.load(weights, map_location="cpu", weights_only=False)
-    config = payload.get("config") or json.loads((run_dir / "config.json").read_text())
-    model_cfg, task_cfg = config.get("model"), config.get("task")
-    if not isinstance(model_cfg, dict) or model_cfg.get("kind") != "spiking":
-        kind = model_cfg.get("kind") if isinstance(model_cfg, dict) else model_cfg
-        raise ValueError(f"run {run_dir} trained a {kind} model; deploy needs a spiking one (train --model lif)")
-    model = from_config(model_cfg)
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return model, tasks.make(**task_cfg), config
+    run = load(run_dir)
+    if run.model.kind != "spiking":
+        raise ValueError(f"run {run_dir} trained a {run.model.kind} model; deploy needs a spiking one "
+                         "(train --model lif)")
+    return run.model, run.task, run.config
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -91,7 +79,7 @@ def deploy(
     import numpy as np
 
     from spikedyn.export.deploy import deploy as make_deployment
-    from spikedyn.learning.checkpoint import atomic_write_bytes, atomic_write_json
+    from spikedyn.learning.checkpoint import atomic_write_bytes, atomic_write_json, load_json, run_lock
     from spikedyn.learning.train import EVAL_SEED_OFFSET
 
     options = dict(run_dir=run_dir, backend=backend, precision=precision, trials=trials, chunk=chunk,
@@ -122,17 +110,18 @@ def deploy(
     label = f"{backend} {precision}"
     rows = comparison_rows(model, task, batch, {label: (dep, out)})
 
-    table_path = Path(run_dir) / TABLE_JSON
-    table = json.loads(table_path.read_text()) if table_path.is_file() else {}
-    table.setdefault("runs", {})[label] = {"trials": trials, "rows": rows}
-    atomic_write_json(table_path, table)
-    merged, seen = [], set()
-    for entry in table["runs"].values():
-        for row in entry["rows"]:
-            if row["body"] not in seen:
-                seen.add(row["body"])
-                merged.append(row)
-    atomic_write_bytes(Path(run_dir) / TABLE_MD, markdown_table(merged).encode())
+    with run_lock(run_dir, timeout=60):  # one writer of the run directory at a time (read-modify-write)
+        table_path = Path(run_dir) / TABLE_JSON
+        table = load_json(table_path) if table_path.is_file() else {}
+        table.setdefault("runs", {})[label] = {"trials": trials, "rows": rows}
+        atomic_write_json(table_path, table)
+        merged, seen = [], set()
+        for entry in table["runs"].values():
+            for row in entry["rows"]:
+                if row["body"] not in seen:
+                    seen.add(row["body"])
+                    merged.append(row)
+        atomic_write_bytes(Path(run_dir) / TABLE_MD, markdown_table(merged).encode())
     lava_row, torch_row = rows[-1], rows[-2]
     summary = {
         "run_dir": str(run_dir), "backend": backend, "precision": precision, "trials": trials,

@@ -19,7 +19,8 @@ def train(
     rule: str = typer.Option("bptt", help="Learning rule: bptt, eprop (LIF/ALIF or rate) or rflo (rate)."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     batch_size: int = typer.Option(64, help="Trials per batch."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    lr: float = typer.Option(None, help="Adam learning rate (default 1e-3; resuming: the run's; a new value "
+                             "takes effect from the resume step, recorded in config.json)."),
     hidden: int = typer.Option(64, help="Recurrent units N."),
     seed: int = typer.Option(0, help="Seed of the model init, batches and noise."),
     clip: float = typer.Option(1.0, help="Max gradient norm."),
@@ -28,7 +29,10 @@ def train(
     target_accuracy: float = typer.Option(None, help="Stop once held-out accuracy reaches this (e.g. 0.9)."),
     task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
     model_param: list[str] = typer.Option([], help="Model parameter key=value (repeatable), e.g. alpha=0.1."),
-    run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes."),
+    run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes an "
+                                 "interrupted run with the same settings."),
+    restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes its "
+                                 "checkpoints and results) instead of resuming it."),
     config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
     as_json: bool = json_option(),
@@ -58,7 +62,7 @@ def train(
     result = run_train(
         net, task_obj, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         run_dir=cfg.run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-        target_accuracy=cfg.target_accuracy, progress=progress,
+        target_accuracy=cfg.target_accuracy, progress=progress, restart=restart,
     )  # fmt: skip
     summary = {
         "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden,

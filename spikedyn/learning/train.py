@@ -16,12 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..runs import result_repr
 from .checkpoint import (
+    DEFAULT_LR,
     atomic_torch_save,
     atomic_write_json,
-    latest_checkpoint,
-    load_checkpoint,
+    locks_run_dir,
+    open_run,
+    plain,
     save_checkpoint,
+    set_lr,
     write_metrics,
 )
 from .losses import task_loss
@@ -53,6 +57,8 @@ class TrainResult:
         s, v = zip(*rows)
         return np.asarray(s), np.asarray(v, dtype=float)
 
+    __repr__ = result_repr
+
 
 def _to_tensors(batch: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(torch.as_tensor(a, device=device, dtype=dtype) for a in (batch.inputs, batch.targets, batch.mask))
@@ -80,13 +86,14 @@ def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, s
     return scores
 
 
+@locks_run_dir  # one writer per run directory: a second process gets RunLocked (one line)
 def train(
     model: torch.nn.Module,
     task: Any,
     rule: str | LearningRule = "bptt",
     steps: int = 1000,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float | None = None,
     seed: int = 0,
     run_dir: str | Path | None = None,
     clip: float | None = 1.0,
@@ -99,6 +106,7 @@ def train(
     weight_decay: float = 0.0,
     callback: Callable[[int, dict], None] | None = None,
     rule_kwargs: dict[str, Any] | None = None,
+    restart: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``rule`` and Adam.
 
@@ -106,10 +114,15 @@ def train(
         model: a spikedyn model (RateRNN, GRURNN, SpikingRNN, ...).
         task: a ``spikedyn.tasks`` Task (its ``loss`` picks masked MSE or cross-entropy).
         rule: "bptt" (or any registered rule name / LearningRule object, e.g. e-prop).
-        steps: optimiser steps (one batch each). batch_size: trials per batch. lr: Adam learning rate.
+        steps: optimiser steps (one batch each). batch_size: trials per batch.
+        lr: Adam learning rate (None: 1e-3 for a new run, the run's own when resuming; a new value on
+            resume takes effect from the resume step and is recorded in config.json's ``lr_changes``).
         seed: seeds the batches, the held-out set and the model's noise (not the model's init).
-        run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there, and
-            resume from its latest checkpoint when ``resume`` is True.
+        run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there (holding
+            ``run_dir/.lock``), and resume from the newest intact checkpoint when ``resume`` is True.
+            Resuming with other settings raises ``RunError`` (see ``spikedyn.learning.checkpoint.open_run``);
+            a finished run is returned as it is (nothing trained or written); ``restart=True`` starts the
+            run over there.
         clip: max global gradient norm (None = no clipping).
         eval_every: evaluate on ``eval_trials`` held-out trials every this many steps (and at the end).
         target_accuracy: stop early once held-out accuracy reaches it (seed 002 used 0.9).
@@ -122,35 +135,30 @@ def train(
     device, dtype = model.W_out.device, model.W_out.dtype
     params = [p for p in model.parameters() if p.requires_grad]
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    lr_new_run = DEFAULT_LR if lr is None else float(lr)  # on resume: the run's own, unless lr is given
+    optimizer = torch.optim.Adam(params, lr=lr_new_run, weight_decay=weight_decay)
     checkpoint_every = checkpoint_every or eval_every
     eval_batch = task.sample(eval_trials, np.random.default_rng([seed, EVAL_SEED_OFFSET]), split="test")
 
     run_path = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, float]] = []
-    start, stopped_early, last_ckpt = 1, False, None
-    run_config = {
+    start, stopped_early, last_ckpt, finished = 1, False, None, False
+    run_config = plain({
         "model": model.config() if hasattr(model, "config") else type(model).__name__,
         "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
         "rule": rule_obj.config(),
-        "train": dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, clip=clip, eval_every=eval_every,
+        "train": dict(steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed, clip=clip, eval_every=eval_every,
                       eval_trials=eval_trials, target_accuracy=target_accuracy, weight_decay=weight_decay),
-    }  # fmt: skip
+    })  # fmt: skip
     if run_path is not None:
-        found = latest_checkpoint(run_path) if resume else None
-        if found is not None:
-            ck = load_checkpoint(found)
-            if ck.get("config", {}).get("model") != run_config["model"] or ck["config"].get("task") != run_config[
-                "task"
-            ]:
-                raise ValueError(
-                    f"run directory {run_path} holds a different model/task; use a new --run-dir or resume=False"
-                )
+        resumed = open_run(run_path, run_config, lr=lr, resume=resume, restart=restart)
+        if resumed is not None:
+            ck, run_config = resumed.checkpoint, resumed.config
             model.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optimizer"])
-            history, start, last_ckpt = ck["history"], ck["step"] + 1, found
-            stopped_early = ck.get("stopped_early", False)
-        atomic_write_json(run_path / "config.json", run_config)
+            set_lr(optimizer, resumed.lr)
+            history, start, last_ckpt = ck["history"], ck["step"] + 1, resumed.path
+            stopped_early, finished = ck.get("stopped_early", False), resumed.finished
 
     def checkpoint(step: int) -> None:
         nonlocal last_ckpt
@@ -208,7 +216,7 @@ def train(
         bar.close()
 
     final = next((dict(r) for r in reversed(history) if "eval_loss" in r), {})
-    if run_path is not None:
+    if run_path is not None and not finished:  # a finished run is returned as it is, never rewritten
         atomic_torch_save(run_path / "model.pt", {"config": run_config, "model": model.state_dict()})
         atomic_write_json(run_path / "summary.json", {"final": final, "steps": step, "stopped_early": stopped_early})
     return TrainResult(history=history, model=model, run_dir=run_path, stopped_early=stopped_early, final=final)

@@ -62,14 +62,15 @@ def check_finite(**values: Any) -> None:
 
 
 def check_spiking_args(dt: Any, refractory: Any, v_th: Any, gain: Any, beta_adapt: Any,
-                       surrogate_slope: Any, **taus: Any) -> None:
+                       surrogate_slope: Any, v_leak: Any = 0.0, v_reset: Any = 0.0, **taus: Any) -> None:
     """``SpikingRNN``'s numbers: ``dt`` finite > 0 ms, time constants and ``refractory`` >= 0 ms
     (inf allowed for time constants), the rest finite."""
     check_dt(dt)
     check_time_constants(refractory=refractory, **taus)
     if math.isinf(float(refractory)):
         raise ValueError("refractory must be a finite number of ms, got inf")
-    check_finite(v_th=v_th, gain=gain, beta_adapt=beta_adapt, surrogate_slope=surrogate_slope)
+    check_finite(v_th=v_th, gain=gain, beta_adapt=beta_adapt, surrogate_slope=surrogate_slope, v_leak=v_leak,
+                 v_reset=v_reset)
 
 
 def check_rollout_input(u: Tensor, n_in: int) -> Tensor:

@@ -1,0 +1,90 @@
+"""``spikedyn report``: one self-contained report.html for a sweep (the small gain study of Liu et al.)
+and for a single spiking run, opened in headless Chromium: the page loads, every figure renders (non-zero
+natural size), the console has no error.
+
+Without Chromium + chromedriver + Selenium the browser checks are skipped with the reason; CI
+(``.ci/run``) installs them and sets SPIKEDYN_REQUIRE_BROWSER=1, so there a missing browser fails.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import spikedyn
+from spikedyn.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+import browser  # noqa: E402  (tests/browser.py)
+
+REQUIRE_BROWSER = os.environ.get("SPIKEDYN_REQUIRE_BROWSER") == "1"
+TINY = {"task": "romo", "model": "rate", "hidden": 8, "steps": 6, "batch_size": 8, "eval_every": 3,
+        "eval_trials": 32, "lr": 3e-3, "task_params": {"dt": 20.0, "mask": "decision"}, "lyapunov": 3}  # fmt: skip
+GAIN_STUDY = {"name": "gain-tiny", "base": TINY,
+              "grid": {"model_params.gain": [0.2, 0.5, 1.0, 1.5], "rule": ["bptt", "rflo"], "seed": [0, 1, 2]}}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    spikedyn.sweep(GAIN_STUDY, out_dir=root / "sweep", progress=False)
+    # one failing setting, so that the report's failed-trials table has a row
+    spikedyn.sweep({"name": "with-failure", "base": TINY, "grid": {"seed": [0, 1], "init": ["orthogonal", "nope"]}},
+                   out_dir=root / "failing", progress=False)  # fmt: skip
+    run = root / "lif"
+    assert main(["train", "--task", "rdm", "--task-param", "dt=10", "--model", "lif", "--hidden", "12", "--steps",
+                 "4", "--eval-every", "2", "--eval-trials", "16", "--batch-size", "8", "--no-progress",
+                 "--run-dir", str(run)]) == 0  # fmt: skip
+    assert main(["report", str(root / "sweep"), "--json"]) == 0
+    return {"sweep": spikedyn.write_report(root / "sweep"), "failing": spikedyn.write_report(root / "failing"),
+            "run": spikedyn.write_report(run)}  # fmt: skip
+
+
+def _imgs(text: str) -> list[str]:
+    return re.findall(r'<img src="([^"]*)"', text)
+
+
+def test_reports_are_self_contained_and_show_what_the_directory_holds(reports):
+    sweep, run = reports["sweep"].read_text(), reports["run"].read_text()
+    for text in (sweep, run, reports["failing"].read_text()):
+        assert "<script" not in text and "<link" not in text and not re.search(r'(src|href)="(https?:)?//', text)
+        srcs = _imgs(text)
+        assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/svg+xml;base64,")) for s in srcs)
+        for s in srcs:  # every embedded figure is a real PNG
+            assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for needle in ("accuracy table", "learning curves", "accuracy against model_params.gain", "Lyapunov spectra",
+                   "failed trials", "best trial", "all trials", ">rflo<"):  # fmt: skip
+        assert needle in sweep, needle
+    assert sweep.count("<tr>") >= 8 + 24  # 8 settings in the accuracy table, 24 trials
+    for needle in ("learning curves", "held-out scores", "spike raster", "outputs and targets"):
+        assert needle in run, needle
+    failing = reports["failing"].read_text()
+    assert re.search(r'<td class="[^"]*failed">ValueError: unknown init', failing)
+
+
+def test_bad_report_paths_are_one_line_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a directory" in err[0] and "neither a run directory" in err[1]
+
+
+@pytest.mark.parametrize("which", ["sweep", "run", "failing"])
+def test_report_renders_in_headless_chromium(reports, which, tmp_path):
+    if browser.find_browser() is None:
+        reason = "headless Chromium missing: apt-get install chromium chromium-driver; pip install selenium"
+        if REQUIRE_BROWSER:
+            pytest.fail(reason + " (SPIKEDYN_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    page = browser.open_page(reports[which], screenshot=tmp_path / f"{which}.png")
+    assert page.ready_state == "complete" and page.title.startswith("spikedyn")
+    n = len(_imgs(reports[which].read_text()))
+    assert len(page.images) == n >= 2
+    for img in page.images:
+        assert img["complete"] and img["width"] > 0 and img["height"] > 0, img
+    assert page.console_errors == []
+    assert (tmp_path / f"{which}.png").stat().st_size > 10_000

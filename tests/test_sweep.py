@@ -1,0 +1,186 @@
+"""Sweeps: the grid of a small gain study (Liu et al.) locally and on a local Ray instance gives the same
+table; a killed sweep resumes and runs only the missing trials; failing trials are recorded; random and
+Optuna searches are deterministic and resumable."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import spikedyn
+from spikedyn.cli import main
+from spikedyn.sweeps import expand, load_sweep, load_sweep_config, trial_key
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"task": "romo", "model": "rate", "hidden": 8, "steps": 6, "batch_size": 8, "eval_every": 3,
+        "eval_trials": 32, "lr": 3e-3, "task_params": {"dt": 20.0, "mask": "decision"}}  # fmt: skip
+GAIN_STUDY = {  # 4 gains x 2 rules x 3 seeds on romo, as in Liu et al.'s Fig. 1 but a tiny budget
+    "name": "gain-tiny",
+    "base": TINY,
+    "grid": {"model_params.gain": [0.2, 0.5, 1.0, 1.5], "rule": ["bptt", "rflo"], "seed": [0, 1, 2]},
+}
+WALL_CLOCK = ["seconds"]  # the only column that may differ between two runs of the same sweep
+
+
+def test_gain_study_locally_and_on_ray_gives_identical_tables(tmp_path):
+    local = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "local", progress=False)
+    assert len(local.table) == 24 and (local.table["status"] == "ok").all(), local.table["error"].tolist()
+    assert sorted(local.table.columns[:6]) == sorted(["trial", "status", "error", "model_params.gain", "rule",
+                                                       "seed"])  # fmt: skip
+    assert local.table["accuracy"].between(0, 1).all() and (local.table["steps_run"] == 6).all()
+    # every trial is a full run directory, keyed by the hash of its resolved config
+    for row in local.table.to_dict("records"):
+        run = tmp_path / "local" / row["run_dir"]
+        cfg = json.loads(row["config"])
+        assert row["trial"] == trial_key(spikedyn.sweeps.TrialConfig(**cfg))
+        for name in ("config.json", "metrics.jsonl", "model.pt", "summary.json", "learning_curve.png", "result.json"):
+            assert (run / name).is_file(), (run, name)
+        assert (cfg["model_params"]["gain"], cfg["rule"], cfg["seed"]) == (row["model_params.gain"], row["rule"],
+                                                                          row["seed"])  # fmt: skip
+    # the two rules really differ (RFLO is not BPTT), and so do the gains
+    t = local.table
+    assert not t[t.rule == "bptt"]["eval_loss"].reset_index(drop=True).equals(
+        t[t.rule == "rflo"]["eval_loss"].reset_index(drop=True))
+    assert t.groupby("model_params.gain")["eval_loss"].mean().nunique() == 4
+
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "ray", ray="auto", progress=False)
+    finally:
+        ray.shutdown()
+    assert sorted(remote.ran) == sorted(local.ran)  # every trial ran on Ray (in whatever order they finished)
+    pd.testing.assert_frame_equal(local.table.drop(columns=WALL_CLOCK), remote.table.drop(columns=WALL_CLOCK))
+    pd.testing.assert_frame_equal(load_sweep(tmp_path / "ray").drop(columns=WALL_CLOCK),
+                                  remote.table.drop(columns=WALL_CLOCK))  # fmt: skip
+
+    again = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "local", progress=False)
+    assert again.ran == [] and len(again.skipped) == 24  # idempotent: nothing re-runs
+    pd.testing.assert_frame_equal(again.table, local.table)
+
+
+def _write_toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_killed_sweep_resumes_and_runs_only_the_missing_trials(tmp_path):
+    cfg = _write_toml(tmp_path / "kill.toml", """
+name = "kill"
+[base]
+task = "romo"
+model = "rate"
+hidden = 16
+steps = 60
+batch_size = 16
+eval_every = 20
+eval_trials = 64
+task_params = { dt = 20.0 }
+[grid]
+seed = [0, 1, 2, 3, 4, 5, 6, 7]
+""")
+    out = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spikedyn.cli", "sweep", str(cfg), "--out-dir", str(out),
+                             "--no-progress"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while len(list(out.glob("trials/*/result.json"))) < 2:
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json")}
+    keys = [t.key for t in expand(load_sweep_config(cfg))]
+    assert 2 <= len(done) < len(keys)
+    resumed = spikedyn.sweep(cfg, out_dir=out, progress=False)
+    assert sorted(resumed.skipped) == sorted(done)
+    assert sorted(resumed.ran) == sorted(set(keys) - set(done))
+    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json") if p.parent.name in done} \
+        == done  # the finished trials were not touched
+    assert list(resumed.table["trial"]) == keys and (resumed.table["status"] == "ok").all()
+    assert (resumed.table["steps_run"] == 60).all()
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    spec = {"name": "fail", "base": TINY,
+            "grid": {"model_params.activation": ["relu", "no-such-activation"], "seed": [0]}}  # fmt: skip
+    res = spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    t = res.table.set_index("model_params.activation")
+    assert t.loc["relu", "status"] == "ok" and t.loc["no-such-activation", "status"] == "failed"
+    assert "no-such-activation" in t.loc["no-such-activation", "error"] and len(res.failed) == 1
+    assert (tmp_path / t.loc["no-such-activation", "run_dir"] / "error.txt").is_file()
+    assert spikedyn.sweep(spec, out_dir=tmp_path, progress=False).ran == []  # recorded failures are kept
+    assert spikedyn.sweep(spec, out_dir=tmp_path, progress=False, retry_failed=True).ran == res.failed
+    # the command line exits with 1 after running the others, and names the error
+    toml = _write_toml(tmp_path / "fail.toml", """
+[base]
+task = "romo"
+hidden = 8
+steps = 2
+eval_every = 2
+eval_trials = 8
+[grid]
+init = ["orthogonal", "no_such_init"]
+""")
+    assert main(["sweep", str(toml), "--out-dir", str(tmp_path / "cli"), "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ran"] == 2 and summary["failed"] == 1 and "no_such_init" in next(iter(summary["errors"].values()))
+
+
+def test_random_and_optuna_searches_are_deterministic_and_resumable(tmp_path):
+    space = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "model_params.gain": [0.5, 1.0, 1.5]}
+    random = {"name": "rnd", "search": "random", "n_trials": 3, "base": TINY, "space": space,
+              "grid": {"seed": [0, 1]}}  # fmt: skip
+    a, b = expand(random), expand(random)
+    assert [t.key for t in a] == [t.key for t in b] and len(a) == 6
+    assert all(1e-4 <= t.config.lr <= 1e-2 for t in a) and [t.labels["sample"] for t in a] == [0, 0, 1, 1, 2, 2]
+    opt = {**random, "name": "opt", "search": "optuna", "sampler": "tpe", "n_trials": 3, "batch": 2,
+           "metric": "eval_loss", "direction": "minimize"}  # fmt: skip
+    pytest.importorskip("optuna")
+    first = spikedyn.sweep(opt, out_dir=tmp_path / "opt", progress=False)
+    assert len(first.table) == 6 and (first.table["status"] == "ok").all()
+    best = first.table.groupby("sample")["eval_loss"].mean().min()
+    assert first.best is not None and first.best["eval_loss"] == pytest.approx(best)
+    again = spikedyn.sweep(opt, out_dir=tmp_path / "opt", progress=False)
+    assert again.ran == [] and len(again.skipped) == 6 and again.best == first.best
+
+
+def test_sweep_command_line(tmp_path, capsys):
+    toml = tmp_path / "gain.toml"
+    toml.write_text((ROOT / "examples" / "sweeps" / "gain_study_tiny.toml").read_text())
+    assert main(["sweep", str(toml), "--dry-run", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 24 and all("rule=" in v and "seed=" in v for v in listed.values())
+    for args, needle in [(["sweep", str(tmp_path / "missing.toml")], "does not exist"),
+                         (["sweep", str(toml), "--ray-cpus", "0"], "--ray-cpus")]:  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[base]\ntask = "romo"\nsteps = 0\n')
+    assert main(["sweep", str(bad)]) == 2 and "steps" in capsys.readouterr().err
+    bad.write_text('[grid]\n"model_params.gain" = []\n')
+    assert main(["sweep", str(bad)]) == 2 and "no values" in capsys.readouterr().err
+
+
+def test_a_trial_trained_but_not_recorded_is_recorded_without_retraining(tmp_path):
+    spec = {"name": "one", "base": {**TINY, "lyapunov": 2}, "grid": {"seed": [0]}}
+    first = spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    run = tmp_path / first.table["run_dir"][0]
+    (run / "result.json").unlink()  # as if the sweep was killed between training and recording
+    weights = (run / "model.pt").stat().st_mtime_ns
+    again = spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    assert again.ran == first.ran and (run / "model.pt").stat().st_mtime_ns == weights
+    pd.testing.assert_frame_equal(again.table.drop(columns=WALL_CLOCK), first.table.drop(columns=WALL_CLOCK))
+    assert first.table["lyapunov_max"][0] < 0.5  # a small, trained contracting net (per step)
