@@ -156,6 +156,18 @@ def test_tasks(case, batch):
     assert 0.0 <= task.score(b.targets, b)["accuracy"] <= 1.0
 
 
+def test_zero_step_trials_are_refused():
+    """T = 0: a NeuroGym env whose periods are all 0 ms used to fail inside numpy; a model fed T = 0
+    steps raised an IndexError. Both are one-line ValueErrors now."""
+    task = tasks.make("neurogym:PerceptualDecisionMaking-v0",
+                      timing={"fixation": 0, "stimulus": 0, "delay": 0, "decision": 0})
+    with pytest.raises(ValueError, match="0 steps") as info:
+        task.sample(2, rng=0)
+    _one_line_error(info.value)
+    with pytest.raises(ValueError, match="0 time steps"):
+        SpikingRNN(2, 3, 1)(torch.zeros(0, 2, 2))
+
+
 # -- NIR import ----------------------------------------------------------------------------------------
 def _graph(kind: str) -> nir.NIRGraph:
     torch.manual_seed(0)
