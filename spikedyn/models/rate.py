@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout, rollout
+from .validation import check_finite
 
 
 def shifted_tanh(x: Tensor) -> Tensor:
@@ -118,6 +119,7 @@ class RateRNN(RecurrentModel):
             if not tau >= dt:
                 raise ValueError(f"tau must be >= dt = {dt} ms (alpha = dt/tau <= 1), got {tau}")
             alpha = dt / tau
+        check_finite(dt=dt, alpha=alpha, noise_std=noise_std, gain=gain, x0_std=x0_std)
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha = dt/tau must be in (0, 1], got {alpha}")
         if noise_std < 0 or x0_std < 0:
