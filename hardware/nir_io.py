@@ -11,8 +11,10 @@ use: ``LIF`` with ``tau = dt/dv`` and ``r = 1/dv`` (so that ``r dt/tau = 1``: a 
 to v); ``CubaLIF`` (when ``du < 1``) with ``tau_syn = dt/du``, ``w_in = 1/du``; ``IF`` when
 ``dv = 0``; the readout filter ``LI`` with ``tau = dt/(1 - kappa)``, ``r = 1``. A cycle carries the
 previous step's spikes (as in snnTorch, norse and nirtorch), which is spikedyn's and Lava's recurrent
-step. The bias enters as the bias of the recurrent ``Affine`` (for ``LIF``, where the input current
-*is* the synaptic current) or as ``v_leak = bias/dv`` (``CubaLIF``).
+step. The bias enters as the bias of the input ``Affine`` (for ``LIF``, where the input current
+*is* the synaptic current) or as ``v_leak = bias/dv`` (``CubaLIF``). NIR's own LIF semantics are the
+map's: ``v_leak`` (leak toward it) and ``v_reset`` (reset to it) are written and read as such; a graph
+whose ``v_leak`` differs between neurons is read with the differences folded into the bias.
 
 What NIR cannot say, spikedyn puts in metadata (other tools ignore it and lose the feature):
 ``lif.metadata`` holds ``reset`` ("subtract": NIR only resets to ``v_reset``), ``beta`` and ``rho``
@@ -27,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from . import nir_checks as checks
 from .spec import NetworkSpec
+from .validation import check_finite_number
 
 METADATA_KEY = "spikedyn"
 FORMAT_VERSION = 1
@@ -64,7 +68,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
         raise ValueError("a readout filter with kappa = 1 never integrates (tau_out = inf)")
     meta = {"reset": spec.reset, "beta": spec.beta.copy(), "rho": spec.rho, "n_ref": spec.n_ref,
             "bias": spec.bias.copy()}
-    v_th, v_reset = spec.v_th * ones, np.zeros(N)
+    v_th, v_reset, v_leak = spec.v_th * ones, spec.v_reset * ones, spec.v_leak * ones
     if spec.dv == 0:  # IF: v += r I
         lif = nir.IF(r=ones.copy(), v_threshold=v_th, v_reset=v_reset, metadata=meta)
         current_bias = bias
@@ -72,7 +76,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
         r = ones / spec.dv
         if fold_r:
             W_in, W_rec, bias, r = W_in / spec.dv, W_rec / spec.dv, bias / spec.dv, ones.copy()
-        lif = nir.LIF(tau=ones * (dt / spec.dv), r=r, v_leak=np.zeros(N), v_threshold=v_th, v_reset=v_reset,
+        lif = nir.LIF(tau=ones * (dt / spec.dv), r=r, v_leak=v_leak, v_threshold=v_th, v_reset=v_reset,
                       metadata=meta)
         current_bias = bias
     else:
@@ -81,7 +85,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
             W_in, W_rec = W_in / (spec.dv * spec.du), W_rec / (spec.dv * spec.du)
             r, w_in_scale = ones.copy(), ones.copy()
         lif = nir.CubaLIF(tau_syn=ones * (dt / spec.du), tau_mem=ones * (dt / spec.dv), r=r,
-                          v_leak=bias / spec.dv, v_threshold=v_th, v_reset=v_reset, w_in=w_in_scale,
+                          v_leak=bias / spec.dv + v_leak, v_threshold=v_th, v_reset=v_reset, w_in=w_in_scale,
                           metadata=meta)
         current_bias = np.zeros(N)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([I])})}
@@ -202,6 +206,11 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     nir = _nir()
     meta = graph.metadata.get(METADATA_KEY) if isinstance(getattr(graph, "metadata", None), dict) else None
     exact = json.loads(meta) if isinstance(meta, (str, bytes)) else None
+    if exact is not None and not isinstance(exact, dict):
+        raise ValueError(f"graph.metadata[{METADATA_KEY!r}] is not spikedyn's JSON object of constants")
+    if exact is not None and dt is not None and not np.isclose(float(dt), float(exact["dt_s"]), rtol=1e-12):
+        raise ValueError(f"dt={dt} s disagrees with the graph's spikedyn metadata (dt_s = {exact['dt_s']}); "
+                         "omit dt= for spikedyn's own graphs")
     if exact is not None and dt is None:
         dt = float(exact["dt_s"])
     if dt is None:
@@ -209,10 +218,12 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             "this NIR graph has no spikedyn metadata, so its time step is unknown; pass dt= (seconds per "
             "step: snnTorch exports assume 1e-4, norse 1e-3)"
         )
+    dt = check_finite_number(dt, "dt (seconds per step)", low=0.0)
+    tau_scale = check_finite_number(tau_scale, "tau_scale", low=0.0)
     nodes, edges = flatten(graph)
 
-    def tau(values: Any, what: str) -> float:
-        return _uniform(values, what) * float(tau_scale)
+    def tau(values: Any, what: str, node: str | None = None) -> float:
+        return checks.time_constant(values, node or lif_name, what, tau_scale)
 
     succ: dict[str, list[str]] = {k: [] for k in nodes}
     pred: dict[str, list[str]] = {k: [] for k in nodes}
@@ -236,7 +247,7 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         raise ValueError(f"expected one Input and one Output node, found {len(inputs)} and {len(outputs)}")
 
     # input path: input -> [Delay] -> Linear/Affine -> [Delay] -> lif
-    path, cur, delay_in, W_in, b_in = [], inputs[0], 0, None, None
+    path, cur, delay_in, W_in, b_in, w_in_name = [], inputs[0], 0, None, None, ""
     while cur != lif_name:
         nxt = succ[cur]
         if len(nxt) != 1:
@@ -249,12 +260,19 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             if W_in is not None:
                 raise ValueError("the input path has two weight layers; spikedyn has one input matrix")
             W_in, b_in = _linear(node)
+            w_in_name = cur
         elif cur != lif_name:
             raise ValueError(f"unexpected {type(node).__name__} node {cur!r} on the input path")
         path.append(cur)
     if W_in is None:
         raise ValueError("no input weights (Linear/Affine) between the Input node and the spiking layer")
+    W_in = checks.finite_array(W_in, w_in_name, "weight")
+    if W_in.ndim != 2:
+        raise ValueError(f"NIR node {w_in_name!r}: input weight must be a matrix, got shape {W_in.shape}")
     N = W_in.shape[0]
+    checks.check_io(nodes, inputs[0], "input_type", W_in.shape[1], "inputs")
+    if b_in is not None:
+        checks.check_shape(b_in, (N,), w_in_name, "bias", f"its weight feeds {N} neurons")
 
     # recurrent loop(s): lif -> [Delay] -> Linear/Affine -> [Delay] -> lif
     W_rec, b_rec, delay_rec, readout_start = np.zeros((N, N)), np.zeros(N), 0, []
@@ -275,7 +293,8 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         if len(weights) != 1:
             raise ValueError(f"a recurrent loop must hold exactly one weight matrix; found {weights}")
         W, b = _linear(nodes[weights[0]])
-        W_rec = W_rec + W
+        checks.check_shape(W, (N, N), weights[0], "weight", f"the spiking layer {lif_name!r} has {N} neurons")
+        W_rec = W_rec + checks.finite_array(W, weights[0], "weight")
         if b is not None:
             b_rec = b_rec + b
         delay_rec = max(delay_rec, sum(_delay_steps(nodes[c], dt) for c in chain[:-1]
@@ -287,23 +306,27 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     kind = type(lif).__name__
     node_meta = getattr(lif, "metadata", None) or {}
     v_th = _uniform(lif.v_threshold, "threshold")
-    if not np.allclose(np.asarray(lif.v_reset, dtype=np.float64), 0.0):
-        raise ValueError("spikedyn (like Lava) resets to v = 0; this graph has v_reset != 0")
+    checks.check_shape(lif.v_threshold, (N,), lif_name, "v_threshold", f"the input weights feed {N} neurons")
+    if not (np.isfinite(v_th) and v_th > 0):
+        raise ValueError(f"NIR node {lif_name!r}: v_threshold must be finite and > 0, got {v_th}")
+    v_reset = _uniform(lif.v_reset, "reset value v_reset")
     if kind == "IF":
         du, dv = 1.0, 0.0
         gain = _uniform(lif.r, "resistance r")
         v_leak = np.zeros(N)
     elif kind == "LIF":
-        du, dv = 1.0, dt / tau(lif.tau, "membrane time constant")
+        du, dv = 1.0, dt / tau(lif.tau, "tau (membrane time constant)")
         gain = _uniform(lif.r, "resistance r") * dv
         v_leak = np.asarray(lif.v_leak, dtype=np.float64) * np.ones(N)
     else:
-        du = dt / tau(lif.tau_syn, "synaptic time constant")
-        dv = dt / tau(lif.tau_mem, "membrane time constant")
+        du = dt / tau(lif.tau_syn, "tau_syn (synaptic time constant)")
+        dv = dt / tau(lif.tau_mem, "tau_mem (membrane time constant)")
         gain = _uniform(lif.r, "resistance r") * dv * _uniform(lif.w_in, "input weight w_in") * du
         v_leak = np.asarray(lif.v_leak, dtype=np.float64) * np.ones(N)
-    if exact is not None:  # spikedyn's own graph: the discrete constants exactly, not dt/(dt/dv)
-        du, dv = float(exact["du"]), float(exact["dv"])
+    if exact is not None:  # spikedyn's own graph: the discrete constants exactly, not dt/(dt/dv) ...
+        du = checks.agree(du, exact["du"], lif_name, "du")  # ... once the graph's own say the same
+        dv = checks.agree(dv, exact["dv"], lif_name, "dv")
+        v_th = checks.agree(v_th, exact["v_th"], lif_name, "v_th")
         if not exact.get("fold_r"):
             gain = 1.0
         elif kind != "IF":
@@ -312,9 +335,14 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     if du < 1 and np.any(current_bias != 0):
         raise ValueError("a bias on the synaptic current of a CubaLIF has no spikedyn form; use v_leak")
     W_in, W_rec = W_in * gain, W_rec * gain
-    bias = current_bias * gain + dv * v_leak
+    # v_leak: one shared value is the map's own leak target; per-neuron values fold into the bias (dv v_leak)
+    if exact is not None:
+        v_leak_map = float(exact.get("v_leak", 0.0))
+    else:
+        v_leak_map = float(v_leak[0]) if kind != "IF" and np.all(v_leak == v_leak[0]) else 0.0
+    bias = current_bias * gain + dv * (v_leak - v_leak_map)
     if exact is not None and not exact.get("fold_r") and "bias" in node_meta:
-        bias = np.asarray(node_meta["bias"], dtype=np.float64)
+        bias = checks.agree_arrays(bias, node_meta["bias"], lif_name, "bias")
 
     # readout: [LI] -> [Linear/Affine] -> [LI] -> output
     kappa, W_out, b_out, filter_gain = 0.0, None, None, None
@@ -326,8 +354,11 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
                 raise ValueError("two leaky-integrator readout filters; spikedyn has one")
             if not np.allclose(np.asarray(node.v_leak, dtype=np.float64), 0.0):
                 raise ValueError("a readout leaky integrator with v_leak != 0 is not spikedyn's readout")
-            kappa = 1.0 - dt / tau(node.tau, "readout time constant")
+            kappa = 1.0 - dt / tau(node.tau, "tau (readout time constant)", cur)
             filter_gain = np.asarray(node.r, dtype=np.float64)  # LI: v += d (r I - v): r scales the input
+            size = N if W_out is None else W_out.shape[0]
+            checks.check_shape(filter_gain, (size,), cur, "r", f"it filters {size} values")
+            filter_gain = filter_gain * np.ones(size)
             if W_out is not None:  # filter after the weights: exact only without a bias
                 if np.any(b_out != 0):
                     raise ValueError("a leaky integrator after a biased readout is not spikedyn's readout")
@@ -336,6 +367,10 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             if W_out is not None:
                 raise ValueError("two readout weight layers; spikedyn's readout is one affine map")
             W_out, b_out = _linear(node)
+            if W_out.ndim != 2 or W_out.shape[1] != N:
+                raise ValueError(f"NIR node {cur!r}: readout weight has shape {W_out.shape}, expected [O, {N}] "
+                                 f"(the spiking layer {lif_name!r} has {N} neurons)")
+            W_out = checks.finite_array(W_out, cur, "weight")
             if filter_gain is not None:
                 W_out = W_out * filter_gain[None, :]
         else:
@@ -345,17 +380,34 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     if W_out is None:  # the spikes (or their filtered trace) are the output
         W_out = np.eye(N) * (filter_gain if filter_gain is not None else 1.0)
     b_out = np.zeros(W_out.shape[0]) if b_out is None else b_out
+    readout_node = readout_start[0] if readout_start else lif_name
+    if W_out.ndim != 2 or W_out.shape[1] != N:
+        raise ValueError(f"NIR readout (from node {readout_node!r}): weight has shape {W_out.shape}, expected "
+                         f"[O, {N}] (the spiking layer {lif_name!r} has {N} neurons)")
+    checks.check_shape(b_out, (W_out.shape[0],), readout_node, "readout bias", f"{W_out.shape[0]} outputs")
+    checks.check_io(nodes, outputs[0], "output_type", W_out.shape[0], "outputs")
 
     beta = np.asarray(node_meta.get("beta", np.zeros(N)), dtype=np.float64)
+    if (exact is not None and reset is None and "reset" in node_meta and "reset" in exact
+            and node_meta["reset"] != exact["reset"]):
+        raise ValueError(f"NIR node {lif_name!r} says reset={node_meta['reset']!r}, the graph's spikedyn "
+                         f"metadata reset={exact['reset']!r}: {checks.METADATA_HINT}")
+    reset = reset or str(node_meta.get("reset", "zero"))
+    if reset == "subtract" and v_reset != 0:
+        raise ValueError(f"a subtractive reset has no v_reset; this graph resets to v_reset = {v_reset}")
     kwargs: dict[str, Any] = dict(
         W_in=W_in, W_rec=W_rec, bias=bias, W_out=W_out, b_out=b_out, du=du, dv=dv, v_th=v_th,
-        reset=reset or str(node_meta.get("reset", "zero")), beta=beta, rho=float(node_meta.get("rho", 0.0)),
+        reset=reset, beta=beta, rho=float(node_meta.get("rho", 0.0)),
         n_ref=int(node_meta.get("n_ref", 0)), kappa=kappa, delay_in=delay_in, delay_rec=delay_rec,
-        substeps=1, dt_ms=dt * 1000.0,
+        substeps=1, dt_ms=dt * 1000.0, v_leak=v_leak_map, v_reset=0.0 if reset == "subtract" else v_reset,
     )  # fmt: skip
     if exact is not None:
-        kwargs.update(kappa=float(exact["kappa"]), substeps=int(exact["substeps"]),
-                      dt_ms=float(exact["dt_ms"]))
+        kwargs.update(kappa=checks.agree(kappa, exact["kappa"], readout_node, "kappa (readout decay)"),
+                      substeps=int(exact["substeps"]), dt_ms=float(exact["dt_ms"]))
+        for name, value in (("delay_in", delay_in), ("delay_rec", delay_rec)):
+            if int(exact.get(name, value)) != value:
+                raise ValueError(f"the graph's Delay nodes give {name} = {value} steps, but the spikedyn metadata "
+                                 f"says {exact[name]}: {checks.METADATA_HINT}")
     if substeps is not None:
         kwargs["substeps"] = int(substeps)
     if dt_ms is not None:
@@ -370,7 +422,17 @@ def read_graph(graph_or_path: Any) -> Any:
         return graph_or_path
     from pathlib import Path
 
+    if not isinstance(graph_or_path, (str, Path)):
+        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, got {type(graph_or_path).__name__}")
     path = Path(graph_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"no NIR file at {path}")
-    return nir.read(str(path))
+    try:
+        graph = nir.read(str(path))
+    except Exception as e:  # h5py/nir raise many types for a damaged file: one line with the path
+        text = str(e).strip().splitlines()
+        raise ValueError(f"cannot read NIR file {path}: {type(e).__name__}"
+                         f"{': ' + text[0] if text else ''} (not a NIR/HDF5 graph, or damaged)") from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise ValueError(f"{path} holds a single NIR {type(graph).__name__} node, not a graph")
+    return graph

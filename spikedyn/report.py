@@ -182,25 +182,16 @@ def learning_curve_figure(history: list[dict[str, Any]], title: str = "") -> Any
 
 
 def load_trained(run_dir: Path) -> tuple[Any, Any] | None:
-    """(model, task) of a finished run, or None when the run has no ``model.pt`` or cannot be rebuilt.
-    The weights are read with ``torch.load(weights_only=True)`` (no code runs from the file)."""
-    import torch
+    """(model, task) of a finished run (``spikedyn.load_run``: weights read with ``weights_only=True``, no
+    code runs from the files), or None when the run has no ``model.pt``."""
+    from .runs import load_run
 
-    import spikedyn.tasks as tasks
-
-    from .models import from_config
-
-    path = Path(run_dir) / "model.pt"
-    if not path.is_file():
+    if not (Path(run_dir) / "model.pt").is_file():
         return None
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = blob.get("config", {})
-    if not isinstance(cfg.get("model"), dict) or not isinstance(cfg.get("task"), dict):
+    run = load_run(run_dir)
+    if not isinstance(run.config.get("task"), dict):
         return None
-    model = from_config(cfg["model"])
-    model.load_state_dict(blob["model"])
-    task_cfg = dict(cfg["task"])
-    return model.eval(), tasks.make(task_cfg.pop("name"), **task_cfg)
+    return run.model, run.task
 
 
 def model_figures(model: Any, task: Any, seed: int = 0) -> list[str]:
@@ -230,12 +221,16 @@ def model_figures(model: Any, task: Any, seed: int = 0) -> list[str]:
     spiking = getattr(model, "kind", "") == "spiking"
     fig, ax = plt.subplots(figsize=(8, 3.0))
     if spiking:
-        ti, ni = np.nonzero(r > 0)
-        ax.scatter(t[ti], ni, s=2, marker="|", color="k")
+        u0 = torch.as_tensor(batch.inputs[:, :1], dtype=model.W_out.dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            spikes = model.spike_trains(u0)[:, 0].float().numpy()  # every neuron substep [T * substeps, N]
+        step = dt / max(1, spikes.shape[0] // max(1, y.shape[0]))
+        ti, ni = np.nonzero(spikes > 0)
+        ax.scatter(ti * step, ni, s=3, marker="|", color="k", linewidths=0.6)
         ax.set_ylabel("neuron")
-        rate = float((r > 0).mean() / (dt / 1000.0)) if r.size else 0.0
-        caption = f"spike raster of test trial 0 (a mark = at least one spike in a {dt:g} ms input step; "\
-                  f"mean {rate:.3g} Hz per neuron)"  # fmt: skip
+        rate = float(spikes.sum() / (spikes.shape[1] * spikes.shape[0] * step / 1000.0)) if spikes.size else 0.0
+        caption = f"spike raster of test trial 0 ({step:g} ms neuron steps; mean {rate:.3g} Hz per neuron)"
     else:
         im = ax.imshow(r.T, aspect="auto", origin="lower", cmap="viridis",
                        extent=(t[0], t[-1] + dt, -0.5, r.shape[1] - 0.5), interpolation="nearest")  # fmt: skip

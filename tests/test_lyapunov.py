@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import spikedyn.tasks as T
 import torch
 
 from spikedyn.analysis import (
@@ -19,7 +18,6 @@ from spikedyn.analysis import (
     two_fixed_points,
 )
 from spikedyn.analysis.jacobian import AutogradDynamics
-from spikedyn.learning import train
 from spikedyn.models import GRURNN, LSTMRNN, RateRNN, SpikingRNN
 
 pytestmark = pytest.mark.usefixtures("one_thread_seeded")
@@ -72,8 +70,8 @@ def test_two_trajectory_estimate_matches_qr_on_chaotic_rate_net():
     torch.manual_seed(1)
     m = RateRNN(1, 60, 1, alpha=1.0, gain=2.0)
     u = torch.zeros(1500, 2, 1)
-    qr = lyapunov_spectrum(m, u, k=1, warmup=500)[0]
-    two = max_lyapunov_perturbation(m, u, warmup=500, eps=1e-8, renorm_every=5)
+    qr = lyapunov_spectrum(m, u, k=1, warmup=500, unit="per_step")[0]
+    two = max_lyapunov_perturbation(m, u, warmup=500, eps=1e-8, renorm_every=5, unit="per_step")
     assert qr > 0.05
     assert abs(two - qr) < 0.02 * qr
 
@@ -149,12 +147,12 @@ def test_pta_tanh_rnn_has_zero_leading_exponent_default_does_not():
 
     u = torch.zeros(1500, 2, 1)
     m = pta(RateRNN(1, 64, 1, alpha=1.0), seed=0)
-    spec = lyapunov_spectrum(m, u, k=8, warmup=500)
+    spec = lyapunov_spectrum(m, u, k=8, warmup=500, unit="per_step")
     assert abs(spec[0]) < 0.02 and np.all(spec < 0.02)
     # seed 003's "default" is PyTorch's U(-1/sqrt(N), 1/sqrt(N)) (gain ~0.58): a global stable fixed point.
     # (RateRNN's own N(0, 1/N) init sits at the edge of chaos, where lambda_1 -> 0 from below.)
     default = torch_default(RateRNN(1, 64, 1), seed=0)
-    spec = lyapunov_spectrum(default, u, k=8, warmup=500)
+    spec = lyapunov_spectrum(default, u, k=8, warmup=500, unit="per_step")
     assert spec[0] < -0.3
 
 
@@ -170,12 +168,36 @@ def test_many_networks_in_one_batch_equal_one_by_one():
 
 
 def test_units_per_time():
-    """A leaky net's exponents per tau are its per-step exponents divided by alpha (dt = alpha)."""
-    m = RateRNN(1, 20, 1, alpha=0.1, gain=0.5)
+    """Exponents are per second by default (dt in ms), per step or per ms on request; an explicit dt
+    (here alpha: per tau) overrides the unit."""
+    m = RateRNN(1, 20, 1, alpha=0.1, gain=0.5, dt=10.0)
     u = torch.zeros(400, 1, 1)
-    per_step = lyapunov_spectrum(m, u, k=2)
-    per_tau = lyapunov_spectrum(m, u, k=2, dt=m.alpha)
-    np.testing.assert_allclose(per_tau, per_step / 0.1)
+    per_step = lyapunov_spectrum(m, u, k=2, unit="per_step")
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2), per_step / 0.010)  # 10 ms = 0.01 s per step
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2, unit="per_ms"), per_step / 10.0)
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2, dt=m.alpha), per_step / 0.1)
+    two = max_lyapunov_perturbation(m, u)
+    np.testing.assert_allclose(max_lyapunov_perturbation(m, u, unit="per_step") / 0.010, two)
+    assert per_step[0] < 0
+    with pytest.raises(ValueError, match="unit"):
+        lyapunov_spectrum(m, u, k=2, unit="per_hour")
+
+
+def test_rate_net_and_its_mirror_report_the_same_unit_by_default():
+    """The core workflow: a rate net and its spiking twin, analysed with defaults, both come out per
+    second (the twin keeps the rate net's dt); per-step values differ from them by the same 1000 / dt."""
+    from spikedyn import mirror
+
+    torch.manual_seed(6)
+    rate = RateRNN(1, 16, 1, alpha=0.2, activation="relu", gain=0.5, dt=5.0)
+    twin = mirror(rate, inputs=torch.rand(50, 4, 1), substeps=2)
+    assert twin.dt == rate.dt == 5.0
+    u = torch.rand(300, 1, 1)
+    for model in (rate, twin):
+        per_s, per_step = lyapunov_spectrum(model, u, k=2), lyapunov_spectrum(model, u, k=2, unit="per_step")
+        np.testing.assert_allclose(per_s, per_step * 1000.0 / 5.0)
+    # a contracting leaky net (gain 0.5): lambda_1 < 0, and no faster than its leak, log(1 - alpha) per step
+    assert np.log(1 - 0.2) * 1000.0 / 5.0 < lyapunov_spectrum(rate, u, k=1)[0] < 0
 
 
 def test_spiking_and_lstm_spectra_run_and_are_sorted():
@@ -225,23 +247,6 @@ def test_adjoint_shapes_follow_reference_behaviour():
     assert a_line.shape == (T, 2)
     assert np.all(a_line[: T // 2] > 0.05)  # persists (the zero exponent) ...
     assert np.all(a_fade[: T // 2] < 1e-3)  # ... or vanishes backwards in time
-
-
-# -- command line ---------------------------------------------------------------------------------------------
-def test_analyze_commands(tmp_path):
-    from spikedyn.cli import main
-
-    assert main(["analyze", "fig3", "--duration", "1", "--spectrum-duration", "3", "--trials", "2",
-                 "--out", str(tmp_path / "fig3.png"), "--json"]) == 0  # fmt: skip
-    assert (tmp_path / "fig3.png").stat().st_size > 1000
-    assert main(["analyze", "spectrum", "--model", "gru", "--hidden", "8", "--k", "3", "--trials", "2",
-                 "--repeat", "1", "--json"]) == 0  # fmt: skip
-    assert main(["analyze", "spectrum", "--run-dir", str(tmp_path / "missing")]) == 2
-    task = T.make("romo")
-    train(RateRNN(task.n_inputs, 8, task.n_outputs), task, steps=2, eval_every=2, eval_trials=8,
-          run_dir=tmp_path / "run", progress=False)  # fmt: skip
-    assert main(["analyze", "spectrum", "--run-dir", str(tmp_path / "run"), "--k", "2", "--trials", "2",
-                 "--json"]) == 0  # fmt: skip
 
 
 def test_noisy_model_is_seeded_and_both_trajectories_share_noise():
