@@ -196,9 +196,9 @@ def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
     """examples/sweeps/eprop_gain.toml's trials are `spikedyn bench eprop-gain`'s runs and
     memory_benchmark.toml's are `spikedyn bench memory`'s models, step for step (tiny budgets)."""
     import torch
-
     from spikedyn.analysis.memory_benchmark import build_benchmark_model
     from spikedyn.cli.bench_eprop import gain_run
+
     from spikedyn.experiment import build_task
 
     gain = _tiny(ROOT / "examples" / "sweeps" / "eprop_gain.toml",
