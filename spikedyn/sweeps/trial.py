@@ -39,7 +39,7 @@ def _lyapunov(model: Any, task: Any, k: int, seed: int) -> dict[str, Any]:
 
     batch = task.sample(8, np.random.default_rng([seed, 424242]), split="test")
     # dt=1: exponents per input step for every body, so that rate and spiking trials compare directly
-    exps = lyapunov_spectrum(model, batch.inputs, k=min(k, model.n_hidden), seed=seed, dt=1.0)
+    exps = lyapunov_spectrum(model, batch.inputs, k=min(k, model.n_hidden), seed=seed, unit="per_step")
     return {"k": int(len(exps)), "exponents": [float(x) for x in exps], "unit": "1/step"}
 
 
