@@ -220,3 +220,15 @@ def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
     ref = spikedyn.train(model, task, steps=3, batch_size=64, lr=1e-3, seed=2, eval_every=3, eval_trials=16,
                          progress=False)  # fmt: skip
     assert res.table["eval_loss"][0] == ref.final["eval_loss"] and res.table["steps_run"][0] == 3
+
+
+def test_variants_set_several_keys_and_are_labelled_by_name():
+    tanh_orth = {"name": "tanh-orth", "model": "rate", "model_params": {"activation": "tanh"}, "init": "orthogonal"}
+    gru = {"name": "gru-10ms", "model": "gru", "task_params": {"dt": 10.0}}
+    trials = expand({"base": TINY, "grid": {"variant": [tanh_orth, gru], "lr": [1e-3, 3e-3]}})
+    assert [(t.labels["variant"], t.labels["lr"]) for t in trials] == [
+        ("tanh-orth", 1e-3), ("tanh-orth", 3e-3), ("gru-10ms", 1e-3), ("gru-10ms", 3e-3)]
+    a, b = trials[0].config, trials[2].config
+    assert (a.model, a.model_params, a.init, a.lr) == ("rate", {"activation": "tanh"}, "orthogonal", 1e-3)
+    assert b.model == "gru" and b.init is None and b.task_params == {"dt": 10.0, "mask": "decision"}  # merged
+    assert len({t.key for t in trials}) == 4 and trial_key(a) == trials[0].key
