@@ -12,6 +12,8 @@ import torch
 from spikedyn.learning.hebbian import Hebbian, trial_types
 from spikedyn.models import RateRNN
 
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")  # tiny matrices: threads only add overhead
+
 
 def seed002_net(task, activation: str = "tanh", alpha: float = 0.1, seed: int = 0, dtype=torch.float32,
                 bias: bool = False) -> RateRNN:
@@ -154,6 +156,6 @@ def _train_hebbian(task_name: str, steps: int, batch: int, rule: Hebbian, seed: 
 
 
 @pytest.mark.slow
-def test_hebbian_learns_rdm(one_thread_seeded):
+def test_hebbian_learns_rdm():
     acc, steps = _train_hebbian("rdm", 1000, 100, Hebbian(reduce="mean", max_dw=None, lr=0.3))
     assert acc >= 0.9, f"accuracy {acc} after {steps} steps"
