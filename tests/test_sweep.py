@@ -197,9 +197,9 @@ def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
     memory_benchmark.toml's are `spikedyn bench memory`'s models, step for step (tiny budgets)."""
     import torch
 
-    from spikedyn.analysis.memory_benchmark import build_benchmark_model
-    from spikedyn.cli.bench_eprop import gain_run
-    from spikedyn.experiment import build_task
+    from spikedyn.experiments.build import build_task
+    from spikedyn.experiments.eprop_gain import gain_run
+    from spikedyn.experiments.long_memory import build_benchmark_model
 
     gain = _tiny(ROOT / "examples" / "sweeps" / "eprop_gain.toml",
                  {"hidden": 8, "steps": 5, "eval_every": 5, "eval_trials": 16},

@@ -74,7 +74,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
     import torch
 
     from ..atomic import atomic_write_bytes
-    from ..experiment import build_model, build_task
+    from ..experiments.build import build_model, build_task
     from ..learning import train
     from ..learning.checkpoint import is_finished
     from ..runs import load_run
@@ -90,7 +90,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
         torch.set_num_threads(cfg.threads)
         task = build_task(cfg.task, cfg.task_params)
         if cfg.memory_model is not None:
-            from ..analysis.memory_benchmark import build_benchmark_model
+            from ..experiments.long_memory import build_benchmark_model
 
             model = build_benchmark_model(cfg.memory_model, task.n_inputs, task.n_outputs, cfg.hidden, cfg.seed)
         else:
