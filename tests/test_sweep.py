@@ -73,11 +73,11 @@ name = "kill"
 [base]
 task = "romo"
 model = "rate"
-hidden = 16
-steps = 60
-batch_size = 16
+hidden = 8
+steps = 40
+batch_size = 8
 eval_every = 20
-eval_trials = 64
+eval_trials = 32
 task_params = { dt = 20.0 }
 [grid]
 seed = [0, 1, 2, 3, 4, 5, 6, 7]
@@ -105,7 +105,7 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7]
     assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json") if p.parent.name in done} \
         == done  # the finished trials were not touched
     assert list(resumed.table["trial"]) == keys and (resumed.table["status"] == "ok").all()
-    assert (resumed.table["steps_run"] == 60).all()
+    assert (resumed.table["steps_run"] == 40).all()
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
