@@ -74,6 +74,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
     import torch
 
     from ..atomic import atomic_write_bytes
+    from ..device import resolve_device
     from ..experiments.build import build_model, build_task
     from ..learning import train
     from ..learning.checkpoint import is_finished
@@ -97,8 +98,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
             model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
         if cfg.init is not None:
             _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
-        device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
-        model = model.to("cpu" if device == "auto" else device)
+        model = model.to(resolve_device(cfg.device))
         if is_finished(run_dir):  # trained before the sweep was killed, but not yet recorded
             run = load_run(run_dir)
             model, history = run.model, _read_metrics(run_dir)
