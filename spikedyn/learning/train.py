@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runs import result_repr
 from .checkpoint import (
     DEFAULT_LR,
     atomic_torch_save,
@@ -29,6 +28,7 @@ from .checkpoint import (
     write_metrics,
 )
 from .losses import task_loss
+from .reprs import result_repr
 from .rules import LearningRule, make_rule
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses
