@@ -177,6 +177,13 @@ def test_config_file_type_errors_are_one_line(tmp_path, capsys):
         assert err.count("\n") == 1 and err.startswith(f"spikedyn: error: {message}"), (name, err)
     assert main(["train", "--task-param", "dt=abc", "--steps", "1"]) == 2
     assert 'task_params.dt: expected a number, got "abc"' in capsys.readouterr().err
+    for text, message in (('trials = "20"\n', 'trials: expected an integer, got "20" (a string)'),
+                          ("chunk = -1\n", "chunk: Input should be greater than or equal to 1"),
+                          ('precison = "fixed"\n', "precison: unknown key; did you mean 'precision'?")):
+        (tmp_path / "deploy.toml").write_text(text)
+        assert main(["deploy", "--run-dir", "r", "--config", str(tmp_path / "deploy.toml")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"spikedyn: error: {message}"), err
 
 
 def test_the_boundary_lets_bugs_show_their_traceback(monkeypatch, capsys):

@@ -73,11 +73,11 @@ name = "kill"
 [base]
 task = "romo"
 model = "rate"
-hidden = 16
-steps = 60
-batch_size = 16
+hidden = 8
+steps = 40
+batch_size = 8
 eval_every = 20
-eval_trials = 64
+eval_trials = 32
 task_params = { dt = 20.0 }
 [grid]
 seed = [0, 1, 2, 3, 4, 5, 6, 7]
@@ -105,7 +105,7 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7]
     assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json") if p.parent.name in done} \
         == done  # the finished trials were not touched
     assert list(resumed.table["trial"]) == keys and (resumed.table["status"] == "ok").all()
-    assert (resumed.table["steps_run"] == 60).all()
+    assert (resumed.table["steps_run"] == 40).all()
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
@@ -196,10 +196,10 @@ def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
     """examples/sweeps/eprop_gain.toml's trials are `spikedyn bench eprop-gain`'s runs and
     memory_benchmark.toml's are `spikedyn bench memory`'s models, step for step (tiny budgets)."""
     import torch
-    from spikedyn.analysis.memory_benchmark import build_benchmark_model
-    from spikedyn.cli.bench_eprop import gain_run
 
-    from spikedyn.experiment import build_task
+    from spikedyn.experiments.build import build_task
+    from spikedyn.experiments.eprop_gain import gain_run
+    from spikedyn.experiments.long_memory import build_benchmark_model
 
     gain = _tiny(ROOT / "examples" / "sweeps" / "eprop_gain.toml",
                  {"hidden": 8, "steps": 5, "eval_every": 5, "eval_trials": 16},
@@ -220,3 +220,15 @@ def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
     ref = spikedyn.train(model, task, steps=3, batch_size=64, lr=1e-3, seed=2, eval_every=3, eval_trials=16,
                          progress=False)  # fmt: skip
     assert res.table["eval_loss"][0] == ref.final["eval_loss"] and res.table["steps_run"][0] == 3
+
+
+def test_variants_set_several_keys_and_are_labelled_by_name():
+    tanh_orth = {"name": "tanh-orth", "model": "rate", "model_params": {"activation": "tanh"}, "init": "orthogonal"}
+    gru = {"name": "gru-10ms", "model": "gru", "task_params": {"dt": 10.0}}
+    trials = expand({"base": TINY, "grid": {"variant": [tanh_orth, gru], "lr": [1e-3, 3e-3]}})
+    assert [(t.labels["variant"], t.labels["lr"]) for t in trials] == [
+        ("tanh-orth", 1e-3), ("tanh-orth", 3e-3), ("gru-10ms", 1e-3), ("gru-10ms", 3e-3)]
+    a, b = trials[0].config, trials[2].config
+    assert (a.model, a.model_params, a.init, a.lr) == ("rate", {"activation": "tanh"}, "orthogonal", 1e-3)
+    assert b.model == "gru" and b.init is None and b.task_params == {"dt": 10.0, "mask": "decision"}  # merged
+    assert len({t.key for t in trials}) == 4 and trial_key(a) == trials[0].key
