@@ -126,7 +126,7 @@ def spiking_substep(
 
 
 class Loihi2Tensors(NamedTuple):
-    """Integer parameters of ``quantize="loihi2"`` (from ``spikedyn.hardware.quantize.quantize_loihi2``)."""
+    """Integer parameters of the ``Loihi2RNN`` body (from ``spikedyn.hardware.quantize.quantize_loihi2``)."""
 
     w_in: Tensor  # [N, I] float64 holding Lava's integer weights (2 * mantissa)
     w_in_exp: int
