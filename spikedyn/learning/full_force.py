@@ -193,7 +193,8 @@ class FullForce:
         if isinstance(model, RateRNN) and model.activation != "tanh" and self.teacher is None:
             raise ValueError(
                 f"full_force with a random teacher needs tanh units (McMahan et al. 2024: 1 + tanh failed "
-                f"to train), got activation={model.activation!r}"
+                f"to train), got activation={model.activation!r}; use activation='tanh' (CLI: --model-param "
+                "activation=tanh) or give a trained teacher"
             )
         zero_init = spiking if self.zero_init is None else self.zero_init
         if self.teacher is None:
