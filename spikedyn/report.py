@@ -221,12 +221,16 @@ def model_figures(model: Any, task: Any, seed: int = 0) -> list[str]:
     spiking = getattr(model, "kind", "") == "spiking"
     fig, ax = plt.subplots(figsize=(8, 3.0))
     if spiking:
-        ti, ni = np.nonzero(r > 0)
-        ax.scatter(t[ti], ni, s=2, marker="|", color="k")
+        u0 = torch.as_tensor(batch.inputs[:, :1], dtype=model.W_out.dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            spikes = model.spike_trains(u0)[:, 0].float().numpy()  # every neuron substep [T * substeps, N]
+        step = dt / max(1, spikes.shape[0] // max(1, y.shape[0]))
+        ti, ni = np.nonzero(spikes > 0)
+        ax.scatter(ti * step, ni, s=3, marker="|", color="k", linewidths=0.6)
         ax.set_ylabel("neuron")
-        rate = float((r > 0).mean() / (dt / 1000.0)) if r.size else 0.0
-        caption = f"spike raster of test trial 0 (a mark = at least one spike in a {dt:g} ms input step; "\
-                  f"mean {rate:.3g} Hz per neuron)"  # fmt: skip
+        rate = float(spikes.sum() / (spikes.shape[1] * spikes.shape[0] * step / 1000.0)) if spikes.size else 0.0
+        caption = f"spike raster of test trial 0 ({step:g} ms neuron steps; mean {rate:.3g} Hz per neuron)"
     else:
         im = ax.imshow(r.T, aspect="auto", origin="lower", cmap="viridis",
                        extent=(t[0], t[-1] + dt, -0.5, r.shape[1] - 0.5), interpolation="nearest")  # fmt: skip

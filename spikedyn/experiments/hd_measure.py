@@ -1,4 +1,5 @@
-"""The measurements behind ``spikedyn circuit hd`` and docs/circuits.md (and, shortened, the tests).
+"""The measurements behind ``spikedyn circuit hd`` and docs/circuits.md (and, shortened, the tests):
+the delay-line head-direction circuit of Park et al. (Sec. 2.11) beside a ring attractor.
 
 Every function runs the circuits batched (one torch run per condition, columns = instances) and returns
 plain dicts/arrays. Angles in deg in the outputs, durations in s, dt in ms.
@@ -8,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..circuits.head_direction import HeadDirectionCircuit
+from ..circuits.readout import drift_deg_per_s, tuning_curves
+from ..circuits.ring_attractor import RingAttractor
 from ..tasks.head_direction import circular_error, constant_velocity, darkness, ou_velocity
-from .head_direction import HeadDirectionCircuit
-from .readout import drift_deg_per_s, tuning_curves
-from .ring_attractor import RingAttractor
 
 DT = 1.0  # ms per velocity sample
 
