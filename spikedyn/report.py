@@ -7,7 +7,8 @@ be mailed, archived or opened offline. What it shows depends on what the directo
 - a run (``spikedyn train --run-dir`` or one trial of a sweep): configuration, learning curves (training
   loss, held-out loss and accuracy), held-out scores, the trained model on test trials (outputs against
   targets, and a spike raster for spiking models or unit rates for rate models), the Lyapunov spectrum
-  when the run has ``lyapunov.json``, and every figure (PNG/SVG) the run wrote;
+  when the run has ``lyapunov.json``, the rate/spike/Lava table when ``spikedyn deploy`` wrote
+  ``deploy.json``, and every figure (PNG/SVG) the run wrote;
 - a sweep (``spikedyn sweep``): the accuracy table (mean ± std over seeds per setting), learning curves
   with seed bands, scores against each numeric axis, largest Lyapunov exponents when measured, the
   failed trials with their errors, the best trial's model, and the table of every trial.
