@@ -86,3 +86,15 @@ def check_options(options: Any) -> dict[str, Any]:
         "chunk": check_chunk(options.get("chunk")),
         "progress": progress,
     }
+
+
+def check_spec_numbers(spec: Any) -> None:
+    """A ``NetworkSpec``'s weights and constants are finite, ``v_th > 0`` and ``dt_ms > 0`` (NaN weights
+    or a NaN threshold would give a silent, spike-free network)."""
+    for name in ("W_in", "W_rec", "bias", "W_out", "b_out", "beta"):
+        if not np.all(np.isfinite(getattr(spec, name))):
+            raise ValueError(f"the network's {name} holds NaN or Inf values")
+    check_finite_number(spec.v_th, "v_th", low=0.0)
+    check_finite_number(spec.dt_ms, "dt_ms (ms per input step)", low=0.0)
+    for name in ("v_leak", "v_reset"):
+        check_finite_number(getattr(spec, name), name)

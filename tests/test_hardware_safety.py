@@ -284,3 +284,15 @@ def test_loihi2_membrane_at_threshold_does_not_spike_on_lava(lava_python):
     for precision in ("fixed", "float"):
         out = spikedyn.deploy(m, precision=precision, lava_python=lava_python).run(x, progress=False)
         np.testing.assert_array_equal(out.spikes[:, 0], EXPECTED, err_msg=precision)
+
+
+def test_network_spec_refuses_non_finite_numbers():
+    """A NaN threshold or weight used to build a network that never spikes; dt_ms = nan was accepted."""
+    from spikedyn.hardware.spec import NetworkSpec
+
+    base = dict(W_in=np.ones((2, 1)), W_rec=np.zeros((2, 2)), bias=np.zeros(2), W_out=np.ones((1, 2)),
+                b_out=np.zeros(1))
+    for change, match in (({"v_th": np.nan}, "v_th"), ({"dt_ms": np.nan}, "dt_ms"), ({"dt_ms": 0.0}, "dt_ms"),
+                          ({"W_rec": np.full((2, 2), np.inf)}, "W_rec"), ({"bias": np.array([0.0, np.nan])}, "bias")):
+        with pytest.raises(ValueError, match=match):
+            NetworkSpec(**{**base, **change})
