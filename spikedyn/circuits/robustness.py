@@ -26,9 +26,10 @@ Perturbation classes (the ring's analogue in brackets):
   ``intrinsic``) [every neuron's uniform drive].
 
 Drift is measured on the circuits' oscillator phase (an integer number of steps of phase: a drift of 0
-steps in ``T`` s means ``|drift| < quantum / T``, the detection floor) and on the ring's decoded bump (floor:
-``RING_FLOOR`` = 0.001 deg/s, far above the float32 round-off of the unperturbed ring, ~1e-6 deg/s). Medians come with percentile-bootstrap 95%
-confidence intervals over the ``n`` realisations. No ratio is taken against a floored value.
+steps in ``T`` s means ``|drift| < quantum / T``, the detection floor) and on the ring's decoded bump
+(floor: ``RING_FLOOR`` = 0.001 deg/s, far above the float32 round-off of the unperturbed ring, ~1e-6
+deg/s). Medians come with percentile-bootstrap 95% confidence intervals over the ``n`` realisations. No
+ratio is taken against a floored value.
 """
 from __future__ import annotations
 
@@ -273,6 +274,8 @@ def summarise(raw: dict) -> list[dict]:
                     "drift_median": dm, "drift_ci": [dlo, dhi],
                     "drift_max": float(np.max(d[ok])) if ok.any() else float("nan"),
                     "drifting": int(np.sum(d[ok] > floor)),
+                    "drift_median_of_drifting": float(np.median(d[ok][d[ok] > floor])) if np.any(d[ok] > floor)
+                    else float("nan"),
                     "below_floor": bool(ok.any() and np.all(d[ok] <= floor)),
                     "floor_deg_s": floor, "floor_note": note,
                     "rmse_median": em, "rmse_ci": [elo, ehi],
@@ -327,6 +330,7 @@ def markdown(res: dict) -> str:
     L = [f"<!-- written by `spikedyn circuit hd-robustness` (duration {cfg['duration']:g} s, "
          f"{cfg['realisations']} realisations, seed {cfg['seed']}, {res['seconds']:.0f} s) -->", ""]
     by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
+    L += summary_table(res) + [""]
     for cls in cfg["classes"]:
         models = [m for m in cfg["models"] if m in res["classes"].get(cls, {})]
         levels = res["classes"][cls][models[0]]["levels"]
@@ -351,6 +355,45 @@ def markdown(res: dict) -> str:
         L += ["Margins: " + ", ".join(f"{k} = {np.round(np.asarray(v, dtype=float), 4).tolist()}"
                                       for k, v in res["margins"].items()), ""]
     return "\n".join(L) + "\n"
+
+
+def summary_table(res: dict) -> list[str]:
+    """One table, a row per class, a column per model: the largest level at which no realisation drifts
+    above the floor (or stops), and the first level at which some do (how many, median drift)."""
+    cfg = res["config"]
+    models = [m for m in cfg["models"] if any(m in res["classes"].get(c, {}) for c in cfg["classes"])]
+    by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
+    L = ["**Summary**: per perturbation class, the largest size at which no realisation drifts (or stops), "
+         "and the first size at which some do: how many of the realisations drift, and the median drift of "
+         "those (deg/s)", "",
+         "| class (size) | " + " | ".join(LABELS[m] for m in models) + " |",
+         "| --- |" + " --- |" * len(models)]
+    for cls in cfg["classes"]:
+        cells = []
+        for m in models:
+            if m not in res["classes"].get(cls, {}):
+                cells.append("-")
+                continue
+            levels = sorted(res["classes"][cls][m]["levels"], key=lambda x: (abs(x), x))
+            held = [lv for lv in levels if by[(cls, lv, m)]["drifting"] == 0 and by[(cls, lv, m)]["failed"] == 0]
+            bad = [lv for lv in levels if lv not in held]
+            if not bad:
+                cells.append(f"holds at all sizes (up to {max(levels, key=abs):g})")
+                continue
+            first = min(bad, key=abs)
+            same = [lv for lv in bad if abs(lv) == abs(first)]
+            parts = []
+            for lv in same:
+                r = by[(cls, lv, m)]
+                stopped = f", {r['failed']} stopped" if r["failed"] else ""
+                parts.append(f"{lv:g} ({r['drifting']}/{r['realisations']} drift, median "
+                             f"{_fmt(r['drift_median_of_drifting'])}{stopped})")
+            below = [lv for lv in held if abs(lv) < abs(first)]
+            lead = f"holds to {max(below, key=abs):g}; " if below and max(below, key=abs) != 0 else ""
+            extra = [f"{lv:g} holds" for lv in held if abs(lv) >= abs(first)]
+            cells.append(lead + "fails at " + ", ".join(parts) + ("; " + ", ".join(extra) if extra else ""))
+        L.append(f"| {cls} ({CLASSES[cls]['unit']}) | " + " | ".join(cells) + " |")
+    return L
 
 
 def figure(res: dict, path: Path) -> Path:
