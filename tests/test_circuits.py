@@ -324,6 +324,14 @@ def test_refractory_latency_and_neuron_heterogeneity_match_numpy_reference() -> 
         ref = simulate_reference(one, ext[:, b])
         assert ref.sum() > 100
         np.testing.assert_array_equal(out.spikes[:, b].numpy(), ref)
+    from spikedyn.circuits.delay_sim import delay_lif_step, init_state, to_torch  # the pure step, too
+
+    tn = to_torch(net, dtype=torch.float64)
+    state, z = init_state(tn, 1), []
+    for t in range(T):
+        state = delay_lif_step(tn, torch.as_tensor(net.weight)[None], state, torch.as_tensor(ext[t, :1]))
+        z.append(state.z[0].numpy())
+    np.testing.assert_array_equal(np.stack(z), simulate_reference(net, ext[:, 0]))
     with pytest.raises(ValueError, match="neurons may set"):
         simulate(net, 5, neurons={"tau": np.ones(net.n_neurons)})
 
