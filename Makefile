@@ -29,6 +29,7 @@ help:
 	@echo "make demo   train a small rate net and its spiking twin (sets up .venv first)"
 	@echo "make test   ruff + the whole test suite (sets up .venv and .venv-lava first)"
 	@echo "make lava   only build .venv-lava (Python 3.10 + lava-nc) for the hardware layer"
+	@echo "make docs   build the documentation site into site/ (mkdocs --strict)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -52,6 +53,11 @@ $(LAVA_STAMP): pyproject.toml
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check "lava-nc==0.10.0" "nir>=1.0.4" numpy "array-api-compat>=1.9" pydantic pyyaml tqdm; \
 	$(LAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .; \
 	touch $(LAVA_STAMP)
+
+# The documentation site (MkDocs Material + mkdocstrings) into site/; warnings are errors.
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

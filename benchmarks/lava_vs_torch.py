@@ -57,7 +57,7 @@ def _torch_rate(model, x: torch.Tensor, quantized: bool, repeats: int = 2) -> fl
     import copy
 
     m = copy.deepcopy(model).cpu()
-    m.quantize = "loihi2" if quantized else None
+    m = m.quantized("loihi2") if quantized else m
     m._q_cache = None
     with torch.no_grad():
         m(x[:5])  # warm-up (and the quantiser's cache)

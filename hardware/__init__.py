@@ -2,9 +2,11 @@
 
 Modules (importing this package imports numpy only; nir and lava are imported where they are used):
 
+* ``neuron``: the one neuron map (LIF/ALIF substep, partial derivatives, delays, readout filter),
+  written against the array API so that torch (``spikedyn.models``) runs the same functions;
 * ``spec``: ``NetworkSpec``, a spiking RNN as numpy arrays (the format everything here compiles);
 * ``quantize``: Loihi 2 fixed-point formats (``quantize_loihi2``), as Lava 0.10's bit-accurate models
-  define them; the torch side's ``SpikingRNN(quantize="loihi2")`` calls the same function;
+  define them; the torch side's ``Loihi2RNN`` calls the same function and ``fixed_substep``;
 * ``reference``: plain numpy simulators (float and fixed point) and the host-side readout;
 * ``nir_io``: ``NetworkSpec`` <-> NIR graphs (what ``spikedyn.export.to_nir/from_nir`` build on);
 * ``lava_backend``: ``run_lava`` (LIF + Dense/Sparse/DelayDense processes, ``Loihi2SimCfg`` with

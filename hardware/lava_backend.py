@@ -128,7 +128,8 @@ def _neurons(spec: NetworkSpec, copies: int, q: Loihi2Params | None):
     from .lava_neuron import SpikedynLIF
 
     return SpikedynLIF(shape=shape, du=spec.du, dv=spec.dv, v_th=spec.v_th, bias=np.tile(spec.bias, copies),
-                       beta=np.tile(spec.beta, copies), rho=spec.rho, n_ref=spec.n_ref, reset=spec.reset)
+                       beta=np.tile(spec.beta, copies), rho=spec.rho, n_ref=spec.n_ref, reset=spec.reset,
+                       v_leak=spec.v_leak, v_reset=spec.v_reset)
 
 
 def _run_chunk(spec: NetworkSpec, x: np.ndarray, q: Loihi2Params | None, hardware: str,

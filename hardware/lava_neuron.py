@@ -1,7 +1,8 @@
 """``SpikedynLIF``: a Lava process for the neurons Lava's own ``LIF`` cannot express (float only).
 
-Lava 0.10's ``LIF`` resets v to zero and has a fixed threshold. spikedyn's ALIF (adaptive threshold
-``v_th + beta a``, ``a = rho a + z``), subtractive reset and refractory period run on Lava's CPU
+Lava 0.10's ``LIF`` leaks toward and resets v to zero and has a fixed threshold. spikedyn's ALIF (adaptive
+threshold ``v_th + beta a``, ``a = rho a + z``), subtractive reset, refractory period and NIR's
+``v_leak``/``v_reset`` run on Lava's CPU
 simulator through this process, whose float model performs exactly ``neuron.neuron_update``
 (the one map the torch model runs). It has no fixed-point model and no Loihi microcode: on the chip these
 neurons would need a custom neuron program, which Lava 0.10's public release cannot compile.
@@ -27,13 +28,14 @@ class SpikedynLIF(AbstractProcess):
     """LIF / ALIF neurons with spikedyn's update (see ``spikedyn.hardware.spec``), float precision.
 
     Args: shape; du, dv, v_th, rho scalars; bias, beta arrays of ``shape``; n_ref refractory steps;
-    reset "zero" | "subtract".
+    reset "zero" | "subtract"; v_leak, v_reset scalars (NIR's LIF: leak toward v_leak, reset to v_reset).
     """
 
     def __init__(self, *, shape: tuple[int, ...], du: float, dv: float, v_th: float, bias: np.ndarray,
-                 beta: np.ndarray, rho: float, n_ref: int, reset: str, name: str | None = None) -> None:
+                 beta: np.ndarray, rho: float, n_ref: int, reset: str, v_leak: float = 0.0, v_reset: float = 0.0,
+                 name: str | None = None) -> None:
         super().__init__(shape=shape, du=du, dv=dv, v_th=v_th, rho=rho, n_ref=n_ref, reset=reset,
-                         adaptive=bool(np.any(np.asarray(beta) != 0)), name=name)
+                         adaptive=bool(np.any(np.asarray(beta) != 0)), v_leak=v_leak, v_reset=v_reset, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         for var in ("u", "v", "z", "a", "ref"):
@@ -63,7 +65,8 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
         self.constants = NeuronConstants(
             du=float(proc_params["du"]), dv=float(proc_params["dv"]), v_th=float(proc_params["v_th"]),
             rho=float(proc_params["rho"]), n_ref=int(proc_params["n_ref"]), reset=str(proc_params["reset"]),
-            adaptive=bool(proc_params["adaptive"]),
+            adaptive=bool(proc_params["adaptive"]), v_leak=float(proc_params["v_leak"]),
+            v_reset=float(proc_params["v_reset"]),
         )  # fmt: skip
         self.ops = numpy_ops()
 

@@ -11,8 +11,10 @@ use: ``LIF`` with ``tau = dt/dv`` and ``r = 1/dv`` (so that ``r dt/tau = 1``: a 
 to v); ``CubaLIF`` (when ``du < 1``) with ``tau_syn = dt/du``, ``w_in = 1/du``; ``IF`` when
 ``dv = 0``; the readout filter ``LI`` with ``tau = dt/(1 - kappa)``, ``r = 1``. A cycle carries the
 previous step's spikes (as in snnTorch, norse and nirtorch), which is spikedyn's and Lava's recurrent
-step. The bias enters as the bias of the recurrent ``Affine`` (for ``LIF``, where the input current
-*is* the synaptic current) or as ``v_leak = bias/dv`` (``CubaLIF``).
+step. The bias enters as the bias of the input ``Affine`` (for ``LIF``, where the input current
+*is* the synaptic current) or as ``v_leak = bias/dv`` (``CubaLIF``). NIR's own LIF semantics are the
+map's: ``v_leak`` (leak toward it) and ``v_reset`` (reset to it) are written and read as such; a graph
+whose ``v_leak`` differs between neurons is read with the differences folded into the bias.
 
 What NIR cannot say, spikedyn puts in metadata (other tools ignore it and lose the feature):
 ``lif.metadata`` holds ``reset`` ("subtract": NIR only resets to ``v_reset``), ``beta`` and ``rho``
@@ -64,7 +66,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
         raise ValueError("a readout filter with kappa = 1 never integrates (tau_out = inf)")
     meta = {"reset": spec.reset, "beta": spec.beta.copy(), "rho": spec.rho, "n_ref": spec.n_ref,
             "bias": spec.bias.copy()}
-    v_th, v_reset = spec.v_th * ones, np.zeros(N)
+    v_th, v_reset, v_leak = spec.v_th * ones, spec.v_reset * ones, spec.v_leak * ones
     if spec.dv == 0:  # IF: v += r I
         lif = nir.IF(r=ones.copy(), v_threshold=v_th, v_reset=v_reset, metadata=meta)
         current_bias = bias
@@ -72,7 +74,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
         r = ones / spec.dv
         if fold_r:
             W_in, W_rec, bias, r = W_in / spec.dv, W_rec / spec.dv, bias / spec.dv, ones.copy()
-        lif = nir.LIF(tau=ones * (dt / spec.dv), r=r, v_leak=np.zeros(N), v_threshold=v_th, v_reset=v_reset,
+        lif = nir.LIF(tau=ones * (dt / spec.dv), r=r, v_leak=v_leak, v_threshold=v_th, v_reset=v_reset,
                       metadata=meta)
         current_bias = bias
     else:
@@ -81,7 +83,7 @@ def spec_to_nir(spec: NetworkSpec, dt: float, fold_r: bool = False, nested: bool
             W_in, W_rec = W_in / (spec.dv * spec.du), W_rec / (spec.dv * spec.du)
             r, w_in_scale = ones.copy(), ones.copy()
         lif = nir.CubaLIF(tau_syn=ones * (dt / spec.du), tau_mem=ones * (dt / spec.dv), r=r,
-                          v_leak=bias / spec.dv, v_threshold=v_th, v_reset=v_reset, w_in=w_in_scale,
+                          v_leak=bias / spec.dv + v_leak, v_threshold=v_th, v_reset=v_reset, w_in=w_in_scale,
                           metadata=meta)
         current_bias = np.zeros(N)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([I])})}
@@ -287,8 +289,7 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     kind = type(lif).__name__
     node_meta = getattr(lif, "metadata", None) or {}
     v_th = _uniform(lif.v_threshold, "threshold")
-    if not np.allclose(np.asarray(lif.v_reset, dtype=np.float64), 0.0):
-        raise ValueError("spikedyn (like Lava) resets to v = 0; this graph has v_reset != 0")
+    v_reset = _uniform(lif.v_reset, "reset value v_reset")
     if kind == "IF":
         du, dv = 1.0, 0.0
         gain = _uniform(lif.r, "resistance r")
@@ -312,7 +313,12 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     if du < 1 and np.any(current_bias != 0):
         raise ValueError("a bias on the synaptic current of a CubaLIF has no spikedyn form; use v_leak")
     W_in, W_rec = W_in * gain, W_rec * gain
-    bias = current_bias * gain + dv * v_leak
+    # v_leak: one shared value is the map's own leak target; per-neuron values fold into the bias (dv v_leak)
+    if exact is not None:
+        v_leak_map = float(exact.get("v_leak", 0.0))
+    else:
+        v_leak_map = float(v_leak[0]) if kind != "IF" and np.all(v_leak == v_leak[0]) else 0.0
+    bias = current_bias * gain + dv * (v_leak - v_leak_map)
     if exact is not None and not exact.get("fold_r") and "bias" in node_meta:
         bias = np.asarray(node_meta["bias"], dtype=np.float64)
 
@@ -347,11 +353,14 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     b_out = np.zeros(W_out.shape[0]) if b_out is None else b_out
 
     beta = np.asarray(node_meta.get("beta", np.zeros(N)), dtype=np.float64)
+    reset = reset or str(node_meta.get("reset", "zero"))
+    if reset == "subtract" and v_reset != 0:
+        raise ValueError(f"a subtractive reset has no v_reset; this graph resets to v_reset = {v_reset}")
     kwargs: dict[str, Any] = dict(
         W_in=W_in, W_rec=W_rec, bias=bias, W_out=W_out, b_out=b_out, du=du, dv=dv, v_th=v_th,
-        reset=reset or str(node_meta.get("reset", "zero")), beta=beta, rho=float(node_meta.get("rho", 0.0)),
+        reset=reset, beta=beta, rho=float(node_meta.get("rho", 0.0)),
         n_ref=int(node_meta.get("n_ref", 0)), kappa=kappa, delay_in=delay_in, delay_rec=delay_rec,
-        substeps=1, dt_ms=dt * 1000.0,
+        substeps=1, dt_ms=dt * 1000.0, v_leak=v_leak_map, v_reset=0.0 if reset == "subtract" else v_reset,
     )  # fmt: skip
     if exact is not None:
         kwargs.update(kappa=float(exact["kappa"]), substeps=int(exact["substeps"]),

@@ -24,7 +24,7 @@ def constants_of(spec: NetworkSpec) -> NeuronConstants:
     """The map's constants for ``spec`` (``neuron.NeuronConstants``)."""
     return NeuronConstants(du=spec.du, dv=spec.dv, v_th=spec.v_th, reset=spec.reset, rho=spec.rho,
                            n_ref=spec.n_ref, kappa=spec.kappa, delay_in=spec.delay_in, delay_rec=spec.delay_rec,
-                           adaptive=spec.adaptive)  # fmt: skip
+                           adaptive=spec.adaptive, v_leak=spec.v_leak, v_reset=spec.v_reset)  # fmt: skip
 
 
 def simulate_float(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:

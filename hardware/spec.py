@@ -1,17 +1,17 @@
 """``NetworkSpec``: a spiking RNN as plain numpy arrays, the one format the hardware layer compiles.
 
-The neuron map is spikedyn's (``spikedyn/models/spiking.py``), one update per *substep*:
+The neuron map is spikedyn's one map (``neuron.py``), one update per *substep*:
 
     I(s) = W_in x(s - delay_in) + W_rec z(s - 1 - delay_rec)
     u(s) = (1 - du) u(s-1) + I(s)
     a(s) = rho a(s-1) + z(s-1);       A(s) = v_th + beta a(s)          (ALIF; beta = 0: LIF)
-    v(s) = (1 - dv) v(s-1) (1 - z(s-1)) + u(s) + bias                  reset "zero"
-    v(s) = (1 - dv) v(s-1) + u(s) + bias - v_th z(s-1)                  reset "subtract"
+    v(s) = (1 - dv) (v' - v_leak) + v_leak + u(s) + bias    v' = v(s-1)(1 - z(s-1)) + v_reset z(s-1), reset "zero"
+    v(s) = (1 - dv) (v(s-1) - v_leak) + v_leak + u(s) + bias - v_th z(s-1)    reset "subtract"
     z(s) = v(s) > A(s), silenced for n_ref substeps after a spike
     rbar(s) = kappa rbar(s-1) + (1 - kappa) z(s);   y = W_out rbar + b_out  (end of each input step)
 
-With ``reset="zero"``, no adaptation and no refractory period this is exactly Lava's ``LIF`` process
-fed by ``Dense`` processes (see ``docs/hardware.md``). Nothing here imports torch.
+With ``reset="zero"``, ``v_leak = v_reset = 0``, no adaptation and no refractory period this is exactly
+Lava's ``LIF`` process fed by ``Dense`` processes (see ``docs/hardware.md``). Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class NetworkSpec:
     adaptation; all zero for LIF). Scalars are per-substep constants (not time constants):
     ``du``, ``dv`` decays in [0, 1], ``rho`` adaptation decay, ``kappa`` readout decay, ``n_ref``
     refractory substeps. ``dt_ms`` is the length of one *input* step in ms, ``substeps`` the
-    neuron updates per input step (input held).
+    neuron updates per input step (input held). ``v_leak`` is the membrane's resting value and
+    ``v_reset`` the value ``reset="zero"`` resets to (NIR's LIF; 0 and 0 are Lava's).
     """
 
     W_in: np.ndarray
@@ -54,6 +55,8 @@ class NetworkSpec:
     delay_rec: int = 0
     substeps: int = 1
     dt_ms: float = 1.0
+    v_leak: float = 0.0
+    v_reset: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _ARRAYS:
@@ -83,6 +86,9 @@ class NetworkSpec:
                 raise ValueError(f"{name} must be a non-negative integer (substeps >= 1), got {value}")
             setattr(self, name, value)
         self.dt_ms = float(self.dt_ms)
+        self.v_leak, self.v_reset = float(self.v_leak), float(self.v_reset)
+        if self.v_reset and self.reset != "zero":
+            raise ValueError(f"v_reset is the value reset='zero' resets to; reset={self.reset!r} subtracts v_th")
 
     # -- sizes and capabilities -------------------------------------------------------------
     @property
@@ -107,7 +113,7 @@ class NetworkSpec:
 
     def lava_lif_compatible(self) -> bool:
         """True when Lava's own ``LIF`` process expresses the neurons exactly (and Loihi runs them)."""
-        return self.reset == "zero" and not self.adaptive and self.n_ref == 0
+        return self.reset == "zero" and not self.adaptive and self.n_ref == 0 and not self.v_leak and not self.v_reset
 
     def lava_lif_reason(self) -> str:
         """Why Lava's ``LIF`` cannot run these neurons ('' when it can)."""
@@ -118,6 +124,8 @@ class NetworkSpec:
             why.append("adaptive thresholds (ALIF)")
         if self.n_ref:
             why.append(f"a refractory period of {self.n_ref} substeps")
+        if self.v_leak or self.v_reset:
+            why.append(f"v_leak={self.v_leak:g} / v_reset={self.v_reset:g} (Lava's LIF leaks toward 0 and resets to 0)")
         return ", ".join(why)
 
     # -- serialisation (npz / NIR metadata) ---------------------------------------------------

@@ -16,6 +16,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RateRNN": ("spikedyn.models", "RateRNN"),
     "GRURNN": ("spikedyn.models", "GRURNN"),
     "SpikingRNN": ("spikedyn.models", "SpikingRNN"),
+    "Loihi2RNN": ("spikedyn.models", "Loihi2RNN"),
+    "LSTMRNN": ("spikedyn.models", "LSTMRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
     "mirror": ("spikedyn.models", "mirror"),
     "train": ("spikedyn.learning", "train"),

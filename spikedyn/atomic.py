@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" beside their target
+# ours: 12 hex digits; older versions used tempfile.mkstemp's 8 characters [a-z0-9_]
+_TEMP_NAME = re.compile(r"\..+\.([0-9a-f]{12}|[a-z0-9_]{8})" + re.escape(TMP_SUFFIX))
 
 
 def _open_temp(directory: Path, name: str) -> tuple[int, Path]:
@@ -45,7 +48,8 @@ def remove_stale_temp_files(directory: Path) -> list[Path]:
     """Delete the temp files that killed ``atomic_write_bytes`` calls left in ``directory``; returns them.
     Only call this while no other process writes there (e.g. holding the run directory's lock)."""
     directory = Path(directory)
-    stale = sorted(directory.glob(f".*{TMP_SUFFIX}")) if directory.is_dir() else []
+    found = directory.glob(f".*{TMP_SUFFIX}") if directory.is_dir() else []
+    stale = sorted(p for p in found if _TEMP_NAME.fullmatch(p.name) and p.is_file())
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale

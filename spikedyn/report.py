@@ -182,25 +182,16 @@ def learning_curve_figure(history: list[dict[str, Any]], title: str = "") -> Any
 
 
 def load_trained(run_dir: Path) -> tuple[Any, Any] | None:
-    """(model, task) of a finished run, or None when the run has no ``model.pt`` or cannot be rebuilt.
-    The weights are read with ``torch.load(weights_only=True)`` (no code runs from the file)."""
-    import torch
+    """(model, task) of a finished run (``spikedyn.load_run``: weights read with ``weights_only=True``, no
+    code runs from the files), or None when the run has no ``model.pt``."""
+    from .runs import load_run
 
-    import spikedyn.tasks as tasks
-
-    from .models import from_config
-
-    path = Path(run_dir) / "model.pt"
-    if not path.is_file():
+    if not (Path(run_dir) / "model.pt").is_file():
         return None
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = blob.get("config", {})
-    if not isinstance(cfg.get("model"), dict) or not isinstance(cfg.get("task"), dict):
+    run = load_run(run_dir)
+    if not isinstance(run.config.get("task"), dict):
         return None
-    model = from_config(cfg["model"])
-    model.load_state_dict(blob["model"])
-    task_cfg = dict(cfg["task"])
-    return model.eval(), tasks.make(task_cfg.pop("name"), **task_cfg)
+    return run.model, run.task
 
 
 def model_figures(model: Any, task: Any, seed: int = 0) -> list[str]:

@@ -19,10 +19,10 @@ def test_flossing_moves_top_k_exponents_of_gain_02_rnn_to_zero():
     gen = torch.Generator().manual_seed(0)
     u_train = 0.5 * torch.randn(40, 4, 2, generator=gen)
     u_test = 0.5 * torch.randn(200, 4, 2, generator=gen)
-    before = lyapunov_spectrum(m, u_test, k=3, x0_std=0.0)
+    before = lyapunov_spectrum(m, u_test, k=3, x0_std=0.0, unit="per_step")
     assert np.all(before < -1.0)
     res = flossing(m, u_train, steps=100, k=3, lr=0.01, progress=False)
-    after = lyapunov_spectrum(m, u_test, k=3, x0_std=0.0)
+    after = lyapunov_spectrum(m, u_test, k=3, x0_std=0.0, unit="per_step")
     assert np.all(np.abs(after) < 0.05), after
     assert res.lambdas.shape == (100, 3) and res.history[-1]["loss"] < 0.01
 

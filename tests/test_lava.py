@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from spikedyn.hardware.runtime import LavaNotFound
 import spikedyn
 from spikedyn.export.deploy import spike_agreement, torch_reference
 from spikedyn.export.nir import spec_from_model
-from spikedyn.models import SpikingRNN
+from spikedyn.models import Loihi2RNN, SpikingRNN, from_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,8 @@ def test_torch_float_equals_numpy_reference_for_every_neuron_type():
     torch.set_default_dtype(torch.float64)
     try:
         for kw in (dict(), dict(delay_in=0, delay_rec=2, substeps=2),
-                   dict(neuron="alif", reset="subtract", refractory=2.0, tau_adapt=200.0, beta_adapt=0.3)):
+                   dict(neuron="alif", reset="subtract", refractory=2.0, tau_adapt=200.0, beta_adapt=0.3),
+                   dict(v_leak=0.2, v_reset=-0.3, refractory=1.0), dict(reset="subtract", v_leak=-0.1)):
             m, x = _net(n_hidden=24, **kw), _x(T=80)
             spec = spec_from_model(m)
             z = simulate_float(spec, x.numpy())
@@ -88,27 +90,49 @@ def test_torch_quantized_equals_numpy_fixed_point_reference(kw):
     spec = spec_from_model(m)
     q = quantize_loihi2(spec.W_in, spec.W_rec, spec.bias, spec.v_th, spec.du, spec.dv)
     ref = simulate_fixed(spec, q, x.numpy())
-    m.quantize = "loihi2"
-    z = m.spike_trains(x).numpy()
+    mq = m.quantized("loihi2")
+    z = mq.spike_trains(x).numpy()
     assert ref.sum() > 100
     np.testing.assert_array_equal(z, ref)
-    out, loop = m(x), m.loop(x)
+    out, loop = mq(x), mq.loop(x)
     torch.testing.assert_close(out.r, loop.r)
     np.testing.assert_array_equal(out.r.numpy(), readout(spec, ref)[0])
     # fixed point is a close, not identical, copy of the float network
-    m.quantize = None
     assert 0.5 < spike_agreement(m.spike_trains(x).numpy().astype(np.uint8), z)["spike_agreement"] < 1.0
+    np.testing.assert_array_equal(mq.as_float().spike_trains(x).numpy(), m.spike_trains(x).numpy())
 
 
-def test_quantize_rejects_what_loihi_lif_cannot_do():
+def test_loihi2_body_rejects_what_loihi_lif_cannot_do():
     with pytest.raises(ValueError, match="reset='zero'"):
-        SpikingRNN(2, 8, 1, reset="subtract", quantize="loihi2")
+        SpikingRNN(2, 8, 1, reset="subtract").quantized("loihi2")
     with pytest.raises(ValueError, match="neuron='lif'"):
-        SpikingRNN(2, 8, 1, neuron="alif", reset="zero", quantize="loihi2")
+        Loihi2RNN(2, 8, 1, neuron="alif", reset="zero")
+    with pytest.raises(ValueError, match="v_leak"):
+        Loihi2RNN(2, 8, 1, reset="zero", v_reset=0.5)
+    m = Loihi2RNN(2, 8, 1, reset="zero")
+    assert m.config()["kind"] == "loihi2" and type(from_config(m.config())) is Loihi2RNN
+    assert m.quantize == "loihi2" and SpikingRNN(2, 8, 1).quantize is None
+
+
+def test_quantize_keyword_still_works_with_one_deprecation_warning(monkeypatch):
+    import spikedyn.models.spiking as sp
+
+    monkeypatch.setattr(sp, "_QUANTIZE_WARNED", False)
+    with pytest.warns(DeprecationWarning, match="quantized"):
+        m = SpikingRNN(2, 8, 1, reset="zero", quantize="loihi2")
+    assert isinstance(m, Loihi2RNN) and isinstance(m, SpikingRNN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the second use does not warn again
+        SpikingRNN(2, 8, 1, reset="zero", quantize="loihi2")
+        f = SpikingRNN(2, 8, 1, reset="zero")
+        f.quantize = "loihi2"  # the old attribute switch, too
+    assert type(f) is Loihi2RNN
+    f.quantize = None
+    assert type(f) is SpikingRNN
     with pytest.raises(ValueError, match="quantize"):
         SpikingRNN(2, 8, 1, quantize="int8")
-    m = SpikingRNN(2, 8, 1, reset="zero", quantize="loihi2")
-    assert m.config()["quantize"] == "loihi2"
+    with pytest.raises(ValueError, match="reset='zero'"):
+        SpikingRNN(2, 8, 1, reset="subtract", quantize="loihi2")
 
 
 def test_hardware_package_never_imports_torch():
@@ -153,6 +177,8 @@ def test_deploy_rejects_bad_requests_before_running():
         spikedyn.deploy(_net(n_hidden=8), precision="int4")
     with pytest.raises(ValueError, match="precision='float'"):
         spikedyn.deploy(_net(n_hidden=8, neuron="alif"), precision="fixed")
+    with pytest.raises(ValueError, match="v_reset"):
+        spikedyn.deploy(_net(n_hidden=8, v_reset=0.5), precision="fixed")
     with pytest.raises(ValueError, match="mirror"):
         spikedyn.deploy(spikedyn.RateRNN(2, 8, 1))
 
@@ -191,6 +217,22 @@ def test_lava_runs_alif_subtract_refractory_in_float(lava_python):
     x = _x(T=80, B=2)
     out = spikedyn.deploy(m, precision="float", lava_python=lava_python).run(x, progress=False)
     spikes = torch_reference(m, x, "float")[0]
+    assert spikes.sum() > 100
+    np.testing.assert_array_equal(out.spikes, spikes)
+
+
+@pytest.mark.lava
+def test_lava_float_runs_nir_v_leak_and_v_reset(lava_python):
+    """NIR's LIF option of the one map (leak toward v_leak, reset to v_reset): torch, the numpy reference
+    and Lava's float simulator (SpikedynLIF runs the same map) agree spike for spike."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        m, x = _net(n_hidden=24, v_leak=0.15, v_reset=-0.4), _x(T=80, B=2)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    spikes = torch_reference(m, x, "float")[0]
+    np.testing.assert_array_equal(simulate_float(spec_from_model(m), x.double().numpy()), spikes)
+    out = spikedyn.deploy(m, precision="float", lava_python=lava_python).run(x, progress=False)
     assert spikes.sum() > 100
     np.testing.assert_array_equal(out.spikes, spikes)
 

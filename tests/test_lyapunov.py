@@ -72,8 +72,8 @@ def test_two_trajectory_estimate_matches_qr_on_chaotic_rate_net():
     torch.manual_seed(1)
     m = RateRNN(1, 60, 1, alpha=1.0, gain=2.0)
     u = torch.zeros(1500, 2, 1)
-    qr = lyapunov_spectrum(m, u, k=1, warmup=500)[0]
-    two = max_lyapunov_perturbation(m, u, warmup=500, eps=1e-8, renorm_every=5)
+    qr = lyapunov_spectrum(m, u, k=1, warmup=500, unit="per_step")[0]
+    two = max_lyapunov_perturbation(m, u, warmup=500, eps=1e-8, renorm_every=5, unit="per_step")
     assert qr > 0.05
     assert abs(two - qr) < 0.02 * qr
 
@@ -149,12 +149,12 @@ def test_pta_tanh_rnn_has_zero_leading_exponent_default_does_not():
 
     u = torch.zeros(1500, 2, 1)
     m = pta(RateRNN(1, 64, 1, alpha=1.0), seed=0)
-    spec = lyapunov_spectrum(m, u, k=8, warmup=500)
+    spec = lyapunov_spectrum(m, u, k=8, warmup=500, unit="per_step")
     assert abs(spec[0]) < 0.02 and np.all(spec < 0.02)
     # seed 003's "default" is PyTorch's U(-1/sqrt(N), 1/sqrt(N)) (gain ~0.58): a global stable fixed point.
     # (RateRNN's own N(0, 1/N) init sits at the edge of chaos, where lambda_1 -> 0 from below.)
     default = torch_default(RateRNN(1, 64, 1), seed=0)
-    spec = lyapunov_spectrum(default, u, k=8, warmup=500)
+    spec = lyapunov_spectrum(default, u, k=8, warmup=500, unit="per_step")
     assert spec[0] < -0.3
 
 
@@ -170,12 +170,36 @@ def test_many_networks_in_one_batch_equal_one_by_one():
 
 
 def test_units_per_time():
-    """A leaky net's exponents per tau are its per-step exponents divided by alpha (dt = alpha)."""
-    m = RateRNN(1, 20, 1, alpha=0.1, gain=0.5)
+    """Exponents are per second by default (dt in ms), per step or per ms on request; an explicit dt
+    (here alpha: per tau) overrides the unit."""
+    m = RateRNN(1, 20, 1, alpha=0.1, gain=0.5, dt=10.0)
     u = torch.zeros(400, 1, 1)
-    per_step = lyapunov_spectrum(m, u, k=2)
-    per_tau = lyapunov_spectrum(m, u, k=2, dt=m.alpha)
-    np.testing.assert_allclose(per_tau, per_step / 0.1)
+    per_step = lyapunov_spectrum(m, u, k=2, unit="per_step")
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2), per_step / 0.010)  # 10 ms = 0.01 s per step
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2, unit="per_ms"), per_step / 10.0)
+    np.testing.assert_allclose(lyapunov_spectrum(m, u, k=2, dt=m.alpha), per_step / 0.1)
+    two = max_lyapunov_perturbation(m, u)
+    np.testing.assert_allclose(max_lyapunov_perturbation(m, u, unit="per_step") / 0.010, two)
+    assert per_step[0] < 0
+    with pytest.raises(ValueError, match="unit"):
+        lyapunov_spectrum(m, u, k=2, unit="per_hour")
+
+
+def test_rate_net_and_its_mirror_report_the_same_unit_by_default():
+    """The core workflow: a rate net and its spiking twin, analysed with defaults, both come out per
+    second (the twin keeps the rate net's dt); per-step values differ from them by the same 1000 / dt."""
+    from spikedyn import mirror
+
+    torch.manual_seed(6)
+    rate = RateRNN(1, 16, 1, alpha=0.2, activation="relu", gain=0.5, dt=5.0)
+    twin = mirror(rate, inputs=torch.rand(50, 4, 1), substeps=2)
+    assert twin.dt == rate.dt == 5.0
+    u = torch.rand(300, 1, 1)
+    for model in (rate, twin):
+        per_s, per_step = lyapunov_spectrum(model, u, k=2), lyapunov_spectrum(model, u, k=2, unit="per_step")
+        np.testing.assert_allclose(per_s, per_step * 1000.0 / 5.0)
+    # a contracting leaky net (gain 0.5): lambda_1 < 0, and no faster than its leak, log(1 - alpha) per step
+    assert np.log(1 - 0.2) * 1000.0 / 5.0 < lyapunov_spectrum(rate, u, k=1)[0] < 0
 
 
 def test_spiking_and_lstm_spectra_run_and_are_sorted():

@@ -40,8 +40,10 @@ def _x() -> torch.Tensor:
         dict(tau_syn=5.0, tau_mem=20.0, reset="zero", delay_in=1, substeps=3),  # CubaLIF, Lava-style
         dict(tau_mem=float("inf"), reset="subtract"),  # IF
         dict(neuron="alif", reset="subtract", refractory=2.0, tau_syn=4.0, delay_in=2, delay_rec=1),
+        dict(du=1.0, dv=0.1, reset="zero", v_leak=0.3, v_reset=-0.2),  # NIR's LIF: leak to v_leak, reset to v_reset
+        dict(tau_syn=5.0, tau_mem=20.0, reset="zero", v_leak=-0.1, v_reset=0.4),
     ],
-    ids=["lif", "cubalif-lava", "if-subtract", "alif-refractory-delays"],
+    ids=["lif", "cubalif-lava", "if-subtract", "alif-refractory-delays", "lif-vleak-vreset", "cubalif-vleak-vreset"],
 )
 def test_spikedyn_round_trip_is_exact(kw, tmp_path):
     m = _lif(**kw)
@@ -203,6 +205,41 @@ def test_norse_to_spikedyn_same_spikes():
     m = from_nir(graph, dt=1e-3, tau_scale=1e3)
     np.testing.assert_allclose(m.params.dv, 0.1, rtol=1e-6)
     torch.testing.assert_close(m.spike_trains(x), z, rtol=0, atol=0)
+
+
+def test_foreign_nir_lif_with_v_leak_and_v_reset_runs_nir_semantics():
+    """A NIR LIF written by hand (no spikedyn metadata) that leaks toward v_leak != 0 and resets to
+    v_reset != 0 -- refused before -- imports as the map's v_leak / v_reset option and fires exactly as an
+    independent forward-Euler simulation of NIR's LIF equations, tau dv/dt = (v_leak - v) + r I."""
+    rng = np.random.default_rng(3)
+    dt, tau, r, v_leak, v_reset, v_th = 1e-3, 1e-2, 2.0, 0.4, -0.3, 1.0
+    W_in, W_rec, W_out = rng.normal(size=(N, I)) * 2.0, rng.normal(size=(N, N)) / np.sqrt(N), rng.normal(size=(O, N))
+    full = lambda v: np.full(N, v)  # noqa: E731
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([I])}), "w_in": nir.Linear(weight=W_in),
+               "lif": nir.LIF(tau=full(tau), r=full(r), v_leak=full(v_leak), v_threshold=full(v_th),
+                              v_reset=full(v_reset)),
+               "w_rec": nir.Linear(weight=W_rec), "w_out": nir.Linear(weight=W_out),
+               "output": nir.Output(output_type={"output": np.array([O])})},
+        edges=[("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "w_out"),
+               ("w_out", "output")],
+    )  # fmt: skip
+    m = from_nir(g, dt=dt)
+    assert (m.v_leak, m.v_reset, m.reset) == (pytest.approx(v_leak), pytest.approx(v_reset), "zero")
+    x = _x().double()
+    z_ref, v, z = [], np.zeros((B, N)), np.zeros((B, N))
+    for t in range(T):  # NIR's LIF, forward Euler; v is reset to v_reset in the step it spikes
+        current = x[t].numpy() @ W_in.T + z @ W_rec.T
+        v = v + dt / tau * (v_leak - v + r * current)
+        z = (v > v_th).astype(float)
+        v = np.where(z > 0, v_reset, v)
+        z_ref.append(z)
+    z_ref = np.stack(z_ref)
+    assert 200 < z_ref.sum() < 0.8 * z_ref.size
+    np.testing.assert_array_equal(m.double().spike_trains(x).numpy(), z_ref)
+    g2 = to_nir(m)
+    np.testing.assert_allclose(g2.nodes["lif"].v_reset, v_reset)
+    np.testing.assert_allclose(g2.nodes["lif"].v_leak, v_leak)
 
 
 # -- what is not supported says so ----------------------------------------------------------------------

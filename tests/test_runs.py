@@ -136,12 +136,13 @@ def test_a_payload_model_pt_does_not_run_in_load_run_eval_deploy_analyze(tmp_pat
     _train(run_dir, steps=5, eval_every=5)
     cfg = json.loads((run_dir / "config.json").read_text())
     _plant(run_dir / "model.pt", marker, config=cfg)
+    for argv in (["deploy", "--run-dir", str(run_dir)], ["analyze", "spectrum", "--run-dir", str(run_dir)],
+                 ["eval", "--run-dir", str(run_dir)]):
+        assert main(argv) == 2, argv
+        assert not marker.exists(), argv
+        assert "model.pt" in _one_line(capsys)
     with pytest.raises(UnreadableFile, match="model.pt.*Python objects"):
         spikedyn.load_run(run_dir)
-    for argv in (["eval", "--run-dir", str(run_dir)], ["deploy", "--run-dir", str(run_dir)],
-                 ["analyze", "spectrum", "--run-dir", str(run_dir)]):
-        assert main(argv) == 2, argv
-        assert "model.pt" in _one_line(capsys)
     assert not marker.exists()
 
 
@@ -253,11 +254,19 @@ def test_a_new_lr_on_resume_resets_adams_lr_and_is_recorded(tmp_path, reference)
     assert updates[1e-2].abs().max() > 0
 
 
-def test_a_finished_run_is_never_rewritten(tmp_path):
-    _train(tmp_path)
+def test_a_finished_run_is_returned_as_it_is_and_never_rewritten(tmp_path, caplog):
+    first = _train(tmp_path)
     before = _snapshot(tmp_path)
-    for change in ({}, dict(seed=4), dict(lr=5e-3), dict(steps=20)):
-        with pytest.raises(RunError, match="finished run; it is not rewritten.*--restart"):
+    steps_run = []
+    with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
+        again = _train(tmp_path, callback=lambda s, r: steps_run.append(s))  # the same call again
+    assert steps_run == [] and "is a finished run" in caplog.text
+    _assert_same(_params(again.model), _params(first.model))
+    assert again.history == first.history and again.final == first.final
+    for change, match in ((dict(seed=4), r"finished run was trained with other settings \(train.seed: 3 -> 4\)"),
+                          (dict(steps=20), "train.steps: 12 -> 20"),
+                          (dict(lr=5e-3), "finished run .*a new lr cannot change it")):
+        with pytest.raises(RunError, match=match):
             _train(tmp_path, **change)
     assert _snapshot(tmp_path) == before
 
@@ -271,12 +280,12 @@ def test_a_run_without_checkpoints_is_not_trained_over(tmp_path, also_summary):
     if also_summary:
         (tmp_path / "summary.json").unlink()
     model_pt = (tmp_path / "model.pt").read_bytes()
-    with pytest.raises(RunError, match="finished run" if not also_summary else "model.pt but no checkpoints"):
+    with pytest.raises(RunError, match="holds a model.pt but .*not trained over"):
         _train(tmp_path)
     assert (tmp_path / "model.pt").read_bytes() == model_pt
 
 
-def test_restart_starts_a_finished_run_over(tmp_path, capsys):
+def test_restart_starts_a_finished_run_over(tmp_path, capsys, caplog):
     _train(tmp_path)
     (tmp_path / "notes.txt").write_text("mine")
     restarted = _train(tmp_path, seed=4, restart=True)
@@ -287,7 +296,8 @@ def test_restart_starts_a_finished_run_over(tmp_path, capsys):
     argv = ["train", "--task", "rdm", "--task-param", "dt=10", "--hidden", "8", "--steps", "3", "--batch-size",
             "4", "--eval-every", "3", "--eval-trials", "10", "--no-progress", "--run-dir", str(tmp_path / "cli")]
     assert main(argv) == 0
-    assert main(argv) == 2 and "finished" in _one_line(capsys)
+    with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
+        assert main(argv) == 0 and "is a finished run" in caplog.text  # reported, nothing trained
     assert main([*argv, "--restart"]) == 0
 
 
@@ -324,12 +334,14 @@ def test_no_intact_checkpoint_is_one_line(tmp_path):
 
 def test_temp_files_of_killed_writes_are_removed(tmp_path):
     _train(tmp_path, stop_at=7)
-    stale = [tmp_path / ".model.pt.0a1b2c3d4e5f.tmp", tmp_path / "checkpoints" / ".step_0000010.pt.ffff.tmp"]
+    stale = [tmp_path / ".model.pt.0a1b2c3d4e5f.tmp",  # the names atomic_write_bytes uses
+             tmp_path / "checkpoints" / ".step_0000010.pt.k2_9xq0z.tmp"]  # and older versions (mkstemp)
     for p in stale:
         p.write_bytes(b"half a file")
+    (tmp_path / ".notes.tmp").write_text("the user's")
     _train(tmp_path)
     assert not any(p.exists() for p in stale)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert (tmp_path / ".notes.tmp").read_text() == "the user's", "only temp files of spikedyn's writes go"
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])

@@ -172,3 +172,15 @@ def test_sweep_command_line(tmp_path, capsys):
     assert main(["sweep", str(bad)]) == 2 and "steps" in capsys.readouterr().err
     bad.write_text('[grid]\n"model_params.gain" = []\n')
     assert main(["sweep", str(bad)]) == 2 and "no values" in capsys.readouterr().err
+
+
+def test_a_trial_trained_but_not_recorded_is_recorded_without_retraining(tmp_path):
+    spec = {"name": "one", "base": {**TINY, "lyapunov": 2}, "grid": {"seed": [0]}}
+    first = spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    run = tmp_path / first.table["run_dir"][0]
+    (run / "result.json").unlink()  # as if the sweep was killed between training and recording
+    weights = (run / "model.pt").stat().st_mtime_ns
+    again = spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    assert again.ran == first.ran and (run / "model.pt").stat().st_mtime_ns == weights
+    pd.testing.assert_frame_equal(again.table.drop(columns=WALL_CLOCK), first.table.drop(columns=WALL_CLOCK))
+    assert first.table["lyapunov_max"][0] < 0.5  # a small, trained contracting net (per step)

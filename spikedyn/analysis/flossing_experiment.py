@@ -82,8 +82,8 @@ def run_flossing_romo(cfg: FlossingRomoConfig, out_dir: Path, log: Callable[[str
         t0 = time.perf_counter()
         fl = flossing(flossed, task, steps=cfg.floss_steps, k=cfg.floss_k, local=True, lr=cfg.floss_lr,
                       batch_size=cfg.floss_batch, seed=seed, progress=False)  # fmt: skip
-        lam_before = lyapunov_spectrum(base, probe, k=cfg.floss_k, x0_std=0.0)
-        lam_after = lyapunov_spectrum(flossed, probe, k=cfg.floss_k, x0_std=0.0)
+        lam_before = lyapunov_spectrum(base, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
+        lam_after = lyapunov_spectrum(flossed, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
         log(f"seed {seed}: local flossing {time.perf_counter() - t0:.0f} s, lambda_1 per step "
             f"{lam_before[0]:.3f} -> {lam_after[0]:.3f}")
         curves = {}

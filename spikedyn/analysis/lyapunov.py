@@ -3,21 +3,24 @@
 Along a trajectory ``s_{t+1} = F(s_t, u_t)`` with Jacobians ``J_t``, propagate ``k`` orthonormal tangent
 vectors ``Q`` as ``Q <- J_t Q`` and re-orthonormalise ``Q R = Q`` every ``reortho_every`` steps; then
 
-    lambda_i = sum_{blocks after warm-up} log |R_ii| / (steps counted * dt)
+    lambda_i = sum_{blocks after warm-up} log |R_ii| / (steps counted * time per step)
 
 (natural log; the warm-up steps, in which the state settles on its attractor and Q aligns with the
 Oseledets directions, are propagated but excluded from both the sum and the count).
 
-Units: exponents are per unit of time, ``1 / (steps * dt)`` with ``dt`` the duration of one model step:
+Units: one for every body. Each body has ``dt``, the length of one input step in ms (``RateRNN``,
+``GRURNN``, ``LSTMRNN``, ``SpikingRNN``, ``Loihi2RNN``; default 1 ms), and ``lyapunov_spectrum`` /
+``max_lyapunov_perturbation`` report exponents **per second** by default (``unit="per_s"``:
+``sum log|R_ii| / (steps * dt / 1000)``), so a rate net and its spiking twin (``mirror`` keeps the rate
+net's ``dt``) give numbers in the same unit. ``unit="per_step"`` gives them per input step,
+``unit="per_ms"`` per ms; an explicit ``dt=`` (any unit of time per step, e.g. ``dt=model.alpha`` for
+exponents per tau of a leaky RateRNN) overrides ``unit``. Spiking exponents are those of the surrogate
+Jacobian (see ``spikedyn/models/tangent.py``).
 
-- ``RateRNN``: ``dt = 1`` -- exponents **per step**. A leaky RateRNN with ``alpha = dt/tau`` gives
-  exponents per tau if you pass ``dt=model.alpha``.
-- ``GRURNN``, ``LSTMRNN``: per step.
-- ``SpikingRNN``: per ms (``model.dt`` is the input step in ms); exponents of the surrogate Jacobian
-  (see ``jacobian.py``).
-- ``ODESystem`` (reference systems): per unit of the ODE's time (``model.dt`` is the RK4 step).
+The reference ``ODESystem``s (seed 003's systems) have a dimensionless time (``model.dt`` is the RK4 step
+in units of their time constant): for them "per_s" and "per_ms" both mean per unit of that time.
 
-The state is the model's own (pre-activation ``x`` for RateRNN, ``h`` for GRU, ...), see ``jacobian.py``.
+The state is the model's own (pre-activation ``x`` for RateRNN, ``h`` for GRU, ...), see ``spikedyn/models/tangent.py``.
 """
 from __future__ import annotations
 
@@ -32,6 +35,20 @@ from torch import Tensor
 from .jacobian import Dynamics, StackedRateDynamics, dynamics_for
 
 REDUCE = ("mean", "none")
+UNITS = ("per_s", "per_ms", "per_step")
+
+
+def time_per_step(dyn: Dynamics, unit: str = "per_s", dt: float | None = None) -> float:
+    """The duration of one step in the unit the exponents are reported per (see the module doc)."""
+    if dt is not None:
+        return float(dt)
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {list(UNITS)}, got {unit!r}")
+    if unit == "per_step":
+        return 1.0
+    if getattr(dyn, "time_unit", "ms") != "ms":  # a reference ODE system: its own time unit
+        return float(dyn.dt)
+    return float(dyn.dt) / 1000.0 if unit == "per_s" else float(dyn.dt)
 
 
 def as_input(model: Any, u: Any, dtype: torch.dtype | None) -> tuple[Tensor, bool]:
@@ -97,8 +114,9 @@ def qr_exponents(
     generator: torch.Generator | None = None,
     dt: float | None = None,
 ) -> tuple[Tensor, Any]:
-    """The QR-method core: exponents ``[..., k]`` (per time unit, in QR order, not sorted) and the final
-    analysis state. Differentiable when called with grad enabled (used by gradient flossing)."""
+    """The QR-method core: exponents ``[..., k]`` (per ``dt``, default ``dyn.dt``: per ms for the bodies; in
+    QR order, not sorted) and the final analysis state. Differentiable when called with grad enabled (used
+    by gradient flossing)."""
     T = u.shape[0]
     if not 0 <= warmup < T:
         raise ValueError(f"warmup must be in [0, T) = [0, {T}) steps, got {warmup}")
@@ -132,6 +150,7 @@ def _stackable(models: Sequence[Any]) -> bool:
     first = models[0]
     return all(
         type(m) is RateRNN and m.n_hidden == first.n_hidden and m.n_in == first.n_in and m.alpha == first.alpha
+        and m.dt == first.dt
         and m.activation == first.activation and m.noise_std == 0
         for m in models
     )  # fmt: skip
@@ -149,6 +168,7 @@ def lyapunov_spectrum(
     seed: int = 0,
     dtype: torch.dtype | None = torch.float64,
     reduce: str = "mean",
+    unit: str = "per_s",
 ) -> np.ndarray:
     """The ``k`` largest Lyapunov exponents of ``model`` driven by ``u``, in descending order.
 
@@ -159,7 +179,7 @@ def lyapunov_spectrum(
         k: number of exponents (default: all, the state dimension).
         warmup: leading steps excluded from the average (default ``T // 4``).
         reortho_every: steps between QR re-orthonormalisations (1 is safest; larger is faster).
-        dt: duration of one model step (default: ``model.dt`` where it exists, else 1 -> per step).
+        dt: duration of one model step in the unit wanted (overrides ``unit``).
         state: start state (default ``model.init_state(B)``).
         x0_std: std of a Gaussian perturbation added to the start state, so that trajectories do not sit
             on an unstable fixed point such as the origin of an input-free tanh network (0 = none).
@@ -167,9 +187,10 @@ def lyapunov_spectrum(
         dtype: analysis precision (default float64; the model is copied, never modified). None = as is.
         reduce: "mean" averages the per-trial spectra (shape ``[k]``; ``[M, k]`` for M models),
             "none" keeps them (``[B, k]``; ``[M, B, k]``).
+        unit: "per_s" (default), "per_ms" or "per_step" (module doc).
 
     Returns:
-        numpy float64 array of exponents per time unit (see the module docstring), sorted descending.
+        numpy float64 array of exponents in ``unit`` (see the module docstring), sorted descending.
     """
     if reduce not in REDUCE:
         raise ValueError(f"reduce must be one of {list(REDUCE)}, got {reduce!r}")
@@ -177,9 +198,10 @@ def lyapunov_spectrum(
         if not model:
             raise ValueError("empty list of models")
         if _stackable(model):
-            return _stacked_spectrum(list(model), u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce)
-        return np.stack([lyapunov_spectrum(m, u, k, warmup, reortho_every, dt, state, x0_std, seed, dtype, reduce)
-                         for m in model])  # fmt: skip
+            return _stacked_spectrum(list(model), u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce,
+                                     unit)  # fmt: skip
+        return np.stack([lyapunov_spectrum(m, u, k, warmup, reortho_every, dt, state, x0_std, seed, dtype, reduce,
+                                           unit) for m in model])  # fmt: skip
     model = in_dtype(model, dtype)
     u, _ = as_input(model, u, dtype)
     T, B = u.shape[:2]
@@ -190,7 +212,8 @@ def lyapunov_spectrum(
     with torch.no_grad(), seeded_rng(seed):
         start = model.init_state(B, generator=gen) if state is None else state
         astate = initial_astate(dyn, start, x0_std, gen)
-        exps, _ = qr_exponents(dyn, astate, u, k, warmup, reortho_every, generator=gen, dt=dt)
+        exps, _ = qr_exponents(dyn, astate, u, k, warmup, reortho_every, generator=gen,
+                               dt=time_per_step(dyn, unit, dt))  # fmt: skip
     return _finish(exps, reduce)
 
 
@@ -200,7 +223,7 @@ def _finish(exps: Tensor, reduce: str) -> np.ndarray:
     return out.mean(axis=-2) if reduce == "mean" else out
 
 
-def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce) -> np.ndarray:
+def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce, unit) -> np.ndarray:
     models = [in_dtype(m, dtype) for m in models]
     u, _ = as_input(models[0], u, dtype)
     T, B = u.shape[:2]
@@ -215,7 +238,8 @@ def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dty
             astate = initial_astate(one, m.init_state(B, generator=gen), x0_std, gen)
             starts.append(one.vector(astate))
             Qs.append(random_orthonormal((B,), one.dim, k, gen, u.dtype, u.device))
-        exps, _ = qr_exponents(dyn, torch.stack(starts), u, k, warmup, reortho_every, Q=torch.stack(Qs), dt=dt)
+        exps, _ = qr_exponents(dyn, torch.stack(starts), u, k, warmup, reortho_every, Q=torch.stack(Qs),
+                               dt=time_per_step(dyn, unit, dt))  # fmt: skip
     return _finish(exps, reduce)
 
 
@@ -231,6 +255,7 @@ def max_lyapunov_perturbation(
     seed: int = 0,
     dtype: torch.dtype | None = torch.float64,
     reduce: str = "mean",
+    unit: str = "per_s",
 ) -> np.ndarray | float:
     """Largest Lyapunov exponent from two nearby trajectories (finite-perturbation estimate).
 
@@ -279,5 +304,5 @@ def max_lyapunov_perturbation(
                 block_start = t + 1
     if counted == 0:
         raise ValueError(f"no steps left after the warm-up ({warmup} of {T})")
-    lam = (log_sum / (counted * (dyn.dt if dt is None else dt))).cpu().numpy()
+    lam = (log_sum / (counted * time_per_step(dyn, unit, dt))).cpu().numpy()
     return float(lam.mean()) if reduce == "mean" else lam

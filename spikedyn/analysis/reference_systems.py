@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.base import RecurrentModel, Rollout
+from ..models.tangent import Dynamics
 
 # seed 003 Supp. S1, Eq. S1 connectivity
 TWO_FIXED_POINTS_W = (
@@ -117,6 +118,51 @@ class ODESystem(RecurrentModel):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "dt": self.dt, "x0_std": self.x0_std}
+
+    def tangent_dynamics(self, detach_recurrent: bool = False) -> Dynamics:
+        """The RK4 step with its exact tangent (``ODEDynamics``)."""
+        if detach_recurrent:
+            raise ValueError("detach_recurrent (local flossing) is implemented for RateRNN only")
+        return ODEDynamics(self)
+
+
+# -- tangent dynamics (exact RK4 tangent) ----------------------------------------------------------------------
+class ODEDynamics(Dynamics):
+    """RK4 step of an ``ODESystem`` with its exact tangent (the RK4 scheme applied to the variational
+    equation ``dQ/dt = Df(x) Q`` along the same stages)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.dim, self.dt = model, model.n_hidden, model.dt
+        self.time_unit = "model"  # the ODE's own (dimensionless) time, not ms
+
+    def step(self, astate, u_t):
+        m, h = self.model, self.model.dt
+        x = astate.x
+        drive = m.input_drive(u_t)
+        k1 = m.field(x, drive)
+        x2 = x + 0.5 * h * k1
+        k2 = m.field(x2, drive)
+        x3 = x + 0.5 * h * k2
+        k3 = m.field(x3, drive)
+        x4 = x + h * k3
+        k4 = m.field(x4, drive)
+        x_next = x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+        def tangent(Q: Tensor) -> Tensor:
+            d1 = m.field_jvp(x, drive, Q)
+            d2 = m.field_jvp(x2, drive, Q + 0.5 * h * d1)
+            d3 = m.field_jvp(x3, drive, Q + 0.5 * h * d2)
+            d4 = m.field_jvp(x4, drive, Q + h * d3)
+            return Q + h / 6.0 * (d1 + 2 * d2 + 2 * d3 + d4)
+
+        return type(astate)(x_next), tangent
+
+    def vector(self, astate):
+        return astate.x
+
+    def with_vector(self, astate, v):
+        return type(astate)(v)
+
 
 
 class ReLUNetwork(ODESystem):

@@ -126,7 +126,8 @@ def deploy(
         backend: "lava-sim" (Lava's CPU simulator, ``Loihi2SimCfg``) or "lava-loihi" (``Loihi2HwCfg``;
             needs Intel's lava-loihi and a Loihi 2 system).
         precision: "float" (``select_tag="floating_pt"``; equals the torch run in float64) or "fixed"
-            (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals ``SpikingRNN(quantize="loihi2")``).
+            (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals the ``Loihi2RNN`` body,
+            ``model.quantized("loihi2")``).
         chunk: trials per Lava run (default: fit a memory budget, at most 256).
         lava_python: the Lava interpreter (default: in-process if lava-nc imports here, else found by
             ``spikedyn.hardware.runtime.find_lava_python``).
@@ -171,15 +172,10 @@ def torch_reference(model: Any, u: Any, precision: str) -> tuple[np.ndarray, np.
     """The torch run a Lava run must equal: spikes ``[T * substeps, B, N]``, counts, outputs ``y``.
 
     float: the model in float64 (Lava's float models compute in float64); fixed: the model with
-    ``quantize="loihi2"`` (integer arithmetic; the readout in the model's dtype).
+    ``Loihi2RNN`` (``model.quantized("loihi2")``: integer arithmetic; the readout in the model's dtype).
     """
     m = copy.deepcopy(_require_spiking(model)).cpu()
-    if precision == "float":
-        m = m.double()
-        m.quantize = None
-    else:
-        m.quantize = "loihi2"
-        m._q_cache = None
+    m = m.quantized("loihi2") if precision != "float" else (m.as_float() if m.quantize else m).double()
     x = torch.as_tensor(np.asarray(u), dtype=m.dtype)
     with torch.no_grad():
         spikes = m.spike_trains(x).numpy().astype(np.uint8)

@@ -53,7 +53,7 @@ def spec_from_model(model: Any) -> NetworkSpec:
         W_in=_np(m.W_in), W_rec=_np(m.W_rec_eff), bias=_np(m.b), W_out=_np(m.W_out), b_out=_np(m.b_out),
         du=p.du, dv=p.dv, v_th=p.v_th, reset=p.reset, beta=_np(m.beta), rho=p.rho if p.adaptive else 0.0,
         n_ref=p.n_ref, kappa=p.kappa, delay_in=p.delay_in, delay_rec=p.delay_rec, substeps=m.substeps,
-        dt_ms=m.dt,
+        dt_ms=m.dt, v_leak=p.v_leak, v_reset=p.v_reset,
     )  # fmt: skip
 
 
@@ -63,26 +63,23 @@ def model_from_spec(spec: NetworkSpec, config: dict[str, Any] | None = None) -> 
     from spikedyn.models import SpikingRNN, from_config
 
     if config is not None:
-        m = from_config({**config, "quantize": None})
+        cfg = {k: v for k, v in config.items() if k != "quantize"}
+        m = from_config({**cfg, "kind": "spiking"})  # the float body (a Loihi-2 body's config is the same map)
         if (m.n_in, m.n_hidden, m.n_out) != (spec.n_in, spec.n_hidden, spec.n_out):
             raise ValueError(f"graph sizes {(spec.n_in, spec.n_hidden, spec.n_out)} do not match the metadata's model")
     else:
-        dt_sub = spec.dt_ms / spec.substeps
+        # the spec's discrete constants exactly (du, dv, rho, kappa are what a SpikingRNN stores)
         kwargs: dict[str, Any] = dict(
             dt=spec.dt_ms, substeps=spec.substeps, du=spec.du, dv=spec.dv, v_th=spec.v_th, reset=spec.reset,
-            refractory=spec.n_ref * dt_sub, tau_out=(-dt_sub / np.log(spec.kappa)) if spec.kappa > 0 else 0.0,
-            delay_in=spec.delay_in, delay_rec=spec.delay_rec,
+            refractory=spec.n_ref * spec.dt_ms / spec.substeps, kappa=spec.kappa, rho=spec.rho,
+            delay_in=spec.delay_in, delay_rec=spec.delay_rec, v_leak=spec.v_leak, v_reset=spec.v_reset,
         )  # fmt: skip
         if spec.adaptive:
             nz = np.flatnonzero(spec.beta)
             if not (np.array_equal(nz, np.arange(nz.size)) and np.all(spec.beta[nz] == spec.beta[nz[0]])):
                 raise ValueError("spikedyn's ALIF has one beta for its first n_adaptive units; the graph's differs")
-            kwargs.update(neuron="alif", n_adaptive=int(nz.size), beta_adapt=float(spec.beta[nz[0]]),
-                          tau_adapt=(-dt_sub / np.log(spec.rho)) if spec.rho > 0 else 0.0)
+            kwargs.update(neuron="alif", n_adaptive=int(nz.size), beta_adapt=float(spec.beta[nz[0]]))
         m = SpikingRNN(spec.n_in, spec.n_hidden, spec.n_out, **kwargs)
-        from dataclasses import replace
-
-        m.params = replace(m.params, kappa=spec.kappa, rho=spec.rho)  # exact, not exp(-dt/tau) again
     with torch.no_grad():
         for name, value in (("W_in", spec.W_in), ("W_rec", spec.W_rec), ("b", spec.bias), ("W_out", spec.W_out),
                             ("b_out", spec.b_out)):

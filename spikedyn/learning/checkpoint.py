@@ -51,7 +51,7 @@ class RunLocked(RunError):
 
 
 class RunFinished(RunError):
-    """The run directory holds a finished run (``is_finished``); it is never rewritten."""
+    """A finished run (``is_finished``) was asked to change; it is never rewritten."""
 
 
 class UnreadableFile(RunError):
@@ -154,10 +154,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by ``spikedyn.train``, loaded with ``weights_only=True`` and checked: a dict
-    with ``step`` (equal to the one in its name), ``model``, ``optimizer``, ``history`` and ``config``."""
+    with ``step`` (equal to the one in its name), ``model``, ``history`` and ``config`` (and the rule's or
+    optimiser's state)."""
     path = Path(path)
     ck = safe_torch_load(path)
-    if not isinstance(ck, dict) or not {"step", "model", "optimizer", "history", "config"} <= set(ck):
+    if not isinstance(ck, dict) or not {"step", "model", "history", "config"} <= set(ck):
         raise UnreadableFile(f"cannot read {path}: not a spikedyn checkpoint (keys missing)")
     m = _CKPT_NAME.fullmatch(path.name)
     if not isinstance(ck["step"], int) or (m is not None and int(m.group(1)) != ck["step"]):
@@ -260,11 +261,12 @@ def _same(x: Any, y: Any) -> bool:
     return x == y
 
 
-def current_lr(config: dict[str, Any]) -> float:
-    """The learning rate in effect at the end of a recorded run: the last ``lr_changes`` entry, else ``lr``."""
+def current_lr(config: dict[str, Any]) -> Any:
+    """The learning rate in effect at the end of a recorded run: the last ``lr_changes`` entry, else ``lr``
+    (a number, or one number per Population member)."""
     train = config.get("train", {})
     changes = train.get("lr_changes") or []
-    return float(changes[-1]["lr"]) if changes else float(train.get("lr", DEFAULT_LR))
+    return changes[-1]["lr"] if changes else train.get("lr", DEFAULT_LR)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -276,12 +278,14 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 @dataclass
 class Resume:
     """What ``open_run`` found: the checkpoint to continue from and the configuration to record from now
-    on (the recorded one, plus an ``lr_changes`` entry when a new lr takes effect at ``step + 1``)."""
+    on (the recorded one, plus an ``lr_changes`` entry when a new lr takes effect at ``step + 1``).
+    ``finished``: the run was already finished; ``train`` returns its results and writes nothing."""
 
     path: Path
     checkpoint: dict[str, Any]
     config: dict[str, Any]
-    lr: float
+    lr: Any  # the learning rate from the resume step on (a number, or one per Population member)
+    finished: bool = False
 
     @property
     def step(self) -> int:
@@ -302,30 +306,33 @@ def clear_run(run_dir: Path) -> None:
         shutil.rmtree(run_dir / CKPT_DIR)
 
 
-def open_run(run_dir: Path, config: dict[str, Any], *, lr: float | None, resume: bool = True,
+def open_run(run_dir: Path, config: dict[str, Any], *, lr: Any, resume: bool = True,
              restart: bool = False) -> Resume | None:
     """Prepare ``run_dir`` for training with ``config`` (call it holding ``run_lock``).
 
-    Removes temp files left by killed writes. ``restart=True`` first removes the previous run (see
-    ``clear_run``). Returns ``None`` for a fresh start (config.json written) or the ``Resume`` point.
-    Refused with one ``RunError`` line: a finished run (never rewritten); a ``model.pt`` without
-    checkpoints; checkpoints none of which is intact; a configuration that differs from the recorded
-    one in anything but ``lr``; any existing run when ``resume=False``. A new ``lr`` (not None and not
-    the one in effect) is applied from the resume step on and recorded in ``train.lr_changes``.
+    Removes temp files left by killed writes; ``restart=True`` then removes the previous run (see
+    ``clear_run``). Returns ``None`` for a fresh start (config.json written) or the ``Resume`` point:
+    the newest intact checkpoint. A new ``lr`` (not None and not the one in effect) is applied from the
+    resume step on and recorded in ``train.lr_changes``. A finished run with the same settings comes back
+    as ``Resume(finished=True)``: nothing is written, ``train`` returns its results.
+
+    Refused with one ``RunError`` line: settings that differ from the recorded ones (anything but an
+    unfinished run's ``lr``); a ``model.pt`` without the checkpoint it was saved from; checkpoints none
+    of which is intact; any existing run when ``resume=False``.
     """
     run_dir = Path(run_dir)
     for tmp in remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / CKPT_DIR):
         log.info("removed %s, left by an interrupted write", tmp)
     if restart:
         clear_run(run_dir)
-    elif is_finished(run_dir):
-        raise RunFinished(f"{run_dir} holds a finished run; it is not rewritten. Load it with spikedyn.load_run "
-                       f"or `spikedyn eval --run-dir {run_dir}`, or {RESTART_HINT}")
-    found = newest_intact_checkpoint(run_dir) if not restart else None
-    if found is None:
+    finished = is_finished(run_dir)
+    found = newest_intact_checkpoint(run_dir)
+    final_step = load_json(run_dir / "summary.json").get("steps") if finished else None
+    if found is None or (finished and found[1]["step"] != final_step):
         if (run_dir / "model.pt").is_file():
-            raise RunError(f"{run_dir} has a model.pt but no checkpoints/ to resume from; it is not "
-                           f"trained over. Load it with spikedyn.load_run, or {RESTART_HINT}")
+            where = f"its checkpoint of step {final_step} is gone" if finished else "it has no checkpoints"
+            raise RunError(f"{run_dir} holds a model.pt but {where}; it is not trained over. Load it with "
+                           f"spikedyn.load_run, or {RESTART_HINT}")
         atomic_write_json(run_dir / "config.json", config)
         return None
     path, ck = found
@@ -335,13 +342,21 @@ def open_run(run_dir: Path, config: dict[str, Any], *, lr: float | None, resume:
     changes = config_changes(recorded, config, ignore=("train.lr", "train.lr_changes"))
     if changes:
         more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""
-        raise RunError(f"{run_dir} was trained with other settings ({'; '.join(changes[:3])}{more}); resume "
-                       f"with the recorded ones (config.json), or {RESTART_HINT}")
+        what = "finished run was" if finished else "run was"
+        raise RunError(f"{run_dir}: this {what} trained with other settings ({'; '.join(changes[:3])}{more}); "
+                       f"use the recorded ones (config.json), or {RESTART_HINT}")
     new_config, in_effect = plain(recorded), current_lr(recorded)
-    if lr is not None and not math.isclose(float(lr), in_effect):
-        new_config["train"].setdefault("lr_changes", []).append({"step": ck["step"] + 1, "lr": float(lr)})
-        log.warning("lr changed from %g to %g from step %d on (recorded in config.json)", in_effect, lr,
+    if lr is not None and not _same(plain(lr), in_effect):
+        if finished:
+            raise RunFinished(f"{run_dir} holds a finished run (lr {in_effect}); a new lr cannot change it. "
+                              f"{RESTART_HINT[0].upper()}{RESTART_HINT[1:]}")
+        new_config["train"].setdefault("lr_changes", []).append({"step": ck["step"] + 1, "lr": plain(lr)})
+        log.warning("lr changed from %s to %s from step %d on (recorded in config.json)", in_effect, plain(lr),
                     ck["step"] + 1)
-        in_effect = float(lr)
-    atomic_write_json(run_dir / "config.json", new_config)
-    return Resume(path=path, checkpoint=ck, config=new_config, lr=in_effect)
+        in_effect = plain(lr)
+    if finished:
+        log.warning("%s is a finished run (%d steps): its results are returned, nothing is trained or written "
+                    "(restart=True / --restart trains it again)", run_dir, ck["step"])
+    else:
+        atomic_write_json(run_dir / "config.json", new_config)
+    return Resume(path=path, checkpoint=ck, config=new_config, lr=in_effect, finished=finished)

@@ -14,7 +14,7 @@ signals per neuron: the inputs ``x``, the recurrent spikes/rates and a constant 
 ``W_in``, ``W_rec`` and ``b`` share one trace tensor (columns ``[:I]``, ``[I:I+N]``, ``[-1]``).
 
 Learning signal (both rules): ``L_j(s) = sum_k B_kj dLoss/dy_k(s)`` with ``dLoss/dy`` in closed form
-(``losses.output_error``; for mse ``2 (y - y*) mask / mask.sum()``), and ``B [O, N]`` the feedback
+(``losses.loss_and_error``; for mse ``2 (y - y*) mask / mask.sum()``), and ``B [O, N]`` the feedback
 matrix: ``W_out`` (symmetric), a fixed random matrix (random e-prop) or a matrix that follows
 ``W_out``'s updates with weight decay (adaptive, Kolen-Pollack; see ``EProp``). The readout
 parameters ``W_out``, ``b_out`` always get their exact gradient.
@@ -53,51 +53,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..models.rate import RateRNN
-from ..models.spiking import SpikingRNN, delay_line
+from spikedyn.hardware.neuron import not_refractory, partials, threshold_distance
+
+from ..models.rate import RateRNN, activation_derivative, leaky_update
+from ..models.spiking import _XP, SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
-from .losses import LOSSES
+from .losses import LOSSES, loss_and_error, loss_normaliser
 from .rules import LearningRule, register_rule
 
 FEEDBACKS = ("symmetric", "random", "adaptive")
 
 
-# -- loss, one step at a time ---------------------------------------------------------------------
-def loss_normaliser(mask: Tensor, kind: str) -> Tensor:
-    """The denominator of the masked loss over the whole sequence (known before the rollout starts)."""
-    if kind == "mse":
-        return mask.sum().clamp(min=1.0)
-    if kind == "ce":
-        return mask[..., 0].sum().clamp(min=1.0)
-    raise ValueError(f"unknown loss {kind!r}; choose one of {list(LOSSES)}")
-
-
-def step_loss_and_error(
-    y: Tensor, target: Tensor, mask: Tensor, kind: str, norm: Tensor
-) -> tuple[Tensor, Tensor]:
-    """One step's share of the masked loss and its gradient ``dLoss/dy`` [B, O] (``norm`` from
-    ``loss_normaliser``); summed over steps they equal ``task_loss`` and ``output_error``. The
-    cross-entropy error is ``softmax(y) sum_k y*_k - y*``, exact also for targets that do not sum to 1."""
-    if kind == "mse":
-        diff = (y - target) * mask
-        return (diff * (y - target)).sum() / norm, 2.0 * diff / norm
-    weight = mask[..., :1]
-    logp = torch.log_softmax(y, dim=-1)
-    value = -((target * logp).sum(-1, keepdim=True) * weight).sum() / norm
-    error = (logp.exp() * target.sum(-1, keepdim=True) - target) * weight / norm
-    return value, error
-
-
-# -- activation derivatives (rate units) ----------------------------------------------------------
-def activation_derivative(name: str, x: Tensor) -> Tensor:
-    """``f'(x)`` of the rate model's activation, in closed form (ReLU: 0 at x = 0, as autograd)."""
-    if name in ("tanh", "shifted_tanh"):
-        return 1.0 - torch.tanh(x) ** 2
-    if name == "relu":
-        return (x > 0).to(x.dtype)
-    if name == "softplus":  # torch's softplus is linear above 20 (derivative exactly 1)
-        return torch.where(x > 20.0, torch.ones_like(x), torch.sigmoid(x))
-    raise ValueError(f"RFLO has no closed-form derivative for activation {name!r}")
+# -- loss, one step at a time (the one loss-gradient helper, ``losses.loss_and_error``) ---------------------
+step_loss_and_error = loss_and_error  # kept name: one step's share of the loss and its gradient
 
 
 # -- the rules ------------------------------------------------------------------------------------
@@ -248,19 +216,19 @@ def rflo_rollout(
     pre[:, -1] = 1.0
     G = x.new_zeros(N, I + N + 1)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), x.new_zeros(())
-    noise_scale = (2.0 * a) ** 0.5 * model.noise_std
+    noise_scale = model.noise_scale
     for t in range(T):
         r_prev = f(x)
         pre[:, :I] = u[t]
         pre[:, I : I + N] = r_prev
         trace.mul_(1.0 - a).add_(pre, alpha=a)
-        x = (1.0 - a) * x + a * (r_prev @ W_rec.T + u[t] @ W_in.T + b)
+        x = leaky_update(x, r_prev @ W_rec.T, u[t] @ W_in.T + b, a)
         if noise_scale > 0:
             x = x + noise_scale * torch.randn(x.shape, device=x.device, dtype=x.dtype)
         if not active[t]:
             continue
         r = f(x)
-        step_value, err = step_loss_and_error(r @ W_out.T + b_out, target[t], mask[t], kind, norm)
+        step_value, err = loss_and_error(r @ W_out.T + b_out, target[t], mask[t], kind, norm)
         value += step_value
         gW_out += err.T @ r
         gb_out += err.sum(0)
@@ -269,16 +237,13 @@ def rflo_rollout(
 
 
 def own_jacobian(p: Any, state: Any, psi_prev: Tensor, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
-    """``dv(s)/dv(s-1)`` and ``dv(s)/da(s-1)`` [B, N] of each neuron's own update (None: the constant
-    ``1 - dv`` and 0 of the detached subtractive reset). ``psi_prev`` is the surrogate of ``z(s-1)``."""
-    dv, z_prev, v_prev = p.dv, state.z, state.v
-    if p.reset == "zero":  # v(s) = (1 - dv) v(s-1) (1 - z(s-1)) + ...
-        if p.detach_reset:
-            return (1.0 - dv) * (1.0 - z_prev), None
-        return (1.0 - dv) * (1.0 - z_prev - v_prev * psi_prev), (1.0 - dv) * v_prev * beta * psi_prev
-    if p.detach_reset:  # v(s) = (1 - dv) v(s-1) + ... - v_th z(s-1), z detached
-        return None, None
-    return (1.0 - dv) - p.v_th * psi_prev, p.v_th * beta * psi_prev
+    """``dv(s)/dv(s-1)`` and ``dv(s)/da(s-1)`` [B, N] of each neuron's own update, through its own spike
+    ``z(s-1)`` too (from the map's ``partials``; None: the constant ``1 - dv`` and 0 of the detached
+    subtractive reset). ``psi_prev`` is the surrogate of ``z(s-1)``."""
+    d = partials(p, state.z, state.v)
+    if d.v_z is None:  # reset detached: only the leak (gated by z(s-1) for reset="zero")
+        return (None if p.reset == "subtract" else d.v_v), None
+    return d.v_v + d.v_z * psi_prev, -(d.v_z * beta * psi_prev)
 
 
 def eprop_rollout(
@@ -335,10 +300,8 @@ def eprop_rollout(
             # the neuron update itself (the model's own code), then this substep's psi
             ref_prev = state.ref
             state = model.substep(state, i_ext)
-            threshold = p.v_th + beta * state.a if p.adaptive else p.v_th
-            psi = pseudo_derivative(state.v - threshold, p.surrogate, p.slope, p.v_th)
-            if p.n_ref:
-                psi = psi * (ref_prev <= 0).to(psi.dtype)
+            psi = pseudo_derivative(threshold_distance(p, state.v, state.a, beta), p.surrogate, p.slope, p.v_th)
+            psi = psi * not_refractory(p, _XP, ref_prev, psi.dtype)
             # eligibility trace e = psi (eps_v - beta eps_a), filtered by the readout leak
             if ebar is not None:
                 psi_n = psi.T[:, :, None]
@@ -350,7 +313,7 @@ def eprop_rollout(
                 continue
             # the loss sees y at the last substep of each input step
             y = state.rbar @ W_out.T + b_out
-            step_value, err = step_loss_and_error(y, target[t], mask[t], kind, norm)
+            step_value, err = loss_and_error(y, target[t], mask[t], kind, norm)
             value += step_value
             gW_out += err.T @ state.rbar
             gb_out += err.sum(0)

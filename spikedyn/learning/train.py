@@ -120,8 +120,9 @@ def train(
         seed: seeds the batches, the held-out set and the model's noise (not the model's init).
         run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there (holding
             ``run_dir/.lock``), and resume from the newest intact checkpoint when ``resume`` is True.
-            Resuming with other settings, or re-running a finished run, raises ``RunError`` (see
-            ``spikedyn.learning.checkpoint.open_run``); ``restart=True`` starts the run over there.
+            Resuming with other settings raises ``RunError`` (see ``spikedyn.learning.checkpoint.open_run``);
+            a finished run is returned as it is (nothing trained or written); ``restart=True`` starts the
+            run over there.
         clip: max global gradient norm (None = no clipping).
         eval_every: evaluate on ``eval_trials`` held-out trials every this many steps (and at the end).
         target_accuracy: stop early once held-out accuracy reaches it (seed 002 used 0.9).
@@ -141,7 +142,7 @@ def train(
 
     run_path = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, float]] = []
-    start, stopped_early, last_ckpt = 1, False, None
+    start, stopped_early, last_ckpt, finished = 1, False, None, False
     run_config = plain({
         "model": model.config() if hasattr(model, "config") else type(model).__name__,
         "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
@@ -157,7 +158,7 @@ def train(
             optimizer.load_state_dict(ck["optimizer"])
             set_lr(optimizer, resumed.lr)
             history, start, last_ckpt = ck["history"], ck["step"] + 1, resumed.path
-            stopped_early = ck.get("stopped_early", False)
+            stopped_early, finished = ck.get("stopped_early", False), resumed.finished
 
     def checkpoint(step: int) -> None:
         nonlocal last_ckpt
@@ -215,7 +216,7 @@ def train(
         bar.close()
 
     final = next((dict(r) for r in reversed(history) if "eval_loss" in r), {})
-    if run_path is not None:
+    if run_path is not None and not finished:  # a finished run is returned as it is, never rewritten
         atomic_torch_save(run_path / "model.pt", {"config": run_config, "model": model.state_dict()})
         atomic_write_json(run_path / "summary.json", {"final": final, "steps": step, "stopped_early": stopped_early})
     return TrainResult(history=history, model=model, run_dir=run_path, stopped_early=stopped_early, final=final)

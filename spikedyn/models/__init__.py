@@ -1,23 +1,24 @@
-"""Models: rate RNN, GRU and their spiking twins, all with one protocol (see ``base``)."""
+"""Models: rate RNN, GRU, LSTM, their spiking twins and the Loihi-2 fixed-point body, all with one protocol
+(``Body``, see ``base``)."""
 from __future__ import annotations
 
 from typing import Any
 
-from .base import RecurrentModel, Rollout
+from .base import Body, RecurrentModel, Rollout
 from .conversion import mirror
 from .gru import GRURNN, GRUState
 from .lstm import LSTMRNN, LSTMState
-from .rate import ACTIVATIONS, RateRNN, RateState
-from .spiking import NeuronParams, SpikingRNN, SpikingState, spiking_substep
+from .rate import ACTIVATION_TABLE, ACTIVATIONS, RateRNN, RateState, activation_derivative
+from .spiking import Loihi2RNN, NeuronParams, SpikingRNN, SpikingState, spiking_substep
 from .surrogate import SURROGATES, pseudo_derivative, spike
 
-MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": SpikingRNN}
+MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": SpikingRNN, "loihi2": Loihi2RNN}
 
 __all__ = [
-    "ACTIVATIONS", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "MODEL_KINDS", "NeuronParams", "RateRNN",
-    "RateState",
-    "RecurrentModel", "Rollout", "SURROGATES", "SpikingRNN", "SpikingState", "build", "from_config",
-    "mirror", "pseudo_derivative", "spike", "spiking_substep",
+    "ACTIVATIONS", "ACTIVATION_TABLE", "Body", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "Loihi2RNN",
+    "MODEL_KINDS", "NeuronParams", "RateRNN", "RateState", "RecurrentModel", "Rollout", "SURROGATES",
+    "SpikingRNN", "SpikingState", "activation_derivative", "build", "from_config", "mirror",
+    "pseudo_derivative", "spike", "spiking_substep",
 ]  # fmt: skip
 
 

@@ -70,7 +70,8 @@ def mirror(
         rate_model: a trained ``RateRNN`` (relu, softplus or shifted_tanh units).
         inputs: calibration inputs [T, B, I] (needed for relu/softplus to choose the rate scale).
         substeps: neuron updates per input step; more substeps = finer rate code.
-        dt: the task's step in ms (only sets time units of the spiking model; default 1 ms).
+        dt: the task's step in ms (only sets time units of the spiking model; default: the rate net's
+            ``dt``, so that both report Lyapunov exponents and time constants in the same units).
         tau_out: readout filter in ms; default: the rate net's time constant ``dt / alpha``.
         percentile: activity percentile mapped to one spike per substep (relu/softplus).
         spiking_kwargs: further ``SpikingRNN`` arguments (e.g. ``surrogate``) for fine-tuning.
@@ -82,7 +83,7 @@ def mirror(
     if inputs is not None:
         inputs = inputs.to(rate_model.device, rate_model.dtype)
     lam, k, c = activation_linearisation(rate_model, inputs, percentile)
-    dt = 1.0 if dt is None else float(dt)
+    dt = float(rate_model.dt) if dt is None else float(dt)
     du = 1.0 - (1.0 - rate_model.alpha) ** (1.0 / substeps)
     if du == 0.0:
         raise ValueError("rate model alpha is too small for this many substeps")

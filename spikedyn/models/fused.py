@@ -1,17 +1,18 @@
 """Fused BPTT for ``SpikingRNN``: a forward loop without autograd and a hand-derived backward loop.
 
 Autograd records ~10 small ops per neuron update; on a CPU, or a GPU at small batch, the bookkeeping
-costs more than the arithmetic. This ``autograd.Function`` runs the same neuron map (``spiking_substep``
-in ``spiking.py``, same float operations in the same order, so the spikes are identical) under
-``no_grad``, keeps only the membrane distance to threshold ``x = v - A`` and the spikes ``z`` per substep,
+costs more than the arithmetic. This ``autograd.Function`` is a kernel of the one neuron map
+(``spikedyn/hardware/neuron.py``): its forward loop repeats the map's float operations in the same order
+(so the spikes are identical; ``tests/test_fused.py`` pins it to the map) under ``no_grad``, keeps
+only the membrane distance to threshold ``x = v - A`` and the spikes ``z`` per substep,
 and computes the gradient with the adjoint recursion below (reset detached, as in the autograd path):
 
     dr(s)  = g_r(s) + kappa dr(s+1)                                  readout filter
     dz(s)  = (1 - kappa) dr(s) + g_c(s) + W^T du(s+1) [unless truncated] + da(s+1)
     dx(s)  = dz(s) psi(x(s)) m(s)                                     m: not refractory
-    dv(s)  = dx(s) + (1 - dv) g(s) dv(s+1)                            g = 1 - z(s) for reset="zero", else 1
-    du(s)  = dv(s) + (1 - du) du(s+1)
-    da(s)  = -beta dx(s) + rho da(s+1)                                ALIF adaptation
+    dv(s)  = dx(s) + P_vv(s+1) dv(s+1)                                P = neuron.partials (the map's derivatives)
+    du(s)  = dv(s) + P_uu du(s+1)
+    da(s)  = -beta dx(s) + P_aa da(s+1)                               ALIF adaptation
     dW_rec += du(s)^T z(s-1),  d i_ext(t) += du(s),  db += dv(s)
 
 ``tests/test_fused.py`` checks spikes and every gradient against the autograd loop in float64.
@@ -22,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from spikedyn.hardware.neuron import partials
 
 from .surrogate import pseudo_derivative
 
@@ -79,7 +82,6 @@ class FusedSpikingBPTT(torch.autograd.Function):
         p, K = ctx.p, ctx.substeps
         S, B, N = xs.shape
         T = S // K
-        decay_u, decay_v = 1.0 - p.du, 1.0 - p.dv
         d_iext = xs.new_zeros(T, B, N)
         dW = torch.zeros_like(W_rec)
         db = xs.new_zeros(N)
@@ -99,11 +101,11 @@ class FusedSpikingBPTT(torch.autograd.Function):
             dx = dz * pseudo_derivative(xs[s], p.surrogate, p.slope, p.v_th)
             if p.n_ref:
                 dx = dx * ms[s]
-            gate = (1.0 - zs[s]) if p.reset == "zero" else 1.0
-            dv_s = dx + decay_v * gate * dv_next
-            du_s = dv_s + decay_u * du_next
+            d = partials(p, zs[s])  # of substep s + 1 w.r.t. substep s (the map's one definition)
+            dv_s = dx + d.v_v * dv_next
+            du_s = dv_s + d.u_u * du_next
             if p.adaptive:
-                da_next = -beta * dx + p.rho * da_next
+                da_next = -beta * dx + d.a_a * da_next
             if s > 0:
                 dW += du_s.T @ zs[s - 1]
             d_iext[t] += du_s
@@ -122,6 +124,7 @@ def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[T
 
 def fused_supported(model: Any) -> bool:
     """The fused path covers every float configuration except extra synaptic delays, a learnable path
-    through the reset, and a custom initial state (the caller checks the last)."""
+    through the reset, NIR's ``v_leak``/``v_reset`` and a custom initial state (the caller checks the last)."""
     p = model.params
-    return (p.delay_rec == 0 and p.delay_in == 0 and p.detach_reset and getattr(model, "quantize", None) is None)
+    return (p.delay_rec == 0 and p.delay_in == 0 and p.detach_reset and not p.v_leak and not p.v_reset
+            and getattr(model, "quantize", None) is None)

@@ -28,8 +28,11 @@ class LSTMRNN(RecurrentModel):
 
     kind = "lstm"
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, dt: float = 1.0) -> None:
         super().__init__(n_in, n_hidden, n_out)
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0 ms, got {dt}")
+        self.dt = float(dt)
         k = 1.0 / n_hidden**0.5
         self.W_in = nn.Parameter(torch.empty(4 * n_hidden, n_in).uniform_(-k, k))
         self.W_rec = nn.Parameter(torch.empty(4 * n_hidden, n_hidden).uniform_(-k, k))
@@ -74,4 +77,7 @@ class LSTMRNN(RecurrentModel):
         return self
 
     def config(self) -> dict[str, Any]:
-        return super().config()
+        return {**super().config(), "dt": self.dt}
+
+    def extra_repr(self) -> str:
+        return f"{self.n_in}, {self.n_hidden}, {self.n_out}, dt={self.dt:g} ms"

@@ -23,19 +23,56 @@ def shifted_tanh(x: Tensor) -> Tensor:
     return 1.0 + torch.tanh(x)
 
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "shifted_tanh": shifted_tanh,
-    "softplus": nn.functional.softplus,
+def _tanh_derivative(x: Tensor) -> Tensor:
+    return 1.0 - torch.tanh(x) ** 2
+
+
+def _relu_derivative(x: Tensor) -> Tensor:
+    return (x > 0).to(x.dtype)  # 0 at x = 0, as autograd
+
+
+def _softplus_derivative(x: Tensor) -> Tensor:
+    # torch's softplus is linear above its threshold 20: its derivative there is exactly 1
+    return torch.where(x > 20.0, torch.ones_like(x), torch.sigmoid(x))
+
+
+class Activation(NamedTuple):
+    """A rate nonlinearity ``f`` and its derivative ``df = f'`` in closed form."""
+
+    f: Callable[[Tensor], Tensor]
+    df: Callable[[Tensor], Tensor]
+
+
+#: The one table of rate activations and their derivatives (used by the rate step, RFLO and the Jacobians).
+ACTIVATION_TABLE: dict[str, Activation] = {
+    "tanh": Activation(torch.tanh, _tanh_derivative),
+    "relu": Activation(torch.relu, _relu_derivative),
+    "shifted_tanh": Activation(shifted_tanh, _tanh_derivative),
+    "softplus": Activation(nn.functional.softplus, _softplus_derivative),
 }
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {name: a.f for name, a in ACTIVATION_TABLE.items()}
+
+
+def activation(name: str) -> Activation:
+    try:
+        return ACTIVATION_TABLE[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATION_TABLE)}") from None
 
 
 def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+    return activation(name).f
+
+
+def activation_derivative(name: str, x: Tensor) -> Tensor:
+    """``f'(x)`` of a rate activation, in closed form (``ACTIVATION_TABLE``)."""
+    return activation(name).df(x)
+
+
+def leaky_update(x: Tensor, recurrent: Tensor, drive: Tensor, alpha: float) -> Tensor:
+    """The one leaky rate update ``x' = (1 - alpha) x + alpha (recurrent + drive)`` with ``recurrent =
+    W_rec f(x)`` and ``drive = W_in u + b`` (noise, when any, is added by the caller)."""
+    return (1.0 - alpha) * x + alpha * (recurrent + drive)
 
 
 class RateState(NamedTuple):
@@ -47,12 +84,15 @@ class RateRNN(RecurrentModel):
 
     Args:
         n_in, n_hidden, n_out: sizes I, N, O.
-        alpha: dt / tau, the Euler step over the time constant (1.0 = discrete vanilla RNN).
+        alpha: dt / tau, the Euler step over the time constant (1.0 = discrete vanilla RNN); stored as
+            given (``tau`` is derived: ``dt / alpha``).
         activation: "tanh" | "relu" | "shifted_tanh" (1 + tanh) | "softplus".
         noise_std: recurrent noise (stationary std, see module doc); 0 = deterministic.
         gain: W_rec ~ N(0, gain^2 / N) at initialisation (seed 001's "initial gain").
         x0_std: initial state x_0 ~ N(0, x0_std^2) per trial (seed 002 uses variance 0.3); 0 = zeros.
         bias: learn a bias b (else b is a fixed zero buffer).
+        dt: the length of one step in ms (the task's dt; sets the unit of Lyapunov exponents).
+        tau: the time constant in ms; if given, ``alpha = dt / tau`` (overrides ``alpha``).
     """
 
     kind = "rate"
@@ -68,13 +108,21 @@ class RateRNN(RecurrentModel):
         gain: float = 1.0,
         x0_std: float = 0.0,
         bias: bool = True,
+        dt: float = 1.0,
+        tau: float | None = None,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0 ms, got {dt}")
+        if tau is not None:  # alpha is stored (the map uses it); tau is derived from it
+            if not tau >= dt:
+                raise ValueError(f"tau must be >= dt = {dt} ms (alpha = dt/tau <= 1), got {tau}")
+            alpha = dt / tau
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha = dt/tau must be in (0, 1], got {alpha}")
         if noise_std < 0 or x0_std < 0:
             raise ValueError("noise_std and x0_std must be >= 0")
-        self.alpha = float(alpha)
+        self.alpha, self.dt = float(alpha), float(dt)
         self.activation = activation
         self.f = activation_fn(activation)
         self.noise_std = float(noise_std)
@@ -83,10 +131,31 @@ class RateRNN(RecurrentModel):
         self.has_bias = bool(bias)
         self._init_input_and_recurrent(gain, bias)
 
+    @property
+    def tau(self) -> float:
+        """The time constant in ms, ``dt / alpha``."""
+        return self.dt / self.alpha
+
+    @property
+    def noise_scale(self) -> float:
+        """``sqrt(2 alpha) sigma``: the std of the noise added per step."""
+        return (2.0 * self.alpha) ** 0.5 * self.noise_std
+
+    def extra_repr(self) -> str:
+        return (f"{self.n_in}, {self.n_hidden}, {self.n_out}, activation={self.activation!r}, "
+                f"alpha={self.alpha:g}, dt={self.dt:g} ms, noise_std={self.noise_std:g}")
+
+    def tangent_dynamics(self, detach_recurrent: bool = False) -> Any:
+        """The tangent map of one step (``spikedyn.models.tangent.RateDynamics``)."""
+        from .tangent import RateDynamics
+
+        return RateDynamics(self, detach_recurrent=detach_recurrent)
+
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
             "alpha": self.alpha,
+            "dt": self.dt,
             "activation": self.activation,
             "noise_std": self.noise_std,
             "gain": self.gain,
@@ -102,11 +171,10 @@ class RateRNN(RecurrentModel):
 
     def step(self, state: RateState, u_t: Tensor, noise: Tensor | None = None) -> tuple[RateState, Tensor]:
         """One Euler step; ``noise`` is a standard-normal sample [B, N] (drawn if None and noise_std > 0)."""
-        drive = self.f(state.x) @ self.W_rec.T + u_t @ self.W_in.T + self.b
-        x = (1.0 - self.alpha) * state.x + self.alpha * drive
+        x = leaky_update(state.x, self.f(state.x) @ self.W_rec.T, u_t @ self.W_in.T + self.b, self.alpha)
         if self.noise_std > 0:
             noise = torch.randn_like(x) if noise is None else noise
-            x = x + (2.0 * self.alpha) ** 0.5 * self.noise_std * noise
+            x = x + self.noise_scale * noise
         return RateState(x), self.f(x)
 
     def output(self, state: RateState) -> Tensor:
@@ -135,12 +203,12 @@ class RateRNN(RecurrentModel):
         if self.noise_std > 0:
             noise = torch.randn(
                 (T, B, self.n_hidden), generator=generator, device=self.device, dtype=self.dtype
-            ) * ((2.0 * self.alpha) ** 0.5 * self.noise_std)
+            ) * self.noise_scale
         x, xs = state.x, []
         # unbind, not drive_in[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
         for t, drive_t in enumerate(drive_in.unbind(0)):
             r_rec = self.f(x).detach() if detach_recurrent else self.f(x)
-            x = (1.0 - self.alpha) * x + self.alpha * (r_rec @ self.W_rec.T + drive_t)
+            x = leaky_update(x, r_rec @ self.W_rec.T, drive_t, self.alpha)
             if noise is not None:
                 x = x + noise[t]
             xs.append(x)

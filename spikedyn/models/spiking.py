@@ -1,33 +1,30 @@
-"""Spiking twins of the rate RNN: recurrent LIF / ALIF networks.
+"""Spiking twins of the rate RNN: recurrent LIF / ALIF networks (``SpikingRNN``) and their Loihi-2
+fixed-point body (``Loihi2RNN``).
 
-One neuron update (a *substep*, of length ``dt / substeps`` ms), for neuron i:
-
-    I(s)  = W_in x(s - delay_in) + W_rec z(s - 1 - delay_rec)        synaptic input
-    u(s)  = (1 - du) u(s-1) + I(s)                                      synaptic current (du = 1: none)
-    a(s)  = rho a(s-1) + z(s-1);   A(s) = v_th + beta a(s)              ALIF adaptive threshold (beta = 0: LIF)
-    v(s)  = (1 - dv) v(s-1) + u(s) + b - v_th z(s-1)                    reset="subtract"
-    v(s)  = (1 - dv) v(s-1) (1 - z(s-1)) + u(s) + b                     reset="zero"
-    z(s)  = H(v(s) - A(s))  (strict >),  forced to 0 for ``refractory`` ms after a spike
-    rbar(s) = kappa rbar(s-1) + (1 - kappa) z(s);  y = W_out rbar + b_out   leaky-integrator readout
+The neuron update is the one map of ``spikedyn/hardware/neuron.py`` (its module doc has the equations:
+synaptic current, leak toward ``v_leak``, reset by subtraction or to ``v_reset``, refractoriness, ALIF
+adaptation, delays, the readout filter); this module runs it on torch tensors with a surrogate gradient.
 
 Why this form: with ``du = 1`` it is the LIF of e-prop (Bellec et al. 2020) and snntorch's
 ``RLeaky`` (subtractive reset not decayed); with ``du < 1`` and ``reset="zero"`` it is Lava's
 CUBA ``LIF`` exactly (``u = u(1-du) + a_in; v = v(1-dv) + u + bias``, spike if ``v > vth``,
 ``v = 0``), and ``delay_in = 1`` reproduces the one-step delay of Lava's ``Dense`` on the input
 path (the recurrent path's natural one-step delay is already ``z(s-1)``); norse's
-``LIFRecurrentCell`` is the same map with weights scaled by ``dv``. Decays are stored as ``du``/``dv``
-(not as ``exp(-dt/tau)``) so that float arithmetic can match Lava bit for bit.
+``LIFRecurrentCell`` is the same map with weights scaled by ``dv``; ``v_leak``/``v_reset`` give NIR's
+LIF. Decays are stored once, as the per-substep constants ``du, dv, rho, kappa`` (not as
+``exp(-dt/tau)``), so that float arithmetic can match Lava bit for bit and ``config()`` rebuilds the same
+model; the time constants ``tau_mem`` etc. are derived from them.
 
-``quantize="loihi2"`` runs the same network in Loihi 2's integer arithmetic, exactly as Lava 0.10's
-bit-accurate ``LIF`` + ``Dense`` models do (8-bit weight mantissas with a shared exponent, 12-bit
-decays, 24-bit u/v, graded input spikes ``round(x * 2**8)``; see ``spikedyn/hardware/quantize.py``,
-whose numpy quantiser both sides call): a torch run then equals a fixed-point Lava run spike for
-spike. Only Lava's neuron (LIF, ``reset="zero"``, no refractory period) has a fixed-point form; the
-readout stays float, computed from the spikes. It is an inference mode: the integer path has no
-gradient. In that mode ``u``, ``v`` and the input buffer of the state are int64 tensors and ``v``
-is stored after the reset, as in Lava.
+``Loihi2RNN`` (``model.quantized("loihi2")``) runs the same network in Loihi 2's integer arithmetic,
+exactly as Lava 0.10's bit-accurate ``LIF`` + ``Dense`` models do (8-bit weight mantissas with a shared
+exponent, 12-bit decays, 24-bit u/v, graded input spikes ``round(x * 2**8)``; see
+``spikedyn/hardware/quantize.py``, whose quantiser and fixed-point substep both sides call): a torch run
+then equals a fixed-point Lava run spike for spike. Only Lava's neuron (LIF, ``reset="zero"``, no
+refractory period, ``v_leak = v_reset = 0``) has a fixed-point form; the readout stays float, computed
+from the spikes. It is an inference body: the integer path has no gradient. Its state holds int64
+``u``, ``v`` and input buffer, and ``v`` is stored after the reset, as in Lava.
 
-``v`` in the state is the membrane *before* the reset of its own spike (the reset is applied by
+``v`` in the float state is the membrane *before* the reset of its own spike (the reset is applied by
 the next update), for both reset modes; Lava stores the value after reset, so compare spikes, not
 ``v``, across the two. The reset is detached from the graph (``detach_reset``), as in snntorch
 and norse.
@@ -47,7 +44,7 @@ from spikedyn.hardware import neuron
 from spikedyn.hardware.neuron import NeuronConstants, Ops, SpikingState
 from spikedyn.hardware.quantize import FixedConstants, fixed_substep, shift
 
-from .base import RecurrentModel, Rollout
+from .base import RecurrentModel, Rollout, rollout
 from .fused import fused_rollout, fused_supported
 from .surrogate import DEFAULT_SLOPE, _SpikeFn, check_surrogate
 
@@ -76,6 +73,31 @@ def torch_ops(surrogate: str, slope: float, v_th: float) -> Ops:
 
 def ops_of(p: NeuronParams) -> Ops:
     return torch_ops(p.surrogate, p.slope, p.v_th)
+
+
+def tau_from_decay(d: float, dt_ms: float) -> float:
+    """The time constant of a per-step decay increment ``d = 1 - exp(-dt/tau)`` (inverse of ``decay_from_tau``)."""
+    if d >= 1.0:
+        return 0.0
+    if d <= 0.0:
+        return math.inf
+    return -dt_ms / math.log1p(-d)
+
+
+def tau_from_retention(r: float, dt_ms: float) -> float:
+    """The time constant of a per-step retention ``r = exp(-dt/tau)`` (rho, kappa); r = 0 -> 0."""
+    if r <= 0.0:
+        return 0.0
+    if r >= 1.0:
+        return math.inf
+    return -dt_ms / math.log(r)
+
+
+def retention_from_tau(tau_ms: float, dt_ms: float) -> float:
+    """``exp(-dt/tau)``: the fraction kept per step (rho, kappa); tau = 0 -> 0."""
+    if tau_ms < 0:
+        raise ValueError(f"time constants must be >= 0 ms, got {tau_ms}")
+    return math.exp(-dt_ms / tau_ms) if tau_ms > 0 else 0.0
 
 
 def decay_from_tau(tau_ms: float, dt_ms: float) -> float:
@@ -137,8 +159,21 @@ def loihi2_substep(
     return fixed_substep(FixedConstants(q.du, q.dv, q.vth, kappa), s, a_ext, recurrent, q.bias)
 
 
+_QUANTIZE_WARNED = False
+
+
+def _warn_quantize_once() -> None:
+    global _QUANTIZE_WARNED
+    if not _QUANTIZE_WARNED:
+        _QUANTIZE_WARNED = True
+        import warnings
+
+        warnings.warn("SpikingRNN(quantize='loihi2') / model.quantize = ... is deprecated: use "
+                      "model.quantized('loihi2') (a Loihi2RNN) or Loihi2RNN(...)", DeprecationWarning, stacklevel=3)
+
+
 class SpikingRNN(RecurrentModel):
-    """Recurrent LIF / ALIF network with the same parameters and interface as ``RateRNN``.
+    """Recurrent LIF / ALIF network with the same parameters and interface as ``RateRNN`` (the float body).
 
     Args:
         n_in, n_hidden, n_out: sizes I, N, O.
@@ -149,7 +184,8 @@ class SpikingRNN(RecurrentModel):
         tau_mem: membrane time constant in ms (``inf`` = non-leaky integrate-and-fire).
         tau_syn: synaptic current time constant in ms (0 = no current variable, e-prop/snntorch LIF).
         du, dv: per-substep decays given directly (Lava's parameters); override tau_syn / tau_mem.
-        v_th: firing threshold. reset: "subtract" | "zero". refractory: dead time after a spike, ms.
+        v_th: firing threshold. reset: "subtract" | "zero" (to ``v_reset``). refractory: dead time after
+            a spike, ms (rounded to whole substeps).
         tau_adapt: adaptation time constant in ms; beta_adapt: threshold increase per spike (ALIF).
         n_adaptive: number of ALIF units (the first ones); default all when neuron="alif".
         tau_out: readout filter time constant in ms (0 = readout of the raw spikes).
@@ -157,11 +193,25 @@ class SpikingRNN(RecurrentModel):
         delay_in, delay_rec: extra synaptic delays in substeps on the input / recurrent path.
         self_connections: keep the diagonal of W_rec (e-prop and norse exclude it).
         gain: W_rec ~ N(0, gain^2 / N) at initialisation; W_in ~ N(0, 1 / I).
-        quantize: None (float) or "loihi2": run in Loihi 2's integer arithmetic, bit-exact with Lava's
-            fixed-point LIF (inference only; needs neuron="lif", reset="zero", refractory=0).
+        quantize: deprecated (warns once); ``quantize="loihi2"`` builds a ``Loihi2RNN``.
+        rho, kappa: per-substep adaptation / readout retentions given directly; override tau_adapt / tau_out.
+        v_leak: the membrane leaks toward ``v_leak`` (NIR's LIF); v_reset: the value ``reset="zero"``
+            resets to (NIR's ``v_reset``; 0 = Lava's LIF).
+
+    The decays ``du, dv, rho, kappa`` (``model.params``) are what the model stores; ``tau_mem``,
+    ``tau_syn``, ``tau_adapt``, ``tau_out`` are derived from them, and ``config()`` writes the decays, so
+    ``from_config(model.config())`` rebuilds exactly the same map.
     """
 
     kind = "spiking"
+
+    def __new__(cls, *args: Any, quantize: str | None = None, **kwargs: Any) -> SpikingRNN:
+        if quantize is not None and cls is SpikingRNN:
+            if quantize not in QUANTIZE:
+                raise ValueError(f"unknown quantize {quantize!r}; choose None or 'loihi2'")
+            _warn_quantize_once()
+            cls = Loihi2RNN
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -191,6 +241,10 @@ class SpikingRNN(RecurrentModel):
         gain: float = 1.0,
         bias: bool = True,
         quantize: str | None = None,
+        rho: float | None = None,
+        kappa: float | None = None,
+        v_leak: float = 0.0,
+        v_reset: float = 0.0,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
         if neuron not in NEURONS:
@@ -204,37 +258,36 @@ class SpikingRNN(RecurrentModel):
             raise ValueError(f"v_th must be > 0, got {v_th}")
         if delay_in < 0 or delay_rec < 0 or int(delay_in) != delay_in or int(delay_rec) != delay_rec:
             raise ValueError("delay_in and delay_rec are non-negative integers (substeps)")
-        for name, val in (("du", du), ("dv", dv)):
+        for name, val in (("du", du), ("dv", dv), ("rho", rho), ("kappa", kappa)):
             if val is not None and not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")
+        if v_reset and reset != "zero":
+            raise ValueError(f"v_reset is the value reset='zero' resets to; reset={reset!r} subtracts v_th")
         self.neuron, self.dt, self.substeps = neuron, float(dt), int(substeps)
-        self.tau_mem, self.tau_syn, self.tau_adapt, self.tau_out = tau_mem, tau_syn, tau_adapt, tau_out
-        self.v_th, self.reset, self.refractory = float(v_th), reset, float(refractory)
         self.beta_adapt = float(beta_adapt) if neuron == "alif" else 0.0
         self.n_adaptive = (n_hidden if n_adaptive is None else int(n_adaptive)) if neuron == "alif" else 0
         if not 0 <= self.n_adaptive <= n_hidden:
             raise ValueError(f"n_adaptive must be in [0, n_hidden], got {n_adaptive}")
-        self.surrogate, self.surrogate_slope = surrogate, surrogate_slope
-        self.delay_in, self.delay_rec = int(delay_in), int(delay_rec)
-        self.self_connections, self.detach_reset = bool(self_connections), bool(detach_reset)
+        self.surrogate_slope = surrogate_slope
+        self.self_connections = bool(self_connections)
         self.gain, self.has_bias = float(gain), bool(bias)
-        self._q_cache: tuple[Any, Loihi2Tensors] | None = None
-        self._du_arg, self._dv_arg = du, dv
         dt_sub = self.dt / self.substeps
         self.params = NeuronParams(
             du=float(du) if du is not None else decay_from_tau(tau_syn, dt_sub),
             dv=float(dv) if dv is not None else decay_from_tau(tau_mem, dt_sub),
-            v_th=self.v_th,
+            v_th=float(v_th),
             reset=reset,
-            rho=math.exp(-dt_sub / tau_adapt) if tau_adapt > 0 else 0.0,
+            rho=float(rho) if rho is not None else retention_from_tau(tau_adapt, dt_sub),
             n_ref=int(round(refractory / dt_sub)),
-            kappa=math.exp(-dt_sub / tau_out) if tau_out > 0 else 0.0,
+            kappa=float(kappa) if kappa is not None else retention_from_tau(tau_out, dt_sub),
             surrogate=surrogate,
             slope=DEFAULT_SLOPE[surrogate] if surrogate_slope is None else float(surrogate_slope),
-            detach_reset=self.detach_reset,
-            delay_in=self.delay_in,
-            delay_rec=self.delay_rec,
+            detach_reset=bool(detach_reset),
+            delay_in=int(delay_in),
+            delay_rec=int(delay_rec),
             adaptive=self.n_adaptive > 0,
+            v_leak=float(v_leak),
+            v_reset=float(v_reset),
         )
         self._init_input_and_recurrent(gain, bias)
         beta = torch.zeros(n_hidden)
@@ -244,96 +297,129 @@ class SpikingRNN(RecurrentModel):
         if not self_connections:
             with torch.no_grad():
                 self.W_rec.mul_(self.rec_mask)
-        self.quantize = quantize
-        self._check_quantize()
 
-    # -- Loihi 2 fixed point ------------------------------------------------------------------
-    def _check_quantize(self) -> None:
-        if self.quantize not in QUANTIZE:
-            raise ValueError(f"unknown quantize {self.quantize!r}; choose None or 'loihi2'")
-        if self.quantize and (self.n_adaptive or self.reset != "zero" or self.params.n_ref):
-            raise ValueError(
-                "quantize='loihi2' is Lava's fixed-point LIF: it needs neuron='lif', reset='zero' and "
-                f"refractory=0 (got neuron={self.neuron!r}, reset={self.reset!r}, "
-                f"refractory={self.refractory})"
-            )
+    # -- the stored constants and what is derived from them ----------------------------------------
+    @property
+    def dt_sub(self) -> float:
+        """Length of one neuron update (substep) in ms."""
+        return self.dt / self.substeps
 
-    def loihi2_params(self) -> Loihi2Tensors:
-        """The integer parameters of the current weights (cached until a parameter changes)."""
-        from spikedyn.hardware.quantize import quantize_loihi2
+    v_th = property(lambda self: self.params.v_th, doc="firing threshold")
+    reset = property(lambda self: self.params.reset, doc='"subtract" | "zero"')
+    surrogate = property(lambda self: self.params.surrogate, doc="surrogate gradient name")
+    delay_in = property(lambda self: self.params.delay_in, doc="input delay, substeps")
+    delay_rec = property(lambda self: self.params.delay_rec, doc="recurrent delay, substeps")
+    detach_reset = property(lambda self: self.params.detach_reset, doc="no gradient through the reset")
+    v_leak = property(lambda self: self.params.v_leak, doc="the membrane's resting value")
+    v_reset = property(lambda self: self.params.v_reset, doc='the value reset="zero" resets to')
+    tau_mem = property(lambda self: tau_from_decay(self.params.dv, self.dt_sub), doc="membrane tau, ms (from dv)")
+    tau_syn = property(lambda self: tau_from_decay(self.params.du, self.dt_sub), doc="synaptic tau, ms (from du)")
+    tau_adapt = property(lambda self: tau_from_retention(self.params.rho, self.dt_sub), doc="adaptation tau, ms")
+    tau_out = property(lambda self: tau_from_retention(self.params.kappa, self.dt_sub), doc="readout tau, ms")
+    refractory = property(lambda self: self.params.n_ref * self.dt_sub, doc="refractory period, ms")
 
-        key = tuple((t.data_ptr(), t._version) for t in (self.W_in, self.W_rec, self.b))
-        if self._q_cache is not None and self._q_cache[0] == key:
-            return self._q_cache[1]
-        q = quantize_loihi2(
-            *(t.detach().cpu().double().numpy() for t in (self.W_in, self.W_rec_eff, self.b)),
-            v_th=self.v_th, du=self.params.du, dv=self.params.dv,
-        )  # fmt: skip
-        dev = self.device
-        qt = Loihi2Tensors(
-            w_in=torch.as_tensor(q.w_in, dtype=torch.float64, device=dev), w_in_exp=q.w_in_exp,
-            w_rec=torch.as_tensor(q.w_rec, dtype=torch.float64, device=dev), w_rec_exp=q.w_rec_exp,
-            bias=torch.as_tensor(q.effective_bias, dtype=torch.int64, device=dev), vth=q.vth * 64,
-            du=q.du, dv=q.dv, input_frac_bits=q.input_frac_bits,
-        )  # fmt: skip
-        self._q_cache = (key, qt)
-        return qt
+    @property
+    def quantize(self) -> str | None:
+        """None for the float body, "loihi2" for ``Loihi2RNN`` (setting it is deprecated)."""
+        return None
 
-    def _input_current(self, u: Tensor) -> Tensor:
-        """What the input synapses deliver for inputs ``u [..., I]``: ``W_in u`` (float) or Lava's
-        integer activation (quantize="loihi2")."""
-        self._check_quantize()
-        return loihi2_input(self.loihi2_params(), u) if self.quantize else u @ self.W_in.T
+    @quantize.setter
+    def quantize(self, value: str | None) -> None:
+        if value not in QUANTIZE:
+            raise ValueError(f"unknown quantize {value!r}; choose None or 'loihi2'")
+        _warn_quantize_once()
+        self.__class__ = SpikingRNN if value is None else Loihi2RNN
+        if value is not None:
+            self._check_loihi2()
 
-    # -- protocol -------------------------------------------------------------------------
+    def quantized(self, kind: str = "loihi2") -> Loihi2RNN:
+        """This network's Loihi-2 fixed-point body: a ``Loihi2RNN`` with the same config and a copy of the
+        weights (on the same device)."""
+        if kind != "loihi2":
+            raise ValueError(f"unknown fixed-point body {kind!r}; spikedyn has 'loihi2'")
+        cfg = self.config()
+        cfg.pop("kind")
+        q = Loihi2RNN(**cfg).to(device=self.device, dtype=self.dtype)
+        q.load_state_dict(self.state_dict())
+        if hasattr(self, "mirror_scale"):
+            q.mirror_scale = self.mirror_scale
+        return q
+
     @property
     def W_rec_eff(self) -> Tensor:
         """W_rec as the network uses it (diagonal masked when self-connections are excluded)."""
         return self.W_rec if self.self_connections else self.W_rec * self.rec_mask
 
     def config(self) -> dict[str, Any]:
+        p = self.params
         return {
             **super().config(),
             "neuron": self.neuron, "dt": self.dt, "substeps": self.substeps,
-            "tau_mem": self.tau_mem, "tau_syn": self.tau_syn, "du": self._du_arg, "dv": self._dv_arg,
-            "v_th": self.v_th, "reset": self.reset, "refractory": self.refractory,
-            "tau_adapt": self.tau_adapt, "beta_adapt": self.beta_adapt,
-            "n_adaptive": self.n_adaptive if self.neuron == "alif" else None,
-            "tau_out": self.tau_out, "surrogate": self.surrogate, "surrogate_slope": self.surrogate_slope,
-            "delay_in": self.delay_in, "delay_rec": self.delay_rec,
-            "self_connections": self.self_connections, "detach_reset": self.detach_reset,
-            "gain": self.gain, "bias": self.has_bias, "quantize": self.quantize,
+            "du": p.du, "dv": p.dv, "rho": p.rho, "kappa": p.kappa,
+            "v_th": p.v_th, "reset": p.reset, "refractory": self.refractory,
+            "beta_adapt": self.beta_adapt, "n_adaptive": self.n_adaptive if self.neuron == "alif" else None,
+            "surrogate": p.surrogate, "surrogate_slope": self.surrogate_slope,
+            "delay_in": p.delay_in, "delay_rec": p.delay_rec,
+            "self_connections": self.self_connections, "detach_reset": p.detach_reset,
+            "gain": self.gain, "bias": self.has_bias, "v_leak": p.v_leak, "v_reset": p.v_reset,
         }  # fmt: skip
 
+    def extra_repr(self) -> str:
+        p = self.params
+        out = (f"{self.n_in}, {self.n_hidden}, {self.n_out}, neuron={self.neuron!r}, dt={self.dt:g} ms, "
+               f"substeps={self.substeps}, tau_mem={self.tau_mem:.4g} ms, tau_syn={self.tau_syn:.4g} ms, "
+               f"v_th={p.v_th:g}, reset={p.reset!r}, tau_out={self.tau_out:.4g} ms")  # fmt: skip
+        if self.n_adaptive:
+            out += f", n_adaptive={self.n_adaptive}, tau_adapt={self.tau_adapt:.4g} ms, beta={self.beta_adapt:g}"
+        if p.n_ref:
+            out += f", refractory={self.refractory:g} ms"
+        if p.v_leak or p.v_reset:
+            out += f", v_leak={p.v_leak:g}, v_reset={p.v_reset:g}"
+        if p.delay_in or p.delay_rec:
+            out += f", delay_in={p.delay_in}, delay_rec={p.delay_rec}"
+        return out
+
+    # -- protocol -------------------------------------------------------------------------
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> SpikingState:
         zeros = torch.zeros(batch, self.n_hidden, device=self.device, dtype=self.dtype)
-        if self.quantize:
-            ints = torch.zeros(batch, self.n_hidden, device=self.device, dtype=torch.int64)
-            return SpikingState(
-                ints, ints, zeros, zeros, zeros, zeros,
-                ints.new_zeros((self.delay_in, batch, self.n_hidden)),
-                zeros.new_zeros((self.delay_rec, batch, self.n_hidden)),
-            )  # fmt: skip
         return SpikingState(
             zeros, zeros, zeros, zeros, zeros, zeros,
             zeros.new_zeros((self.delay_in, batch, self.n_hidden)),
             zeros.new_zeros((self.delay_rec, batch, self.n_hidden)),
         )  # fmt: skip
 
+    def _input_current(self, u: Tensor) -> Tensor:
+        """What the input synapses deliver for inputs ``u [..., I]``: ``W_in u``."""
+        return u @ self.W_in.T
+
     def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
-        """One neuron update given the input current ``i_ext = W_in x`` [B, N] (quantized: the
-        integer activation from ``loihi2_input``)."""
-        if self.quantize:
-            return loihi2_substep(self.params, self.loihi2_params(), state, i_ext, self.params.kappa)
+        """One neuron update given the input current ``i_ext = W_in x`` [B, N]."""
         return spiking_substep(self.params, self.W_rec_eff, self.b, self.beta, state, i_ext)
 
+    def _substep_fn(self, detach_recurrent: bool = False) -> Any:
+        """``substep`` with the weights bound once for a whole rollout."""
+        params = replace(self.params, detach_recurrent=True) if detach_recurrent else self.params
+        W_rec, b, beta = self.W_rec_eff, self.b, self.beta
+        return lambda s, i_t: spiking_substep(params, W_rec, b, beta, s, i_t)
+
+    def _rollout(self, u: Tensor, state: SpikingState, detach_recurrent: bool = False) -> tuple[list, list, Any]:
+        """The one rollout of every loop (``step``, ``forward``, ``spike_trains``, ``filtered_spikes``):
+        per input step the readout trace r̄ and the spikes of each substep, and the final state."""
+        sub, K = self._substep_fn(detach_recurrent), self.substeps
+
+        def input_step(s: SpikingState, i_t: Tensor) -> tuple[SpikingState, list[Tensor]]:
+            zs = []
+            for _ in range(K):
+                s = sub(s, i_t)
+                zs.append(s.z)
+            return s, zs
+
+        # unbind, not i_ext[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
+        return rollout(input_step, lambda s: s.rbar, self._input_current(u).unbind(0), state)
+
     def step(self, state: SpikingState, u_t: Tensor) -> tuple[SpikingState, Tensor]:
-        i_ext = self._input_current(u_t)
-        count = torch.zeros_like(state.z)
-        for _ in range(self.substeps):
-            state = self.substep(state, i_ext)
-            count = count + state.z
-        return state, count
+        _, (zs,), state = self._rollout(u_t[None], state)
+        return state, sum(zs[1:], zs[0])
 
     def output(self, state: SpikingState) -> Tensor:
         return state.rbar @ self.W_out.T + self.b_out
@@ -349,20 +435,9 @@ class SpikingRNN(RecurrentModel):
         if state is None and torch.is_grad_enabled() and fused_supported(self):
             return self._forward_fused(u, detach_recurrent)
         state = self.init_state(u.shape[1]) if state is None else state
-        if self.quantize:
-            return self.loop(u, state)
-        # unbind, not i_ext[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
-        i_ext = (u @ self.W_in.T).unbind(0)
-        params = replace(self.params, detach_recurrent=True) if detach_recurrent else self.params
-        W_rec, counts, rbars = self.W_rec_eff, [], []
-        for i_t in i_ext:
-            count = None
-            for _ in range(self.substeps):
-                state = spiking_substep(params, W_rec, self.b, self.beta, state, i_t)
-                count = state.z if count is None else count + state.z
-            counts.append(count)
-            rbars.append(state.rbar)
-        return Rollout(torch.stack(rbars) @ self.W_out.T + self.b_out, torch.stack(counts), state)
+        rbars, zs, state = self._rollout(u, state, detach_recurrent)
+        counts = torch.stack([sum(z[1:], z[0]) for z in zs])
+        return Rollout(torch.stack(rbars) @ self.W_out.T + self.b_out, counts, state)
 
     def _forward_fused(self, u: Tensor, detach_recurrent: bool) -> Rollout:
         """Training path: same spikes as the loop, gradients from the hand-derived backward in ``fused.py``
@@ -376,12 +451,8 @@ class SpikingRNN(RecurrentModel):
         """Spikes at every substep ``[T * substeps, B, N]`` (no gradient), for raster plots and parity checks."""
         u = self._check_input(u)
         with torch.no_grad():
-            state, out = self.init_state(u.shape[1]), []
-            for i_t in self._input_current(u).unbind(0):
-                for _ in range(self.substeps):
-                    state = self.substep(state, i_t)
-                    out.append(state.z)
-        return torch.stack(out)
+            _, zs, _ = self._rollout(u, self.init_state(u.shape[1]))
+        return torch.stack([z for z_t in zs for z in z_t])
 
     def filtered_spikes(self, u: Tensor) -> Tensor:
         """The readout's low-pass-filtered spikes ``r̄`` ``[T, B, N]`` at the end of each input step (no
@@ -389,9 +460,111 @@ class SpikingRNN(RecurrentModel):
         estimate of the rate net's ``f(x)``."""
         u = self._check_input(u)
         with torch.no_grad():
-            state, out = self.init_state(u.shape[1]), []
-            for i_t in self._input_current(u).unbind(0):
-                for _ in range(self.substeps):
-                    state = self.substep(state, i_t)
-                out.append(state.rbar)
-        return torch.stack(out)
+            rbars, _, _ = self._rollout(u, self.init_state(u.shape[1]))
+        return torch.stack(rbars)
+
+    def tangent_dynamics(self, detach_recurrent: bool = False) -> Any:
+        """The surrogate Jacobian of the membrane dynamics (``spikedyn.models.tangent.SpikingDynamics``)."""
+        if detach_recurrent:
+            return super().tangent_dynamics(detach_recurrent)
+        from .tangent import SpikingDynamics
+
+        return SpikingDynamics(self)
+
+
+class Loihi2RNN(SpikingRNN):
+    """The Loihi-2 fixed-point body of a ``SpikingRNN``: the same network in Lava 0.10's bit-accurate
+    integer arithmetic (module doc), for inference. Build it with ``model.quantized("loihi2")`` or with
+    ``SpikingRNN``'s arguments (needs ``neuron="lif"``, ``reset="zero"``, ``refractory=0``,
+    ``v_leak = v_reset = 0``). Weights are float parameters, quantised on use (cached until they change)
+    by ``spikedyn.hardware.quantize.quantize_loihi2``, the function the Lava backend also calls."""
+
+    kind = "loihi2"
+
+    def __init__(self, *args: Any, quantize: str | None = "loihi2", **kwargs: Any) -> None:
+        if quantize not in (None, "loihi2"):
+            raise ValueError(f"unknown quantize {quantize!r}; a Loihi2RNN is 'loihi2'")
+        super().__init__(*args, **kwargs)
+        self._check_loihi2()
+
+    @property
+    def quantize(self) -> str | None:
+        return "loihi2"
+
+    @quantize.setter
+    def quantize(self, value: str | None) -> None:
+        SpikingRNN.quantize.fset(self, value)
+
+    def as_float(self) -> SpikingRNN:
+        """The float body with the same config and a copy of the weights."""
+        cfg = self.config()
+        cfg.pop("kind")
+        m = SpikingRNN(**cfg).to(device=self.device, dtype=self.dtype)
+        m.load_state_dict(self.state_dict())
+        return m
+
+    def _check_loihi2(self) -> None:
+        p = self.params
+        if self.n_adaptive or p.reset != "zero" or p.n_ref or p.v_leak or p.v_reset:
+            raise ValueError(
+                "the Loihi-2 body is Lava's fixed-point LIF: it needs neuron='lif', reset='zero', "
+                f"refractory=0 and v_leak = v_reset = 0 (got neuron={self.neuron!r}, reset={p.reset!r}, "
+                f"refractory={self.refractory}, v_leak={p.v_leak}, v_reset={p.v_reset})"
+            )
+
+    def loihi2_params(self) -> Loihi2Tensors:
+        """The integer parameters of the current weights (cached until a parameter changes)."""
+        from spikedyn.hardware.quantize import quantize_loihi2
+
+        key = tuple((t.data_ptr(), t._version) for t in (self.W_in, self.W_rec, self.b))
+        cache = getattr(self, "_q_cache", None)
+        if cache is not None and cache[0] == key and cache[1].w_in.device == self.device:
+            return cache[1]
+        q = quantize_loihi2(
+            *(t.detach().cpu().double().numpy() for t in (self.W_in, self.W_rec_eff, self.b)),
+            v_th=self.v_th, du=self.params.du, dv=self.params.dv,
+        )  # fmt: skip
+        dev = self.device
+        qt = Loihi2Tensors(
+            w_in=torch.as_tensor(q.w_in, dtype=torch.float64, device=dev), w_in_exp=q.w_in_exp,
+            w_rec=torch.as_tensor(q.w_rec, dtype=torch.float64, device=dev), w_rec_exp=q.w_rec_exp,
+            bias=torch.as_tensor(q.effective_bias, dtype=torch.int64, device=dev), vth=q.vth * 64,
+            du=q.du, dv=q.dv, input_frac_bits=q.input_frac_bits,
+        )  # fmt: skip
+        self._q_cache = (key, qt)
+        return qt
+
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> SpikingState:
+        zeros = torch.zeros(batch, self.n_hidden, device=self.device, dtype=self.dtype)
+        ints = torch.zeros(batch, self.n_hidden, device=self.device, dtype=torch.int64)
+        return SpikingState(
+            ints, ints, zeros, zeros, zeros, zeros,
+            ints.new_zeros((self.delay_in, batch, self.n_hidden)),
+            zeros.new_zeros((self.delay_rec, batch, self.n_hidden)),
+        )  # fmt: skip
+
+    def _input_current(self, u: Tensor) -> Tensor:
+        """Lava's integer input activation ``W_in X`` (``loihi2_input``)."""
+        return loihi2_input(self.loihi2_params(), u)
+
+    def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
+        """One fixed-point update given the integer activation ``i_ext`` from ``loihi2_input``."""
+        return loihi2_substep(self.params, self.loihi2_params(), state, i_ext, self.params.kappa)
+
+    def _substep_fn(self, detach_recurrent: bool = False) -> Any:
+        q, p = self.loihi2_params(), self.params
+        return lambda s, i_t: loihi2_substep(p, q, s, i_t, p.kappa)
+
+    def forward(self, u: Tensor, state: SpikingState | None = None, detach_recurrent: bool = False) -> Rollout:
+        """Roll out in integer arithmetic (no gradient through the network; ``detach_recurrent`` has no
+        effect); the float readout of the spikes keeps its gradient w.r.t. ``W_out``, ``b_out``."""
+        u = self._check_input(u)
+        with torch.no_grad():
+            state = self.init_state(u.shape[1]) if state is None else state
+            rbars, zs, state = self._rollout(u, state)
+            counts = torch.stack([sum(z[1:], z[0]) for z in zs])
+        return Rollout(torch.stack(rbars) @ self.W_out.T + self.b_out, counts, state)  # the float readout
+
+    def tangent_dynamics(self, detach_recurrent: bool = False) -> Any:
+        raise ValueError("the Loihi-2 body is integer arithmetic and has no Jacobian; analyse its float body "
+                         "(model.as_float())")

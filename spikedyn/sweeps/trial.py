@@ -76,6 +76,8 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
     from ..atomic import atomic_write_bytes
     from ..experiment import build_model, build_task
     from ..learning import train
+    from ..learning.checkpoint import is_finished
+    from ..runs import load_run
     from .config import TrialConfig
 
     run_dir = Path(run_dir)
@@ -92,22 +94,28 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
             _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
         device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
         model = model.to("cpu" if device == "auto" else device)
-        result = train(
-            model, task, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-            run_dir=run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-            target_accuracy=cfg.target_accuracy, progress=False,
-        )  # fmt: skip
-        out["final"] = {k: v for k, v in result.final.items() if k != "step"}
-        out["steps_run"] = int(result.history[-1]["step"]) if result.history else 0
-        out["stopped_early"] = bool(result.stopped_early)
+        if is_finished(run_dir):  # trained before the sweep was killed, but not yet recorded
+            run = load_run(run_dir)
+            model, history = run.model, _read_metrics(run_dir)
+            final, stopped_early = dict(run.summary.get("final", {})), bool(run.summary.get("stopped_early"))
+        else:
+            result = train(
+                model, task, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                run_dir=run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
+                target_accuracy=cfg.target_accuracy, progress=False,
+            )  # fmt: skip
+            model, history, final, stopped_early = result.model, result.history, result.final, result.stopped_early
+        out["final"] = {k: v for k, v in final.items() if k != "step"}
+        out["steps_run"] = int(history[-1]["step"]) if history else 0
+        out["stopped_early"] = bool(stopped_early)
         if cfg.lyapunov:
             from ..learning.checkpoint import atomic_write_json
 
-            spectrum = _lyapunov(result.model, task, cfg.lyapunov, cfg.seed)
+            spectrum = _lyapunov(model, task, cfg.lyapunov, cfg.seed)
             atomic_write_json(run_dir / "lyapunov.json", spectrum)
             out["lyapunov_max"] = spectrum["exponents"][0]
         if figures:
-            _learning_curve_figure(result.history, run_dir / "learning_curve.png",
+            _learning_curve_figure(history, run_dir / "learning_curve.png",
                                    f"{cfg.model} / {cfg.rule} on {cfg.task}, seed {cfg.seed}")  # fmt: skip
     except Exception as e:  # a failing trial is recorded, not raised: the sweep goes on
         out["status"] = "failed"
@@ -117,6 +125,11 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
         torch.set_num_threads(threads)
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -1,0 +1,240 @@
+"""Reward-modulated Hebbian learning with exploratory perturbations (Miconi 2017, eLife), as used by
+McMahan et al. 2024 (Eq. 3-4) to train tanh CTRNNs on RDM and CDI.
+
+During a trial each unit receives rare random kicks (the exploration). Every recurrent synapse
+``w_ij`` (post ``i``, pre ``j``) accumulates an eligibility trace
+
+    e_ij  +=  [ r_j(t-1) * (x_i(t) - xbar_i(t)) ]**3          xbar_i: a running average of x_i
+
+where the cube keeps mostly the large, perturbation-driven deviations of ``x_i``. At the end of the
+trial the weights move along the trace, signed by how much better or worse the trial went than
+usual for its trial type:
+
+    dw_ij = -eta * e_ij * (R - Rbar_type)  [* Rbar_type]        clipped to [-max_dw, +max_dw]
+    Rbar_type <- baseline_decay * Rbar_type + (1 - baseline_decay) * R
+
+``R`` is the trial's loss (low is good, hence the minus sign). The factor ``Rbar_type`` and the clip
+are in Miconi's published code (``selectiveint/net.cpp``); ``scale_by_baseline=False`` drops the
+factor to get McMahan et al.'s Eq. 4 as printed. The output is read from single units (unit ``k`` is
+output ``k``, ``readout="unit"``, Miconi's choice) or through the model's fixed linear readout
+(``readout="linear"``, the variant McMahan et al. compare in their appendix). The bias ``b`` learns
+by the same rule with a constant pre-synaptic activity of 1 (Miconi clamps three units to +-1 for
+this). ``W_in`` and the readout stay fixed.
+
+Trials are batched: the ``B`` trials of one batch run in parallel from the same weights, each keeps
+its own trace, and the ``B`` clipped per-trial updates are summed, which to first order in ``eta``
+equals ``B`` of Miconi's one-trial-at-a-time updates. Every trial of a batch is compared with the
+baseline as it stood before the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+READOUTS = ("unit", "linear")
+REWARDS = ("mse", "abs")
+
+
+def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
+    """(inputs, targets, mask) of a ``TaskBatch`` as tensors on the model's device and dtype."""
+    device, dtype = model.W_out.device, model.W_out.dtype
+    return tuple(torch.as_tensor(a, device=device, dtype=dtype) for a in (batch.inputs, batch.targets, batch.mask))
+
+
+def rule_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The rule's own random stream for one update: a function of (seed, step) only, so that a resumed
+    run replays the same perturbations."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np.random.SeedSequence([int(seed), int(step), 0x4EBB]).generate_state(1)[0]))
+    return g
+
+
+def trial_types(batch: Any, keys: tuple[str, ...] = ("context", "choice")) -> list[str]:
+    """One label per trial naming its type, from the ``meta`` entries in ``keys`` that the batch has
+    (RDM: the correct choice, 2 types; CDI: context x choice, 4 types, as in Miconi's code); one type
+    for every trial when none is present."""
+    present = [k for k in keys if k in batch.meta]
+    B = batch.inputs.shape[1]
+    if not present:
+        return ["all"] * B
+    cols = [np.asarray(batch.meta[k]).reshape(B, -1).tolist() for k in present]
+    return [",".join(f"{k}={v[0] if len(v) == 1 else v}" for k, v in zip(present, (c[b] for c in cols)))
+            for b in range(B)]  # fmt: skip
+
+
+def eligibility_increment(r_prev: Tensor, dx: Tensor) -> Tensor:
+    """``[r_j(t-1) * (x_i(t) - xbar_i)]**3`` for every synapse: ``r_prev [B, J]``, ``dx [B, I]`` ->
+    ``[B, I, J]`` (post, pre)."""
+    return (dx[:, :, None] * r_prev[:, None, :]) ** 3
+
+
+@dataclass
+class Hebbian:
+    """Miconi's (2017) node-perturbation Hebbian rule (see the module doc for the equations).
+
+    Args:
+        lr: eta, the learning rate (0.01 in Miconi 2017 and McMahan et al. 2024).
+        max_dw: per-trial clip of every weight change (Miconi's ``MAXDW`` = 2e-4).
+        scale_by_baseline: multiply the update by the baseline loss Rbar (Miconi's code; False = Eq. 4
+            of McMahan et al. as printed).
+        perturb_rate: kicks per unit per ms (Miconi: 0.003, i.e. 3 per second); per step the
+            probability is ``1 - (1 - rate)**dt``.
+        perturb_amp: a kick adds U(-perturb_amp, +perturb_amp) to the pre-activation x (Miconi: 1).
+        perturb_after_ms: no kicks in the first ms of a trial (Miconi: 3).
+        xbar_decay: per-step decay of the running average xbar of x (Miconi: 0.05 at 1 ms steps, so
+            ``x - xbar`` is close to the change of x since the last step).
+        baseline_decay: per-trial decay of the loss baseline Rbar of each trial type (Miconi: 0.75).
+        reward: the per-trial loss R: "mse" (the task's masked MSE, McMahan et al.) or "abs" (mean
+            absolute error over the masked steps, Miconi).
+        readout: "unit" (output k is the rate of unit k; W_out and b_out are set to that and frozen) or
+            "linear" (the model's own W_out, frozen).
+        train_bias: learn the bias b by the same rule (pre-synaptic activity 1) when it is a parameter.
+        reduce: "sum" (the B per-trial updates add up, B sequential trials) or "mean".
+    """
+
+    lr: float = 0.01
+    max_dw: float | None = 2e-4
+    scale_by_baseline: bool = True
+    perturb_rate: float = 0.003
+    perturb_amp: float = 1.0
+    perturb_after_ms: float = 3.0
+    xbar_decay: float = 0.05
+    baseline_decay: float = 0.75
+    reward: str = "mse"
+    readout: str = "unit"
+    train_bias: bool = True
+    reduce: str = "sum"
+
+    name = "hebbian"
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"hebbian readout must be one of {list(READOUTS)}, got {self.readout!r}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"hebbian reward must be one of {list(REWARDS)}, got {self.reward!r}")
+        if self.reduce not in ("sum", "mean"):
+            raise ValueError(f"hebbian reduce must be 'sum' or 'mean', got {self.reduce!r}")
+        if not (self.lr > 0 and 0 <= self.perturb_rate <= 1 and self.perturb_amp >= 0):
+            raise ValueError("hebbian needs lr > 0, 0 <= perturb_rate <= 1 and perturb_amp >= 0")
+        if not (0 <= self.xbar_decay < 1 and 0 <= self.baseline_decay < 1):
+            raise ValueError("hebbian xbar_decay and baseline_decay must be in [0, 1)")
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self)}
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
+        """Check the model, set up the readout, and start with no baselines."""
+        from spikedyn.models import RateRNN
+
+        if not isinstance(model, RateRNN):
+            raise TypeError(f"hebbian trains a RateRNN (tanh units), got {type(model).__name__}")
+        if model.activation != "tanh":
+            raise ValueError(
+                f"hebbian needs tanh units (McMahan et al. 2024: 1 + tanh failed to train), got "
+                f"activation={model.activation!r}; build the RateRNN with activation='tanh'"
+            )
+        if self.readout == "unit":
+            if model.n_out > model.n_hidden:
+                raise ValueError(f"readout='unit' needs n_out <= n_hidden, got {model.n_out} > {model.n_hidden}")
+            with torch.no_grad():
+                model.W_out.zero_()
+                model.W_out[:, : model.n_out] = torch.eye(model.n_out, dtype=model.dtype, device=model.device)
+                model.b_out.zero_()
+        dt = float(getattr(task, "dt", getattr(model, "dt", 1.0)))
+        return {"seed": int(seed), "dt": dt, "baseline": {}, "trials": 0}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, batch: Any, state: dict, *, step: int) -> dict:
+        """One batch of trials with exploration, then the end-of-trial weight update."""
+        u, target, mask = batch_tensors(model, batch)
+        g = rule_generator(state["seed"], step, model.device)
+        roll = self.rollout(model, u, dt=state["dt"], generator=g)
+        R = self.trial_loss(roll["y"], target, mask)  # [B]
+        types = trial_types(batch)
+        baseline = state["baseline"]
+        fresh = [t for t in dict.fromkeys(types) if t not in baseline]
+        for t in fresh:  # a type seen for the first time: its baseline starts at its mean loss
+            baseline[t] = float(R[[i for i, ti in enumerate(types) if ti == t]].mean())
+        Rbar = torch.tensor([baseline[t] for t in types], device=R.device, dtype=R.dtype)
+        coef = -self.lr * (R - Rbar) * (Rbar if self.scale_by_baseline else 1.0)  # [B]
+        dW = self.weight_change(roll["e_rec"], coef)
+        model.W_rec.add_(dW)
+        record = {"loss": float(R.mean()), "advantage": float((R - Rbar).abs().mean()),
+                  "dw_abs": float(dW.abs().mean())}  # fmt: skip
+        if self.train_bias and isinstance(model.b, torch.nn.Parameter):
+            db = self.weight_change(roll["e_bias"][:, :, None], coef)[:, 0]
+            model.b.add_(db)
+        for t in dict.fromkeys(types):
+            if t in fresh:
+                continue
+            mean_t = float(R[[i for i, ti in enumerate(types) if ti == t]].mean())
+            baseline[t] = self.baseline_decay * baseline[t] + (1.0 - self.baseline_decay) * mean_t
+        state["trials"] += int(u.shape[1])
+        if not torch.isfinite(model.W_rec).all():
+            raise FloatingPointError(f"hebbian: W_rec became NaN/Inf at step {step}; lower lr or max_dw")
+        return record
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def weight_change(self, e: Tensor, coef: Tensor) -> Tensor:
+        """Sum (or mean) over trials of the clipped per-trial changes ``coef_b * e_b``; ``e [B, I, J]``."""
+        dw = coef[:, None, None] * e
+        if self.max_dw is not None:
+            dw = dw.clamp(-self.max_dw, self.max_dw)
+        return dw.sum(0) if self.reduce == "sum" else dw.mean(0)
+
+    def trial_loss(self, y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """Per-trial loss ``R [B]`` over the masked (step, output) entries."""
+        err = (y - target) ** 2 if self.reward == "mse" else (y - target).abs()
+        return (err * mask).sum((0, 2)) / mask.sum((0, 2)).clamp(min=1.0)
+
+    @torch.no_grad()
+    def rollout(self, model: torch.nn.Module, u: Tensor, *, dt: float,
+                generator: torch.Generator | None = None, perturb: Tensor | None = None) -> dict[str, Tensor]:
+        """Run the trials with exploratory kicks and accumulate the eligibility traces.
+
+        ``perturb [T, B, N]`` gives the kicks explicitly (tests); by default they are drawn from
+        ``generator``. Returns ``y [T, B, O]``, ``x [T, B, N]`` (perturbed pre-activations),
+        ``e_rec [B, N, N]`` and ``e_bias [B, N]``.
+        """
+        from spikedyn.models.rate import RateState
+
+        T, B = u.shape[:2]
+        N = model.n_hidden
+        if perturb is None:
+            perturb = self.draw_perturbations(T, B, N, dt, model.device, model.dtype, generator)
+        s = model.init_state(B, generator)
+        x_prev = s.x
+        xbar = s.x.clone()
+        e_rec = torch.zeros(B, N, N, device=model.device, dtype=model.dtype)
+        e_bias = torch.zeros(B, N, device=model.device, dtype=model.dtype)
+        ys, xs = [], []
+        for t in range(T):
+            r_prev = model.f(x_prev)
+            s, _ = model.step(s, u[t])
+            x = s.x + perturb[t]
+            s = RateState(x)
+            dx = x - xbar
+            xbar = self.xbar_decay * xbar + (1.0 - self.xbar_decay) * x
+            e_rec += eligibility_increment(r_prev, dx)
+            e_bias += dx**3
+            ys.append(model.output(s))
+            xs.append(x)
+            x_prev = x
+        return {"y": torch.stack(ys), "x": torch.stack(xs), "e_rec": e_rec, "e_bias": e_bias}
+
+    def draw_perturbations(self, T: int, B: int, N: int, dt: float, device: torch.device, dtype: torch.dtype,
+                           generator: torch.Generator | None) -> Tensor:
+        """Kicks ``[T, B, N]``: each unit, each step, with probability ``1 - (1 - perturb_rate)**dt``, a
+        U(-amp, amp) value; none in the first ``perturb_after_ms``."""
+        p = 1.0 - (1.0 - self.perturb_rate) ** dt
+        hit = torch.rand(T, B, N, generator=generator, device=device, dtype=dtype) < p
+        amp = (2.0 * torch.rand(T, B, N, generator=generator, device=device, dtype=dtype) - 1.0) * self.perturb_amp
+        kicks = hit.to(dtype) * amp
+        first = int(np.ceil(self.perturb_after_ms / dt - 1e-9))
+        kicks[: min(first, T)] = 0.0
+        return kicks

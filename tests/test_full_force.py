@@ -1,0 +1,127 @@
+"""full-FORCE (DePasquale et al. 2018; spiking student with a rate teacher, DePasquale et al. 2016):
+the block RLS step against batch least squares and one-sample RLS, the dense target, the rate pass
+against a hand-written loop, and accuracy on RDM / CDI (rate) and RDM (LIF twin)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import spikedyn.tasks as tasks
+import torch
+
+from spikedyn.learning.full_force import FullForce, dense_target, rls_step
+from spikedyn.models import RateRNN
+
+from .test_hebbian import seed002_net
+
+
+@pytest.mark.parametrize("chunks", [[1] * 40, [3, 7, 30], [40], [2, 38]])
+def test_rls_equals_batch_least_squares(chunks):
+    """From P = I / a and W0, RLS over all samples = argmin sum |W r - y|^2 + a |W - W0|^2, in any
+    chunking (B <= n uses Woodbury, B > n the information form)."""
+    rng = np.random.default_rng(0)
+    n, m, K, a = 6, 3, sum(chunks), 0.7
+    R, Y, W0 = rng.normal(size=(K, n)), rng.normal(size=(K, m)), rng.normal(size=(m, n))
+    P, W = torch.eye(n, dtype=torch.float64) / a, torch.as_tensor(W0)
+    i = 0
+    for c in chunks:
+        P, W = rls_step(P, W, torch.as_tensor(R[i : i + c]), torch.as_tensor(Y[i : i + c]))
+        i += c
+    W_ls = (Y.T @ R + a * W0) @ np.linalg.inv(R.T @ R + a * np.eye(n))
+    np.testing.assert_allclose(W.numpy(), W_ls, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(P.numpy(), np.linalg.inv(R.T @ R + a * np.eye(n)), rtol=1e-9, atol=1e-12)
+
+
+def test_one_sample_rls_is_the_classic_update():
+    """B = 1: k = P r / (1 + r' P r), P -= k r' P, W -= e k' (DePasquale et al.'s demo code)."""
+    rng = np.random.default_rng(1)
+    n = 5
+    P = np.eye(n) * 2.0
+    W = rng.normal(size=(2, n))
+    r, y = rng.normal(size=n), rng.normal(size=2)
+    Pr = P @ r
+    k = Pr / (1 + r @ Pr)
+    P_ref, W_ref = P - np.outer(k, Pr), W - np.outer(W @ r - y, k)
+    P_t, W_t = rls_step(torch.as_tensor(P), torch.as_tensor(W), torch.as_tensor(r[None]), torch.as_tensor(y[None]))
+    np.testing.assert_allclose(P_t.numpy(), P_ref, rtol=1e-12)
+    np.testing.assert_allclose(W_t.numpy(), W_ref, rtol=1e-12)
+
+
+def test_dense_target_interpolates_between_supervised_steps():
+    task = tasks.make("rdm", dt=50.0, response_ms=100.0)
+    b = task.sample(5, 0)
+    target, mask = torch.as_tensor(b.targets, dtype=torch.float64), torch.as_tensor(b.mask, dtype=torch.float64)
+    d = dense_target(target, mask)
+    t = np.arange(task.n_steps)
+    for j in range(5):
+        known = np.nonzero(b.mask[:, j, 0])[0]
+        np.testing.assert_allclose(d[:, j, 0].numpy(), np.interp(t, known, b.targets[known, j, 0]), atol=1e-12)
+    nxt = dense_target(target, mask, "next")
+    assert torch.all(nxt[1:] == target[-1]) and torch.all(nxt[0] == 0)
+    with pytest.raises(ValueError, match="fill"):
+        dense_target(target, mask, "cubic")
+
+
+def test_rate_pass_equals_hand_loop():
+    """One update with a random teacher, re-done by hand: teacher drive, RLS on [W_rec] and the readout."""
+    task = tasks.make("rdm", dt=50.0)
+    m = seed002_net(task, dtype=torch.float64)
+    rule = FullForce(hint_scale=0.5, rls_alpha=2.0)
+    st = rule.init_state(m, task, seed=3)
+    W, Wo, bo = m.W_rec.detach().clone().numpy(), m.W_out.detach().clone().numpy(), m.b_out.detach().clone().numpy()
+    batch = task.sample(4, 9)
+    from spikedyn.learning.hebbian import rule_generator
+
+    x = m.init_state(4, rule_generator(3, 1, m.device)).x.numpy()
+    xT = x.copy()
+    u = batch.inputs.astype(np.float64)
+    d = dense_target(*(torch.as_tensor(a, dtype=torch.float64) for a in (batch.targets, batch.mask))).numpy()
+    J, uo, uh = (st[k].numpy() for k in ("J_D", "u_out", "u_hint"))
+    Win, a = m.W_in.detach().numpy(), m.alpha
+    P, Po = np.eye(50) / 2.0, np.eye(51) / 2.0
+    for t in range(task.n_steps):
+        r = np.tanh(x)
+        cur = np.tanh(xT) @ J.T + d[t] @ uo.T + 0.5 * d[t] @ uh.T
+        xT = (1 - a) * xT + a * (cur + u[t] @ Win.T)
+        for k in range(4):  # one sample at a time: the classic RLS
+            Pr = P @ r[k]
+            kk = Pr / (1 + r[k] @ Pr)
+            P -= np.outer(kk, Pr)
+            W -= np.outer(W @ r[k] - cur[k], kk)
+        x = (1 - a) * x + a * (np.tanh(x) @ W.T + u[t] @ Win.T)
+        ra = np.c_[np.tanh(x), np.ones(4)]
+        Wa = np.c_[Wo, bo]
+        for k in range(4):
+            Pr = Po @ ra[k]
+            kk = Pr / (1 + ra[k] @ Pr)
+            Po -= np.outer(kk, Pr)
+            Wa -= np.outer(Wa @ ra[k] - d[t, k], kk)
+        Wo, bo = Wa[:, :-1], Wa[:, -1]
+    rule.update(m, batch, st, step=1)
+    np.testing.assert_allclose(m.W_rec.detach().numpy(), W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.W_out.detach().numpy(), Wo, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.b_out.detach().numpy(), bo, rtol=1e-8, atol=1e-10)
+
+
+def test_checks_and_reproducibility():
+    task = tasks.make("rdm", dt=50.0)
+    with pytest.raises(ValueError, match="tanh"):
+        FullForce().init_state(seed002_net(task, activation="shifted_tanh"), task, seed=0)
+    with pytest.raises(TypeError, match="RateRNN"):
+        FullForce(teacher=torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="rls_alpha"):
+        FullForce(rls_alpha=0.0)
+    from spikedyn.models import SpikingRNN
+
+    with pytest.raises(ValueError, match="teacher"):
+        FullForce().init_state(SpikingRNN(1, 8, 1, dt=50.0), task, seed=0)
+    with pytest.raises(ValueError, match="sizes"):
+        FullForce(teacher=RateRNN(1, 9, 1)).init_state(SpikingRNN(1, 8, 1, dt=50.0), task, seed=0)
+    ws = []
+    for _ in range(2):
+        m = seed002_net(task)
+        rule = FullForce()
+        st = rule.init_state(m, task, seed=1)
+        for s in (1, 2):
+            rule.update(m, task.sample(8, s), st, step=s)
+        ws.append(m.W_rec.detach().clone())
+    assert torch.equal(ws[0], ws[1])
