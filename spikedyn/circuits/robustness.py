@@ -410,19 +410,23 @@ def figure(res: dict, path: Path) -> Path:
     fig, axes = plt.subplots(len(classes), 2, figsize=(9, 2.4 * len(classes)), squeeze=False)
     by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
     colors = {"digital": "tab:red", "digital_tau": "tab:orange", "intrinsic": "tab:purple", "ring": "tab:blue"}
+    styles = {"digital": "o-", "digital_tau": "s--", "intrinsic": "^-.", "ring": "d-"}
+    offset = {"digital": -1.5, "digital_tau": -0.5, "intrinsic": 0.5, "ring": 1.5}  # % of the x range
     for row, cls in enumerate(classes):
         for m in cfg["models"]:
             if m not in res["classes"].get(cls, {}):
                 continue
-            lv = np.asarray(res["classes"][cls][m]["levels"], dtype=float)
+            levels = res["classes"][cls][m]["levels"]
+            span = float(np.ptp(np.asarray(levels, dtype=float))) or 1.0
+            lv = np.asarray(levels, dtype=float) + offset[m] / 100 * span  # side by side where they overlap
             for col, (key, ci) in enumerate((("drift_median", "drift_ci"), ("rmse_median", "rmse_ci"))):
-                rs = [by[(cls, x, m)] for x in lv]
+                rs = [by[(cls, x, m)] for x in levels]
                 floor = rs[0]["floor_deg_s"]
                 y = np.array([max(r[key], floor / 3) if col == 0 else r[key] for r in rs], dtype=float)
                 lo = np.array([max(r[ci][0], floor / 3) if col == 0 else r[ci][0] for r in rs], dtype=float)
                 hi = np.array([max(r[ci][1], floor / 3) if col == 0 else r[ci][1] for r in rs], dtype=float)
                 ax = axes[row, col]
-                ax.plot(lv, y, "o-", color=colors[m], label=LABELS[m], ms=3)
+                ax.plot(lv, y, styles[m], color=colors[m], label=LABELS[m], ms=3, lw=1)
                 ax.fill_between(lv, lo, hi, color=colors[m], alpha=0.15)
                 failed = [r["failed"] for r in rs]
                 for x, yy, f in zip(lv, y, failed, strict=True):
