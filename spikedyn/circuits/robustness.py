@@ -65,7 +65,7 @@ CLASSES: dict[str, dict[str, Any]] = {
 class RobustnessConfig:
     """What ``spikedyn circuit hd-robustness`` measures (durations in s)."""
 
-    duration: float = 20.0
+    duration: float = 10.0
     realisations: int = 20
     classes: tuple[str, ...] = tuple(CLASSES)
     models: tuple[str, ...] = MODELS
