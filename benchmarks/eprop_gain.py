@@ -13,4 +13,7 @@ import sys
 from spikedyn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "eprop-gain", *sys.argv[1:]]))
+    # this script regenerates the docs' copy; `spikedyn bench eprop-gain` alone writes under runs/
+    args = sys.argv[1:]
+    defaults = [] if "--out" in args else ["--out", "docs"]
+    sys.exit(main(["bench", "eprop-gain", *defaults, *args]))

@@ -4,7 +4,7 @@
                                                        # the e-prop section of docs/benchmarks.md
     python benchmarks/eprop_memory.py --device cuda    # the same on a GPU
 
-Each (model, rule, T) runs in a fresh Python process (``spikedyn.cli.bench_eprop.memory_worker``), so
+Each (model, rule, T) runs in a fresh Python process (``spikedyn.experiments.eprop_memory.memory_worker``), so
 that one measurement cannot inherit another's memory; e-prop and BPTT are measured in the same run.
 Same as ``spikedyn bench eprop-memory``.
 """
@@ -15,4 +15,7 @@ import sys
 from spikedyn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "eprop-memory", *sys.argv[1:]]))
+    # this script regenerates the docs' copy; `spikedyn bench eprop-memory` alone writes under runs/
+    args = sys.argv[1:]
+    defaults = [] if "--out" in args else ["--out", "docs", "--docs", "docs/benchmarks.md"]
+    sys.exit(main(["bench", "eprop-memory", *defaults, *args]))

@@ -21,7 +21,7 @@ import torch
 from spikedyn.hardware.runtime import find_lava_python
 
 from spikedyn.circuits import IntrinsicHeadDirectionCircuit
-from spikedyn.circuits import experiments as X
+from spikedyn.experiments import hd_measure as X
 
 
 def main() -> None:

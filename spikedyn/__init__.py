@@ -29,8 +29,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_sweep": ("spikedyn.sweeps", "load_sweep"),
     "write_report": ("spikedyn.report", "write_report"),
 }
-_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "init", "tasks", "hardware", "cli"}
-_SUBMODULES |= {"sweeps", "report"}
+_SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "experiments", "init", "tasks", "hardware",
+               "cli"}
+_SUBMODULES |= {"sweeps", "report", "plot"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -6,12 +6,12 @@ gate block of ``W_rec`` for GRURNN (3 blocks: r, z, n) and LSTMRNN (4 blocks: i,
 
 | function | W_rec | source |
 | --- | --- | --- |
-| ``gaussian(model, gain)`` | N(0, gain^2 / N) | seed 001's "initial gain" |
-| ``orthogonal(model, gain=1)`` | gain x Haar-random orthogonal | seed 003 Table S1 "W^T W = I" |
-| ``zeros(model)`` | 0 (a continuous attractor at rest, seed 003 Sec. 2.6) | |
-| ``torch_default(model)`` | U(-1/sqrt(N), 1/sqrt(N)) as ``torch.nn.RNN`` | seed 003 Table S1 "def." |
-| ``pta(model, ...)`` | block-diagonal scaled rotations (Eq. 19) | seed 003 Sec. 2.8 |
-| ``flossing(model, inputs, steps, k)`` | pretrained to push the top-k exponents to 0 | seed 001 App. B, Engelken 2023 |
+| ``gaussian(model, gain)`` | N(0, gain^2 / N) | Liu et al.'s "initial gain" |
+| ``orthogonal(model, gain=1)`` | gain x Haar-random orthogonal | Park et al. Table S1 "W^T W = I" |
+| ``zeros(model)`` | 0 (a continuous attractor at rest, Park et al. Sec. 2.6) | |
+| ``torch_default(model)`` | U(-1/sqrt(N), 1/sqrt(N)) as ``torch.nn.RNN`` | Park et al. Table S1 "def." |
+| ``pta(model, ...)`` | block-diagonal scaled rotations (Eq. 19) | Park et al. Sec. 2.8 |
+| ``flossing(model, inputs, steps, k)`` | top-k exponents pushed to 0 | Liu et al. App. B, Engelken 2023 |
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def torch_default(model: Any, seed: int | None = None) -> Any:
     return _finish(model)
 
 
-# -- PTA (seed 003 Eq. 19) ---------------------------------------------------------------------------------
+# -- PTA (Park et al. Eq. 19) ---------------------------------------------------------------------------------
 def pta_matrix(n: int, alphas: Any, thetas: Any) -> Tensor:
     """Eq. 19: block-diagonal ``alpha_i R(theta_i)`` (n // 2 blocks; an odd last unit gets a zero row)."""
     m = n // 2
@@ -137,7 +137,7 @@ def sample_pta_parameters(m: int, regime: str, seed: int | None = None, alpha_ma
 @torch.no_grad()
 def pta(model: Any, alphas: Any = None, thetas: Any = None, regime: str | None = None, seed: int | None = None,
         alpha_max: float | None = None, tol: float = ZERO_TOL) -> Any:  # fmt: skip
-    """Periodic/quasi-periodic toroidal attractor initialisation (seed 003 Eq. 19-21).
+    """Periodic/quasi-periodic toroidal attractor initialisation (Park et al. Eq. 19-21).
 
     ``W_rec`` becomes block-diagonal with N/2 scaled rotations ``alpha_i R(theta_i)`` (theta in rad),
     i.e. N/2 independent oscillators. Without ``alphas``/``thetas`` each pair is drawn uniformly from
@@ -209,7 +209,7 @@ def flossing_loss(model: Any, u: Tensor, k: int, warmup: int, local: bool = Fals
 
     The exponents come from a differentiable QR along the trajectory (re-orthonormalised every step,
     the first ``warmup`` steps excluded), as in Engelken's reference code. ``local=True`` (RateRNN
-    only) rolls the trajectory out with the recurrent input detached (seed 001's ``hidden.detach()``):
+    only) rolls the trajectory out with the recurrent input detached (Liu et al.'s ``hidden.detach()``):
     gradients then reach ``W_rec`` only through the Jacobians' explicit ``W_rec`` and each unit's own
     state, never through other units' states (e-prop's truncation).
     """
@@ -237,7 +237,7 @@ def flossing(
     progress: bool = True,
     callback: Callable[[int, dict], None] | None = None,
 ) -> FlossingResult:
-    """Gradient-flossing pretraining (Engelken 2023; seed 001 App. B): Adam on ``W_in, W_rec, b`` to
+    """Gradient-flossing pretraining (Engelken 2023; Liu et al. App. B): Adam on ``W_in, W_rec, b`` to
     minimise ``sum_{i<=k} lambda_i^2``, the top-k Lyapunov exponents along trajectories driven by the
     task's inputs (per step; see ``lyapunov_spectrum`` for units).
 
@@ -260,11 +260,9 @@ def flossing(
     if fixed is not None and (fixed.dim() != 3 or fixed.shape[-1] != model.n_in):
         raise ValueError(f"inputs must have shape [T, B, {model.n_in}], got {tuple(fixed.shape)}")
     result = FlossingResult(model=model)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .progress import progress as make_progress
 
-        bar = tqdm(total=steps, desc="flossing" + (" (local)" if local else ""), unit="step", disable=None)
+    bar = make_progress(steps, "flossing" + (" (local)" if local else ""), unit="step", enabled=progress)
     for step in range(1, steps + 1):
         if is_task:
             batch = task_or_inputs.sample(batch_size, np.random.default_rng([seed, step]))
@@ -280,10 +278,7 @@ def flossing(
         result.history.append(record)
         if callback is not None:
             callback(step, record)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3g}", lambda1=f"{record['lambdas'][0]:.3g}")
-    if bar is not None:
-        bar.close()
+        bar.update(1, loss=record["loss"], lambda1=record["lambdas"][0])
+    bar.close()
     optimizer.zero_grad(set_to_none=True)
     return result

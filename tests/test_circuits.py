@@ -4,8 +4,6 @@ baseline, the delay-network simulators (numpy reference, torch, Lava) and ``spik
 Fast versions of docs/circuits.md's measurements: seconds instead of a minute, a few realisations."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -13,10 +11,10 @@ from spikedyn.hardware.delay_network import DelayNetwork, _layers, simulate_refe
 from spikedyn.tasks.head_direction import circular_error, ou_velocity, saccadic_velocity
 
 from spikedyn.circuits import HeadDirectionCircuit, RingAttractor, phase_model
-from spikedyn.circuits import experiments as X
 from spikedyn.circuits.delay_sim import simulate
 from spikedyn.circuits.phase import coincidence_tuning, oscillator_phases, relative_phase
 from spikedyn.circuits.readout import drift_deg_per_s
+from spikedyn.experiments import hd_measure as X
 
 DT = 1.0
 
@@ -287,22 +285,6 @@ def test_lava_float_run_matches_torch_spike_for_spike(lava_python: str) -> None:
     np.testing.assert_allclose(lava_res.bump, res.bump, atol=1e-9)
 
 
-def test_cli_circuit_hd_writes_figures_and_tables(tmp_path) -> None:
-    from spikedyn.cli import main
-
-    rc = main(["circuit", "hd", "--duration", "1", "--realisations", "2", "--sigmas", "0,0.1",
-               "--diffusion-duration", "1", "--diffusion-realisations", "4", "--jitters", "0.01",
-               "--input-noises", "0.01", "--no-lava",
-               "--out-dir", str(tmp_path), "--json"])
-    assert rc == 0
-    for name in ("raster", "kymograph", "tuning", "robustness", "diffusion"):
-        assert (tmp_path / "figures" / f"hd_{name}.png").stat().st_size > 10_000
-    data = json.loads((tmp_path / "results" / "hd.json").read_text())
-    assert [r["sigma"] for r in data["robustness"]] == [0.0, 0.1]
-    assert "| 0.1 |" in (tmp_path / "results" / "hd.md").read_text()
-    assert main(["circuit", "hd", "--sigmas", "a,b", "--no-lava", "--out-dir", str(tmp_path)]) == 2
-
-
 # ------------------------------------------------------ robustness: perturbations, variants, realisations
 def test_refractory_latency_and_neuron_heterogeneity_match_numpy_reference() -> None:
     """The torch simulator with refractory periods, per-instance latencies and per-instance du/dv/bias equals
@@ -387,7 +369,7 @@ def test_period_mismatch_makes_the_phase_drift_by_one_quantum_per_period(circuit
     """Park et al. Sec. 2.10: the relative-phase memory is structurally unstable to a period mismatch. A - loop
     one step longer drifts the digital circuit's phase by 360/D deg every D steps (450 deg/s); the intrinsic
     pacemakers absorb a longer loop (their own period takes over) but not a shorter one."""
-    from spikedyn.circuits.robustness import phase_drift_deg_s
+    from spikedyn.experiments.hd_robustness import phase_drift_deg_s
 
     T, k0 = 1000, X.settle_ms(circuit)
     for model, m, expect in ((circuit, 1, 1), (circuit, -1, -1), (intrinsic, 1, 0), (intrinsic, -1, -1)):
@@ -432,10 +414,9 @@ def test_ring_heterogeneity_analogues(ring: RingAttractor) -> None:
     assert abs(drift_deg_per_s(offset.decoded, DT, 110)[0]) > 20.0
 
 
-def test_robustness_study_summary_and_cli(tmp_path) -> None:
+def test_robustness_study_summary() -> None:
     """Two classes, two models, 2 realisations x 1 s: every row has a CI and a floor; no ratio anywhere."""
-    from spikedyn.circuits import robustness as Rb
-    from spikedyn.cli import main
+    from spikedyn.experiments import hd_robustness as Rb
 
     med, lo, hi = Rb.bootstrap_median_ci(np.array([1.0, 2.0, 3.0, np.nan]))
     assert med == 2.0 and 1.0 <= lo <= med <= hi <= 3.0
@@ -448,13 +429,7 @@ def test_robustness_study_summary_and_cli(tmp_path) -> None:
     assert rows[("ring", 1.0)]["drifting"] == 2
     md = Rb.markdown(res)
     assert "95% CI" in md and "below one quantum" in md and "x |" not in md
-    rc = main(["circuit", "hd-robustness", "--duration", "1", "--realisations", "2", "--classes", "weight",
-               "--models", "intrinsic", "--out", str(tmp_path), "--json"])
-    assert rc == 0
-    assert (tmp_path / "figures" / "hd_robustness_classes.png").stat().st_size > 10_000
-    data = json.loads((tmp_path / "results" / "hd_robustness.json").read_text())
-    assert {r["model"] for r in data["rows"]} == {"intrinsic"}
-    assert main(["circuit", "hd-robustness", "--classes", "gravity", "--out", str(tmp_path)]) == 2
+
 
 
 @pytest.mark.lava

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import spikedyn
-from spikedyn.cli.bench_eprop import ACCURACY_CASES
-from spikedyn.experiment import build_task
+from spikedyn.experiments.build import build_task
+from spikedyn.experiments.eprop_accuracy import ACCURACY_CASES
 from spikedyn.learning import RFLO, EProp, make_rule, output_error, task_loss, train
 from spikedyn.learning.eprop import loss_normaliser, step_loss_and_error
 from spikedyn.models import GRURNN, RateRNN, SpikingRNN
@@ -239,7 +239,7 @@ def test_rules_are_registered_for_spikedyn_train():
 def test_online_rules_train_to_90_percent(case):
     """e-prop trains LIF and ALIF nets on 2af and rdm (rdm's optimum is ~92%), RFLO trains rate nets on 2af,
     romo and dms; settings in ``ACCURACY_CASES`` (64 units, batch 32, Adam; docs/eprop.md)."""
-    from spikedyn.cli.bench_eprop import run_accuracy_case
+    from spikedyn.experiments.eprop_accuracy import run_accuracy_case
 
     row = run_accuracy_case(case, seed=0, held_out=2000)
     assert row["accuracy"] >= 0.9, row
@@ -249,7 +249,7 @@ def test_online_rules_train_to_90_percent(case):
 # -- memory independent of T ------------------------------------------------------------------------
 @pytest.mark.slow
 def test_eprop_memory_is_flat_in_sequence_length_and_bptt_grows():
-    from spikedyn.cli.bench_eprop import measure_in_subprocess
+    from spikedyn.experiments.eprop_memory import measure_in_subprocess
 
     kw = dict(kind="lif", hidden=128, batch=16, device="cpu", threads=1)
     e_short, e_long = (measure_in_subprocess(rule="eprop", T=T, **kw) for T in (100, 2000))

@@ -3,6 +3,8 @@ the block RLS step against batch least squares and one-sample RLS, the dense tar
 against a hand-written loop, and accuracy on RDM / CDI (rate) and RDM (LIF twin)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import spikedyn.tasks as tasks
@@ -12,6 +14,8 @@ from spikedyn.learning.full_force import FullForce, dense_target, rls_step
 from spikedyn.models import RateRNN
 
 from .test_hebbian import seed002_net
+
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")  # tiny matrices: threads only add overhead
 
 
 @pytest.mark.parametrize("chunks", [[1] * 40, [3, 7, 30], [40], [2, 38]])
@@ -125,3 +129,68 @@ def test_checks_and_reproducibility():
             rule.update(m, task.sample(8, s), st, step=s)
         ws.append(m.W_rec.detach().clone())
     assert torch.equal(ws[0], ws[1])
+
+
+def test_spiking_student_takes_the_mirror_input_map():
+    """A SpikingRNN student gets mirror's input weights and bias (the map full-FORCE does not learn);
+    its learned matrices start at zero and one update fits them (finite, the record names the spikes)."""
+    import spikedyn
+
+    task = tasks.make("rdm", dt=50.0)
+    teacher = seed002_net(task, activation="shifted_tanh")
+    ref = spikedyn.mirror(teacher, substeps=5, dt=task.dt)
+    student = spikedyn.models.SpikingRNN(1, 50, 1, dt=task.dt, substeps=5, tau_mem=float("inf"), du=ref.params.du,
+                                         reset="subtract", tau_out=ref.tau_out)
+    rule = FullForce(teacher=teacher)
+    st = rule.init_state(student, task, seed=0)
+    torch.testing.assert_close(student.W_in, ref.W_in)
+    torch.testing.assert_close(student.b, ref.b)
+    assert st["map"] == [2.0, 0.5, 0.5] and float(student.W_rec.abs().sum()) == 0.0
+    rec = rule.update(student, task.sample(8, 0), st, step=1)
+    assert rec["spikes_per_unit_step"] > 0 and math.isfinite(rec["loss"])
+    assert float(student.W_rec.abs().sum()) > 0 and torch.isfinite(student.W_rec).all()
+
+
+def _fit(model, task, rule, batch, steps, every=2, seed=0):
+    from spikedyn.learning.train import evaluate
+
+    st = rule.init_state(model, task, seed=seed)
+    val = task.sample(2000, np.random.default_rng([seed, 10**6]))
+    acc = 0.0
+    for s in range(1, steps + 1):
+        rule.update(model, task.sample(batch, np.random.default_rng([seed, s])), st, step=s)
+        if s % every == 0:
+            acc = evaluate(model, task, val)["accuracy"]
+            if acc >= 0.9:
+                break
+    return acc, s
+
+
+@pytest.mark.slow
+def test_full_force_learns_rdm():
+    task = tasks.make("rdm", dt=10.0)
+    acc, steps = _fit(seed002_net(task), task, FullForce(), 50, 20)
+    assert acc >= 0.9, f"accuracy {acc} after {steps} batches of 50 trials"
+
+
+@pytest.mark.slow
+def test_full_force_learns_cdi():
+    """CDI: with tau = 50 ms (alpha = 0.2 at 10 ms steps) and the coming target as d(t); with tau = 100 ms
+    full-FORCE plateaus near 0.88-0.89 (docs/training.md)."""
+    task = tasks.make("cdi", dt=10.0)
+    acc, steps = _fit(seed002_net(task, alpha=0.2), task, FullForce(target_fill="next"), 50, 20)
+    assert acc >= 0.9, f"accuracy {acc} after {steps} batches of 50 trials"
+
+
+@pytest.mark.slow
+def test_full_force_spiking_twin_of_a_trained_rate_net_learns_rdm():
+    """DePasquale et al. 2016: a LIF student of a BPTT-trained 1 + tanh rate net reaches 90 % on RDM."""
+    import spikedyn
+
+    task = tasks.make("rdm", dt=10.0)
+    teacher = seed002_net(task, activation="shifted_tanh")
+    spikedyn.train(teacher, task, steps=400, batch_size=64, lr=3e-3, eval_every=25, eval_trials=2000,
+                   target_accuracy=0.91, progress=False)  # fmt: skip
+    student = spikedyn.mirror(teacher, substeps=10, dt=task.dt)
+    acc, steps = _fit(student, task, FullForce(teacher=teacher), 50, 6)
+    assert acc >= 0.9, f"spiking twin accuracy {acc} after {steps} batches"

@@ -12,6 +12,8 @@ import torch
 from spikedyn.learning.hebbian import Hebbian, trial_types
 from spikedyn.models import RateRNN
 
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")  # tiny matrices: threads only add overhead
+
 
 def seed002_net(task, activation: str = "tanh", alpha: float = 0.1, seed: int = 0, dtype=torch.float32,
                 bias: bool = False) -> RateRNN:
@@ -154,6 +156,20 @@ def _train_hebbian(task_name: str, steps: int, batch: int, rule: Hebbian, seed: 
 
 
 @pytest.mark.slow
-def test_hebbian_learns_rdm(one_thread_seeded):
+def test_hebbian_learns_rdm():
     acc, steps = _train_hebbian("rdm", 1000, 100, Hebbian(reduce="mean", max_dw=None, lr=0.3))
     assert acc >= 0.9, f"accuracy {acc} after {steps} steps"
+
+
+def test_linear_readout_stays_fixed_and_abs_reward():
+    task = tasks.make("rdm", dt=50.0)
+    m = seed002_net(task)
+    W_out = m.W_out.detach().clone()
+    rule = Hebbian(readout="linear", reward="abs", scale_by_baseline=False)
+    st = rule.init_state(m, task, seed=0)
+    W_rec = m.W_rec.detach().clone()
+    for s in (1, 2):
+        rec = rule.update(m, task.sample(16, s), st, step=s)
+    assert torch.equal(m.W_out, W_out) and not torch.equal(m.W_rec, W_rec)
+    b = task.sample(16, 2)
+    assert rec["loss"] > 0 and len(st["baseline"]) == len(set(trial_types(b)))

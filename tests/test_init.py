@@ -113,7 +113,7 @@ def test_gru_native_forward_equals_step_loop_and_gradients():
 
 
 def test_benchmark_models_share_size_and_differ_only_in_w_rec():
-    from spikedyn.analysis.memory_benchmark import MODELS, build_benchmark_model
+    from spikedyn.experiments.long_memory import MODELS, build_benchmark_model
 
     models = {name: build_benchmark_model(name, 10, 9, 16, seed=0) for name in MODELS}
     assert {m.n_hidden for m in models.values()} == {16}
@@ -121,17 +121,3 @@ def test_benchmark_models_share_size_and_differ_only_in_w_rec():
     W = models["tanh-pta"].W_rec.detach()
     assert float(W[:2, 2:].abs().max()) == 0.0
     assert float(models["tanh"].W_in.detach().abs().max()) <= 0.25  # PyTorch's U(-1/sqrt(N), 1/sqrt(N))
-
-
-def test_bench_memory_cli_smoke(tmp_path):
-    from spikedyn.cli import main
-
-    rc = main(["bench", "memory", "--task", "copy_memory,temporal_order", "--delay", "3", "--hidden", "8",
-               "--steps", "2", "--eval-every", "2", "--eval-trials", "16", "--seeds", "1", "--models",
-               "tanh-pta,gru-pta", "--out-dir", str(tmp_path / "runs"), "--figure-dir", str(tmp_path / "fig"),
-               "--no-progress", "--json"])  # fmt: skip
-    assert rc == 0
-    table = (tmp_path / "runs" / "table.md").read_text()
-    assert "copy_memory k = 3, early-stopped" in table and "temporal_order, final" in table
-    assert (tmp_path / "fig" / "analysis_memory_temporal_order.png").stat().st_size > 1000
-    assert main(["bench", "memory", "--models", "tanh,rnn", "--out-dir", str(tmp_path / "x")]) == 2

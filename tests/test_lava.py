@@ -269,7 +269,7 @@ def test_cli_deploy_writes_the_comparison_table(tmp_path, lava_python):
     summary = json.loads(dep.stdout)
     assert summary["spike_agreement"] == 1.0 and summary["trials_identical"] == 1.0
     table = json.loads((run / "deploy.json").read_text())["runs"]["lava-sim fixed"]["rows"]
-    assert [r["body"] for r in table] == ["torch float32 (as trained)", 'torch quantize="loihi2"', "lava-sim fixed"]
+    assert [r["body"] for r in table] == ["torch float32 (as trained)", "torch Loihi 2 fixed point", "lava-sim fixed"]
     assert table[1]["accuracy"] == table[2]["accuracy"]
     assert "spike agreement" in (run / "deploy.md").read_text()
     bad = subprocess.run([*spikedyn_cli, "deploy", "--run-dir", str(tmp_path / "missing")], capture_output=True,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import spikedyn.tasks as T
 import torch
 
 from spikedyn.analysis import (
@@ -19,7 +18,6 @@ from spikedyn.analysis import (
     two_fixed_points,
 )
 from spikedyn.analysis.jacobian import AutogradDynamics
-from spikedyn.learning import train
 from spikedyn.models import GRURNN, LSTMRNN, RateRNN, SpikingRNN
 
 pytestmark = pytest.mark.usefixtures("one_thread_seeded")
@@ -249,23 +247,6 @@ def test_adjoint_shapes_follow_reference_behaviour():
     assert a_line.shape == (T, 2)
     assert np.all(a_line[: T // 2] > 0.05)  # persists (the zero exponent) ...
     assert np.all(a_fade[: T // 2] < 1e-3)  # ... or vanishes backwards in time
-
-
-# -- command line ---------------------------------------------------------------------------------------------
-def test_analyze_commands(tmp_path):
-    from spikedyn.cli import main
-
-    assert main(["analyze", "fig3", "--duration", "1", "--spectrum-duration", "3", "--trials", "2",
-                 "--out", str(tmp_path / "fig3.png"), "--json"]) == 0  # fmt: skip
-    assert (tmp_path / "fig3.png").stat().st_size > 1000
-    assert main(["analyze", "spectrum", "--model", "gru", "--hidden", "8", "--k", "3", "--trials", "2",
-                 "--repeat", "1", "--json"]) == 0  # fmt: skip
-    assert main(["analyze", "spectrum", "--run-dir", str(tmp_path / "missing")]) == 2
-    task = T.make("romo")
-    train(RateRNN(task.n_inputs, 8, task.n_outputs), task, steps=2, eval_every=2, eval_trials=8,
-          run_dir=tmp_path / "run", progress=False)  # fmt: skip
-    assert main(["analyze", "spectrum", "--run-dir", str(tmp_path / "run"), "--k", "2", "--trials", "2",
-                 "--json"]) == 0  # fmt: skip
 
 
 def test_noisy_model_is_seeded_and_both_trajectories_share_noise():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import spikedyn
-from spikedyn.experiment import build_model, build_task
+from spikedyn.experiments.build import build_model, build_task
 from spikedyn.learning import evaluate
 from spikedyn.models import RateRNN, mirror
 

@@ -60,7 +60,7 @@ def test_wheel_holds_every_package_and_the_cached_maps(tmp_path):
     assert "absent from the `packages` configuration" not in done.stderr
     (wheel,) = tmp_path.glob("spikedyn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for pkg in ("models", "learning", "cli", "analysis", "circuits", "export", "tasks", "hardware"):
+    for pkg in ("models", "learning", "cli", "analysis", "circuits", "export", "experiments", "tasks", "hardware"):
         assert f"spikedyn/{pkg}/__init__.py" in names, pkg
     source = {p.relative_to(root).as_posix() for d in ("spikedyn", "tasks", "hardware")
               for p in (root / d).rglob("*.py")}  # fmt: skip

@@ -9,7 +9,7 @@ import spikedyn.tasks as T
 import torch
 
 import spikedyn
-from spikedyn.experiment import build_model, build_task
+from spikedyn.experiments.build import build_model, build_task
 from spikedyn.learning import BPTT, TrainingDiverged, evaluate, task_loss
 
 # (task, model, steps, lr): small settings that reach >= 90% on 2 CPU cores in seconds.

@@ -1,4 +1,4 @@
-"""Where a 2x2 scaled-rotation block oscillates: the PTA region map of seed 003 Fig. 5A-B.
+"""Where a 2x2 scaled-rotation block oscillates: the PTA region map of Park et al., Fig. 5A-B.
 
 One block of Eq. 19 is ``W(alpha, theta) = alpha [[cos t, -sin t], [sin t, cos t]]``. For each point of a
 grid over (alpha, theta) we compute both Lyapunov exponents of the free-running block with the same
@@ -194,7 +194,7 @@ def save_region_map(rmap: RegionMap, path: Path) -> None:
     """Write a map as .npz atomically."""
     import io
 
-    from ..learning.checkpoint import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez(buf, alphas=rmap.alphas, thetas=rmap.thetas, lam=rmap.lam, oscillates=rmap.oscillates,

@@ -227,14 +227,15 @@ def simulate(
         pool: [N, K] matrix; ``counts[k] = (spikes summed over bin k) @ pool`` with bins of ``bin_steps``.
         track: neurons whose last spike step is sampled at the end of each bin.
         device, dtype: where and in which precision (float64 to compare with Lava bit for bit).
-        progress: tqdm progress bar (None: only on a terminal). chunk: steps per fused call.
+        progress: False silences the progress report (``spikedyn.progress``: a bar on a terminal, log lines
+            otherwise). chunk: steps per fused call.
         scripted: run the step loop compiled by TorchScript (False: the same loop in Python).
         latency: [B, S] integer latencies per instance (steps, >= 1; default ``net.latency`` for all):
             frozen conduction-delay perturbations.
         neurons: per-instance neuron constants ``{"du"|"dv"|"vth"|"bias": [B, N]}`` (each optional;
             default the network's): time-constant or bias heterogeneity.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as make_progress
 
     tn = to_torch(net, device, dtype)
     dev = tn.du.device
@@ -299,8 +300,7 @@ def simulate(
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(seed))
     loop = _run_chunk if scripted else _run_chunk_eager
-    bar = tqdm(total=n_steps, desc=desc, disable=None if progress is None else not progress, unit="step",
-               unit_scale=True, leave=False)
+    bar = make_progress(n_steps, desc, unit="step", enabled=progress is not False)
     with torch.no_grad(), one_thread(dev):
         for t0 in range(0, n_steps, chunk):
             K = min(chunk, n_steps - t0)

@@ -1,4 +1,4 @@
-"""``spikedyn analyze flossing-romo``: seed 001 Fig. 4 (local gradient flossing before e-prop)."""
+"""``spikedyn analyze flossing-romo``: local gradient flossing before e-prop (Liu et al., Fig. 4)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit, json_option
+from .common import device_option, emit, json_option, out_option
 from .groups import analyze_app
 
 
@@ -20,41 +20,25 @@ def flossing_romo(
     floss_k: int = typer.Option(16, help="Exponents pushed towards zero."),
     floss_lr: float = typer.Option(1e-3, help="Adam learning rate of the flossing pretraining."),
     rule: str = typer.Option("eprop", help="eprop (online rule) | bptt-detach (same gradient by autograd)."),
-    out_dir: Path = typer.Option(Path("runs/flossing_romo"), help="Where results.json goes."),
-    out: Path = typer.Option(Path("docs/figures/analysis_flossing_romo.png"), help="Output PNG."),
-    report_only: bool = typer.Option(False, help="Only redraw the figure from out_dir/results.json."),
+    out: Path = out_option("analyze_flossing_romo", "results/flossing_romo.json and figures/"),
+    report_only: bool = typer.Option(False, help="Only redraw the figure from OUT/results/flossing_romo.json."),
+    device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Train a gain-0.2 ReLU rate RNN on Romo with e-prop, with and without local flossing pretraining,
     and plot both learning curves and the exponents before/after flossing."""
-    import numpy as np
-
-    from ..analysis.flossing_experiment import FlossingRomoConfig, plot_flossing_romo, run_flossing_romo
+    from ..experiments import flossing as X
 
     t0 = time.perf_counter()
+    results_path = out / "results" / "flossing_romo.json"
     if report_only:
-        path = out_dir / "results.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found; run without --report-only first")
-        results = json.loads(path.read_text())
+        if not results_path.exists():
+            raise FileNotFoundError(f"{results_path} not found; run without --report-only first")
+        results = json.loads(results_path.read_text())
     else:
-        if rule not in ("eprop", "bptt-detach"):
-            raise ValueError(f"rule must be eprop or bptt-detach, got {rule!r}")
-        cfg = FlossingRomoConfig(seeds=seeds, gain=gain, steps=steps, floss_steps=floss_steps, floss_k=floss_k,
-                                 floss_lr=floss_lr, rule=rule)  # fmt: skip
-        results = run_flossing_romo(cfg, out_dir, log=lambda s: typer.echo(s, err=True))
-    plot_flossing_romo(results, out)
-    summary = {"figure": str(out)}
-    tail = max(1, results["config"]["steps"] // 10)
-    for arm in ("e-prop", "flossing + e-prop"):
-        last = [float(np.mean(r["curves"][arm]["loss"][-tail:])) for r in results["runs"]]
-        final = [r["curves"][arm]["eval_loss"][-1] for r in results["runs"]]
-        summary[f"{arm}: train loss, last 10%"] = f"{np.mean(last):.4f} ± {np.std(last):.4f}"
-        summary[f"{arm}: held-out loss"] = f"{np.mean(final):.4f} ± {np.std(final):.4f}"
-        acc = [r["curves"][arm]["accuracy"][-1] for r in results["runs"]]
-        per_seed = ", ".join(f"{a:.3f}" for a in acc)
-        summary[f"{arm}: held-out accuracy"] = f"{np.mean(acc):.3f} ± {np.std(acc):.3f} ({per_seed})"
-    summary["lambda_1 before / after flossing"] = " ".join(
-        f"{r['lambda_before'][0]:.3f}/{r['lambda_after'][0]:.3f}" for r in results["runs"])
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
+        cfg = X.FlossingRomoConfig(seeds=seeds, gain=gain, steps=steps, floss_steps=floss_steps, floss_k=floss_k,
+                                   floss_lr=floss_lr, rule=rule)  # fmt: skip
+        results = X.run(cfg, results_path, log=lambda s: typer.echo(s, err=True), device=device)
+    figure = X.plot(results, out / "figures" / "analysis_flossing_romo.png")
+    summary = {"figure": str(figure), **X.summary(results), "seconds": round(time.perf_counter() - t0, 1)}
     emit(summary, as_json, "local gradient flossing before e-prop on Romo")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit, json_option
+from .common import device_option, emit, json_option
 from .groups import analyze_app
 
 
@@ -22,6 +22,7 @@ def spectrum(
     trials: int = typer.Option(8, help="Trials analysed in parallel (spectra averaged)."),
     repeat: int = typer.Option(4, help="Trials concatenated in time per trajectory (longer average)."),
     seed: int = typer.Option(0, help="Seed of the trials, the initial tangent vectors and the model."),
+    device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Top-k Lyapunov exponents (QR method, float64) along trajectories driven by a task's inputs, the
@@ -31,10 +32,12 @@ def spectrum(
 
     from .. import init as inits
     from ..analysis import adjoint_norms, lyapunov_spectrum, max_lyapunov_perturbation
-    from ..experiment import build_model, build_task
+    from ..device import resolve_device
+    from ..experiments.build import build_model, build_task
     from ..runs import load_run
 
     t0 = time.perf_counter()
+    dev = resolve_device(device)
     if run_dir is not None:
         net, cfg, _ = load_run(run_dir)
         task_cfg = dict(cfg["task"]) if task is None else {"name": task}
@@ -47,12 +50,13 @@ def spectrum(
             if init not in ("pta", "orthogonal", "zeros", "torch_default"):
                 raise ValueError(f"unknown init {init!r}; choose pta, orthogonal, zeros or torch_default")
             getattr(inits, init)(net) if init == "zeros" else getattr(inits, init)(net, seed=seed)
+    net = net.to(dev)
     batch = task_obj.sample(trials * repeat, np.random.default_rng([seed, 7]))
-    u = torch.as_tensor(batch.inputs)
+    u = torch.as_tensor(batch.inputs, device=dev)
     u = torch.cat(u.split(trials, dim=1), dim=0)  # [T * repeat, trials, I]: a long driven trajectory
     spec = lyapunov_spectrum(net, u, k=k, seed=seed)
     lam1 = max_lyapunov_perturbation(net, u, seed=seed)
-    adj = adjoint_norms(net, torch.as_tensor(batch.inputs[:, 0]), seed=seed)
+    adj = adjoint_norms(net, torch.as_tensor(batch.inputs[:, 0], device=dev), seed=seed)
     unit = "1/s"  # lyapunov_spectrum reports every body per second (its dt is in ms)
     emit({
         "model": type(net).__name__, "task": task_obj.name, "steps_per_trajectory": int(u.shape[0]),

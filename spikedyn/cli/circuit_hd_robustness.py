@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from .common import comma_list, emit, json_option
+from .common import comma_list, device_option, emit, json_option, out_option
 from .groups import circuit_app
 
 
@@ -15,10 +15,9 @@ def hd_robustness(
     realisations: int = typer.Option(20, help="Frozen perturbation realisations per level."),
     classes: str = typer.Option("weight,latency,mismatch,tau,bias", help="Perturbation classes (comma-separated)."),
     models: str = typer.Option("digital,digital_tau,intrinsic,ring", help="Realisations (comma-separated)."),
-    out: str = typer.Option("runs/hd_robustness", help="Writes results/hd_robustness.{json,md} and "
-                                                       "figures/hd_robustness_classes.png here."),
+    out: Path = out_option("circuit_hd_robustness", "results/hd_robustness.{json,md} and figures/"),
     seed: int = typer.Option(0, help="Seed."),
-    device: str = typer.Option(None, help="torch device (default cpu)."),
+    device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Drift in darkness and path-integration error of the digital circuit, its finite-time-constant-relay
@@ -26,12 +25,12 @@ def hd_robustness(
     weight noise, per-axon latency perturbations, a +- period mismatch, time-constant and bias
     heterogeneity (frozen, `--realisations` per level; medians with 95% bootstrap CIs and detection
     floors)."""
-    from ..circuits import robustness as Rb
+    from ..experiments import hd_robustness as Rb
 
     cfg = Rb.RobustnessConfig(duration=duration, realisations=realisations,
                               classes=comma_list(classes, "--classes"), models=comma_list(models, "--models"),
                               seed=seed)
-    res = Rb.run(cfg, device=device, log=lambda s: print(s, flush=True))
+    res = Rb.run(cfg, device=device, log=lambda s: typer.echo(s, err=True))
     paths = Rb.write(res, Path(out))
     drifting: dict[str, list[str]] = {}
     for r in res["rows"]:

@@ -41,3 +41,16 @@ def comma_list(text: str, option: str, cast: Callable[[str], T] = str, minimum: 
     if minimum is not None and min(values) < minimum:
         raise ValueError(f"{option} values must be >= {minimum:g}, got {text!r}")
     return values
+
+
+def device_option(default: str | None = "cpu") -> Any:
+    return typer.Option(default, "--device", help="Where the model runs: cpu, cuda or cuda:N (one-line error, "
+                        "exit 2, when CUDA is asked for and absent).")  # fmt: skip
+
+
+def out_option(name: str, what: str = "figures/ and results/") -> Any:
+    """``--out`` of a command that writes files: default ``runs/<name>``; ``--out docs`` regenerates the docs."""
+    from pathlib import Path
+
+    return typer.Option(Path("runs") / name, "--out", help=f"Output directory: writes {what} under it. "
+                        "--out docs regenerates the documentation's copy.")  # fmt: skip

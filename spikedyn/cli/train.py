@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from . import app
-from .common import emit, json_option
+from .common import device_option, emit, json_option
 
 
 @app.command()
@@ -34,27 +34,34 @@ def train(
     restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes its "
                                  "checkpoints and results) instead of resuming it."),
     config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
-    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+    device: str = device_option(None),
+    progress: bool = typer.Option(True, help="Progress on stderr: a bar on a terminal, a log line every 30 s "
+                                  "otherwise (SPIKEDYN_PROGRESS_EVERY)."),
     as_json: bool = json_option(),
 ) -> None:
     """Train a rate, GRU, LIF or ALIF network on a task (BPTT with surrogate gradients for spikes)."""
     from ..config import TrainConfig, load_config_file, parse_key_values, validate
-    from ..experiment import build_model, build_task
+    from ..device import resolve_device
+    from ..experiments.build import build_model, build_task
     from ..learning import train as run_train
 
     given = dict(
         task=task, model=model, rule=rule, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden,
         seed=seed, clip=clip, eval_every=eval_every, eval_trials=eval_trials,
-        target_accuracy=target_accuracy, run_dir=run_dir,
+        target_accuracy=target_accuracy, run_dir=run_dir, device=device,
     )  # fmt: skip
     data: dict[str, Any] = load_config_file(config) if config is not None else {}
     for key, value in given.items():  # flags typed on the command line override the file
         source = ctx.get_parameter_source(key)
         if key not in data or (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")):
             data[key] = value
-    data.setdefault("task_params", {}).update(parse_key_values(task_param, "--task-param"))
-    data.setdefault("model_params", {}).update(parse_key_values(model_param, "--model-param"))
+    for key, items, flag in (("task_params", task_param, "--task-param"), ("model_params", model_param,
+                                                                           "--model-param")):
+        if items or key in data:  # a wrong type in the file (task_params = "dt=10") is reported by validate
+            extra = parse_key_values(items, flag)
+            data[key] = {**data[key], **extra} if isinstance(data.get(key), dict) else data.get(key, extra)
     cfg = validate(TrainConfig, data)
+    dev = resolve_device(cfg.device)  # before building anything: a missing GPU is one line, not a traceback
 
     task_obj = build_task(cfg.task, cfg.task_params)
     net = build_model(cfg.model, task_obj, cfg.hidden, cfg.model_params, seed=cfg.seed)
@@ -62,7 +69,7 @@ def train(
     result = run_train(
         net, task_obj, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         run_dir=cfg.run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-        target_accuracy=cfg.target_accuracy, progress=progress, restart=restart,
+        target_accuracy=cfg.target_accuracy, progress=progress, restart=restart, device=dev,
     )  # fmt: skip
     summary = {
         "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden,

@@ -39,6 +39,7 @@ holds the minimiser of ``sum_k |W r_k - y_k|^2 + rls_alpha |W - W_0|^2`` over al
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,17 +51,18 @@ from .hebbian import batch_tensors, rule_generator
 FILLS = ("linear", "next")
 
 
-def rls_step(P: Tensor, W: Tensor, R: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+def rls_step(P: Tensor, W: Tensor, R: Tensor, Y: Tensor, forget: float = 1.0) -> tuple[Tensor, Tensor]:
     """One block RLS step: regressors ``R [B, n]``, targets ``Y [B, m]``, weights ``W [m, n]``,
-    inverse correlation ``P [n, n]`` -> (P', W'). Equals B one-sample RLS steps applied in order."""
+    inverse correlation ``P [n, n]`` -> (P', W'). Equals B one-sample RLS steps applied in order.
+    ``forget`` < 1 discounts the past by that factor per step: ``P'^-1 = forget P^-1 + R^T R``."""
     B, n = R.shape
     if B <= n:  # Woodbury: a B x B solve
         PR = P @ R.T  # [n, B]
-        S = torch.eye(B, dtype=P.dtype, device=P.device) + R @ PR
+        S = forget * torch.eye(B, dtype=P.dtype, device=P.device) + R @ PR
         K = torch.linalg.solve(S, PR.T)  # [B, n] = S^-1 R P
-        P_new = P - PR @ K
+        P_new = (P - PR @ K) / forget
     else:  # information form: an n x n inverse
-        P_new = torch.linalg.inv(torch.linalg.inv(P) + R.T @ R)
+        P_new = torch.linalg.inv(forget * torch.linalg.inv(P) + R.T @ R)
     P_new = 0.5 * (P_new + P_new.T)
     W_new = W - (W @ R.T - Y.T) @ R @ P_new
     return P_new, W_new
@@ -96,6 +98,23 @@ def dense_target(target: Tensor, mask: Tensor, fill: str = "linear") -> Tensor:
     return res.reshape(target.shape)
 
 
+def evidence_hint(batch: Any) -> Tensor:
+    """A hint for the evidence-integration tasks (RDM, CDI, N-CDI): the running sum of the relevant
+    noisy stream, ``sum_{s<=t} u_s / (T * coherence_max)`` (about +-1 at the end of a trial at the
+    highest coherence). Inputs are laid out as in ``spikedyn.tasks.decision``: ``[stream]`` or
+    ``[context_1..N, stream_1..N]``. Returns ``[T, B, 1]``."""
+    from spikedyn.tasks.decision import COHERENCE_MAX
+
+    u = torch.as_tensor(batch.inputs, dtype=torch.float64)
+    T, B, I = u.shape
+    if I == 1:
+        stream = u[..., 0]
+    else:
+        ctx = torch.as_tensor(batch.meta["context"], dtype=torch.long)
+        stream = u[:, torch.arange(B), I // 2 + ctx]
+    return (torch.cumsum(stream, 0) / (T * COHERENCE_MAX))[..., None]
+
+
 def _augment(r: Tensor) -> Tensor:
     """``[r, 1]``: the regressor that fits a weight matrix and a bias together."""
     return torch.cat([r, torch.ones_like(r[:, :1])], dim=1)
@@ -108,22 +127,31 @@ class FullForce:
     Args:
         teacher: a trained ``RateRNN`` whose currents and output are the targets (DePasquale et al.
             2016); None = a random target-generating network driven by the target (2018).
+        hint: "target" (the hint is the dense target ``d(t)``), "evidence" (``evidence_hint``: the running
+            relevant evidence of RDM/CDI/N-CDI) or a function ``hint(batch) -> [T, B, H]``.
         teacher_gain: g_D of the random target-generating network, ``J_D ~ N(0, g_D^2 / N)``.
         target_scale: scale of the target input weights ``u_out ~ target_scale * U(-1, 1)``.
-        hint_scale: the hint is ``hint_scale * d(t)`` through its own ``u_hint ~ U(-1, 1)`` (0 = none).
-        rls_alpha: RLS regulariser, ``P_0 = I / alpha`` (DePasquale et al.'s demo: 1).
+        hint_scale: the hint is scaled by this and enters through ``u_hint ~ U(-1, 1)`` (0 = none).
+        rls_alpha: RLS regulariser, ``P_0 = I / rls_alpha`` (DePasquale et al.'s demo: 1).
+        forget: RLS forgetting factor per update (1 = none, DePasquale et al.; < 1 lets the fit follow
+            the student's changing trajectories).
         update_every: input steps between RLS updates (1 = every step).
         train_readout: fit ``W_out``/``b_out`` by RLS (else only the recurrent weights learn).
+        readout_on: "all" steps or only the supervised ("mask") steps for the readout fit (rate student).
+        target_fill: how ``d(t)`` fills unsupervised steps: "linear" (interpolation) or "next" (the coming
+            target); see ``dense_target``.
         zero_init: start the learned matrices (W_rec, W_out) at zero, as DePasquale et al.'s code does
             (default for a spiking student); otherwise RLS starts from the model's weights.
         percentile: activity percentile of the rate-to-spike map for relu/softplus teachers.
     """
 
     teacher: torch.nn.Module | None = None
+    hint: str | Callable[[Any], Any] = "target"
     teacher_gain: float = 1.0
     target_scale: float = 1.0
     hint_scale: float = 1.0
     rls_alpha: float = 1.0
+    forget: float = 1.0
     update_every: int = 1
     train_readout: bool = True
     readout_on: str = "all"
@@ -134,10 +162,18 @@ class FullForce:
     name = "full_force"
 
     def __post_init__(self) -> None:
+        if not 0 < self.forget <= 1:
+            raise ValueError(f"full_force forget must be in (0, 1], got {self.forget}")
+        if self.readout_on not in ("all", "mask"):
+            raise ValueError(f"full_force readout_on must be 'all' or 'mask', got {self.readout_on!r}")
+        if self.target_fill not in FILLS:
+            raise ValueError(f"full_force target_fill must be one of {list(FILLS)}, got {self.target_fill!r}")
         if not self.rls_alpha > 0:
             raise ValueError(f"full_force rls_alpha (the RLS regulariser) must be > 0, got {self.rls_alpha}")
         if int(self.update_every) != self.update_every or self.update_every < 1:
             raise ValueError(f"full_force update_every must be a positive integer, got {self.update_every}")
+        if not (self.hint in ("target", "evidence") or callable(self.hint)):
+            raise ValueError(f"full_force hint must be 'target', 'evidence' or a function of a batch: {self.hint!r}")
         if self.teacher is not None:
             from spikedyn.models import RateRNN
 
@@ -145,10 +181,11 @@ class FullForce:
                 raise TypeError(f"full_force teacher must be a trained RateRNN, got {type(self.teacher).__name__}")
 
     def config(self) -> dict[str, Any]:
-        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "update_every", "train_readout",
+        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "train_readout",
                 "readout_on", "target_fill", "zero_init", "percentile")
         cfg = {k: getattr(self, k) for k in keys}
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
+        cfg["hint"] = self.hint if isinstance(self.hint, str) else getattr(self.hint, "__name__", "custom")
         return {"name": self.name, **cfg}
 
     # -- protocol ---------------------------------------------------------------------------------
@@ -165,7 +202,8 @@ class FullForce:
         if isinstance(model, RateRNN) and model.activation != "tanh" and self.teacher is None:
             raise ValueError(
                 f"full_force with a random teacher needs tanh units (McMahan et al. 2024: 1 + tanh failed "
-                f"to train), got activation={model.activation!r}"
+                f"to train), got activation={model.activation!r}; use activation='tanh' (CLI: --model-param "
+                "activation=tanh) or give a trained teacher"
             )
         zero_init = spiking if self.zero_init is None else self.zero_init
         if self.teacher is None:
@@ -176,7 +214,7 @@ class FullForce:
             kw = {"device": dev, "dtype": torch.float64, "generator": g}
             state["J_D"] = torch.randn(N, N, **kw) * (self.teacher_gain / math.sqrt(N))
             state["u_out"] = (2 * torch.rand(N, model.n_out, **kw) - 1) * self.target_scale
-            state["u_hint"] = 2 * torch.rand(N, model.n_out, **kw) - 1
+            state["u_hint"] = 2 * torch.rand(N, self._hint_width(model, task, seed), **kw) - 1
         else:
             T = self.teacher.to(dev)
             if (T.n_in, T.n_hidden, T.n_out) != (model.n_in, N, model.n_out):
@@ -208,6 +246,18 @@ class FullForce:
         state["samples"] = 0
         return state
 
+    def _hint_width(self, model: torch.nn.Module, task: Any, seed: int) -> int:
+        if self.hint == "target":
+            return model.n_out
+        if self.hint == "evidence":
+            return 1
+        import numpy as np
+
+        h = np.asarray(self.hint(task.sample(2, np.random.default_rng([seed, 78]))))
+        if h.ndim != 3 or h.shape[1] != 2:
+            raise ValueError(f"full_force hint(batch) must return [T, B, H], got shape {h.shape}")
+        return int(h.shape[-1])
+
     def _spike_map(self, model: torch.nn.Module, task: Any, seed: int) -> tuple[float, float, float]:
         """(lam, k, c) of the rate-to-spike map: the student's own when ``mirror`` built it, else
         ``mirror``'s choice for the teacher's activation (calibrated on task trials for relu)."""
@@ -233,7 +283,7 @@ class FullForce:
         if isinstance(model, SpikingRNN):
             rec = self._spiking_pass(model, u, target, mask, state, g)
         else:
-            rec = self._rate_pass(model, u, target, mask, state, g)
+            rec = self._rate_pass(model, u, target, mask, state, g, batch)
         for name in ("W_rec", "W_out"):
             if not torch.isfinite(getattr(model, name)).all():
                 raise FloatingPointError(f"full_force: {name} became NaN/Inf at step {step}; raise rls_alpha")
@@ -245,11 +295,11 @@ class FullForce:
         ``R [B, n] -> Y [B, m]``; updates the parameters in place and ``state[key]`` (P)."""
         R, Y = R.double(), Y.double()
         if b is None:
-            state[key], Wn = rls_step(state[key], W.double(), R, Y)
+            state[key], Wn = rls_step(state[key], W.double(), R, Y, self.forget)
             W.copy_(Wn.to(W.dtype))
             return
         Wa = torch.cat([W.double(), b.double()[:, None]], dim=1)
-        state[key], Wa = rls_step(state[key], Wa, _augment(R), Y)
+        state[key], Wa = rls_step(state[key], Wa, _augment(R), Y, self.forget)
         W.copy_(Wa[:, :-1].to(W.dtype))
         b.copy_(Wa[:, -1].to(b.dtype))
 
@@ -257,7 +307,16 @@ class FullForce:
     def _learned(p: Tensor) -> Tensor | None:
         return p if isinstance(p, torch.nn.Parameter) else None
 
-    def _rate_pass(self, model, u, target, mask, state, g) -> dict:
+    def hint_signal(self, batch: Any, d: Tensor) -> Tensor:
+        """The hint ``h [T, B, H]`` fed to the target-generating network: ``hint_scale * d(t)`` for
+        ``hint="target"``, else ``hint_scale * hint(batch)`` (a function of the TaskBatch)."""
+        if self.hint == "target":
+            return self.hint_scale * d
+        if self.hint == "evidence":
+            return self.hint_scale * evidence_hint(batch).to(d)
+        return self.hint_scale * torch.as_tensor(self.hint(batch)).to(d)
+
+    def _rate_pass(self, model, u, target, mask, state, g, batch_hint=None) -> dict:
         from spikedyn.models.rate import RateState, leaky_update
 
         T, B = u.shape[:2]
@@ -267,6 +326,7 @@ class FullForce:
         if teach is None:
             d = dense_target(target, mask, self.target_fill).double()
             J_D, u_out, u_hint = state["J_D"], state["u_out"], state["u_hint"]
+            h = self.hint_signal(batch_hint, d)
             x_T, W_in = s.x.double(), model.W_in.double()
         else:
             x_T = teach.init_state(B, g).x.to(model.dtype)
@@ -275,7 +335,7 @@ class FullForce:
         for t in range(T):
             r_s = model.f(s.x)
             if teach is None:  # the target-generating network, driven by the (dense) target and hint
-                cur = torch.tanh(x_T) @ J_D.T + d[t] @ u_out.T + self.hint_scale * d[t] @ u_hint.T
+                cur = torch.tanh(x_T) @ J_D.T + d[t] @ u_out.T + h[t] @ u_hint.T
                 x_T = leaky_update(x_T, cur, u[t].double() @ W_in.T, model.alpha)
                 y_target = d[t]
             else:  # a trained teacher: its own recurrent currents and output

@@ -136,7 +136,8 @@ class Hebbian:
         if model.activation != "tanh":
             raise ValueError(
                 f"hebbian needs tanh units (McMahan et al. 2024: 1 + tanh failed to train), got "
-                f"activation={model.activation!r}; build the RateRNN with activation='tanh'"
+                f"activation={model.activation!r}; build the RateRNN with activation='tanh' (CLI: --model-param "
+                "activation=tanh)"
             )
         if self.readout == "unit":
             if model.n_out > model.n_hidden:

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runs import result_repr
 from .checkpoint import (
     DEFAULT_LR,
     atomic_torch_save,
@@ -29,6 +28,7 @@ from .checkpoint import (
     write_metrics,
 )
 from .losses import task_loss
+from .reprs import result_repr
 from .rules import LearningRule, make_rule
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses
@@ -107,6 +107,7 @@ def train(
     callback: Callable[[int, dict], None] | None = None,
     rule_kwargs: dict[str, Any] | None = None,
     restart: bool = False,
+    device: Any = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``rule`` and Adam.
 
@@ -128,10 +129,16 @@ def train(
         target_accuracy: stop early once held-out accuracy reaches it (seed 002 used 0.9).
         checkpoint_every: steps between checkpoints (default: ``eval_every``).
         callback: called as ``callback(step, record)`` after every step (logging, tests).
+        device: "cpu", "cuda" or "cuda:N": move ``model`` there first (None: where it is). Progress:
+            a bar on a terminal, a log line every 30 s otherwise (``spikedyn.progress``).
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError("steps, batch_size and eval_every must be positive integers")
     rule_obj = make_rule(rule, **(rule_kwargs or {}))
+    if device is not None:
+        from ..device import resolve_device
+
+        model.to(resolve_device(device))
     device, dtype = model.W_out.device, model.W_out.dtype
     params = [p for p in model.parameters() if p.requires_grad]
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -171,10 +178,9 @@ def train(
 
     bar = None
     if progress and start <= steps and not stopped_early:
-        from tqdm.auto import tqdm
+        from ..progress import progress as make_progress
 
-        bar = tqdm(total=steps, initial=start - 1, desc=f"train {getattr(task, 'name', '')}", unit="step",
-                   disable=None)  # None: shown on a terminal, silent in logs
+        bar = make_progress(steps, f"train {getattr(task, 'name', '')}", unit="step", initial=start - 1)
     model.train()
     step = start - 1
     for step in range(start, steps + 1):

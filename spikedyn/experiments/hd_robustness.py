@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from ..circuits.head_direction import HeadDirectionCircuit
+from ..circuits.intrinsic import IntrinsicHeadDirectionCircuit
+from ..circuits.readout import drift_deg_per_s
+from ..circuits.ring_attractor import RingAttractor
 from ..tasks.head_direction import ou_velocity
-from .head_direction import HeadDirectionCircuit
-from .intrinsic import IntrinsicHeadDirectionCircuit
-from .readout import drift_deg_per_s
-from .ring_attractor import RingAttractor
 
 DT = 1.0  # ms per velocity sample
 RING_FLOOR = 1e-3  # deg/s: drift of the ring counted as such (its decoding round-off is ~1e-6 deg/s)
@@ -287,7 +287,11 @@ def summarise(raw: dict) -> list[dict]:
 
 def run(cfg: RobustnessConfig = RobustnessConfig(), device: Any = None, log: Callable[[str], None] = print,
         progress: bool | None = None) -> dict:
-    """Every (model, class) of ``cfg``: raw per-realisation arrays and the summary rows."""
+    """Every (model, class) of ``cfg`` on ``device`` (cpu, cuda, cuda:N; default cpu): raw per-realisation
+    arrays and the summary rows."""
+    from ..device import resolve_device
+
+    device = str(resolve_device(device))
     t_start = time.perf_counter()
     models = build_models(cfg)
     circuit_steps = int(round(cfg.period / cfg.dt))

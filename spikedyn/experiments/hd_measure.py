@@ -1,4 +1,5 @@
-"""The measurements behind ``spikedyn circuit hd`` and docs/circuits.md (and, shortened, the tests).
+"""The measurements behind ``spikedyn circuit hd`` and docs/circuits.md (and, shortened, the tests):
+the delay-line head-direction circuit of Park et al. (Sec. 2.11) beside a ring attractor.
 
 Every function runs the circuits batched (one torch run per condition, columns = instances) and returns
 plain dicts/arrays. Angles in deg in the outputs, durations in s, dt in ms.
@@ -8,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..circuits.head_direction import HeadDirectionCircuit
+from ..circuits.readout import drift_deg_per_s, tuning_curves
+from ..circuits.ring_attractor import RingAttractor
 from ..tasks.head_direction import circular_error, constant_velocity, darkness, ou_velocity
-from .head_direction import HeadDirectionCircuit
-from .readout import drift_deg_per_s, tuning_curves
-from .ring_attractor import RingAttractor
 
 DT = 1.0  # ms per velocity sample
 
@@ -104,7 +105,7 @@ def robustness_table(r: dict) -> list[dict]:
     """One row per sigma: medians and worst cases over realisations, the number of failed realisations
     (an oscillator stopped or the bump fell silent: NaN in ``r``, counted as infinite drift and error). No
     ring/circuit ratio: the circuit's drift is often below what the run resolves (see
-    ``spikedyn.circuits.robustness`` for drifts with confidence intervals and detection floors)."""
+    ``spikedyn.experiments.hd_robustness`` for drifts with confidence intervals and detection floors)."""
     rows = []
 
     def failed_as_inf(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Long-memory benchmark of seed 003 (Table S1, Fig. 5C): which initialisation lets BPTT learn long delays.
+"""Long-memory benchmark of Park et al. (Table S1, Fig. 5C): which initialisation lets BPTT learn long delays.
 
 Every model has the same number of units N, and is trained with the same budget (steps, batch size,
 learning rate, clipping) by ``spikedyn.train`` (Adam, BPTT, cross-entropy on the task's mask), for
@@ -7,7 +7,7 @@ directories, resumable), a table in the shape of Table S1 and a learning-curve f
 
 Models (name -> body and recurrent initialisation; input weights are each body's default):
 
-Every body starts from PyTorch's defaults (seed 003 S2): weights and biases U(-1/sqrt(N), 1/sqrt(N)),
+Every body starts from PyTorch's defaults (Park et al., S2): weights and biases U(-1/sqrt(N), 1/sqrt(N)),
 including the tanh RNN's input weights (RateRNN's own N(0, 1/I) input weights are ~7x larger at N = 128
 and I = 8; with them PTA tanh stayed at chance on temporal ordering in a pilot: each random distractor
 kicks the oscillators' phases). Only W_rec differs between variants:
@@ -27,7 +27,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import torch
 
 from ..atomic import atomic_save_figure
 from ..models.gru import GRURNN
+from .base import ExperimentConfig
 
 MODELS = ("tanh", "tanh-pta", "tanh-orth", "gru", "gru-pta", "lstm")
 TASKS = ("copy_memory", "temporal_order", "random_delay_copy")
@@ -53,7 +53,7 @@ def build_benchmark_model(name: str, n_in: int, n_out: int, hidden: int, seed: i
     torch.manual_seed(seed)
     if name.startswith("tanh"):
         model = RateRNN(n_in, hidden, n_out, alpha=1.0, activation="tanh")
-        with torch.no_grad():  # input weights and bias as torch.nn.RNN (seed 003 S2: PyTorch defaults)
+        with torch.no_grad():  # input weights and bias as torch.nn.RNN (Park et al. S2: PyTorch defaults)
             k = 1.0 / math.sqrt(hidden)
             model.W_in.uniform_(-k, k)
             model.b.copy_(torch.empty(2, hidden).uniform_(-k, k).sum(0))
@@ -65,8 +65,9 @@ def build_benchmark_model(name: str, n_in: int, n_out: int, hidden: int, seed: i
     return LSTMRNN(n_in, hidden, n_out)
 
 
-@dataclass
-class BenchmarkConfig:
+class BenchmarkConfig(ExperimentConfig):
+    """Task (and copy delay k in steps), models, units N, seeds, and the training budget shared by all."""
+
     task: str = "copy_memory"
     delay: int = 100
     models: tuple[str, ...] = MODELS
@@ -87,30 +88,32 @@ class BenchmarkConfig:
         return {}
 
 
-def run_benchmark(cfg: BenchmarkConfig, out_dir: Path, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def run(cfg: BenchmarkConfig, out_dir: Path, progress: bool = True, log: Callable[[str], None] = print,
+        device: Any = None) -> dict[str, Any]:  # fmt: skip
     """Train every (model, seed) pair, model by model in the order given (so an interrupted benchmark has
     all seeds of the first models), resuming any run already in ``out_dir/<task>/<model>/seed<k>``;
     returns the summary (also ``summary.json``)."""
-    from ..experiment import build_task
+    from ..atomic import atomic_write_json
+    from ..device import resolve_device
     from ..learning import evaluate, train
-    from ..learning.checkpoint import atomic_write_json
+    from .build import build_task
 
     if cfg.task not in TASKS:
         raise ValueError(f"unknown memory task {cfg.task!r}; choose from {', '.join(TASKS)}")
     for name in cfg.models:
         if name not in MODELS:
             raise ValueError(f"unknown benchmark model {name!r}; choose from {', '.join(MODELS)}")
+    dev = resolve_device(device)
     task = build_task(cfg.task, cfg.task_params())
     root = Path(out_dir) / cfg.task
-    atomic_write_json(root / "benchmark_config.json", cfg.__dict__)
+    atomic_write_json(root / "benchmark_config.json", cfg.model_dump())
     for name in cfg.models:
         for seed in range(cfg.seeds):
             run_dir = root / name / f"seed{seed}"
             if (run_dir / "summary.json").exists():
                 continue
             t0 = time.perf_counter()
-            model = build_benchmark_model(name, task.n_inputs, task.n_outputs, cfg.hidden, seed)
+            model = build_benchmark_model(name, task.n_inputs, task.n_outputs, cfg.hidden, seed).to(dev)
             test_batch = task.sample(cfg.eval_trials, np.random.default_rng([seed, TEST_SEED_OFFSET]), split="test")
 
             def add_test_scores(step: int, record: dict, model=model, test_batch=test_batch) -> None:
@@ -143,7 +146,7 @@ def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
 
 def final_scores(c: dict[str, np.ndarray]) -> dict[str, float]:
     """Test scores at the last step and early-stopped (at the step of the lowest validation loss, as
-    seed 003 S2.3 selected models on a validation set)."""
+    Park et al. S2.3 selected models on a validation set)."""
     best = int(np.nanargmin(c["eval_loss"]))
     return {"ce_final": float(c["test_ce"][-1]), "acc_final": float(c["test_accuracy"][-1]),
             "ce_early": float(c["test_ce"][best]), "acc_early": float(c["test_accuracy"][best]),
@@ -152,7 +155,7 @@ def final_scores(c: dict[str, np.ndarray]) -> dict[str, float]:
 
 def summarize(root: Path, cfg: BenchmarkConfig) -> dict[str, Any]:
     """Test cross-entropy / accuracy per model over the finished seeds (final and early-stopped)."""
-    out: dict[str, Any] = {"task": cfg.task, "config": cfg.__dict__, "models": {}}
+    out: dict[str, Any] = {"task": cfg.task, "config": cfg.model_dump(), "models": {}}
     for name in cfg.models:
         rows = [final_scores(read_curves(root / name / f"seed{s}")) for s in range(cfg.seeds)
                 if (root / name / f"seed{s}" / "summary.json").exists()]  # fmt: skip
@@ -218,3 +221,33 @@ def plot_curves(root: Path, cfg: BenchmarkConfig, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=120)
+
+
+run_benchmark = run  # the name before the experiments layer
+
+
+def report(cfg: BenchmarkConfig, out_dir: Path) -> dict[str, Any]:
+    """The summary of the finished runs under ``out_dir/<task>`` (also written as ``summary.json``)."""
+    from ..atomic import atomic_write_json
+
+    root = Path(out_dir) / cfg.task
+    summary = summarize(root, cfg)
+    atomic_write_json(root / "summary.json", summary)
+    return summary
+
+
+def write_table(summaries: list[dict[str, Any]], out_dir: Path) -> tuple[Path, str]:
+    """``out_dir/table.md`` (Table S1's shape); returns (path, table)."""
+    from ..atomic import atomic_write_bytes
+
+    table = table_markdown(summaries)
+    path = Path(out_dir) / "table.md"
+    atomic_write_bytes(path, table.encode())
+    return path, table
+
+
+def result_lines(summaries: list[dict[str, Any]]) -> dict[str, str]:
+    """One line per (task, model): test cross-entropy early-stopped and final, mean ± std over seeds."""
+    return {f"{s['task']}/{m}": (f"CE {r['ce_early_mean']:.4g} ± {r['ce_early_std']:.2g} early-stopped, "
+                                 f"{r['ce_final_mean']:.4g} ± {r['ce_final_std']:.2g} final ({r['seeds']} seeds)")
+            for s in summaries for m, r in s["models"].items()}  # fmt: skip

@@ -1,9 +1,9 @@
-"""Seed 001 Fig. 4: local gradient-flossing pretraining before e-prop, on Romo at a poor initial gain.
+"""Liu et al.'s Fig. 4: local gradient-flossing pretraining before e-prop, on Romo at a poor initial gain.
 
 For each seed, two copies of one leaky ReLU rate RNN (W_rec ~ N(0, gain^2/N), gain 0.2) are trained on
 Romo with the same e-prop budget; one of them is first pretrained with *local* gradient flossing
 (``spikedyn.init.flossing(..., local=True)``: the top-k Lyapunov exponents pushed towards 0 with the
-e-prop truncation of the gradient, seed 001 App. B). Seed 001's settings: 64 units, batch 32, ReLU,
+e-prop truncation of the gradient, Liu et al. App. B). Their settings: 64 units, batch 32, ReLU,
 100 flossing iterations; tau = 100 ms with dt = 20 ms (alpha = 0.2).
 
 ``rule="eprop"`` uses the online rule of ``spikedyn.learning.eprop`` (RFLO form for rate units, equal to
@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,12 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_save_figure
+from .base import ExperimentConfig
 
 
-@dataclass
-class FlossingRomoConfig:
+class FlossingRomoConfig(ExperimentConfig):
+    """Seeds, initial gain, network (units, dt and tau in ms), e-prop budget and the flossing pretraining."""
+
     seeds: int = 3
     gain: float = 0.2
     hidden: int = 64
@@ -60,24 +61,32 @@ def _loss_with_detached_recurrence():
     return DetachedBPTT()
 
 
-def run_flossing_romo(cfg: FlossingRomoConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train both arms for every seed; returns (and writes ``results.json``) the loss curves and the
-    leading Lyapunov exponents before/after flossing."""
-    from ..experiment import build_task
+def run(cfg: FlossingRomoConfig, out: Path, log: Callable[[str], None] = print, device: Any = None
+        ) -> dict[str, Any]:  # fmt: skip
+    """Train both arms for every seed (on ``device``); returns (and writes to ``out``, a .json path, or
+    ``out/results.json`` for a directory) the
+    loss curves and the leading Lyapunov exponents before/after flossing."""
+    from ..analysis.lyapunov import lyapunov_spectrum
+    from ..atomic import atomic_write_json
+    from ..device import resolve_device
     from ..init import flossing
     from ..learning import train
-    from ..learning.checkpoint import atomic_write_json
     from ..models.rate import RateRNN
-    from .lyapunov import lyapunov_spectrum
+    from .build import build_task
+
+    if cfg.rule not in ("eprop", "bptt-detach"):
+        raise ValueError(f"rule must be eprop or bptt-detach, got {cfg.rule!r}")
+    dev = resolve_device(device)
+    path = Path(out) if str(out).endswith(".json") else Path(out) / "results.json"
 
     task = build_task("romo", {"dt": cfg.dt})
     rule = cfg.rule if cfg.rule != "bptt-detach" else _loss_with_detached_recurrence()
-    probe = torch.as_tensor(task.sample(16, np.random.default_rng(12345)).inputs)
-    out: dict[str, Any] = {"config": asdict(cfg), "runs": []}
+    probe = torch.as_tensor(task.sample(16, np.random.default_rng(12345)).inputs, device=dev)
+    out: dict[str, Any] = {"config": cfg.model_dump(), "runs": []}
     for seed in range(cfg.seeds):
         torch.manual_seed(seed)
         base = RateRNN(task.n_inputs, cfg.hidden, task.n_outputs, alpha=cfg.dt / cfg.tau, activation="relu",
-                       gain=cfg.gain)  # fmt: skip
+                       gain=cfg.gain).to(dev)  # fmt: skip
         flossed = copy.deepcopy(base)
         t0 = time.perf_counter()
         fl = flossing(flossed, task, steps=cfg.floss_steps, k=cfg.floss_k, local=True, lr=cfg.floss_lr,
@@ -99,7 +108,7 @@ def run_flossing_romo(cfg: FlossingRomoConfig, out_dir: Path, log: Callable[[str
                 f"{res.final.get('accuracy', float('nan')):.3f} ({time.perf_counter() - t0:.0f} s)")
         out["runs"].append({"seed": seed, "lambda_before": lam_before.tolist(), "lambda_after": lam_after.tolist(),
                             "floss_lambdas": fl.lambdas.tolist(), "curves": curves})  # fmt: skip
-        atomic_write_json(Path(out_dir) / "results.json", out)
+        atomic_write_json(path, out)
     return out
 
 
@@ -109,8 +118,8 @@ def smooth(x: np.ndarray, w: int) -> np.ndarray:
     return np.convolve(x, np.ones(w) / w, mode="valid")
 
 
-def plot_flossing_romo(results: dict[str, Any], path: Path) -> Path:
-    """Training loss (running mean) of both arms, mean +- sd over seeds, as seed 001 Fig. 4; held-out
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """Training loss (running mean) of both arms, mean +- sd over seeds, as Liu et al.'s Fig. 4; held-out
     accuracy; the top-k exponents before and after flossing."""
     import matplotlib
 
@@ -150,3 +159,24 @@ def plot_flossing_romo(results: dict[str, Any], path: Path) -> Path:
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return atomic_save_figure(fig, path, dpi=120)
+
+
+def summary(results: dict[str, Any]) -> dict[str, str]:
+    """One line per arm: training loss over the last 10%, held-out loss and accuracy; lambda_1 per seed."""
+    out = {}
+    tail = max(1, results["config"]["steps"] // 10)
+    for arm in ("e-prop", "flossing + e-prop"):
+        last = [float(np.mean(r["curves"][arm]["loss"][-tail:])) for r in results["runs"]]
+        final = [r["curves"][arm]["eval_loss"][-1] for r in results["runs"]]
+        out[f"{arm}: train loss, last 10%"] = f"{np.mean(last):.4f} ± {np.std(last):.4f}"
+        out[f"{arm}: held-out loss"] = f"{np.mean(final):.4f} ± {np.std(final):.4f}"
+        acc = [r["curves"][arm]["accuracy"][-1] for r in results["runs"]]
+        per_seed = ", ".join(f"{a:.3f}" for a in acc)
+        out[f"{arm}: held-out accuracy"] = f"{np.mean(acc):.3f} ± {np.std(acc):.3f} ({per_seed})"
+    out["lambda_1 before / after flossing"] = " ".join(
+        f"{r['lambda_before'][0]:.3f}/{r['lambda_after'][0]:.3f}" for r in results["runs"])
+    return out
+
+
+run_flossing_romo = run  # the names before the experiments layer
+plot_flossing_romo = plot

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_save_figure
-from .head_direction import OSCILLATOR_NEURONS, HeadDirectionCircuit
+from ..circuits.head_direction import OSCILLATOR_NEURONS, HeadDirectionCircuit
 
 
 def _plt():
@@ -111,15 +111,15 @@ def robustness(r: dict, circuit_bounds: tuple[float, float], path: Path) -> Path
     x = np.arange(len(sig))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     floor = 1e-4
-    for ax, key, bound, ylabel in ((a, "drift_deg_s", circuit_bounds[0], "drift in darkness (deg/s)"),
-                                   (b, "rmse_deg", circuit_bounds[1], "path-integration RMSE (deg)")):
+    for ax, key, bound, ylabel, unit in ((a, "drift_deg_s", circuit_bounds[0], "drift in darkness (deg/s)", "deg/s"),
+                                         (b, "rmse_deg", circuit_bounds[1], "path-integration RMSE (deg)", "deg")):
         for off, name, color in ((-0.12, "circuit", "tab:red"), (0.12, "ring", "tab:blue")):
             vals = np.maximum(r[f"{name}_{key}"], floor)
             for i in range(len(sig)):
                 ax.scatter(np.full(vals.shape[1], x[i] + off), vals[i], s=8, color=color, alpha=0.5)
             ax.plot(x + off, np.median(vals, axis=1), "-o", color=color,
                     label="oscillator circuit" if name == "circuit" else "ring attractor")
-        ax.axhline(bound, color="k", ls=":", lw=1, label="done-when bound")
+        ax.axhline(bound, color="k", ls=":", lw=1, label=f"target for the circuit: below {bound:g} {unit}")
         ax.set_yscale("log")
         ax.set_xticks(x, [f"{s:g}" for s in sig])
         ax.set_xlabel("weight noise sigma: w (1 + sigma xi)")

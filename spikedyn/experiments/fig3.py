@@ -1,4 +1,8 @@
-"""Figures of the analysis docs: seed 003 Fig. 3 (reference systems) and Fig. 5A-B (PTA region maps)."""
+"""Figures of the analysis docs: Park et al.'s Fig. 3 (reference systems) and Fig. 5A-B (PTA region maps).
+
+``run(Fig3Config(...))`` -> data, ``plot(data, path)``; ``pta_maps(recompute)`` -> maps,
+``plot_pta_maps(path, maps)``. Recomputed maps are not written into the installed package.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +12,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_save_figure
+from .base import ExperimentConfig
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -23,13 +28,29 @@ FIG3_SYSTEMS = (
 )
 
 
+class Fig3Config(ExperimentConfig):
+    """Simulated time shown and trajectory length of the spectra (units of tau), initial conditions, seed."""
+
+    duration: float = 60.0
+    spectrum_duration: float = 300.0
+    trials: int = 10
+    seed: int = 0
+
+
+def run(cfg: Fig3Config = Fig3Config()) -> dict[str, dict[str, Any]]:
+    """``fig3_data`` with ``cfg``'s settings (the reference systems are small: CPU, float64)."""
+    if cfg.duration <= 0 or cfg.spectrum_duration <= 0 or cfg.trials < 1:
+        raise ValueError("duration and spectrum_duration must be > 0 and trials >= 1")
+    return fig3_data(cfg.duration, cfg.spectrum_duration, cfg.trials, cfg.seed)
+
+
 def fig3_data(duration: float = 60.0, spectrum_duration: float = 300.0, trials: int = 10,
               seed: int = 0) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Activity of one unit over ``trials`` initial conditions, the adjoint norm for a loss at the end
     (one trial), and the top-6 Lyapunov spectrum of each reference system (time in the system's units)."""
-    from .adjoint import adjoint_norms
-    from .lyapunov import lyapunov_spectrum
-    from .reference_systems import REFERENCE_SYSTEMS
+    from ..analysis.adjoint import adjoint_norms
+    from ..analysis.lyapunov import lyapunov_spectrum
+    from ..analysis.reference_systems import REFERENCE_SYSTEMS
 
     out = {}
     for name, _ in FIG3_SYSTEMS:
@@ -47,8 +68,13 @@ def fig3_data(duration: float = 60.0, spectrum_duration: float = 300.0, trials: 
     return out
 
 
+def plot(data: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Park et al.'s Fig. 3 (see ``plot_fig3``)."""
+    return plot_fig3(data, path)
+
+
 def plot_fig3(data: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Seed 003 Fig. 3: activity, adjoint and top-6 spectrum for each reference system."""
+    """Park et al.'s Fig. 3: activity, adjoint and top-6 spectrum for each reference system."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,20 +106,40 @@ def plot_fig3(data: dict[str, dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_pta_maps(path: Path) -> Path:
-    """Seed 003 Fig. 5A-B for the three regimes: lambda_1 of the 2x2 block over (theta, alpha), the zero
+def pta_maps(recompute: bool = False) -> dict[str, Any]:
+    """The region map of every regime: the shipped cache, or recomputed (not saved into the package)."""
+    from ..analysis.pta_map import REGIMES, pta_region_map
+
+    return {regime: pta_region_map(regime, recompute=recompute, save=False) for regime in REGIMES}
+
+
+def pta_summary(maps: dict[str, Any]) -> dict[str, str]:
+    """Per regime: how many grid points have lambda_1 = 0, and how many below the default alpha bound."""
+    from ..init import DEFAULT_ALPHA_MAX
+
+    out = {}
+    for regime, r in maps.items():
+        zero = r.zero_mask()
+        out[regime] = (f"{int(zero.sum())} of {zero.size} grid points have lambda_1 = 0; "
+                       f"{len(r.zero_points(alpha_max=DEFAULT_ALPHA_MAX[regime]))} with alpha <= "
+                       f"{DEFAULT_ALPHA_MAX[regime]}")  # fmt: skip
+    return out
+
+
+def plot_pta_maps(path: Path, maps: dict[str, Any] | None = None) -> Path:
+    """Park et al.'s Fig. 5A-B for the three regimes: lambda_1 of the 2x2 block over (theta, alpha), the zero
     region outlined, the default sampling bound dashed; bottom row: where the block oscillates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..analysis.pta_map import REGIMES, ZERO_TOL, pta_region_map
     from ..init import DEFAULT_ALPHA_MAX
-    from .pta_map import REGIMES, ZERO_TOL, pta_region_map
 
     fig, axes = plt.subplots(2, 3, figsize=(12, 7))
     for j, regime in enumerate(REGIMES):
-        r = pta_region_map(regime)
+        r = maps[regime] if maps is not None else pta_region_map(regime)
         ext = [r.thetas[0], r.thetas[-1], r.alphas[0], r.alphas[-1]]
         lam1 = np.clip(r.lam[..., 0], -1.0, 0.3)
         im = axes[0, j].imshow(lam1, origin="lower", aspect="auto", extent=ext, cmap="RdBu_r", vmin=-1.0, vmax=1.0)

@@ -1,0 +1,27 @@
+"""``spikedyn bench eprop-accuracy``: held-out accuracy of e-prop (LIF/ALIF) and RFLO (rate) nets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import device_option, emit, json_option, out_option
+from .groups import bench_app
+
+
+@bench_app.command("eprop-accuracy")
+def eprop_accuracy(
+    seeds: int = typer.Option(3, min=1, help="Seeds per case."),
+    held_out: int = typer.Option(4000, min=1, help="Fresh test trials per evaluation."),
+    device: str = device_option(),
+    out: Path = out_option("bench_eprop_accuracy", "results/eprop_accuracy.json"),
+    as_json: bool = json_option(),
+) -> None:
+    """Train the e-prop (LIF, ALIF; Bellec et al. 2020) and RFLO (rate) cases of the tests for several
+    seeds and report their held-out accuracy."""
+    from ..experiments import eprop_accuracy as X
+
+    cfg = X.EpropAccuracyConfig(seeds=seeds, held_out=held_out)
+    rows = X.run(cfg, device=device)
+    path = X.write(rows, cfg, out)
+    emit(X.summary(rows), as_json, f"online rules, held-out accuracy -> {path}")
