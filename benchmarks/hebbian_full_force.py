@@ -11,7 +11,6 @@ recorded (wall time includes the evaluations; the machine's load is shared, so t
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -23,15 +22,16 @@ import torch
 torch.set_num_threads(1)
 
 VAL_SEED = 10**6
+HEBBIAN_CDI = {"reduce": "sum", "max_dw": 1e-4, "lr": 0.01}  # Miconi's update, a smaller clip
 
 
-def seed002_net(task: Any, activation: str, seed: int) -> torch.nn.Module:
+def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0) -> torch.nn.Module:
     """McMahan et al. 2024 Sec. 2.1: N = 50, W_rec ~ N(0, 1/N), W_in ~ N(0, 0.5), W_out ~ N(0, 0.1),
-    x0 ~ N(0, 0.3) (variances), no bias, tau = 100 ms."""
+    x0 ~ N(0, 0.3) (variances), no bias; tau (not given in the paper) 100 ms unless asked."""
     from spikedyn.models import RateRNN
 
     torch.manual_seed(seed)
-    m = RateRNN(task.n_inputs, 50, task.n_outputs, alpha=min(1.0, task.dt / 100.0), activation=activation,
+    m = RateRNN(task.n_inputs, 50, task.n_outputs, alpha=min(1.0, task.dt / tau_ms), activation=activation,
                 x0_std=math.sqrt(0.3), bias=False)  # fmt: skip
     with torch.no_grad():
         m.W_rec.normal_(0, 1 / math.sqrt(50))
@@ -47,14 +47,16 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
 
     val = task.sample(2000, np.random.default_rng([seed, VAL_SEED]))
     state = rule.init_state(model, task, seed=seed)
-    t0, acc, step = time.perf_counter(), 0.0, 0
+    t0, acc, step, curve = time.perf_counter(), 0.0, 0, []
     for step in range(1, max_steps + 1):
         rule.update(model, task.sample(batch, np.random.default_rng([seed, step])), state, step=step)
         if step % eval_every == 0 or step == max_steps:
             acc = evaluate(model, task, val)["accuracy"]
+            curve.append([step, round(acc, 4)])
+            print(f"  step {step}: accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
             if acc >= 0.9:
                 break
-    return {"steps": step, "trials": step * batch, "batch": batch, "accuracy": round(acc, 4),
+    return {"curve": curve, "steps": step, "trials": step * batch, "batch": batch, "accuracy": round(acc, 4),
             "reached": acc >= 0.9, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
@@ -109,25 +111,36 @@ def main() -> None:
     args = ap.parse_args()
     only = set(args.only.split(","))
     out: dict[str, Any] = {"command": "python benchmarks/hebbian_full_force.py", "torch_threads": 1}
-    for name in args.tasks.split(","):
-        task = tasks.make(name, dt=10.0)
-        if "hebbian" in only:
-            rule = Hebbian(reduce="mean", max_dw=None, lr=0.3)
-            out[f"hebbian/{name}"] = {"rule": rule.config(), **fit(seed002_net(task, "tanh", args.seed), task, rule,
-                                      100, args.hebbian_steps, 50, args.seed)}  # fmt: skip
-            print(f"hebbian/{name}", out[f"hebbian/{name}"], flush=True)
-        if "full_force" in only:
-            rule = FullForce()
-            out[f"full_force/{name}"] = {"rule": rule.config(), **fit(seed002_net(task, "tanh", args.seed), task,
-                                         rule, 50, 40, 2, args.seed)}  # fmt: skip
-            print(f"full_force/{name}", out[f"full_force/{name}"], flush=True)
+    # (rule, task, tau_ms, rule kwargs, batch, max steps, eval every)
+    runs = [
+        ("hebbian", "rdm", 100.0, {"reduce": "mean", "max_dw": None, "lr": 0.3}, 100, args.hebbian_steps, 50),
+        ("hebbian", "cdi", 100.0, HEBBIAN_CDI, 100, args.hebbian_steps, 50),
+        ("full_force", "rdm", 100.0, {}, 50, 40, 2),
+        ("full_force", "cdi", 100.0, {}, 50, 40, 2),
+        ("full_force", "cdi", 100.0, {"target_fill": "next"}, 50, 40, 2),
+        ("full_force", "cdi", 50.0, {"target_fill": "next"}, 50, 40, 2),
+    ]
+    for rule_name, task_name, tau, kw, batch, max_steps, every in runs:
+        if rule_name not in only or task_name not in args.tasks.split(","):
+            continue
+        task = tasks.make(task_name, dt=10.0)
+        rule = (Hebbian if rule_name == "hebbian" else FullForce)(**kw)
+        key = f"{rule_name}/{task_name}/tau={tau:g}ms" + "".join(f"/{k}={v}" for k, v in kw.items())
+        net = seed002_net(task, "tanh", args.seed, tau)
+        out[key] = {"rule": rule.config(), "tau_ms": tau, **fit(net, task, rule, batch, max_steps, every, args.seed)}
+        print(key, out[key], flush=True)
     if "twin" in only:
         out["twin"] = twin_comparison(args.seed)
         print("twin", out["twin"], flush=True)
-    from spikedyn.atomic import atomic_write_text
+    from spikedyn.atomic import atomic_write_json
 
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out), json.dumps(out, indent=1))
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():  # keep the entries of earlier runs that this one did not redo
+        import json
+
+        out = {**json.loads(path.read_text()), **out}
+    atomic_write_json(path, out)
     print("wrote", args.out)
 
 

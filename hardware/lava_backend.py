@@ -30,6 +30,7 @@ import numpy as np
 
 from .quantize import Loihi2Params, quantize_input, quantize_loihi2, shift
 from .spec import NetworkSpec
+from .validation import check_chunk, check_inputs
 
 PRECISIONS = ("float", "fixed")
 HARDWARE = ("sim", "loihi")
@@ -234,9 +235,7 @@ def run_lava(
         raise ValueError(f"unknown hardware {hardware!r}; choose one of {list(HARDWARE)}")
     if not lava_available():
         raise RuntimeError("lava-nc is not importable in this Python; use the Lava environment (make lava)")
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 3 or x.shape[-1] != spec.n_in:
-        raise ValueError(f"input must have shape [T, B, {spec.n_in}] (time, batch, inputs), got {x.shape}")
+    x, chunk = check_inputs(x, spec.n_in), check_chunk(chunk)  # finite [T >= 1, B >= 1, I]; chunk >= 1
     if precision == "fixed":
         if not spec.lava_lif_compatible():
             raise ValueError(

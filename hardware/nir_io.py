@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from . import nir_checks as checks
 from .spec import NetworkSpec
+from .validation import check_finite_number
 
 METADATA_KEY = "spikedyn"
 FORMAT_VERSION = 1
@@ -204,6 +206,11 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     nir = _nir()
     meta = graph.metadata.get(METADATA_KEY) if isinstance(getattr(graph, "metadata", None), dict) else None
     exact = json.loads(meta) if isinstance(meta, (str, bytes)) else None
+    if exact is not None and not isinstance(exact, dict):
+        raise ValueError(f"graph.metadata[{METADATA_KEY!r}] is not spikedyn's JSON object of constants")
+    if exact is not None and dt is not None and not np.isclose(float(dt), float(exact["dt_s"]), rtol=1e-12):
+        raise ValueError(f"dt={dt} s disagrees with the graph's spikedyn metadata (dt_s = {exact['dt_s']}); "
+                         "omit dt= for spikedyn's own graphs")
     if exact is not None and dt is None:
         dt = float(exact["dt_s"])
     if dt is None:
@@ -211,10 +218,12 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             "this NIR graph has no spikedyn metadata, so its time step is unknown; pass dt= (seconds per "
             "step: snnTorch exports assume 1e-4, norse 1e-3)"
         )
+    dt = check_finite_number(dt, "dt (seconds per step)", low=0.0)
+    tau_scale = check_finite_number(tau_scale, "tau_scale", low=0.0)
     nodes, edges = flatten(graph)
 
-    def tau(values: Any, what: str) -> float:
-        return _uniform(values, what) * float(tau_scale)
+    def tau(values: Any, what: str, node: str | None = None) -> float:
+        return checks.time_constant(values, node or lif_name, what, tau_scale)
 
     succ: dict[str, list[str]] = {k: [] for k in nodes}
     pred: dict[str, list[str]] = {k: [] for k in nodes}
@@ -238,7 +247,7 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         raise ValueError(f"expected one Input and one Output node, found {len(inputs)} and {len(outputs)}")
 
     # input path: input -> [Delay] -> Linear/Affine -> [Delay] -> lif
-    path, cur, delay_in, W_in, b_in = [], inputs[0], 0, None, None
+    path, cur, delay_in, W_in, b_in, w_in_name = [], inputs[0], 0, None, None, ""
     while cur != lif_name:
         nxt = succ[cur]
         if len(nxt) != 1:
@@ -251,12 +260,19 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             if W_in is not None:
                 raise ValueError("the input path has two weight layers; spikedyn has one input matrix")
             W_in, b_in = _linear(node)
+            w_in_name = cur
         elif cur != lif_name:
             raise ValueError(f"unexpected {type(node).__name__} node {cur!r} on the input path")
         path.append(cur)
     if W_in is None:
         raise ValueError("no input weights (Linear/Affine) between the Input node and the spiking layer")
+    W_in = checks.finite_array(W_in, w_in_name, "weight")
+    if W_in.ndim != 2:
+        raise ValueError(f"NIR node {w_in_name!r}: input weight must be a matrix, got shape {W_in.shape}")
     N = W_in.shape[0]
+    checks.check_io(nodes, inputs[0], "input_type", W_in.shape[1], "inputs")
+    if b_in is not None:
+        checks.check_shape(b_in, (N,), w_in_name, "bias", f"its weight feeds {N} neurons")
 
     # recurrent loop(s): lif -> [Delay] -> Linear/Affine -> [Delay] -> lif
     W_rec, b_rec, delay_rec, readout_start = np.zeros((N, N)), np.zeros(N), 0, []
@@ -277,7 +293,8 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         if len(weights) != 1:
             raise ValueError(f"a recurrent loop must hold exactly one weight matrix; found {weights}")
         W, b = _linear(nodes[weights[0]])
-        W_rec = W_rec + W
+        checks.check_shape(W, (N, N), weights[0], "weight", f"the spiking layer {lif_name!r} has {N} neurons")
+        W_rec = W_rec + checks.finite_array(W, weights[0], "weight")
         if b is not None:
             b_rec = b_rec + b
         delay_rec = max(delay_rec, sum(_delay_steps(nodes[c], dt) for c in chain[:-1]
@@ -289,22 +306,27 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     kind = type(lif).__name__
     node_meta = getattr(lif, "metadata", None) or {}
     v_th = _uniform(lif.v_threshold, "threshold")
+    checks.check_shape(lif.v_threshold, (N,), lif_name, "v_threshold", f"the input weights feed {N} neurons")
+    if not (np.isfinite(v_th) and v_th > 0):
+        raise ValueError(f"NIR node {lif_name!r}: v_threshold must be finite and > 0, got {v_th}")
     v_reset = _uniform(lif.v_reset, "reset value v_reset")
     if kind == "IF":
         du, dv = 1.0, 0.0
         gain = _uniform(lif.r, "resistance r")
         v_leak = np.zeros(N)
     elif kind == "LIF":
-        du, dv = 1.0, dt / tau(lif.tau, "membrane time constant")
+        du, dv = 1.0, dt / tau(lif.tau, "tau (membrane time constant)")
         gain = _uniform(lif.r, "resistance r") * dv
         v_leak = np.asarray(lif.v_leak, dtype=np.float64) * np.ones(N)
     else:
-        du = dt / tau(lif.tau_syn, "synaptic time constant")
-        dv = dt / tau(lif.tau_mem, "membrane time constant")
+        du = dt / tau(lif.tau_syn, "tau_syn (synaptic time constant)")
+        dv = dt / tau(lif.tau_mem, "tau_mem (membrane time constant)")
         gain = _uniform(lif.r, "resistance r") * dv * _uniform(lif.w_in, "input weight w_in") * du
         v_leak = np.asarray(lif.v_leak, dtype=np.float64) * np.ones(N)
-    if exact is not None:  # spikedyn's own graph: the discrete constants exactly, not dt/(dt/dv)
-        du, dv = float(exact["du"]), float(exact["dv"])
+    if exact is not None:  # spikedyn's own graph: the discrete constants exactly, not dt/(dt/dv) ...
+        du = checks.agree(du, exact["du"], lif_name, "du")  # ... once the graph's own say the same
+        dv = checks.agree(dv, exact["dv"], lif_name, "dv")
+        v_th = checks.agree(v_th, exact["v_th"], lif_name, "v_th")
         if not exact.get("fold_r"):
             gain = 1.0
         elif kind != "IF":
@@ -320,7 +342,7 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         v_leak_map = float(v_leak[0]) if kind != "IF" and np.all(v_leak == v_leak[0]) else 0.0
     bias = current_bias * gain + dv * (v_leak - v_leak_map)
     if exact is not None and not exact.get("fold_r") and "bias" in node_meta:
-        bias = np.asarray(node_meta["bias"], dtype=np.float64)
+        bias = checks.agree_arrays(bias, node_meta["bias"], lif_name, "bias")
 
     # readout: [LI] -> [Linear/Affine] -> [LI] -> output
     kappa, W_out, b_out, filter_gain = 0.0, None, None, None
@@ -332,8 +354,11 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
                 raise ValueError("two leaky-integrator readout filters; spikedyn has one")
             if not np.allclose(np.asarray(node.v_leak, dtype=np.float64), 0.0):
                 raise ValueError("a readout leaky integrator with v_leak != 0 is not spikedyn's readout")
-            kappa = 1.0 - dt / tau(node.tau, "readout time constant")
+            kappa = 1.0 - dt / tau(node.tau, "tau (readout time constant)", cur)
             filter_gain = np.asarray(node.r, dtype=np.float64)  # LI: v += d (r I - v): r scales the input
+            size = N if W_out is None else W_out.shape[0]
+            checks.check_shape(filter_gain, (size,), cur, "r", f"it filters {size} values")
+            filter_gain = filter_gain * np.ones(size)
             if W_out is not None:  # filter after the weights: exact only without a bias
                 if np.any(b_out != 0):
                     raise ValueError("a leaky integrator after a biased readout is not spikedyn's readout")
@@ -342,6 +367,10 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
             if W_out is not None:
                 raise ValueError("two readout weight layers; spikedyn's readout is one affine map")
             W_out, b_out = _linear(node)
+            if W_out.ndim != 2 or W_out.shape[1] != N:
+                raise ValueError(f"NIR node {cur!r}: readout weight has shape {W_out.shape}, expected [O, {N}] "
+                                 f"(the spiking layer {lif_name!r} has {N} neurons)")
+            W_out = checks.finite_array(W_out, cur, "weight")
             if filter_gain is not None:
                 W_out = W_out * filter_gain[None, :]
         else:
@@ -351,8 +380,18 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     if W_out is None:  # the spikes (or their filtered trace) are the output
         W_out = np.eye(N) * (filter_gain if filter_gain is not None else 1.0)
     b_out = np.zeros(W_out.shape[0]) if b_out is None else b_out
+    readout_node = readout_start[0] if readout_start else lif_name
+    if W_out.ndim != 2 or W_out.shape[1] != N:
+        raise ValueError(f"NIR readout (from node {readout_node!r}): weight has shape {W_out.shape}, expected "
+                         f"[O, {N}] (the spiking layer {lif_name!r} has {N} neurons)")
+    checks.check_shape(b_out, (W_out.shape[0],), readout_node, "readout bias", f"{W_out.shape[0]} outputs")
+    checks.check_io(nodes, outputs[0], "output_type", W_out.shape[0], "outputs")
 
     beta = np.asarray(node_meta.get("beta", np.zeros(N)), dtype=np.float64)
+    if (exact is not None and reset is None and "reset" in node_meta and "reset" in exact
+            and node_meta["reset"] != exact["reset"]):
+        raise ValueError(f"NIR node {lif_name!r} says reset={node_meta['reset']!r}, the graph's spikedyn "
+                         f"metadata reset={exact['reset']!r}: {checks.METADATA_HINT}")
     reset = reset or str(node_meta.get("reset", "zero"))
     if reset == "subtract" and v_reset != 0:
         raise ValueError(f"a subtractive reset has no v_reset; this graph resets to v_reset = {v_reset}")
@@ -363,8 +402,12 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         substeps=1, dt_ms=dt * 1000.0, v_leak=v_leak_map, v_reset=0.0 if reset == "subtract" else v_reset,
     )  # fmt: skip
     if exact is not None:
-        kwargs.update(kappa=float(exact["kappa"]), substeps=int(exact["substeps"]),
-                      dt_ms=float(exact["dt_ms"]))
+        kwargs.update(kappa=checks.agree(kappa, exact["kappa"], readout_node, "kappa (readout decay)"),
+                      substeps=int(exact["substeps"]), dt_ms=float(exact["dt_ms"]))
+        for name, value in (("delay_in", delay_in), ("delay_rec", delay_rec)):
+            if int(exact.get(name, value)) != value:
+                raise ValueError(f"the graph's Delay nodes give {name} = {value} steps, but the spikedyn metadata "
+                                 f"says {exact[name]}: {checks.METADATA_HINT}")
     if substeps is not None:
         kwargs["substeps"] = int(substeps)
     if dt_ms is not None:
@@ -379,7 +422,17 @@ def read_graph(graph_or_path: Any) -> Any:
         return graph_or_path
     from pathlib import Path
 
+    if not isinstance(graph_or_path, (str, Path)):
+        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, got {type(graph_or_path).__name__}")
     path = Path(graph_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"no NIR file at {path}")
-    return nir.read(str(path))
+    try:
+        graph = nir.read(str(path))
+    except Exception as e:  # h5py/nir raise many types for a damaged file: one line with the path
+        text = str(e).strip().splitlines()
+        raise ValueError(f"cannot read NIR file {path}: {type(e).__name__}"
+                         f"{': ' + text[0] if text else ''} (not a NIR/HDF5 graph, or damaged)") from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise ValueError(f"{path} holds a single NIR {type(graph).__name__} node, not a graph")
+    return graph

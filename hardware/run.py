@@ -1,8 +1,10 @@
 """``python -m spikedyn.hardware.run BUNDLE``: run a deployment bundle on Lava (in the Lava environment).
 
-Reads ``BUNDLE/graph.nir``, ``inputs.npz`` and ``options.json`` (see ``bundle.py``), compiles the
-network to Lava processes, runs it and writes ``result.npz`` and ``result.json``. Progress goes to
-stderr; a failure writes ``{"ok": false, "error": ...}``, prints one line and exits with 1.
+Reads ``BUNDLE/graph.nir``, ``inputs.npz`` and ``options.json`` (see ``bundle.py``), checks them
+(``validation.py``: known options, ``chunk >= 1``, inputs ``[T >= 1, B >= 1, n_in]`` and finite),
+compiles the network to Lava processes, runs it and writes ``result.npz`` and ``result.json``.
+Progress goes to stderr; a failure writes ``{"ok": false, "error": ...}``, prints one line and exits
+with 1.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 from .bundle import read_bundle, write_result
+from .validation import check_inputs
 
 
 def _progress_printer(total_steps: int):
@@ -46,11 +49,12 @@ def run_bundle(directory: Path) -> dict:
 
     graph, u, options = read_bundle(directory)
     spec = spec_from_nir(graph)
+    u = check_inputs(u, spec.n_in, f"the inputs of {directory}")
     t0 = time.perf_counter()
     progress = _progress_printer(u.shape[1]) if options.get("progress") else None
     stats: dict = {}
-    spikes = run_lava(spec, u, precision=options.get("precision", "float"), hardware=options.get("hardware", "sim"),
-                      chunk=options.get("chunk"), progress=progress, stats=stats)
+    spikes = run_lava(spec, u, precision=options["precision"], hardware=options["hardware"],
+                      chunk=options["chunk"], progress=progress, stats=stats)
     seconds = time.perf_counter() - t0
     info = {"ok": True, "error": None, "seconds": seconds, "steps": int(spikes.shape[0]),
             "trials": int(spikes.shape[1]), "neurons": int(spikes.shape[2]), **stats}

@@ -98,7 +98,11 @@ def run_bundle_subprocess(directory: Path, python: str | None = None, timeout: f
     python = python or find_lava_python()
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    proc = subprocess.run([python, "-m", "spikedyn.hardware.run", str(directory)], env=env, timeout=timeout,
-                          stdout=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run([python, "-m", "spikedyn.hardware.run", str(directory)], env=env, timeout=timeout,
+                              stdout=subprocess.DEVNULL)
+    except OSError as e:
+        raise LavaNotFound(f"cannot start the Lava interpreter {python}: {e.strerror or e}; run `make lava` "
+                           f"or set {ENV_VAR}") from None
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")

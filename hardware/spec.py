@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .validation import check_spec_numbers
+
 RESETS = ("zero", "subtract")
 _ARRAYS = ("W_in", "W_rec", "bias", "W_out", "b_out", "beta")
 
@@ -89,6 +91,7 @@ class NetworkSpec:
         self.v_leak, self.v_reset = float(self.v_leak), float(self.v_reset)
         if self.v_reset and self.reset != "zero":
             raise ValueError(f"v_reset is the value reset='zero' resets to; reset={self.reset!r} subtracts v_th")
+        check_spec_numbers(self)  # finite weights and constants, dt_ms > 0
 
     # -- sizes and capabilities -------------------------------------------------------------
     @property

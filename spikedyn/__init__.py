@@ -32,7 +32,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 _SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "experiments", "init", "tasks", "hardware",
                "cli"}
-_SUBMODULES |= {"sweeps", "report"}
+_SUBMODULES |= {"sweeps", "report", "plot"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -49,6 +49,19 @@ class TrainConfig(BaseModel):
     rule_params: dict[str, Any] = Field(default_factory=dict)
 
 
+class DeployConfig(BaseModel):
+    """What ``spikedyn deploy`` takes (CLI options or a TOML/YAML file)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    run_dir: Annotated[Path, Field(strict=False)] | None = None
+    backend: Literal["lava-sim", "lava-loihi"] = "lava-sim"
+    precision: Literal["auto", "fixed", "float"] = "auto"
+    trials: int = Field(500, ge=1)
+    chunk: int | None = Field(None, ge=1)
+    lava_python: str | None = None
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML (.toml) or YAML (.yaml/.yml) file into a dict."""
     path = Path(path)

@@ -260,11 +260,9 @@ def flossing(
     if fixed is not None and (fixed.dim() != 3 or fixed.shape[-1] != model.n_in):
         raise ValueError(f"inputs must have shape [T, B, {model.n_in}], got {tuple(fixed.shape)}")
     result = FlossingResult(model=model)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .progress import progress as make_progress
 
-        bar = tqdm(total=steps, desc="flossing" + (" (local)" if local else ""), unit="step", disable=None)
+    bar = make_progress(steps, "flossing" + (" (local)" if local else ""), unit="step", enabled=progress)
     for step in range(1, steps + 1):
         if is_task:
             batch = task_or_inputs.sample(batch_size, np.random.default_rng([seed, step]))
@@ -280,10 +278,7 @@ def flossing(
         result.history.append(record)
         if callback is not None:
             callback(step, record)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3g}", lambda1=f"{record['lambdas'][0]:.3g}")
-    if bar is not None:
-        bar.close()
+        bar.update(1, loss=record["loss"], lambda1=record["lambdas"][0])
+    bar.close()
     optimizer.zero_grad(set_to_none=True)
     return result

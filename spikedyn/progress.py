@@ -3,7 +3,8 @@
 ``progress(total, desc)`` returns a small object with ``update(n=1, **postfix)`` and ``close()`` (also a
 context manager). On a terminal (or in a notebook) it is a tqdm bar on stderr; when stderr is not a
 terminal (a log file, CI, ``nohup``), it emits a log record on the ``spikedyn.progress`` logger at most
-every ``every_s`` seconds (default 30, env ``SPIKEDYN_PROGRESS_EVERY``) and one at the end, e.g.::
+every ``every_s`` seconds (default 30, env ``SPIKEDYN_PROGRESS_EVERY``) and one at the end of work that
+took that long, e.g.::
 
     spikedyn: train rdm: 120/500 steps (24%), 31.2 s elapsed, ~98.8 s left, loss=0.412, accuracy=0.81
 
@@ -59,7 +60,7 @@ class _LogProgress:
         self.every_s, self.t0, self.start = every_s, time.monotonic(), initial
         self.last = self.t0
         self.postfix: dict[str, Any] = {}
-        self.closed = False
+        self.closed = self.logged = False
         _ensure_handler()
 
     def line(self) -> str:
@@ -77,16 +78,19 @@ class _LogProgress:
         self.postfix.update(postfix)
         now = time.monotonic()
         if now - self.last >= self.every_s:
-            self.last = now
+            self.last, self.logged = now, True
             logger.info(self.line())
 
     def set_postfix(self, postfix: dict[str, Any]) -> None:
         self.postfix.update(postfix)
 
     def close(self) -> None:
+        """The closing line, for work that took at least one period (short work stays silent)."""
         if not self.closed:
             self.closed = True
-            logger.info(self.line() + " (done)" if self.total is None or self.n >= self.total else self.line())
+            if self.logged or time.monotonic() - self.t0 >= self.every_s:
+                done = self.total is None or self.n >= self.total
+                logger.info(self.line() + (" (done)" if done else ""))
 
 
 class _BarProgress:

@@ -15,12 +15,14 @@ Conventions (all tasks):
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 SPLITS = ("train", "test")
+MAX_TRIAL_STEPS = 10_000_000  # a longer trial is a unit mistake (dt in s instead of ms?), not a task
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,38 @@ def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
 
 
 def n_steps(duration_ms: float, dt: float, what: str) -> int:
-    """Number of steps of ``dt`` ms in ``duration_ms`` ms; ``ValueError`` unless dt divides it exactly."""
-    if duration_ms < 0:
-        raise ValueError(f"{what} must be >= 0 ms, got {duration_ms}")
+    """Number of steps of ``dt`` ms in ``duration_ms`` ms; ``ValueError`` unless dt divides it exactly
+    (and the duration is a finite number of ms >= 0 and at most ``MAX_TRIAL_STEPS`` steps)."""
+    check_nonnegative(duration_ms, what)
+    check_positive(dt, "dt")
+    if duration_ms / dt > MAX_TRIAL_STEPS:
+        raise ValueError(f"{what}={duration_ms} ms is {duration_ms / dt:.3g} steps of dt={dt} ms, more than "
+                         f"{MAX_TRIAL_STEPS:,}; durations and dt are in ms")
     steps = int(round(duration_ms / dt))
     if abs(steps * dt - duration_ms) > 1e-9 * max(1.0, abs(duration_ms)):
         raise ValueError(f"dt={dt} ms does not divide {what}={duration_ms} ms; choose a dt that divides it")
     return steps
 
 
+def _real(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{what} must be a finite number, got {x}")
+    return x
+
+
 def check_positive(value: float, what: str) -> None:
-    """``ValueError`` unless ``value > 0``."""
-    if not value > 0:
+    """``ValueError`` unless ``value`` is a finite number > 0."""
+    if not _real(value, what) > 0:
         raise ValueError(f"{what} must be > 0, got {value}")
+
+
+def check_nonnegative(value: float, what: str) -> None:
+    """``ValueError`` unless ``value`` is a finite number >= 0."""
+    if not _real(value, what) >= 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
 
 
 def check_int(value: Any, what: str, low: int, high: int | None = None) -> int:
@@ -156,7 +177,10 @@ class Task:
         """
         batch_size = check_int(batch_size, "batch_size", 1)
         check_choice(split, "split", SPLITS)
-        return self._sample(batch_size, as_rng(rng), split)
+        batch = self._sample(batch_size, as_rng(rng), split)
+        if batch.n_steps < 1:
+            raise ValueError(f"task {self.name!r} made trials of 0 steps; give its periods/durations at least one dt")
+        return batch
 
     def score(self, outputs: np.ndarray, batch: TaskBatch) -> dict[str, float]:
         """Scores of network ``outputs [T, B, O]`` (numpy) on ``batch``; always ``accuracy`` (0..1)."""

@@ -21,7 +21,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Task, TaskBatch, check_choice, check_int, check_positive, make_batch, n_steps, one_hot
+from .base import (
+    Task,
+    TaskBatch,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    make_batch,
+    n_steps,
+    one_hot,
+)
 
 MASKS = ("all", "decision")
 
@@ -35,9 +45,10 @@ class _PeriodTask(Task):
 
     def _setup_periods(self, dt: float, timing: dict[str, float] | None, sigma: float, mask: str) -> None:
         check_positive(dt, "dt")
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        check_nonnegative(sigma, "sigma")
         self.mask_mode = check_choice(mask, "mask", MASKS)
+        if timing is not None and not isinstance(timing, dict):
+            raise ValueError(f"timing must map period names to ms, e.g. {{'decision': 100}}, got {timing!r}")
         timing = dict(timing or {})
         unknown = sorted(set(timing) - set(self.periods))
         if unknown:
@@ -115,7 +126,7 @@ class TwoAF(_PeriodTask):
         self._setup_periods(dt, timing, sigma, mask)
         self.dim_ring = check_int(dim_ring, "dim_ring", 2)
         self.cohs = np.asarray([0, 6.4, 12.8, 25.6, 51.2] if cohs is None else cohs, dtype=np.float64)
-        if self.cohs.ndim != 1 or self.cohs.size == 0:
+        if self.cohs.ndim != 1 or self.cohs.size == 0 or not np.all(np.isfinite(self.cohs)):
             raise ValueError(f"cohs must be a non-empty list of coherences in percent, got {cohs!r}")
         self.theta = _ring(self.dim_ring)
         self.n_inputs = self.n_outputs = 1 + self.dim_ring
@@ -219,7 +230,8 @@ class Romo(_PeriodTask):
         self._setup_periods(dt, timing, sigma, mask)
         default = [(18, 10), (22, 14), (26, 18), (30, 22), (34, 26)]
         self.vpairs = np.asarray(default if vpairs is None else vpairs, dtype=np.float64)
-        if self.vpairs.ndim != 2 or self.vpairs.shape[1] != 2 or len(self.vpairs) == 0:
+        if (self.vpairs.ndim != 2 or self.vpairs.shape[1] != 2 or len(self.vpairs) == 0
+                or not np.all(np.isfinite(self.vpairs))):
             raise ValueError(f"vpairs must be a non-empty list of (larger, smaller) pairs, got {vpairs!r}")
         if np.any(self.vpairs[:, 0] <= self.vpairs[:, 1]):
             raise ValueError("each vpair must be (larger, smaller) so that choice 1 means f1 > f2")

@@ -17,7 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Task, TaskBatch, check_int, check_positive, make_batch, masked_mse, n_steps, one_hot
+from .base import (
+    Task,
+    TaskBatch,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    make_batch,
+    masked_mse,
+    n_steps,
+    one_hot,
+)
 
 COHERENCE_MAX = 0.1857  # seed 002, Sec. 2.2
 
@@ -31,8 +41,8 @@ class _Integration(Task):
         check_positive(dt, "dt")
         check_positive(duration_ms, "duration_ms")
         check_positive(coherence_max, "coherence_max")
-        if noise_var < 0:
-            raise ValueError(f"noise_var must be >= 0, got {noise_var}")
+        check_nonnegative(noise_var, "noise_var")
+        check_nonnegative(response_ms, "response_ms")
         if not 0 <= response_ms < duration_ms:
             raise ValueError(f"response_ms must be in [0, duration_ms={duration_ms}), got {response_ms}")
         self.dt = float(dt)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Task, TaskBatch, as_rng, check_choice, check_positive, make_batch, n_steps
+from .base import Task, TaskBatch, as_rng, check_choice, check_nonnegative, check_positive, make_batch, n_steps
 
 VELOCITIES = ("ou", "constant", "darkness", "saccades")
 
@@ -35,8 +35,7 @@ def ou_velocity(n_steps: int, dt_ms: float, rng: int | np.random.Generator | Non
     """
     check_positive(dt_ms, "dt_ms")
     check_positive(tau_s, "tau_s")
-    if std_deg_s < 0:
-        raise ValueError(f"std_deg_s must be >= 0, got {std_deg_s}")
+    check_nonnegative(std_deg_s, "std_deg_s")
     rng = as_rng(rng)
     std = np.deg2rad(std_deg_s)
     bound = np.inf if max_deg_s is None else np.deg2rad(max_deg_s)
@@ -79,8 +78,7 @@ def saccadic_velocity(n_steps: int, dt_ms: float, rng: int | np.random.Generator
     pulse of ``duration_ms`` that turns by ``amplitude_deg`` in a random direction (peak velocity
     ``2 * amplitude / duration``). ``max_deg_s`` clips |w| of the sum (None: no clipping)."""
     check_positive(duration_ms, "duration_ms")
-    if rate_hz < 0:
-        raise ValueError(f"rate_hz must be >= 0, got {rate_hz}")
+    check_nonnegative(rate_hz, "rate_hz")
     rng = as_rng(rng)
     omega = ou_velocity(n_steps, dt_ms, rng, std_deg_s, tau_s, None, batch)
     L = max(1, int(round(duration_ms / dt_ms)))
@@ -140,6 +138,9 @@ class HeadDirection(Task):
         self.n_cue = n_steps(cue_ms, dt, "cue_ms")
         if self.n_cue >= self.n_steps:
             raise ValueError(f"cue_ms={cue_ms} must be shorter than duration_ms={duration_ms}")
+        check_nonnegative(std_deg_s, "std_deg_s")
+        if max_deg_s is not None:
+            check_positive(max_deg_s, "max_deg_s")
         if std_deg_s < 0 or (max_deg_s is not None and max_deg_s <= 0):
             raise ValueError("std_deg_s must be >= 0 and max_deg_s None or > 0")
         self.std_deg_s, self.tau_s, self.max_deg_s = float(std_deg_s), float(tau_s), max_deg_s

@@ -64,6 +64,9 @@ class NeuroGymTask(Task):
         obs, gts, trials = [], [], []
         for _ in range(batch_size):
             trial = self.env.new_trial()
+            if len(self.env.ob) == 0:
+                raise ValueError(f"NeuroGym env {self.env_id!r} made a trial of 0 steps; give its timing periods "
+                                 "at least one dt")
             obs.append(np.asarray(self.env.ob, dtype=np.float32).reshape(len(self.env.ob), -1))
             gts.append(np.asarray(self.env.gt).reshape(-1).astype(np.int64))
             trials.append(trial if isinstance(trial, dict) else {})

@@ -125,7 +125,7 @@ class PSDigits(_ImageSequence):
         if perm_seed is not None:
             check_int(perm_seed, "perm_seed", 0)
         check_int(split_seed, "split_seed", 0)
-        if not 0 < test_fraction < 1:
+        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         self.perm = _permutation(64, perm_seed)
         self.split_seed, self.test_fraction = split_seed, float(test_fraction)

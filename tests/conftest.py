@@ -47,3 +47,20 @@ def lava_python() -> str:
     from spikedyn.hardware.runtime import find_lava_python
 
     return _lava_python() or find_lava_python()
+
+
+# -- sweeps ------------------------------------------------------------------------------------------------
+GAIN_STUDY = {  # Liu et al.'s initial-gain study (Fig. 1) at a tiny budget: 4 gains x 2 rules x 3 seeds on romo
+    "name": "gain-tiny",
+    "base": {"task": "romo", "model": "rate", "hidden": 8, "steps": 6, "batch_size": 8, "eval_every": 3,
+             "eval_trials": 32, "lr": 3e-3, "task_params": {"dt": 20.0, "mask": "decision"}, "lyapunov": 3},
+    "grid": {"model_params.gain": [0.2, 0.5, 1.0, 1.5], "rule": ["bptt", "rflo"], "seed": [0, 1, 2]},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def gain_study(tmp_path_factory):
+    """(spec, SweepResult) of GAIN_STUDY swept once, locally (tests/test_sweep.py, tests/test_report.py)."""
+    import spikedyn
+
+    return GAIN_STUDY, spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path_factory.mktemp("gain_study"), progress=False)

@@ -174,6 +174,15 @@ def test_full_force_learns_rdm():
 
 
 @pytest.mark.slow
+def test_full_force_learns_cdi():
+    """CDI: with tau = 50 ms (alpha = 0.2 at 10 ms steps) and the coming target as d(t); with tau = 100 ms
+    full-FORCE plateaus near 0.88-0.89 (docs/training.md)."""
+    task = tasks.make("cdi", dt=10.0)
+    acc, steps = _fit(seed002_net(task, alpha=0.2), task, FullForce(target_fill="next"), 50, 20)
+    assert acc >= 0.9, f"accuracy {acc} after {steps} batches of 50 trials"
+
+
+@pytest.mark.slow
 def test_full_force_spiking_twin_of_a_trained_rate_net_learns_rdm():
     """DePasquale et al. 2016: a LIF student of a BPTT-trained 1 + tanh rate net reaches 90 % on RDM."""
     import spikedyn

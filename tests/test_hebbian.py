@@ -159,3 +159,27 @@ def _train_hebbian(task_name: str, steps: int, batch: int, rule: Hebbian, seed: 
 def test_hebbian_learns_rdm():
     acc, steps = _train_hebbian("rdm", 1000, 100, Hebbian(reduce="mean", max_dw=None, lr=0.3))
     assert acc >= 0.9, f"accuracy {acc} after {steps} steps"
+
+
+def test_linear_readout_stays_fixed_and_abs_reward():
+    task = tasks.make("rdm", dt=50.0)
+    m = seed002_net(task)
+    W_out = m.W_out.detach().clone()
+    rule = Hebbian(readout="linear", reward="abs", scale_by_baseline=False)
+    st = rule.init_state(m, task, seed=0)
+    W_rec = m.W_rec.detach().clone()
+    for s in (1, 2):
+        rec = rule.update(m, task.sample(16, s), st, step=s)
+    assert torch.equal(m.W_out, W_out) and not torch.equal(m.W_rec, W_rec)
+    b = task.sample(16, 2)
+    assert rec["loss"] > 0 and len(st["baseline"]) == len(set(trial_types(b)))
+
+
+def test_leave_one_out_baseline():
+    R = torch.tensor([1.0, 2.0, 4.0, 8.0, 3.0])
+    types = ["a", "a", "a", "b", "c"]
+    fallback = torch.tensor([9.0, 9.0, 9.0, 7.0, 5.0])
+    out = Hebbian.leave_one_out(R, types, fallback)
+    assert out.tolist() == [3.0, 2.5, 1.5, 7.0, 5.0]
+    with pytest.raises(ValueError, match="baseline"):
+        Hebbian(baseline="global")

@@ -21,26 +21,22 @@ from spikedyn.sweeps import expand, load_sweep, load_sweep_config, trial_key
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"task": "romo", "model": "rate", "hidden": 8, "steps": 6, "batch_size": 8, "eval_every": 3,
         "eval_trials": 32, "lr": 3e-3, "task_params": {"dt": 20.0, "mask": "decision"}}  # fmt: skip
-GAIN_STUDY = {  # 4 gains x 2 rules x 3 seeds on romo, as in Liu et al.'s Fig. 1 but a tiny budget
-    "name": "gain-tiny",
-    "base": TINY,
-    "grid": {"model_params.gain": [0.2, 0.5, 1.0, 1.5], "rule": ["bptt", "rflo"], "seed": [0, 1, 2]},
-}
 WALL_CLOCK = ["seconds"]  # the only column that may differ between two runs of the same sweep
 
 
-def test_gain_study_locally_and_on_ray_gives_identical_tables(tmp_path):
-    local = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "local", progress=False)
+def test_gain_study_locally_and_on_ray_gives_identical_tables(gain_study, tmp_path):
+    spec, local = gain_study  # 4 gains x 2 rules x 3 seeds on romo (tests/conftest.py), swept locally
     assert len(local.table) == 24 and (local.table["status"] == "ok").all(), local.table["error"].tolist()
     assert sorted(local.table.columns[:6]) == sorted(["trial", "status", "error", "model_params.gain", "rule",
                                                        "seed"])  # fmt: skip
     assert local.table["accuracy"].between(0, 1).all() and (local.table["steps_run"] == 6).all()
     # every trial is a full run directory, keyed by the hash of its resolved config
     for row in local.table.to_dict("records"):
-        run = tmp_path / "local" / row["run_dir"]
+        run = local.out_dir / row["run_dir"]
         cfg = json.loads(row["config"])
         assert row["trial"] == trial_key(spikedyn.sweeps.TrialConfig(**cfg))
-        for name in ("config.json", "metrics.jsonl", "model.pt", "summary.json", "learning_curve.png", "result.json"):
+        for name in ("config.json", "metrics.jsonl", "model.pt", "summary.json", "learning_curve.png", "result.json",
+                     "lyapunov.json"):
             assert (run / name).is_file(), (run, name)
         assert (cfg["model_params"]["gain"], cfg["rule"], cfg["seed"]) == (row["model_params.gain"], row["rule"],
                                                                           row["seed"])  # fmt: skip
@@ -53,7 +49,7 @@ def test_gain_study_locally_and_on_ray_gives_identical_tables(tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        remote = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "ray", ray="auto", progress=False)
+        remote = spikedyn.sweep(spec, out_dir=tmp_path / "ray", ray="auto", progress=False)
     finally:
         ray.shutdown()
     assert sorted(remote.ran) == sorted(local.ran)  # every trial ran on Ray (in whatever order they finished)
@@ -61,7 +57,7 @@ def test_gain_study_locally_and_on_ray_gives_identical_tables(tmp_path):
     pd.testing.assert_frame_equal(load_sweep(tmp_path / "ray").drop(columns=WALL_CLOCK),
                                   remote.table.drop(columns=WALL_CLOCK))  # fmt: skip
 
-    again = spikedyn.sweep(GAIN_STUDY, out_dir=tmp_path / "local", progress=False)
+    again = spikedyn.sweep(spec, out_dir=local.out_dir, progress=False)
     assert again.ran == [] and len(again.skipped) == 24  # idempotent: nothing re-runs
     pd.testing.assert_frame_equal(again.table, local.table)
 
@@ -77,11 +73,11 @@ name = "kill"
 [base]
 task = "romo"
 model = "rate"
-hidden = 16
-steps = 60
-batch_size = 16
+hidden = 8
+steps = 40
+batch_size = 8
 eval_every = 20
-eval_trials = 64
+eval_trials = 32
 task_params = { dt = 20.0 }
 [grid]
 seed = [0, 1, 2, 3, 4, 5, 6, 7]
@@ -109,7 +105,7 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7]
     assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json") if p.parent.name in done} \
         == done  # the finished trials were not touched
     assert list(resumed.table["trial"]) == keys and (resumed.table["status"] == "ok").all()
-    assert (resumed.table["steps_run"] == 60).all()
+    assert (resumed.table["steps_run"] == 40).all()
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
@@ -184,3 +180,55 @@ def test_a_trial_trained_but_not_recorded_is_recorded_without_retraining(tmp_pat
     assert again.ran == first.ran and (run / "model.pt").stat().st_mtime_ns == weights
     pd.testing.assert_frame_equal(again.table.drop(columns=WALL_CLOCK), first.table.drop(columns=WALL_CLOCK))
     assert first.table["lyapunov_max"][0] < 0.5  # a small, trained contracting net (per step)
+
+
+def _tiny(path: Path, base: dict, grid: dict) -> dict:
+    """A study file shrunk to a few steps and one grid point (same structure, same code path)."""
+    import tomllib
+
+    cfg = tomllib.loads(path.read_text())
+    cfg["base"].update(base)
+    cfg["grid"] = grid
+    return cfg
+
+
+def test_ported_studies_train_exactly_what_their_benchmarks_train(tmp_path):
+    """examples/sweeps/eprop_gain.toml's trials are `spikedyn bench eprop-gain`'s runs and
+    memory_benchmark.toml's are `spikedyn bench memory`'s models, step for step (tiny budgets)."""
+    import torch
+
+    from spikedyn.experiments.build import build_task
+    from spikedyn.experiments.eprop_gain import gain_run
+    from spikedyn.experiments.long_memory import build_benchmark_model
+
+    gain = _tiny(ROOT / "examples" / "sweeps" / "eprop_gain.toml",
+                 {"hidden": 8, "steps": 5, "eval_every": 5, "eval_trials": 16},
+                 {"rule": ["eprop"], "model_params.gain": [1.5], "lr": [1e-3], "seed": [1]})  # fmt: skip
+    res = spikedyn.sweep(gain, out_dir=tmp_path / "gain", progress=False)
+    mine = [json.loads(x)["loss"] for x in (tmp_path / "gain" / res.table["run_dir"][0] / "metrics.jsonl")
+            .read_text().splitlines()]  # fmt: skip
+    ref = gain_run("eprop", 1.5, 1e-3, 1, iterations=5, hidden=8, batch=32, dt=20.0, tau=100.0, eval_trials=16)
+    assert mine == ref["loss"] and res.table["accuracy"][0] == ref["accuracy"]
+
+    mem = _tiny(ROOT / "examples" / "sweeps" / "memory_benchmark.toml",
+                {"hidden": 8, "steps": 3, "eval_every": 3, "eval_trials": 16, "task_params": {"delay": 5}},
+                {"memory_model": ["tanh-pta"], "seed": [2]})  # fmt: skip
+    res = spikedyn.sweep(mem, out_dir=tmp_path / "mem", progress=False)
+    task = build_task("copy_memory", {"delay": 5})
+    model = build_benchmark_model("tanh-pta", task.n_inputs, task.n_outputs, 8, 2)
+    torch.set_num_threads(1)
+    ref = spikedyn.train(model, task, steps=3, batch_size=64, lr=1e-3, seed=2, eval_every=3, eval_trials=16,
+                         progress=False)  # fmt: skip
+    assert res.table["eval_loss"][0] == ref.final["eval_loss"] and res.table["steps_run"][0] == 3
+
+
+def test_variants_set_several_keys_and_are_labelled_by_name():
+    tanh_orth = {"name": "tanh-orth", "model": "rate", "model_params": {"activation": "tanh"}, "init": "orthogonal"}
+    gru = {"name": "gru-10ms", "model": "gru", "task_params": {"dt": 10.0}}
+    trials = expand({"base": TINY, "grid": {"variant": [tanh_orth, gru], "lr": [1e-3, 3e-3]}})
+    assert [(t.labels["variant"], t.labels["lr"]) for t in trials] == [
+        ("tanh-orth", 1e-3), ("tanh-orth", 3e-3), ("gru-10ms", 1e-3), ("gru-10ms", 3e-3)]
+    a, b = trials[0].config, trials[2].config
+    assert (a.model, a.model_params, a.init, a.lr) == ("rate", {"activation": "tanh"}, "orthogonal", 1e-3)
+    assert b.model == "gru" and b.init is None and b.task_params == {"dt": 10.0, "mask": "decision"}  # merged
+    assert len({t.key for t in trials}) == 4 and trial_key(a) == trials[0].key

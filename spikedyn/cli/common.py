@@ -52,5 +52,5 @@ def out_option(name: str, what: str = "figures/ and results/") -> Any:
     """``--out`` of a command that writes files: default ``runs/<name>``; ``--out docs`` regenerates the docs."""
     from pathlib import Path
 
-    return typer.Option(Path("runs") / name, "--out", help=f"Output directory ({what} go under it). Default "
-                        f"runs/{name}; pass --out docs to regenerate the documentation's copy.")  # fmt: skip
+    return typer.Option(Path("runs") / name, "--out", help=f"Output directory: writes {what} under it. "
+                        "--out docs regenerates the documentation's copy.")  # fmt: skip

@@ -37,23 +37,24 @@ def deploy(
 ) -> None:
     """Deploy a trained spiking network to Lava (build it first: make lava), run held-out trials on it and on
     torch, and write the comparison (accuracy, spike agreement) to RUN/deploy.json and RUN/deploy.md."""
-    from ..config import ConfigError, did_you_mean, load_config_file
+    from ..config import DeployConfig, load_config_file, validate
     from ..experiments import deploy_compare as X
 
     options = dict(run_dir=run_dir, backend=backend, precision=precision, trials=trials, chunk=chunk,
                    lava_python=lava_python)
     if config is not None:
-        for key, value in load_config_file(config).items():  # the file fills what was not typed here
-            if key not in options:
-                raise ConfigError(f"{config}: {key}: unknown deploy option{did_you_mean(key, options)}")
+        data = load_config_file(config)
+        for key in options:  # the file fills what was not typed here
             source = ctx.get_parameter_source(key)
-            if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-                options[key] = value
-    if options["run_dir"] is None:
+            if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+                data[key] = options[key]
+        options = {**options, **data}
+    cfg = validate(DeployConfig, options)
+    if cfg.run_dir is None:
         raise ValueError("--run-dir is required (a `spikedyn train` run directory)")
-    run_dir = Path(options.pop("run_dir"))
+    run_dir = cfg.run_dir
     model, task, run_config = load_run(run_dir)
-    result = X.run(model, task, run_config, **options)
+    result = X.run(model, task, run_config, **cfg.model_dump(exclude={"run_dir"}))
     table = X.write(run_dir, result)
     rows = result["rows"]
     lava_row, torch_row = rows[-1], rows[-2]

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from . import app
-from .common import emit, json_option
+from .common import device_option, emit, json_option
 
 
 @app.command("eval")
@@ -16,23 +16,27 @@ def eval_run(
     task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
     trials: int = typer.Option(None, help="Held-out trials (default: the run's eval_trials)."),
     seed: int = typer.Option(None, help="Seed of the held-out stream (default: the run's training seed)."),
+    device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Score a trained run on held-out trials. With the defaults this reproduces the run's final
     evaluation (summary.json); --task/--trials/--seed evaluate it on other trials. Writes nothing."""
-    import spikedyn.tasks as tasks
-
     from ..config import parse_key_values
+    from ..device import resolve_device
+    from ..experiments.build import build_task
     from ..runs import evaluate_run, load_run
 
     if trials is not None and trials < 1:
         raise ValueError(f"--trials must be a positive integer, got {trials}")
+    dev = resolve_device(device)
     run = load_run(run_dir)
+    run.model.to(dev)
     params = parse_key_values(task_param, "--task-param")
     task_obj = None
     if task is not None or params:
         base = dict(run.config["task"]) if task in (None, run.config["task"].get("name")) else {"name": task}
-        task_obj = tasks.make(**{**base, **params})
+        task_params = {**base, **params}
+        task_obj = build_task(task_params.pop("name"), task_params)
     scores = evaluate_run(run, task=task_obj, trials=trials, seed=seed)
     final = run.summary.get("final", {})
     summary = {"run_dir": str(run_dir), **scores}

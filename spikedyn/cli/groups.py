@@ -8,8 +8,14 @@ import typer
 
 from . import app
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks and paper reproductions (write tables/figures).")
-analyze_app = typer.Typer(no_args_is_help=True, help="Dynamics analysis: Lyapunov spectra, adjoints, figures.")
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Benchmarks and paper reproductions (tables and figures, under runs/ unless --out says otherwise).",
+)
+analyze_app = typer.Typer(
+    no_args_is_help=True,
+    help="Dynamics analysis: Lyapunov spectra, adjoints, figures (under runs/ unless --out says otherwise).",
+)
 circuit_app = typer.Typer(
     no_args_is_help=True, help="Hand-built circuits (head-direction oscillators, ring attractor)."
 )

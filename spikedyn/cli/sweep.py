@@ -6,18 +6,20 @@ from pathlib import Path
 import typer
 
 from . import app
-from .common import emit, json_option
+from .common import device_option, emit, json_option
 
 
 @app.command("sweep")
 def sweep_command(
-    config: Path = typer.Argument(..., help="Sweep file (TOML or YAML): [base], [grid], [space]; see docs/sweeps.md."),
+    config: Path = typer.Argument(..., help="Sweep file (TOML or YAML) with the tables base, grid and space; "
+                                             "see docs/sweeps.md."),
     out_dir: Path = typer.Option(None, help="Sweep directory (default: the file's out_dir, else runs/sweeps/<name>)."),
     ray: str = typer.Option(None, "--ray", help="Run on Ray: 'auto' (a running cluster, else a local instance) "
                                                  "or a cluster address (ray://host:10001)."),
     ray_cpus: int = typer.Option(None, help="CPUs of a local Ray instance started for this sweep (default: all)."),
     retry_failed: bool = typer.Option(False, help="Run trials that failed in an earlier run again."),
     dry_run: bool = typer.Option(False, help="Only list the trials (key and swept values); run nothing."),
+    device: str = device_option(None),
     progress: bool = typer.Option(True, help="Progress bar on a terminal, log lines otherwise."),
     as_json: bool = json_option(),
 ) -> None:
@@ -32,6 +34,12 @@ def sweep_command(
     if ray_cpus is not None and ray_cpus < 1:
         raise ValueError("--ray-cpus must be a positive integer")
     cfg = load_sweep_config(config)
+    if device is not None:  # every trial on this device (part of each trial's config, hence of its key)
+        from ..device import resolve_device
+
+        if ray is None:
+            resolve_device(device)  # here, a missing GPU is one line before anything runs
+        cfg = cfg.model_copy(update={"base": {**cfg.base, "device": device}})
     if dry_run:
         trials = expand(cfg)
         emit({t.key: ", ".join(f"{k}={v}" for k, v in t.labels.items()) for t in trials}, as_json,

@@ -13,7 +13,8 @@ from typing import Any
 _LAZY = {
     "to_nir": "spikedyn.export.nir", "from_nir": "spikedyn.export.nir", "spec_from_model": "spikedyn.export.nir",
     "model_from_spec": "spikedyn.export.nir", "Deployment": "spikedyn.export.deploy",
-    "HardwareRollout": "spikedyn.export.deploy",
+    "HardwareRollout": "spikedyn.export.deploy", "NIRExportWarning": "spikedyn.export.nir",
+    "portable_spec": "spikedyn.export.nir",
     "compare_with_torch": "spikedyn.export.deploy", "torch_reference": "spikedyn.export.deploy",
     "spike_agreement": "spikedyn.export.deploy",
 }  # fmt: skip

@@ -1,7 +1,7 @@
 """``spikedyn.deploy``: run a spiking network on Lava (simulator or Loihi 2) next to its torch twin.
 
     dep = spikedyn.deploy(model, backend="lava-sim", precision="fixed")
-    out = dep.run(u)                 # u [T, B, I] -> HardwareRollout(y, r, state, spikes, seconds)
+    y, r, state = dep.run(u)         # u [T, B, I] -> a Rollout; .spikes, .seconds, .timing, .bundle too
     table = compare_with_torch(model, u, dep, out)   # spike agreement with the torch run
 
 The network travels as a NIR graph (``to_nir``) plus the inputs (``.npz``) in a bundle directory;
@@ -17,15 +17,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
-from spikedyn.hardware.bundle import read_result, write_bundle
+from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
 from spikedyn.hardware.reference import readout
 from spikedyn.hardware.spec import NetworkSpec
+from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
+from spikedyn.models.base import Rollout
 
 from .nir import _require_spiking, spec_from_model, to_nir
 
@@ -33,18 +35,44 @@ BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
 
 
-class HardwareRollout(NamedTuple):
-    """What ``Deployment.run`` returns (numpy): outputs ``y [T, B, O]`` (host readout of the spikes),
-    spike counts ``r [T, B, N]`` per input step, ``state`` (None: Lava's state stays on the device),
-    ``spikes [T * substeps, B, N]`` (uint8, every neuron update), the Lava run's wall ``seconds`` and
-    ``timing``: ``setup_s`` (compilation, runtime start, first step), ``step_s`` and ``steps`` (the rest)."""
+class HardwareRollout(Rollout):
+    """What ``Deployment.run`` returns: a ``Rollout`` (numpy), so ``y, r, state = dep.run(u)`` works
+    as for every torch body, with the hardware extras as attributes.
 
-    y: np.ndarray
-    r: np.ndarray
-    state: Any
+    Fields: outputs ``y [T, B, O]`` (host readout of the spikes), spike counts ``r [T, B, N]`` per
+    input step, ``state`` (None: Lava's state stays on the device). Attributes: ``spikes
+    [T * substeps, B, N]`` (uint8, every neuron update), the Lava run's wall ``seconds``, ``timing``
+    (``setup_s``: compilation, runtime start, first step; ``step_s`` and ``steps``: the rest) and
+    ``bundle`` (the run's bundle directory when it was kept under ``workdir``, else None).
+    """
+
     spikes: np.ndarray
     seconds: float
     timing: dict[str, float]
+    bundle: Path | None
+
+    def __new__(cls, y: np.ndarray, r: np.ndarray, state: Any = None, *, spikes: np.ndarray,
+                seconds: float, timing: dict[str, float] | None = None,
+                bundle: Path | None = None) -> HardwareRollout:
+        self = super().__new__(cls, y, r, state)
+        self.spikes, self.seconds, self.timing, self.bundle = spikes, float(seconds), dict(timing or {}), bundle
+        return self
+
+    def _replace(self, **changes: Any) -> HardwareRollout:
+        extras = {k: changes.pop(k, getattr(self, k)) for k in ("spikes", "seconds", "timing", "bundle")}
+        return HardwareRollout(*super()._replace(**changes), **extras)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the extras through pickle / copy
+        return (_rebuild_rollout, (tuple(self), self.spikes, self.seconds, self.timing, self.bundle))
+
+    def __repr__(self) -> str:
+        return (f"HardwareRollout(y={self.y.shape}, r={self.r.shape}, spikes={self.spikes.shape}, "
+                f"seconds={self.seconds:.3g})")
+
+
+def _rebuild_rollout(fields: tuple, spikes: np.ndarray, seconds: float, timing: dict[str, float],
+                     bundle: Path | None) -> HardwareRollout:
+    return HardwareRollout(*fields, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
 
 @dataclass
@@ -59,6 +87,11 @@ class Deployment:
     chunk: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_choice(self.backend, "backend", tuple(BACKENDS))
+        check_choice(self.precision, "precision", PRECISIONS)
+        self.chunk = check_chunk(self.chunk)
+
     def quantization(self) -> dict[str, Any]:
         """Loihi 2 integer formats of this network (weights exponents, saturation counts, decays)."""
         from spikedyn.hardware.quantize import quantize_loihi2
@@ -69,42 +102,51 @@ class Deployment:
                 **q.report}  # fmt: skip
 
     def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout:
-        """Run inputs ``u [T, B, I]`` (numpy or torch) on Lava; every trial starts from rest.
+        """Run inputs ``u [T, B, I]`` (numpy or torch; finite, ``T, B >= 1``) on Lava; every trial
+        starts from rest. Returns a ``HardwareRollout`` (``y, r, state = dep.run(u)``).
 
-        ``workdir`` keeps the bundle (graph.nir, inputs.npz, result.npz) there instead of a
-        temporary directory.
+        Each run writes its bundle (graph.nir, inputs.npz, options.json, result.*) to a directory of
+        its own: a fresh temporary one (removed afterwards), or, with ``workdir``, a new
+        ``bundle-*`` directory under it that is kept (``rollout.bundle``). Concurrent runs sharing a
+        ``workdir`` therefore never exchange files.
         """
-        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else np.asarray(u, dtype=np.float64)
-        if x.ndim != 3 or x.shape[-1] != self.spec.n_in:
-            raise ValueError(f"input must have shape [T, B, {self.spec.n_in}] (time, batch, inputs), got {x.shape}")
+        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
+        x = check_inputs(x, self.spec.n_in)
+        chunk = check_chunk(self.chunk)
         hardware = BACKENDS[self.backend]
         t0 = time.perf_counter()
+        bundle = None
         if self.python is None:
             from spikedyn.hardware.lava_backend import run_lava
 
             timing: dict[str, float] = {}
-            spikes = run_lava(self.spec, x, precision=self.precision, hardware=hardware, chunk=self.chunk,
+            spikes = run_lava(self.spec, x, precision=self.precision, hardware=hardware, chunk=chunk,
                               stats=timing)
             seconds = time.perf_counter() - t0
         else:
-            spikes, seconds, timing = self._run_subprocess(x, hardware, progress, workdir)
+            spikes, seconds, timing, bundle = self._run_subprocess(x, hardware, chunk, progress, workdir)
+        expected = (x.shape[0] * self.spec.substeps, x.shape[1], self.spec.n_hidden)
+        if spikes.shape != expected:
+            raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
         counts, y = readout(self.spec, spikes)
-        return HardwareRollout(y=y, r=counts, state=None, spikes=spikes, seconds=seconds, timing=timing)
+        return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
-    def _run_subprocess(self, x: np.ndarray, hardware: str, progress: bool,
-                        workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float]]:
+    def _run_subprocess(self, x: np.ndarray, hardware: str, chunk: int | None, progress: bool,
+                        workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
         from spikedyn.hardware.runtime import run_bundle_subprocess
 
-        options = {"precision": self.precision, "hardware": hardware, "chunk": self.chunk, "progress": progress}
+        options = {"precision": self.precision, "hardware": hardware, "chunk": chunk, "progress": bool(progress)}
         with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
-            directory = Path(workdir) if workdir is not None else Path(tmp)
+            directory = new_bundle_dir(workdir if workdir is not None else tmp)
             write_bundle(directory, self.graph, x, options)
             run_bundle_subprocess(directory, self.python)
             spikes, info = read_result(directory)
         if spikes is None:
-            raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}")
+            where = f" (bundle kept in {directory})" if workdir is not None else ""
+            raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
+                               f"{where}")
         timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
-        return spikes, float(info["seconds"]), timing
+        return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
 
 def _lava_here() -> bool:
@@ -128,14 +170,13 @@ def deploy(
         precision: "float" (``select_tag="floating_pt"``; equals the torch run in float64) or "fixed"
             (``"fixed_pt"``, Lava's bit-accurate Loihi models; equals the ``Loihi2RNN`` body,
             ``model.quantized("loihi2")``).
-        chunk: trials per Lava run (default: fit a memory budget, at most 256).
+        chunk: trials per Lava run, >= 1 (default None: fit a memory budget, at most 256).
         lava_python: the Lava interpreter (default: in-process if lava-nc imports here, else found by
             ``spikedyn.hardware.runtime.find_lava_python``).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    check_choice(backend, "backend", tuple(BACKENDS))
+    check_choice(precision, "precision", PRECISIONS)
+    chunk = check_chunk(chunk)
     if isinstance(model, torch.nn.Module):
         m = _require_spiking(model)
         spec, graph = spec_from_model(m), to_nir(m)

@@ -67,6 +67,7 @@ def model_from_spec(spec: NetworkSpec, config: dict[str, Any] | None = None) -> 
         m = from_config({**cfg, "kind": "spiking"})  # the float body (a Loihi-2 body's config is the same map)
         if (m.n_in, m.n_hidden, m.n_out) != (spec.n_in, spec.n_hidden, spec.n_out):
             raise ValueError(f"graph sizes {(spec.n_in, spec.n_hidden, spec.n_out)} do not match the metadata's model")
+        _check_config_matches(spec_from_model(m), spec)
     else:
         # the spec's discrete constants exactly (du, dv, rho, kappa are what a SpikingRNN stores)
         kwargs: dict[str, Any] = dict(
@@ -87,25 +88,123 @@ def model_from_spec(spec: NetworkSpec, config: dict[str, Any] | None = None) -> 
     return m
 
 
+def _check_config_matches(built: NetworkSpec, spec: NetworkSpec) -> None:
+    """The model rebuilt from ``graph.metadata["spikedyn_model"]`` must have the graph's constants:
+    metadata never silently overrides what the graph says."""
+    bad = []
+    for name, value in built.scalars().items():
+        want = getattr(spec, name)
+        same = value == want if isinstance(value, str) else np.isclose(value, want, rtol=1e-9, atol=1e-12)
+        if not same:
+            bad.append(f"{name} = {value!r} (config) vs {want!r} (graph)")
+    if not np.allclose(built.beta, spec.beta, rtol=1e-9, atol=1e-12):
+        bad.append("beta (adaptation) differs")
+    if bad:
+        raise ValueError(f"the model config in graph.metadata[{MODEL_KEY!r}] disagrees with the graph: "
+                         f"{'; '.join(bad)}; delete that metadata entry to import the graph's own constants")
+
+
+class NIRExportWarning(UserWarning):
+    """``to_nir(..., target=...)`` left out features the target library cannot read (listed)."""
+
+
+#: what each library's NIR importer needs: its time step (s) and graph form
+TARGETS: dict[str, dict[str, Any]] = {
+    "snntorch": {"dt": 1e-4, "nested": True, "fold_r": False, "name": "snnTorch 1.0"},
+    "norse": {"dt": 1e-3, "nested": False, "fold_r": True, "name": "norse 1.1"},
+}
+DROPPED_KEY = "spikedyn_dropped"
+
+
+def portable_spec(spec: NetworkSpec, target: str) -> tuple[NetworkSpec, list[str]]:
+    """The part of ``spec`` that snnTorch / norse can read, and a list of what was left out.
+
+    Both importers know Affine/Linear and LIF/CubaLIF/IF nodes only: no leaky-integrator readout
+    (``LI``: "Unknown node type"), no ``Delay``, reset to zero only, no adaptation or refractory
+    period (spikedyn keeps those in metadata, which they ignore), no CubaLIF ``v_leak`` (bias), no
+    ``v_reset`` other than 0, and (snnTorch) no LIF ``v_leak``.
+    """
+    from dataclasses import replace
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {list(TARGETS)} (or None for spikedyn's own)")
+    dropped, changes = [], {}
+    if spec.kappa > 0:
+        tau_ms = -(spec.dt_ms / spec.substeps) / np.log(spec.kappa)
+        dropped.append(f"the readout filter (LI, tau_out = {tau_ms:.3g} ms): the graph's readout reads the raw spikes")
+        changes["kappa"] = 0.0
+    if spec.reset != "zero":
+        dropped.append(f"reset={spec.reset!r}: the importer resets to zero")
+        changes["reset"] = "zero"
+    if spec.adaptive:
+        dropped.append("the adaptive threshold (ALIF): plain LIF")
+        changes.update(beta=np.zeros(spec.n_hidden), rho=0.0)
+    if spec.n_ref:
+        dropped.append(f"the refractory period ({spec.n_ref} substeps)")
+        changes["n_ref"] = 0
+    if spec.delay_in or spec.delay_rec:
+        dropped.append(f"the synaptic delays (delay_in = {spec.delay_in}, delay_rec = {spec.delay_rec} substeps)")
+        changes.update(delay_in=0, delay_rec=0)
+    if spec.v_reset != 0:
+        dropped.append(f"v_reset = {spec.v_reset:g}: the importer resets to 0")
+        changes["v_reset"] = 0.0
+    if spec.v_leak != 0 and target == "snntorch":
+        dropped.append(f"v_leak = {spec.v_leak:g}: snnTorch's importer needs v_leak = 0")
+        changes["v_leak"] = 0.0
+    if spec.du < 1 and np.any(spec.bias != 0):
+        dropped.append("the bias of a current-based (CubaLIF) neuron (NIR v_leak)")
+        changes["bias"] = np.zeros(spec.n_hidden)
+    return replace(spec, **changes), dropped
+
+
 def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bool = False,
-           path: str | Path | None = None) -> Any:
+           path: str | Path | None = None, target: str | None = None) -> Any:
     """Export a ``SpikingRNN`` as a ``nir.NIRGraph`` (and write it to ``path`` if given).
 
     Args:
         dt: seconds per neuron update used to express time constants (default: the model's own
-            ``dt / substeps`` in seconds). snnTorch's importer assumes 1e-4 s; norse takes its own dt.
+            ``dt / substeps`` in seconds; with ``target``, the target's: snnTorch 1e-4, norse 1e-3).
         fold_r: write ``r = 1`` and scale the incoming weights instead (for norse, which ignores r).
         nested: put the recurrent layer in a sub-graph (what snnTorch 1.0's importer runs correctly).
-        path: also write the graph to this ``.nir`` file.
+        path: also write the graph to this ``.nir`` file (atomically).
+        target: None (spikedyn's full graph, exact round trip) or "snntorch" / "norse": a graph
+            that library's importer reads (``snntorch.import_nir.import_from_nir``,
+            ``norse.torch.from_nir``). What it cannot read is left out (``portable_spec``: the
+            readout filter, subtractive reset, ALIF, refractory period, delays, a CubaLIF bias), listed
+            in a ``NIRExportWarning`` and in ``graph.metadata["spikedyn_dropped"]``; ``from_nir`` of
+            that graph is the network the library runs.
     """
     import nir
 
     m = _require_spiking(model)
+    spec = spec_from_model(m)
+    dropped: list[str] = []
+    if target is not None:
+        spec, dropped = portable_spec(spec, target)
+        want = TARGETS[target]
+        if target == "snntorch" and dt is not None and not np.isclose(float(dt), want["dt"]):
+            raise ValueError(f"snnTorch's importer fixes dt = 1e-4 s; got dt={dt} (leave dt unset)")
+        dt = want["dt"] if dt is None else dt
+        fold_r, nested = fold_r or want["fold_r"], nested or want["nested"]
     dt_s = (m.dt / m.substeps) / 1000.0 if dt is None else float(dt)
-    graph = spec_to_nir(spec_from_model(m), dt=dt_s, fold_r=fold_r, nested=nested)
-    graph.metadata[MODEL_KEY] = json.dumps(m.config())
+    graph = spec_to_nir(spec, dt=dt_s, fold_r=fold_r, nested=nested)
+    if target is None:
+        graph.metadata[MODEL_KEY] = json.dumps(m.config())
+    else:
+        graph.metadata[DROPPED_KEY] = json.dumps(dropped)
+        if dropped:
+            import warnings
+
+            warnings.warn(f"to_nir(target={target!r}): {TARGETS[target]['name']} cannot read "
+                          + "; ".join(dropped) + ". Left out of the graph.", NIRExportWarning, stacklevel=2)
     if path is not None:
-        nir.write(str(path), graph)
+        import io
+
+        from spikedyn.atomic import atomic_write_bytes
+
+        buf = io.BytesIO()
+        nir.write(buf, graph)
+        atomic_write_bytes(Path(path), buf.getvalue())
     return graph
 
 

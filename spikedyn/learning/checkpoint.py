@@ -36,7 +36,7 @@ LOCK_NAME = ".lock"
 DEFAULT_LR = 1e-3
 _CKPT_NAME = re.compile(r"step_(\d+)\.pt")
 # what ``restart=True`` removes: everything spikedyn writes into a run directory (all derived from the run)
-RUN_FILES = ("config.json", "metrics.jsonl", "model.pt", "summary.json", "eval.json", "deploy.json", "deploy.md")
+RUN_FILES = ("config.json", "metrics.jsonl", "model.pt", "summary.json", "deploy.json", "deploy.md", "report.html")
 RESTART_HINT = "start it over with `spikedyn train --restart` (train(..., restart=True)) or use another --run-dir"
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runs import result_repr
 from .checkpoint import (
     DEFAULT_LR,
     RESTART_HINT,
@@ -36,6 +35,7 @@ from .checkpoint import (
     write_metrics,
 )
 from .losses import task_loss
+from .reprs import result_repr
 from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses

@@ -21,6 +21,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from .validation import check_rollout_input, check_sizes
+
 
 class Rollout(NamedTuple):
     """What a forward pass returns: outputs ``y [T, B, O]``, unit outputs ``r [T, B, N]``
@@ -77,9 +79,7 @@ class RecurrentModel(nn.Module):
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int) -> None:
         super().__init__()
-        for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_sizes(n_in=n_in, n_hidden=n_hidden, n_out=n_out)
         self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
         self.W_out = nn.Parameter(torch.randn(n_out, n_hidden) / n_hidden**0.5)
         self.b_out = nn.Parameter(torch.zeros(n_out))
@@ -141,8 +141,5 @@ class RecurrentModel(nn.Module):
     def _check_input(self, u: Tensor) -> Tensor:
         if not isinstance(u, Tensor):
             u = torch.as_tensor(u)
-        if u.dim() != 3 or u.shape[-1] != self.n_in:
-            raise ValueError(
-                f"input must have shape [T, B, {self.n_in}] (time, batch, inputs), got {tuple(u.shape)}"
-            )
+        check_rollout_input(u, self.n_in)  # [T >= 1, B >= 1, n_in], finite
         return u.to(device=self.device, dtype=self.dtype)

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .base import RecurrentModel, Rollout
+from .base import RecurrentModel, Rollout, rollout
+from .validation import check_finite
 
 
 def shifted_tanh(x: Tensor) -> Tensor:
@@ -119,6 +120,7 @@ class RateRNN(RecurrentModel):
             if not tau >= dt:
                 raise ValueError(f"tau must be >= dt = {dt} ms (alpha = dt/tau <= 1), got {tau}")
             alpha = dt / tau
+        check_finite(dt=dt, alpha=alpha, noise_std=noise_std, gain=gain, x0_std=x0_std)
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha = dt/tau must be in (0, 1], got {alpha}")
         if noise_std < 0 or x0_std < 0:
@@ -205,15 +207,20 @@ class RateRNN(RecurrentModel):
             noise = torch.randn(
                 (T, B, self.n_hidden), generator=generator, device=self.device, dtype=self.dtype
             ) * self.noise_scale
-        x, xs = state.x, []
+        f, W_rec, alpha = self.f, self.W_rec, self.alpha
+
+        def step(x: Tensor, inp: tuple[Tensor, Tensor | None]) -> tuple[Tensor, Tensor]:
+            drive_t, noise_t = inp
+            r_rec = f(x).detach() if detach_recurrent else f(x)
+            x = leaky_update(x, r_rec @ W_rec.T, drive_t, alpha)
+            if noise_t is not None:
+                x = x + noise_t
+            return x, x
+
         # unbind, not drive_in[t]: each indexing's backward would allocate a zero [T, B, N] (O(T^2) time)
-        for t, drive_t in enumerate(drive_in.unbind(0)):
-            r_rec = self.f(x).detach() if detach_recurrent else self.f(x)
-            x = leaky_update(x, r_rec @ self.W_rec.T, drive_t, self.alpha)
-            if noise is not None:
-                x = x + noise[t]
-            xs.append(x)
-        r = self.f(torch.stack(xs))
+        steps = zip(drive_in.unbind(0), noise.unbind(0) if noise is not None else [None] * T)
+        _, xs, x = rollout(step, None, steps, state.x)
+        r = f(torch.stack(xs))
         return Rollout(r @ self.W_out.T + self.b_out, r, RateState(x))
 
     def _forward_fused(self, u: Tensor, state: RateState) -> Rollout:

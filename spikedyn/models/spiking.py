@@ -47,6 +47,7 @@ from spikedyn.hardware.quantize import FixedConstants, fixed_substep, shift
 from .base import RecurrentModel, Rollout, rollout
 from .fused import fused_rollout, fused_supported
 from .surrogate import DEFAULT_SLOPE, _SpikeFn, check_surrogate
+from .validation import check_spiking_args
 
 _XP = array_namespace(torch.zeros(0))
 
@@ -126,7 +127,7 @@ def spiking_substep(
 
 
 class Loihi2Tensors(NamedTuple):
-    """Integer parameters of ``quantize="loihi2"`` (from ``spikedyn.hardware.quantize.quantize_loihi2``)."""
+    """Integer parameters of the ``Loihi2RNN`` body (from ``spikedyn.hardware.quantize.quantize_loihi2``)."""
 
     w_in: Tensor  # [N, I] float64 holding Lava's integer weights (2 * mantissa)
     w_in_exp: int
@@ -248,6 +249,9 @@ class SpikingRNN(RecurrentModel):
         v_reset: float = 0.0,
     ) -> None:
         super().__init__(n_in, n_hidden, n_out)
+        check_spiking_args(dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, tau_adapt=tau_adapt, tau_out=tau_out,
+                           refractory=refractory, v_th=v_th, gain=gain, beta_adapt=beta_adapt,
+                           surrogate_slope=surrogate_slope, v_leak=v_leak, v_reset=v_reset)
         if neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; choose one of {list(NEURONS)}")
         if reset not in RESETS:

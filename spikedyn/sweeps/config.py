@@ -52,8 +52,11 @@ class TrialConfig(TrainConfig):
     init: str | None = None
     init_params: dict[str, Any] = Field(default_factory=dict)
     threads: int = Field(1, ge=1)
-    device: str = "cpu"  # torch device of the trial ("cuda" on a GPU node; "auto" = cuda when available)
+    device: str = "cpu"  # torch device of the trial: cpu, cuda, cuda:N, or auto (cuda where there is one)
     lyapunov: int = Field(0, ge=0)  # >0: after training, the largest ``lyapunov`` exponents (lyapunov.json)
+    # one of Park et al.'s Table S1 bodies (spikedyn bench memory's models: tanh, tanh-pta, tanh-orth, gru,
+    # gru-pta, lstm), built exactly as the benchmark builds them; replaces model, model_params and init
+    memory_model: str | None = None
 
 
 class Range(BaseModel):

@@ -8,8 +8,6 @@ sweep and the same sweep on Ray give the same table (up to the ``seconds`` colum
 """
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,36 +89,19 @@ def expand(config: SweepConfig | dict[str, Any] | str | Path) -> list[Trial]:
 
 # -- progress ----------------------------------------------------------------------------------------
 class _Progress:
-    """A bar on a terminal; otherwise one log line per finished trial, at most every ``interval`` s."""
+    """Progress over the trials (``spikedyn.progress``): a bar on a terminal, otherwise a log line at most
+    every 30 s (``SPIKEDYN_PROGRESS_EVERY``) and one at the end; silent when disabled or under ``--json``."""
 
-    def __init__(self, total: int, done: int, enabled: bool, desc: str, interval: float = 10.0,
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
-        self.total, self.done, self.enabled, self.desc = total, done, enabled, desc
-        self.interval, self.last, self.t0 = interval, 0.0, time.monotonic()
-        self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
+    def __init__(self, total: int, done: int, enabled: bool, desc: str) -> None:
+        from ..progress import progress
 
-            self.bar = tqdm(total=total, initial=done, desc=desc, unit="trial")
+        self.bar = progress(total, desc, unit="trials", initial=done, enabled=enabled)
 
     def update(self, key: str, status: str) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix_str(f"{key[:8]} {status}")
-            return
-        now = time.monotonic()
-        if now - self.last >= self.interval or self.done == self.total:
-            self.last = now
-            self.log(f"{self.desc}: {self.done}/{self.total} trials done ({now - self.t0:.0f} s; last "
-                     f"{key[:8]} {status})")  # fmt: skip
+        self.bar.update(1, last=f"{key[:8]} {status}")
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 # -- executors ---------------------------------------------------------------------------------------
@@ -256,7 +237,6 @@ def sweep(
     ray_num_cpus: int | None = None,
     retry_failed: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Run a sweep (grid, random or Optuna search over ``spikedyn train`` configurations).
 
@@ -271,8 +251,8 @@ def sweep(
             must be on a file system every node sees.
         ray_num_cpus: CPUs of a local Ray instance started here (default: all).
         retry_failed: run trials that failed before again (finished trials are always skipped).
-        progress: a progress bar on a terminal, one log line per finished trial (at most every 10 s)
-            otherwise; False = quiet.
+        progress: a progress bar over the trials on a terminal, otherwise a log line (``spikedyn.progress``
+            logger) at most every 30 s and one at the end; False = quiet.
 
     Returns:
         a ``SweepResult``: the table (also in ``<out_dir>/sweep.parquet``), and the keys of the trials
@@ -301,13 +281,13 @@ def sweep(
             atomic_write_json(root / SWEEP_FILE, {"config": cfg.model_dump(mode="json"),
                                                   "trials": [t.key for t in trials]})  # fmt: skip
             done = sum(_finished(t, root, retry_failed) is not None for t in trials)
-            bar = _Progress(len(trials), done, progress, f"sweep {cfg.name}", log=log)
+            bar = _Progress(len(trials), done, progress, f"sweep {cfg.name}")
             try:
                 _run_round(trials, root, recorder, out, executor, bar, retry_failed)
             finally:
                 bar.close()
         else:
-            out.best = _optuna_sweep(cfg, root, recorder, out, executor, progress, retry_failed, log)
+            out.best = _optuna_sweep(cfg, root, recorder, out, executor, progress, retry_failed)
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)
@@ -316,7 +296,7 @@ def sweep(
 
 
 def _optuna_sweep(cfg: SweepConfig, root: Path, recorder: _Recorder, out: SweepResult, executor: Callable,
-                  progress: bool, retry_failed: bool, log: Callable | None) -> dict[str, Any] | None:  # fmt: skip
+                  progress: bool, retry_failed: bool) -> dict[str, Any] | None:  # fmt: skip
     """Ask Optuna ``batch`` points per round, run each point crossed with the grid axes (seeds), tell it
     the mean of ``metric`` over them. Seeded sampler + cached trials = a re-run replays the same points."""
     try:
@@ -329,7 +309,7 @@ def _optuna_sweep(cfg: SweepConfig, root: Path, recorder: _Recorder, out: SweepR
     study = optuna.create_study(direction=cfg.direction, sampler=samplers[cfg.sampler](seed=cfg.seed))
     grid = grid_points(cfg.grid)
     keys: list[str] = []
-    bar = _Progress(cfg.n_trials * len(grid), 0, progress, f"sweep {cfg.name} (optuna)", log=log)
+    bar = _Progress(cfg.n_trials * len(grid), 0, progress, f"sweep {cfg.name} (optuna)")
     try:
         while len(study.trials) < cfg.n_trials:
             asked = [study.ask() for _ in range(min(cfg.batch, cfg.n_trials - len(study.trials)))]

@@ -39,7 +39,7 @@ def _lyapunov(model: Any, task: Any, k: int, seed: int) -> dict[str, Any]:
 
     batch = task.sample(8, np.random.default_rng([seed, 424242]), split="test")
     # dt=1: exponents per input step for every body, so that rate and spiking trials compare directly
-    exps = lyapunov_spectrum(model, batch.inputs, k=min(k, model.n_hidden), seed=seed, dt=1.0)
+    exps = lyapunov_spectrum(model, batch.inputs, k=min(k, model.n_hidden), seed=seed, unit="per_step")
     return {"k": int(len(exps)), "exponents": [float(x) for x in exps], "unit": "1/step"}
 
 
@@ -74,7 +74,8 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
     import torch
 
     from ..atomic import atomic_write_bytes
-    from ..experiment import build_model, build_task
+    from ..device import resolve_device
+    from ..experiments.build import build_model, build_task
     from ..learning import train
     from ..learning.checkpoint import is_finished
     from ..runs import load_run
@@ -89,11 +90,15 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
         cfg = TrialConfig(**trial)
         torch.set_num_threads(cfg.threads)
         task = build_task(cfg.task, cfg.task_params)
-        model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
+        if cfg.memory_model is not None:
+            from ..experiments.long_memory import build_benchmark_model
+
+            model = build_benchmark_model(cfg.memory_model, task.n_inputs, task.n_outputs, cfg.hidden, cfg.seed)
+        else:
+            model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
         if cfg.init is not None:
             _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
-        device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
-        model = model.to("cpu" if device == "auto" else device)
+        model = model.to(resolve_device(cfg.device))
         if is_finished(run_dir):  # trained before the sweep was killed, but not yet recorded
             run = load_run(run_dir)
             model, history = run.model, _read_metrics(run_dir)
