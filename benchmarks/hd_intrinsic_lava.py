@@ -21,7 +21,7 @@ import torch
 from spikedyn.hardware.runtime import find_lava_python
 
 from spikedyn.circuits import IntrinsicHeadDirectionCircuit
-from spikedyn.circuits import experiments as X
+from spikedyn.experiments import hd_measure as X
 
 
 def main() -> None:
@@ -30,9 +30,23 @@ def main() -> None:
     ap.add_argument("--dt", type=float, default=0.125, help="simulation step (ms)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/hd_intrinsic_lava.json")
+    ap.add_argument("--instances", type=int, default=0,
+                    help="also path-integrate this many OU trials on torch with both realisations")
+    ap.add_argument("--no-lava", action="store_true", help="torch only")
     args = ap.parse_args()
     torch.set_num_threads(1)
     circuit = IntrinsicHeadDirectionCircuit(dt=args.dt)
+    extra = {}
+    if args.instances:
+        from spikedyn.circuits import HeadDirectionCircuit
+
+        for name, c in (("intrinsic", circuit), ("digital", HeadDirectionCircuit(dt=args.dt))):
+            pi = X.path_integration(c, None, args.seconds, n=args.instances, seed=args.seed + 1)
+            extra[name] = {k: np.round(np.asarray(v, dtype=float), 3).tolist() for k, v in pi.items()}
+            print(name, extra[name], flush=True)
+    if args.no_lava:
+        _write(Path(args.out), {"circuit": repr(circuit), "seconds": args.seconds, "path_integration": extra})
+        return
     w = X.ou(args.seconds, 1, args.seed)[:, 0]
     theta0 = float(X.initial_headings(1, args.seed)[0])
     k0 = X.settle_ms(circuit)
@@ -59,12 +73,16 @@ def main() -> None:
         "lava_rmse_deg": rmse(lava_res.decoded, lava_res.heading),
         "lava_phase_rmse_deg": rmse(lava_res.phase_heading, lava_res.heading),
         "torch_wall_s": torch_wall, "lava_wall_s": lava_wall, "lava_python": python,
+        "path_integration": extra,
     }  # fmt: skip
     print(json.dumps(out, indent=2))
-    path = Path(args.out)
+    _write(Path(args.out), out)
+
+
+def _write(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
     tmp.replace(path)
 
 

@@ -7,7 +7,8 @@ be mailed, archived or opened offline. What it shows depends on what the directo
 - a run (``spikedyn train --run-dir`` or one trial of a sweep): configuration, learning curves (training
   loss, held-out loss and accuracy), held-out scores, the trained model on test trials (outputs against
   targets, and a spike raster for spiking models or unit rates for rate models), the Lyapunov spectrum
-  when the run has ``lyapunov.json``, and every figure (PNG/SVG) the run wrote;
+  when the run has ``lyapunov.json``, the rate/spike/Lava table when ``spikedyn deploy`` wrote
+  ``deploy.json``, and every figure (PNG/SVG) the run wrote;
 - a sweep (``spikedyn sweep``): the accuracy table (mean ± std over seeds per setting), learning curves
   with seed bands, scores against each numeric axis, largest Lyapunov exponents when measured, the
   failed trials with their errors, the best trial's model, and the table of every trial.
@@ -279,6 +280,18 @@ def _run_sections(run_dir: Path, heading: str = "") -> list[str]:
     if trained is not None:
         seed = int(cfg.get("train", {}).get("seed", 0)) if isinstance(cfg.get("train"), dict) else 0
         sections.append(_section(f"{heading}the trained model", *model_figures(*trained, seed=seed)))
+    deploy = _read_json(run_dir / "deploy.json")
+    if isinstance(deploy, dict) and deploy.get("runs"):
+        rows, seen = [], set()
+        for entry in deploy["runs"].values():
+            for row in entry.get("rows", []):
+                if row.get("body") not in seen:
+                    seen.add(row.get("body"))
+                    rows.append({**row, "trials": entry.get("trials")})
+        cols = ["body", "trials", "accuracy", "spike_agreement", "trials_identical", "spikes", "seconds"]
+        sections.append(_section(f"{heading}torch vs Lava (spikedyn deploy)", table_html(rows, cols),
+                                 "<p class=\"muted\">spike agreement: the fraction of equal (step, trial, neuron) "
+                                 "entries against the torch run Lava must equal (float64, or the Loihi 2 body)</p>"))
     lyap = _read_json(run_dir / "lyapunov.json")
     if lyap:
         sections.append(_section(f"{heading}Lyapunov spectrum", figure_html(

@@ -29,7 +29,7 @@ def test_help_lists_the_commands():
         assert cmd in out
 
 
-def test_bad_arguments_are_one_line_errors_with_exit_code_2():
+def test_bad_arguments_are_one_line_errors_with_exit_code_2(capsys):
     for args, needle in [
         (["train", "--steps", "x"], "--steps"),
         (["train", "--task", "nope", "--steps", "1"], "unknown task 'nope'"),
@@ -47,11 +47,12 @@ def test_bad_arguments_are_one_line_errors_with_exit_code_2():
         (["deploy", "--run-dir", "missing-run"], "missing-run"),
         (["train", "--model", "gru", "--rule", "eprop", "--steps", "1"], "RateRNN and SpikingRNN"),
     ]:
-        p = run(args)
-        assert p.returncode == 2, (args, p.stderr)
-        err = p.stderr.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (args, p.stderr)
-        assert "Traceback" not in p.stderr
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (args, err)
+    p = run(["train", "--task", "nope", "--steps", "1"])  # the installed entry point, in its own process
+    assert p.returncode == 2 and p.stderr.startswith("spikedyn: error: unknown task 'nope'"), p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
 
 
 def test_train_json_summary(capsys, tmp_path):

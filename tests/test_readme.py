@@ -43,10 +43,10 @@ def test_the_tour_is_found_and_made_tiny():
 
 def test_readme_tour_runs_and_leaves_the_repository_clean(tmp_path):
     before = _status()
-    code = "\n".join(line for line in _tiny(_tour()).splitlines() if "spikedyn.deploy(" not in line)
-    done = _run(code + "\nprint('tour done', y.shape)", tmp_path)
+    code = "\n".join(line for line in _tiny(_tour()).splitlines() if "deploy" not in line)  # the Lava lines
+    done = _run(code + "\nprint('tour done', y.shape, len(spectrum), type(model).__name__)", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "tour done" in done.stdout
+    assert "tour done" in done.stdout and "RateRNN" in done.stdout
     assert (tmp_path / "runs" / "rate" / "model.pt").is_file()  # relative paths land in the cwd
     assert _status() == before
 
@@ -54,7 +54,7 @@ def test_readme_tour_runs_and_leaves_the_repository_clean(tmp_path):
 @pytest.mark.lava
 def test_readme_tour_with_its_lava_line(tmp_path, lava_python):
     before = _status()
-    done = _run(_tiny(_tour()) + "\nprint('deployed', deployment.precision)", tmp_path,
+    done = _run(_tiny(_tour()) + "\nprint('deployed', deployment.precision, lava.y.shape)", tmp_path,
                 SPIKEDYN_LAVA_PYTHON=lava_python)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "deployed float" in done.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from spikedyn.cli import main
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402  (tests/browser.py)
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_BROWSER = os.environ.get("SPIKEDYN_REQUIRE_BROWSER") == "1"
 
 
@@ -35,6 +37,8 @@ def reports(gain_study, tmp_path_factory):
     assert main(["train", "--task", "rdm", "--task-param", "dt=10", "--model", "lif", "--hidden", "12", "--steps",
                  "4", "--eval-every", "2", "--eval-trials", "16", "--batch-size", "8", "--no-progress",
                  "--run-dir", str(run)]) == 0  # fmt: skip
+    # what `spikedyn deploy` writes into a run (a real one, of the RDM network in docs/hardware.md)
+    shutil.copy(ROOT / "docs" / "results" / "lava_deploy_rdm.json", run / "deploy.json")
     assert main(["report", str(sweep.out_dir), "--out", str(root / "sweep.html"), "--json"]) == 0
     return {"sweep": spikedyn.write_report(sweep.out_dir, root / "sweep.html"),
             "failing": spikedyn.write_report(root / "failing"), "run": spikedyn.write_report(run)}
@@ -56,7 +60,8 @@ def test_reports_are_self_contained_and_show_what_the_directory_holds(reports):
                    "failed trials", "best trial", "all trials", ">rflo<"):  # fmt: skip
         assert needle in sweep, needle
     assert sweep.count("<tr>") >= 8 + 24  # 8 settings in the accuracy table, 24 trials
-    for needle in ("learning curves", "held-out scores", "spike raster", "outputs and targets"):
+    for needle in ("learning curves", "held-out scores", "spike raster", "outputs and targets", "torch vs Lava",
+                   "lava-sim fixed", "10281686"):  # fmt: skip
         assert needle in run, needle
     failing = reports["failing"].read_text()
     assert re.search(r'<td class="[^"]*failed">ValueError: unknown init', failing)

@@ -111,7 +111,7 @@ def test_resume_refuses_a_different_model(tmp_path):
 
 class _NaNAfter:
     """A task whose targets turn to NaN from a given training step on (counted by sample calls): the loss
-    diverges. (NaN *inputs* are refused by the models themselves, with a one-line ValueError.)"""
+    diverges while the inputs stay finite (non-finite inputs are refused up front, see test_bad_inputs)."""
 
     def __init__(self, task, bad_call):
         self.task, self.bad_call, self.calls = task, bad_call, 0

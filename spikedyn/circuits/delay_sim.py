@@ -39,6 +39,7 @@ class TorchNet(NamedTuple):
     axonal: Tensor  # [S] bool
     n: int
     slots: int  # H, the ring-buffer length
+    refractory: Tensor | None = None  # [N] long, refractory steps (None: no neuron is refractory)
 
 
 class DelayState(NamedTuple):
@@ -47,6 +48,7 @@ class DelayState(NamedTuple):
     z: Tensor  # [B, N] spikes of the last step (bool)
     buf: Tensor  # [B, H, N] input arriving in the next H steps (updated in place)
     t: int  # index of the next step
+    ref_end: Tensor | None = None  # [B, N] long: v is held until after this step (refractory)
 
 
 def to_torch(net: DelayNetwork, device: torch.device | str | None = None,
@@ -57,13 +59,15 @@ def to_torch(net: DelayNetwork, device: torch.device | str | None = None,
     def i(x: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(x), dtype=torch.long, device=device)
 
+    refractory = i(net.refractory) if np.any(net.refractory > 0) else None
     return TorchNet(f(net.du), f(net.dv), f(net.vth), f(net.bias), i(net.pre), i(net.post), i(net.latency),
-                    torch.as_tensor(net.axonal, device=device), net.n_neurons, net.max_latency + 2)
+                    torch.as_tensor(net.axonal, device=device), net.n_neurons, net.max_latency + 2, refractory)
 
 
 def init_state(tn: TorchNet, batch: int) -> DelayState:
     zeros = torch.zeros(batch, tn.n, dtype=tn.du.dtype, device=tn.du.device)
-    return DelayState(zeros, zeros, zeros.bool(), zeros.new_zeros(batch, tn.slots, tn.n), 0)
+    ref_end = None if tn.refractory is None else torch.full_like(zeros, -1, dtype=torch.long)
+    return DelayState(zeros, zeros, zeros.bool(), zeros.new_zeros(batch, tn.slots, tn.n), 0, ref_end)
 
 
 def delay_lif_step(tn: TorchNet, weight: Tensor, state: DelayState, ext: Tensor | None = None,
@@ -86,13 +90,18 @@ def delay_lif_step(tn: TorchNet, weight: Tensor, state: DelayState, ext: Tensor 
         a = a + ext
     u = state.u * (1.0 - tn.du) + a
     v = state.v * (1.0 - tn.dv) + u + tn.bias
+    ref_end = state.ref_end
+    if tn.refractory is not None and ref_end is not None:  # Lava's LIFRefractory: v held after a spike
+        v = torch.where(ref_end < state.t, v, state.v)
     z = v > tn.vth
     v = v.masked_fill(z, 0.0)
+    if tn.refractory is not None and ref_end is not None:
+        ref_end = torch.where(z, state.t + tn.refractory, ref_end)
     contrib = z[:, tn.pre].to(weight.dtype) * weight
     lat = tn.latency if jitter is None else (tn.latency + jitter[:, tn.pre] * tn.axonal).clamp(min=1)
     index = ((state.t + lat) % H) * N + tn.post
     state.buf.view(B, H * N).scatter_add_(1, index.expand(B, -1), contrib.expand(B, -1))
-    return DelayState(u, v, z, state.buf, state.t + 1)
+    return DelayState(u, v, z, state.buf, state.t + 1, ref_end)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from .groups import circuit_app
 
 @circuit_app.command("hd-robustness")
 def hd_robustness(
-    duration: float = typer.Option(20.0, help="Seconds per run (darkness and OU velocity)."),
+    duration: float = typer.Option(10.0, help="Seconds per run (darkness and OU velocity)."),
     realisations: int = typer.Option(20, help="Frozen perturbation realisations per level."),
     classes: str = typer.Option("weight,latency,mismatch,tau,bias", help="Perturbation classes (comma-separated)."),
     models: str = typer.Option("digital,digital_tau,intrinsic,ring", help="Realisations (comma-separated)."),

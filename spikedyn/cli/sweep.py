@@ -11,7 +11,8 @@ from .common import device_option, emit, json_option
 
 @app.command("sweep")
 def sweep_command(
-    config: Path = typer.Argument(..., help="Sweep file (TOML or YAML): [base], [grid], [space]; see docs/sweeps.md."),
+    config: Path = typer.Argument(..., help="Sweep file (TOML or YAML) with the tables base, grid and space; "
+                                             "see docs/sweeps.md."),
     out_dir: Path = typer.Option(None, help="Sweep directory (default: the file's out_dir, else runs/sweeps/<name>)."),
     ray: str = typer.Option(None, "--ray", help="Run on Ray: 'auto' (a running cluster, else a local instance) "
                                                  "or a cluster address (ray://host:10001)."),

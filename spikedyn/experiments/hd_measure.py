@@ -103,8 +103,9 @@ def robustness(circuit: HeadDirectionCircuit, ring: RingAttractor, sigmas: list[
 
 def robustness_table(r: dict) -> list[dict]:
     """One row per sigma: medians and worst cases over realisations, the number of failed realisations
-    (an oscillator stopped or the bump fell silent: NaN in ``r``, counted as infinite drift and error), the
-    ring/circuit drift ratio (the circuit's drift floored at 1e-3 deg/s, below what 60 s runs resolve)."""
+    (an oscillator stopped or the bump fell silent: NaN in ``r``, counted as infinite drift and error). No
+    ring/circuit ratio: the circuit's drift is often below what the run resolves (see
+    ``spikedyn.experiments.hd_robustness`` for drifts with confidence intervals and detection floors)."""
     rows = []
 
     def failed_as_inf(x: np.ndarray) -> np.ndarray:
@@ -121,7 +122,6 @@ def robustness_table(r: dict) -> list[dict]:
             "circuit_rmse_median": float(np.median(ce)), "circuit_rmse_max": float(np.max(ce)),
             "ring_drift_median": float(np.median(rd)), "ring_drift_max": float(np.max(rd)),
             "ring_rmse_median": float(np.median(re_)), "ring_rmse_max": float(np.max(re_)),
-            "drift_ratio_median": float(np.median(rd) / max(np.median(cd), 1e-3)),
         })  # fmt: skip
     return rows
 

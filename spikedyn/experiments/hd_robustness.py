@@ -26,9 +26,10 @@ Perturbation classes (the ring's analogue in brackets):
   ``intrinsic``) [every neuron's uniform drive].
 
 Drift is measured on the circuits' oscillator phase (an integer number of steps of phase: a drift of 0
-steps in ``T`` s means ``|drift| < quantum / T``, the detection floor) and on the ring's decoded bump (floor:
-the largest drift of the unperturbed ring over the same runs). Medians come with percentile-bootstrap 95%
-confidence intervals over the ``n`` realisations. No ratio is taken against a floored value.
+steps in ``T`` s means ``|drift| < quantum / T``, the detection floor) and on the ring's decoded bump
+(floor: ``RING_FLOOR`` = 0.001 deg/s, far above the float32 round-off of the unperturbed ring, ~1e-6
+deg/s). Medians come with percentile-bootstrap 95% confidence intervals over the ``n`` realisations. No
+ratio is taken against a floored value.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from ..circuits.ring_attractor import RingAttractor
 from ..tasks.head_direction import ou_velocity
 
 DT = 1.0  # ms per velocity sample
+RING_FLOOR = 1e-3  # deg/s: drift of the ring counted as such (its decoding round-off is ~1e-6 deg/s)
 MODELS = ("digital", "digital_tau", "intrinsic", "ring")
 LABELS = {"digital": "digital (relays + logic)", "digital_tau": "digital, finite-tau relays",
           "intrinsic": "intrinsic oscillators (paper)", "ring": "ring attractor"}
@@ -63,7 +65,7 @@ CLASSES: dict[str, dict[str, Any]] = {
 class RobustnessConfig:
     """What ``spikedyn circuit hd-robustness`` measures (durations in s)."""
 
-    duration: float = 20.0
+    duration: float = 10.0
     realisations: int = 20
     classes: tuple[str, ...] = tuple(CLASSES)
     models: tuple[str, ...] = MODELS
@@ -251,12 +253,14 @@ def summarise(raw: dict) -> list[dict]:
                 floors.setdefault(model, [])
                 if i0:
                     floors[model].append(float(np.nanmax(r["decoded_drift_deg_s"][i0[0]])))
-    ring_floor = max(floors.get("ring", [0.0]) or [0.0])
+    # the unperturbed ring's largest drift is float32 round-off (~1e-6 deg/s); count drift from RING_FLOOR
+    ring_floor = max([RING_FLOOR] + floors.get("ring", []))
     for cls, per_model in raw["classes"].items():
         for model, r in per_model.items():
             drift = np.asarray(r.get("phase_drift_deg_s", r["decoded_drift_deg_s"]), dtype=np.float64)
             floor = r.get("floor_deg_s", ring_floor)
-            note = r.get("floor_note", f"the unperturbed ring's largest drift ({ring_floor:.2g} deg/s)")
+            note = r.get("floor_note", f"{ring_floor:.2g} deg/s (the unperturbed ring's largest "
+                                       f"drift is {max(floors.get('ring', [0.0])):.1g} deg/s, float32 round-off)")
             for i, lv in enumerate(r["levels"]):
                 failed = np.asarray(r["failed"][i], bool)
                 d = np.where(failed, np.nan, drift[i])
@@ -270,6 +274,8 @@ def summarise(raw: dict) -> list[dict]:
                     "drift_median": dm, "drift_ci": [dlo, dhi],
                     "drift_max": float(np.max(d[ok])) if ok.any() else float("nan"),
                     "drifting": int(np.sum(d[ok] > floor)),
+                    "drift_median_of_drifting": float(np.median(d[ok][d[ok] > floor])) if np.any(d[ok] > floor)
+                    else float("nan"),
                     "below_floor": bool(ok.any() and np.all(d[ok] <= floor)),
                     "floor_deg_s": floor, "floor_note": note,
                     "rmse_median": em, "rmse_ci": [elo, ehi],
@@ -328,6 +334,7 @@ def markdown(res: dict) -> str:
     L = [f"<!-- written by `spikedyn circuit hd-robustness` (duration {cfg['duration']:g} s, "
          f"{cfg['realisations']} realisations, seed {cfg['seed']}, {res['seconds']:.0f} s) -->", ""]
     by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
+    L += summary_table(res) + [""]
     for cls in cfg["classes"]:
         models = [m for m in cfg["models"] if m in res["classes"].get(cls, {})]
         levels = res["classes"][cls][models[0]]["levels"]
@@ -354,6 +361,45 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def summary_table(res: dict) -> list[str]:
+    """One table, a row per class, a column per model: the largest level at which no realisation drifts
+    above the floor (or stops), and the first level at which some do (how many, median drift)."""
+    cfg = res["config"]
+    models = [m for m in cfg["models"] if any(m in res["classes"].get(c, {}) for c in cfg["classes"])]
+    by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
+    L = ["**Summary**: per perturbation class, the largest size at which no realisation drifts (or stops), "
+         "and the first size at which some do: how many of the realisations drift, and the median drift of "
+         "those (deg/s)", "",
+         "| class (size) | " + " | ".join(LABELS[m] for m in models) + " |",
+         "| --- |" + " --- |" * len(models)]
+    for cls in cfg["classes"]:
+        cells = []
+        for m in models:
+            if m not in res["classes"].get(cls, {}):
+                cells.append("-")
+                continue
+            levels = sorted(res["classes"][cls][m]["levels"], key=lambda x: (abs(x), x))
+            held = [lv for lv in levels if by[(cls, lv, m)]["drifting"] == 0 and by[(cls, lv, m)]["failed"] == 0]
+            bad = [lv for lv in levels if lv not in held]
+            if not bad:
+                cells.append(f"holds at all sizes (up to {max(levels, key=abs):g})")
+                continue
+            first = min(bad, key=abs)
+            same = [lv for lv in bad if abs(lv) == abs(first)]
+            parts = []
+            for lv in same:
+                r = by[(cls, lv, m)]
+                stopped = f", {r['failed']} stopped" if r["failed"] else ""
+                parts.append(f"{lv:g} ({r['drifting']}/{r['realisations']} drift, median "
+                             f"{_fmt(r['drift_median_of_drifting'])}{stopped})")
+            below = [lv for lv in held if abs(lv) < abs(first)]
+            lead = f"holds to {max(below, key=abs):g}; " if below and max(below, key=abs) != 0 else ""
+            extra = [f"{lv:g} holds" for lv in held if abs(lv) >= abs(first)]
+            cells.append(lead + "fails at " + ", ".join(parts) + ("; " + ", ".join(extra) if extra else ""))
+        L.append(f"| {cls} ({CLASSES[cls]['unit']}) | " + " | ".join(cells) + " |")
+    return L
+
+
 def figure(res: dict, path: Path) -> Path:
     """Drift and RMSE against perturbation size, one row per class, every model (median and 95% CI)."""
     import matplotlib
@@ -368,19 +414,23 @@ def figure(res: dict, path: Path) -> Path:
     fig, axes = plt.subplots(len(classes), 2, figsize=(9, 2.4 * len(classes)), squeeze=False)
     by = {(r["class"], r["level"], r["model"]): r for r in res["rows"]}
     colors = {"digital": "tab:red", "digital_tau": "tab:orange", "intrinsic": "tab:purple", "ring": "tab:blue"}
+    styles = {"digital": "o-", "digital_tau": "s--", "intrinsic": "^-.", "ring": "d-"}
+    offset = {"digital": -1.5, "digital_tau": -0.5, "intrinsic": 0.5, "ring": 1.5}  # % of the x range
     for row, cls in enumerate(classes):
         for m in cfg["models"]:
             if m not in res["classes"].get(cls, {}):
                 continue
-            lv = np.asarray(res["classes"][cls][m]["levels"], dtype=float)
+            levels = res["classes"][cls][m]["levels"]
+            span = float(np.ptp(np.asarray(levels, dtype=float))) or 1.0
+            lv = np.asarray(levels, dtype=float) + offset[m] / 100 * span  # side by side where they overlap
             for col, (key, ci) in enumerate((("drift_median", "drift_ci"), ("rmse_median", "rmse_ci"))):
-                rs = [by[(cls, x, m)] for x in lv]
+                rs = [by[(cls, x, m)] for x in levels]
                 floor = rs[0]["floor_deg_s"]
                 y = np.array([max(r[key], floor / 3) if col == 0 else r[key] for r in rs], dtype=float)
                 lo = np.array([max(r[ci][0], floor / 3) if col == 0 else r[ci][0] for r in rs], dtype=float)
                 hi = np.array([max(r[ci][1], floor / 3) if col == 0 else r[ci][1] for r in rs], dtype=float)
                 ax = axes[row, col]
-                ax.plot(lv, y, "o-", color=colors[m], label=LABELS[m], ms=3)
+                ax.plot(lv, y, styles[m], color=colors[m], label=LABELS[m], ms=3, lw=1)
                 ax.fill_between(lv, lo, hi, color=colors[m], alpha=0.15)
                 failed = [r["failed"] for r in rs]
                 for x, yy, f in zip(lv, y, failed, strict=True):

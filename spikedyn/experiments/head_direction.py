@@ -120,7 +120,6 @@ def summary(res: dict) -> dict[str, Any]:
         "circuit_worst_drift_deg_s_sigma<=0.1": max((at[s]["circuit_drift_max"] for s in ok_sig), default=None),
         "circuit_worst_rmse_deg_sigma<=0.1": max((at[s]["circuit_rmse_max"] for s in ok_sig), default=None),
         "ring_drift_median_deg_s_sigma=0.1": at[0.1]["ring_drift_median"] if 0.1 in at else None,
-        "drift_ratio_sigma=0.1": at[0.1]["drift_ratio_median"] if 0.1 in at else None,
         "lava": (None if lava is None else
                  lava.get("note") or f"identical={lava['identical']} over {lava['steps']} steps"),
     }  # fmt: skip
@@ -148,15 +147,14 @@ def markdown(pi: dict, rows: list[dict], diff: dict, lava: dict | None, circuit,
           "over realisations; 'failed': realisations in which an oscillator stopped (a relay weight fell below "
           "threshold), counted as inf:",
           "",
-          "| sigma | circuit drift | circuit RMSE | circuit failed | ring drift | ring RMSE | ring/circuit drift |",
-          "| --- | --- | --- | --- | --- | --- | --- |"]
+          "| sigma | circuit drift | circuit RMSE | circuit failed | ring drift | ring RMSE |",
+          "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        ratio = "-" if r["sigma"] == 0 else f"{r['drift_ratio_median']:.0f}x"
         L.append(f"| {r['sigma']:g} | {r['circuit_drift_median']:.4f} [{r['circuit_drift_max']:.4f}] | "
                  f"{r['circuit_rmse_median']:.2f} [{r['circuit_rmse_max']:.2f}] | "
                  f"{r['circuit_failed']}/{settings['realisations']} | "
                  f"{r['ring_drift_median']:.3f} [{r['ring_drift_max']:.3f}] | "
-                 f"{r['ring_rmse_median']:.1f} [{r['ring_rmse_max']:.1f}] | {ratio} |")
+                 f"{r['ring_rmse_median']:.1f} [{r['ring_rmse_max']:.1f}] |")
     L += ["", f"**S-type noise** in darkness ({diff['realisations']} x {diff['duration_s']:g} s): "
           "mean squared drift of the held heading grows as t^slope:", "",
           "| noise | level | MSD/t (deg^2/s) | predicted | log-log slope | RMS drift at end (deg) |",

@@ -127,14 +127,19 @@ class FullForce:
     Args:
         teacher: a trained ``RateRNN`` whose currents and output are the targets (DePasquale et al.
             2016); None = a random target-generating network driven by the target (2018).
+        hint: "target" (the hint is the dense target ``d(t)``), "evidence" (``evidence_hint``: the running
+            relevant evidence of RDM/CDI/N-CDI) or a function ``hint(batch) -> [T, B, H]``.
         teacher_gain: g_D of the random target-generating network, ``J_D ~ N(0, g_D^2 / N)``.
         target_scale: scale of the target input weights ``u_out ~ target_scale * U(-1, 1)``.
-        hint_scale: the hint is ``hint_scale * d(t)`` through its own ``u_hint ~ U(-1, 1)`` (0 = none).
-        rls_alpha: RLS regulariser, ``P_0 = I / alpha`` (DePasquale et al.'s demo: 1).
+        hint_scale: the hint is scaled by this and enters through ``u_hint ~ U(-1, 1)`` (0 = none).
+        rls_alpha: RLS regulariser, ``P_0 = I / rls_alpha`` (DePasquale et al.'s demo: 1).
         forget: RLS forgetting factor per update (1 = none, DePasquale et al.; < 1 lets the fit follow
             the student's changing trajectories).
         update_every: input steps between RLS updates (1 = every step).
         train_readout: fit ``W_out``/``b_out`` by RLS (else only the recurrent weights learn).
+        readout_on: "all" steps or only the supervised ("mask") steps for the readout fit (rate student).
+        target_fill: how ``d(t)`` fills unsupervised steps: "linear" (interpolation) or "next" (the coming
+            target); see ``dense_target``.
         zero_init: start the learned matrices (W_rec, W_out) at zero, as DePasquale et al.'s code does
             (default for a spiking student); otherwise RLS starts from the model's weights.
         percentile: activity percentile of the rate-to-spike map for relu/softplus teachers.
@@ -159,6 +164,10 @@ class FullForce:
     def __post_init__(self) -> None:
         if not 0 < self.forget <= 1:
             raise ValueError(f"full_force forget must be in (0, 1], got {self.forget}")
+        if self.readout_on not in ("all", "mask"):
+            raise ValueError(f"full_force readout_on must be 'all' or 'mask', got {self.readout_on!r}")
+        if self.target_fill not in FILLS:
+            raise ValueError(f"full_force target_fill must be one of {list(FILLS)}, got {self.target_fill!r}")
         if not self.rls_alpha > 0:
             raise ValueError(f"full_force rls_alpha (the RLS regulariser) must be > 0, got {self.rls_alpha}")
         if int(self.update_every) != self.update_every or self.update_every < 1:
@@ -193,7 +202,8 @@ class FullForce:
         if isinstance(model, RateRNN) and model.activation != "tanh" and self.teacher is None:
             raise ValueError(
                 f"full_force with a random teacher needs tanh units (McMahan et al. 2024: 1 + tanh failed "
-                f"to train), got activation={model.activation!r}"
+                f"to train), got activation={model.activation!r}; use activation='tanh' (CLI: --model-param "
+                "activation=tanh) or give a trained teacher"
             )
         zero_init = spiking if self.zero_init is None else self.zero_init
         if self.teacher is None:
