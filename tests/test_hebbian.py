@@ -173,3 +173,13 @@ def test_linear_readout_stays_fixed_and_abs_reward():
     assert torch.equal(m.W_out, W_out) and not torch.equal(m.W_rec, W_rec)
     b = task.sample(16, 2)
     assert rec["loss"] > 0 and len(st["baseline"]) == len(set(trial_types(b)))
+
+
+def test_leave_one_out_baseline():
+    R = torch.tensor([1.0, 2.0, 4.0, 8.0, 3.0])
+    types = ["a", "a", "a", "b", "c"]
+    fallback = torch.tensor([9.0, 9.0, 9.0, 7.0, 5.0])
+    out = Hebbian.leave_one_out(R, types, fallback)
+    assert out.tolist() == [3.0, 2.5, 1.5, 7.0, 5.0]
+    with pytest.raises(ValueError, match="baseline"):
+        Hebbian(baseline="global")

@@ -94,6 +94,10 @@ class Hebbian:
             "linear" (the model's own W_out, frozen).
         train_bias: learn the bias b by the same rule (pre-synaptic activity 1) when it is a parameter.
         reduce: "sum" (the B per-trial updates add up, B sequential trials) or "mean".
+        baseline: "running" (Rbar per trial type as above, Miconi) or "batch" (each trial is compared with
+            the mean loss of the other trials of its type in the same batch, a leave-one-out baseline
+            that cannot lag behind the weights; the running baseline is still kept and used for the
+            ``scale_by_baseline`` factor and for types with a single trial in the batch).
     """
 
     lr: float = 0.01
@@ -108,6 +112,7 @@ class Hebbian:
     readout: str = "unit"
     train_bias: bool = True
     reduce: str = "sum"
+    baseline: str = "running"
 
     name = "hebbian"
 
@@ -116,6 +121,8 @@ class Hebbian:
             raise ValueError(f"hebbian readout must be one of {list(READOUTS)}, got {self.readout!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"hebbian reward must be one of {list(REWARDS)}, got {self.reward!r}")
+        if self.baseline not in ("running", "batch"):
+            raise ValueError(f"hebbian baseline must be 'running' or 'batch', got {self.baseline!r}")
         if self.reduce not in ("sum", "mean"):
             raise ValueError(f"hebbian reduce must be 'sum' or 'mean', got {self.reduce!r}")
         if not (self.lr > 0 and 0 <= self.perturb_rate <= 1 and self.perturb_amp >= 0):
@@ -162,10 +169,11 @@ class Hebbian:
         for t in fresh:  # a type seen for the first time: its baseline starts at its mean loss
             baseline[t] = float(R[[i for i, ti in enumerate(types) if ti == t]].mean())
         Rbar = torch.tensor([baseline[t] for t in types], device=R.device, dtype=R.dtype)
-        coef = -self.lr * (R - Rbar) * (Rbar if self.scale_by_baseline else 1.0)  # [B]
+        ref = Rbar if self.baseline == "running" else self.leave_one_out(R, types, Rbar)
+        coef = -self.lr * (R - ref) * (Rbar if self.scale_by_baseline else 1.0)  # [B]
         dW = self.weight_change(roll["e_rec"], coef)
         model.W_rec.add_(dW)
-        record = {"loss": float(R.mean()), "advantage": float((R - Rbar).abs().mean()),
+        record = {"loss": float(R.mean()), "advantage": float((R - ref).abs().mean()),
                   "dw_abs": float(dW.abs().mean())}  # fmt: skip
         if self.train_bias and isinstance(model.b, torch.nn.Parameter):
             db = self.weight_change(roll["e_bias"][:, :, None], coef)[:, 0]
@@ -181,6 +189,18 @@ class Hebbian:
         return record
 
     # -- pieces -----------------------------------------------------------------------------------
+    @staticmethod
+    def leave_one_out(R: Tensor, types: list[str], fallback: Tensor) -> Tensor:
+        """For each trial, the mean loss of the other trials of its type in the batch (``fallback``
+        where it is the only one)."""
+        out = fallback.clone()
+        for t in dict.fromkeys(types):
+            idx = [i for i, ti in enumerate(types) if ti == t]
+            if len(idx) > 1:
+                total = R[idx].sum()
+                out[idx] = (total - R[idx]) / (len(idx) - 1)
+        return out
+
     def weight_change(self, e: Tensor, coef: Tensor) -> Tensor:
         """Sum (or mean) over trials of the clipped per-trial changes ``coef_b * e_b``; ``e [B, I, J]``."""
         dw = coef[:, None, None] * e
