@@ -19,6 +19,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Loihi2RNN": ("spikedyn.models", "Loihi2RNN"),
     "LSTMRNN": ("spikedyn.models", "LSTMRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
+    "Population": ("spikedyn.models.population", "Population"),
     "mirror": ("spikedyn.models", "mirror"),
     "train": ("spikedyn.learning", "train"),
     "TrainResult": ("spikedyn.learning", "TrainResult"),

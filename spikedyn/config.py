@@ -44,6 +44,9 @@ class TrainConfig(BaseModel):
     target_accuracy: float | None = Field(None, gt=0, le=1)
     run_dir: Annotated[Path, Field(strict=False)] | None = None  # a string in TOML/YAML
     device: str | None = None
+    population: int | None = Field(None, ge=1)
+    preset: str | None = None
+    rule_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class DeployConfig(BaseModel):

@@ -16,7 +16,8 @@ def train(
     ctx: typer.Context,
     task: str = typer.Option("rdm", help="Task name (spikedyn.tasks.available()) or neurogym:<EnvId>."),
     model: str = typer.Option("rate", help="rate | gru | lstm | lif | alif"),
-    rule: str = typer.Option("bptt", help="Learning rule: bptt, eprop (LIF/ALIF or rate) or rflo (rate)."),
+    rule: str = typer.Option("bptt", help="Learning rule: bptt, eprop (LIF/ALIF or rate), rflo (rate), ga (genetic "
+                             "algorithm), hebbian (Miconi 2017, tanh rate) or full_force (DePasquale et al. 2018)."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     batch_size: int = typer.Option(64, help="Trials per batch."),
     lr: float = typer.Option(None, help="Adam learning rate (default 1e-3; resuming: the run's; a new value "
@@ -34,6 +35,11 @@ def train(
     restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes its "
                                  "checkpoints and results) instead of resuming it."),
     config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
+    population: int = typer.Option(None, help="Train E networks at once as one Population (seeds seed..seed+E-1); "
+                                   "with --rule ga: the size of generation zero (default 50)."),
+    preset: str = typer.Option(None, help="A paper's network and training settings: mcmahan2024 (alias seed002, "
+                               "McMahan et al. 2024); flags given here win."),
+    rule_param: list[str] = typer.Option([], help="Rule option key=value (repeatable), e.g. sigma_is=std for ga."),
     device: str = device_option(None),
     progress: bool = typer.Option(True, help="Progress on stderr: a bar on a terminal, a log line every 30 s "
                                   "otherwise (SPIKEDYN_PROGRESS_EVERY)."),
@@ -43,12 +49,14 @@ def train(
     from ..config import TrainConfig, load_config_file, parse_key_values, validate
     from ..device import resolve_device
     from ..experiments.build import build_model, build_task
+    from ..learning import make_rule
     from ..learning import train as run_train
+    from ..learning.presets import build_training_model
 
     given = dict(
         task=task, model=model, rule=rule, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden,
         seed=seed, clip=clip, eval_every=eval_every, eval_trials=eval_trials,
-        target_accuracy=target_accuracy, run_dir=run_dir, device=device,
+        target_accuracy=target_accuracy, run_dir=run_dir, device=device, population=population, preset=preset,
     )  # fmt: skip
     data: dict[str, Any] = load_config_file(config) if config is not None else {}
     for key, value in given.items():  # flags typed on the command line override the file
@@ -56,23 +64,38 @@ def train(
         if key not in data or (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")):
             data[key] = value
     for key, items, flag in (("task_params", task_param, "--task-param"), ("model_params", model_param,
-                                                                           "--model-param")):
+                                                                           "--model-param"),
+                             ("rule_params", rule_param, "--rule-param")):
         if items or key in data:  # a wrong type in the file (task_params = "dt=10") is reported by validate
             extra = parse_key_values(items, flag)
             data[key] = {**data[key], **extra} if isinstance(data.get(key), dict) else data.get(key, extra)
+    if data.get("preset"):  # the preset's settings, under the flags given and the config file's values
+        from ..learning.presets import cli_defaults
+
+        explicit = {k for k in given if k in data and (ctx.get_parameter_source(k) is None or
+                    ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP"))} | set(
+                    load_config_file(config) if config is not None else {})  # fmt: skip
+        for key, value in cli_defaults(data["preset"], data.get("rule", "bptt"), data.get("model", "rate")).items():
+            if isinstance(value, dict):
+                data[key] = {**value, **(data.get(key) or {})}
+            elif key not in explicit:
+                data[key] = value
     cfg = validate(TrainConfig, data)
     dev = resolve_device(cfg.device)  # before building anything: a missing GPU is one line, not a traceback
 
+    make_rule(cfg.rule, **cfg.rule_params)  # a bad rule or rule option fails here, before any work
     task_obj = build_task(cfg.task, cfg.task_params)
-    net = build_model(cfg.model, task_obj, cfg.hidden, cfg.model_params, seed=cfg.seed)
+    net = build_training_model(cfg, task_obj, build_model)
     t0 = time.perf_counter()
     result = run_train(
         net, task_obj, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
         run_dir=cfg.run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
         target_accuracy=cfg.target_accuracy, progress=progress, restart=restart, device=dev,
+        rule_kwargs=cfg.rule_params,
     )  # fmt: skip
     summary = {
-        "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden,
+        "task": cfg.task, "model": cfg.model, "rule": cfg.rule, "hidden": cfg.hidden, "preset": cfg.preset,
+        "population": cfg.population,
         "steps_run": result.history[-1]["step"] if result.history else 0,
         "stopped_early": result.stopped_early, "seconds": round(time.perf_counter() - t0, 2),
         **{k: v for k, v in result.final.items() if k != "step"},

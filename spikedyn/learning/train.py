@@ -1,13 +1,19 @@
-"""``spikedyn.train``: one training loop for every body and every gradient-estimating rule.
+"""``spikedyn.train``: one training loop for every body, every rule and populations of networks.
+
+The loop is the same for every rule (``spikedyn.learning.rules``): ``rule.init_state`` once, then per
+step one batch and ``rule.update``; evaluation, early stopping, checkpoints, the metrics log and progress
+are the loop's. Gradient rules apply Adam inside ``update``; the genetic algorithm, Hebbian and
+full-FORCE rules change the weights themselves.
 
 Reproducibility by construction: the batch of step ``s`` is sampled with ``rng = [seed, s]`` and the
 model's own noise with a torch seed derived from ``(seed, s)``, so a run resumed from any checkpoint
-replays exactly what an uninterrupted run would have done (same final weights on CPU).
+replays exactly what an uninterrupted run would have done (same final weights on CPU). A ``Population``
+sees the same batches and the same noise in every member (common random numbers), so member i trained
+in a population equals the same model trained alone with the same ``seed``.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,39 +24,37 @@ from torch import Tensor
 
 from .checkpoint import (
     DEFAULT_LR,
+    RESTART_HINT,
+    RunError,
     atomic_torch_save,
     atomic_write_json,
     locks_run_dir,
     open_run,
     plain,
     save_checkpoint,
-    set_lr,
     write_metrics,
 )
 from .losses import task_loss
 from .reprs import result_repr
-from .rules import LearningRule, make_rule
+from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses
 
 
-class TrainingDiverged(RuntimeError):
-    """Raised when the loss or a gradient becomes NaN/Inf."""
-
-
 @dataclass
 class TrainResult:
-    """``history``: one record per step (``step``, ``loss``, ``grad_norm``; evaluation steps add
-    ``eval_loss``, ``accuracy`` and the task's other scores). ``model`` is the trained model."""
+    """``history``: one record per step (``step``, ``loss`` and the rule's other entries, e.g. ``grad_norm``;
+    evaluation steps add ``eval_loss``, ``accuracy`` and the task's other scores; for a Population the
+    per-member values as ``member_*`` lists). ``model`` is the trained model (the GA's best member)."""
 
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
     model: torch.nn.Module
     run_dir: Path | None = None
     stopped_early: bool = False
-    final: dict[str, float] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
 
     def curve(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of ``key`` over the records that have it."""
+        """(steps, values) of ``key`` over the records that have it (values [S, E] for member lists)."""
         rows = [(r["step"], r[key]) for r in self.history if key in r]
         if not rows:
             return np.zeros(0), np.zeros(0)
@@ -69,8 +73,11 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Loss and task scores of ``model`` on a fixed batch of trials (chunked over the batch)."""
+def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Loss and task scores of ``model`` on a fixed batch of trials (chunked over the batch). For a
+    ``Population``: the mean over members, and every member's value as ``member_<score>`` lists."""
+    if is_population(model):
+        return evaluate_population(model, task, batch, chunk=chunk, seed=seed)
     was_training = model.training
     model.eval()
     u, target, mask = _to_tensors(batch, model.W_out.device, model.W_out.dtype)
@@ -86,14 +93,42 @@ def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, s
     return scores
 
 
+@torch.no_grad()
+def population_outputs(pop: torch.nn.Module, u: Tensor, chunk: int = 1000, seed: int | None = None) -> Tensor:
+    """All members' outputs ``[E, T, B, O]`` on ``u [T, B, I]``, ``chunk`` trials at a time (the chunks and
+    draws of ``evaluate`` on one model, so each member sees what it would see alone)."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return torch.cat([pop.outputs(u[:, i : i + chunk]) for i in range(0, u.shape[1], chunk)], dim=2)
+
+
+def evaluate_population(
+    pop: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """``evaluate`` for every member of a ``Population`` at once (one batched rollout per chunk)."""
+    u, target, mask = _to_tensors(batch, pop.device, pop.dtype)
+    y = population_outputs(pop, u, chunk=chunk, seed=seed)
+    losses = member_losses(y, target, mask, task.loss).double().cpu().tolist()
+    y_np = y.float().cpu().numpy()
+    per_member = [{k: float(v) for k, v in task.score(y_np[e], batch).items()} for e in range(pop.size)]
+    out: dict[str, Any] = {"eval_loss": float(np.mean(losses))}
+    for key in per_member[0]:
+        out[key] = float(np.mean([m[key] for m in per_member]))
+    out["member_eval_loss"] = losses
+    for key in per_member[0]:
+        out[f"member_{key}"] = [m[key] for m in per_member]
+    return out
+
+
 @locks_run_dir  # one writer per run directory: a second process gets RunLocked (one line)
 def train(
     model: torch.nn.Module,
     task: Any,
-    rule: str | LearningRule = "bptt",
+    rule: str | Rule = "bptt",
     steps: int = 1000,
     batch_size: int = 64,
-    lr: float | None = None,
+    lr: float | Sequence[float] | None = None,
     seed: int = 0,
     run_dir: str | Path | None = None,
     clip: float | None = 1.0,
@@ -109,24 +144,28 @@ def train(
     restart: bool = False,
     device: Any = None,
 ) -> TrainResult:
-    """Train ``model`` on ``task`` with ``rule`` and Adam.
+    """Train ``model`` (or every member of a ``Population``) on ``task`` with ``rule``.
 
     Args:
-        model: a spikedyn model (RateRNN, GRURNN, SpikingRNN, ...).
+        model: a spikedyn model (RateRNN, GRURNN, SpikingRNN, ...) or a ``spikedyn.Population``.
         task: a ``spikedyn.tasks`` Task (its ``loss`` picks masked MSE or cross-entropy).
-        rule: "bptt" (or any registered rule name / LearningRule object, e.g. e-prop).
-        steps: optimiser steps (one batch each). batch_size: trials per batch.
-        lr: Adam learning rate (None: 1e-3 for a new run, the run's own when resuming; a new value on
-            resume takes effect from the resume step and is recorded in config.json's ``lr_changes``).
-        seed: seeds the batches, the held-out set and the model's noise (not the model's init).
+        rule: a rule name ("bptt", "eprop", "rflo", "ga", "hebbian", "full_force") or a rule object
+            (``spikedyn.learning.rules``); ``rule_kwargs`` configure a rule given by name.
+        steps: training steps, one batch each (for "ga": generations). batch_size: trials per batch.
+        lr: Adam learning rate of the gradient rules (None: 1e-3 for a new run, the run's own when
+            resuming; a new value on resume takes effect from the resume step and is recorded in
+            config.json's ``lr_changes``; one per member allowed for a Population, whose own ``pop.lr``
+            wins). clip: max global gradient norm, per member (None = none). weight_decay: Adam's L2
+            term. These three configure gradient rules; other rules ignore them.
+        seed: seeds the batches, the held-out set, the model's noise and the rule's draws (not the init).
         run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there (holding
             ``run_dir/.lock``), and resume from the newest intact checkpoint when ``resume`` is True.
             Resuming with other settings raises ``RunError`` (see ``spikedyn.learning.checkpoint.open_run``);
             a finished run is returned as it is (nothing trained or written); ``restart=True`` starts the
             run over there.
-        clip: max global gradient norm (None = no clipping).
         eval_every: evaluate on ``eval_trials`` held-out trials every this many steps (and at the end).
-        target_accuracy: stop early once held-out accuracy reaches it (seed 002 used 0.9).
+        target_accuracy: stop once held-out accuracy reaches it (McMahan et al. 2024 used 0.9); in a
+            Population each member stops changing when it reaches it, the run when all have.
         checkpoint_every: steps between checkpoints (default: ``eval_every``).
         callback: called as ``callback(step, record)`` after every step (logging, tests).
         device: "cpu", "cuda" or "cuda:N": move ``model`` there first (None: where it is). Progress:
@@ -139,31 +178,36 @@ def train(
         from ..device import resolve_device
 
         model.to(resolve_device(device))
-    device, dtype = model.W_out.device, model.W_out.dtype
-    params = [p for p in model.parameters() if p.requires_grad]
-    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    lr_new_run = DEFAULT_LR if lr is None else float(lr)  # on resume: the run's own, unless lr is given
-    optimizer = torch.optim.Adam(params, lr=lr_new_run, weight_decay=weight_decay)
+    lr_new_run = DEFAULT_LR if lr is None else plain(lr)  # on resume: the run's own, unless lr is given
+    if isinstance(rule_obj, LearningRule):
+        rule_obj.set_optimizer(lr=lr_new_run, clip=clip, weight_decay=weight_decay)
+    per_member = is_population(model) and not getattr(rule_obj, "trains_population", False)
     checkpoint_every = checkpoint_every or eval_every
     eval_batch = task.sample(eval_trials, np.random.default_rng([seed, EVAL_SEED_OFFSET]), split="test")
 
     run_path = Path(run_dir) if run_dir is not None else None
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     start, stopped_early, last_ckpt, finished = 1, False, None, False
     run_config = plain({
         "model": model.config() if hasattr(model, "config") else type(model).__name__,
         "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
-        "rule": rule_obj.config(),
+        "rule": rule_obj.config() if hasattr(rule_obj, "config") else {"name": rule_obj.name},
         "train": dict(steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed, clip=clip, eval_every=eval_every,
                       eval_trials=eval_trials, target_accuracy=target_accuracy, weight_decay=weight_decay),
     })  # fmt: skip
+    state = rule_obj.init_state(model, task, seed=seed)
+    if per_member:
+        state["active"] = torch.ones(model.size, dtype=torch.bool)
     if run_path is not None:
         resumed = open_run(run_path, run_config, lr=lr, resume=resume, restart=restart)
         if resumed is not None:
             ck, run_config = resumed.checkpoint, resumed.config
+            if "rule_state" not in ck:
+                raise RunError(f"{resumed.path} has no rule state (written by an older spikedyn); {RESTART_HINT}")
             model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            set_lr(optimizer, resumed.lr)
+            state = ck["rule_state"]
+            if isinstance(rule_obj, LearningRule):  # a new lr on resume: Adam's moments are kept
+                rule_obj.set_optimizer(lr=resumed.lr, clip=clip, weight_decay=weight_decay)
             history, start, last_ckpt = ck["history"], ck["step"] + 1, resumed.path
             stopped_early, finished = ck.get("stopped_early", False), resumed.finished
 
@@ -171,10 +215,14 @@ def train(
         nonlocal last_ckpt
         if run_path is None:
             return
-        payload = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "history": history, "config": run_config, "stopped_early": stopped_early}  # fmt: skip
+        payload = {"step": step, "model": model.state_dict(), "rule_state": state, "history": history,
+                   "config": run_config, "stopped_early": stopped_early}  # fmt: skip
         last_ckpt = save_checkpoint(run_path, step, payload)
         write_metrics(run_path / "metrics.jsonl", history)
+
+    def result_model() -> torch.nn.Module:
+        pick = getattr(rule_obj, "result_model", None)
+        return model if pick is None else pick(model, state)
 
     bar = None
     if progress and start <= steps and not stopped_early:
@@ -187,29 +235,24 @@ def train(
         if stopped_early:
             break
         batch = task.sample(batch_size, np.random.default_rng([seed, step]))
-        u, target, mask = _to_tensors(batch, device, dtype)
+        frozen = _freeze_inactive(model, state) if per_member else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_step_seed(seed, step))
-            loss, grads = rule_obj.loss_and_gradients(model, u, target, mask, task.loss)
-        loss_value = float(loss)
-        grad_norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            try:
+                update = rule_obj.update(model, batch, state, step=step)
+            except TrainingDiverged as e:
+                where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
+                raise TrainingDiverged(f"{e} ({where}); lower lr, enable clip, or check inputs") from None
+        loss_value = float(update["loss"])
+        if not np.isfinite(loss_value):
             where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
-            raise TrainingDiverged(
-                f"loss became {'NaN/Inf' if not math.isfinite(loss_value) else 'finite but a gradient NaN/Inf'} "
-                f"at step {step} ({where}); lower lr, enable clip, or check inputs"
-            )
-        for name, p in named.items():
-            p.grad = grads[name].to(p.dtype) if name in grads else None
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        record: dict[str, float] = {"step": step, "loss": loss_value, "grad_norm": grad_norm}
+            raise TrainingDiverged(f"loss became NaN/Inf at step {step} ({where}); check the rule's settings")
+        if frozen:
+            _restore(model, frozen)
+        record: dict[str, Any] = {"step": step, **update}
         if step % eval_every == 0 or step == steps:
-            record.update(evaluate(model, task, eval_batch, seed=_step_seed(seed, -1)))
-            if target_accuracy is not None and record.get("accuracy", -1.0) >= target_accuracy:
-                stopped_early = True
+            record.update(evaluate(result_model(), task, eval_batch, seed=_step_seed(seed, -1)))
+            stopped_early = _early_stop(record, state, target_accuracy, per_member)
         history.append(record)
         if callback is not None:
             callback(step, record)
@@ -222,7 +265,37 @@ def train(
         bar.close()
 
     final = next((dict(r) for r in reversed(history) if "eval_loss" in r), {})
+    trained = result_model()
     if run_path is not None and not finished:  # a finished run is returned as it is, never rewritten
-        atomic_torch_save(run_path / "model.pt", {"config": run_config, "model": model.state_dict()})
+        atomic_torch_save(run_path / "model.pt", {"config": {**run_config, "model": trained.config()},
+                                                  "model": trained.state_dict()})  # fmt: skip
         atomic_write_json(run_path / "summary.json", {"final": final, "steps": step, "stopped_early": stopped_early})
-    return TrainResult(history=history, model=model, run_dir=run_path, stopped_early=stopped_early, final=final)
+    return TrainResult(history=history, model=trained, run_dir=run_path, stopped_early=stopped_early, final=final)
+
+
+def _early_stop(record: dict[str, Any], state: dict, target: float | None, per_member: bool) -> bool:
+    """Whether the run is done; for a population, marks the members at the target inactive."""
+    if target is None:
+        return False
+    if not per_member:
+        return record.get("accuracy", -1.0) >= target
+    reached = torch.tensor(record.get("member_accuracy", [-1.0] * len(state["active"]))) >= target
+    state["active"] &= ~reached
+    record["members_active"] = int(state["active"].sum())
+    return not bool(state["active"].any())
+
+
+def _freeze_inactive(model: torch.nn.Module, state: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Copies of the inactive members' parameters (None when every member is active)."""
+    active = state["active"]
+    if bool(active.all()):
+        return None
+    idx = torch.nonzero(~active).flatten().to(model.device)
+    return {n: (idx, p.detach()[idx].clone()) for n, p in model.named_parameters()}
+
+
+@torch.no_grad()
+def _restore(model: torch.nn.Module, frozen: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for n, p in model.named_parameters():
+        idx, saved = frozen[n]
+        p[idx] = saved

@@ -16,16 +16,28 @@ MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": Spiki
 
 __all__ = [
     "ACTIVATIONS", "ACTIVATION_TABLE", "Body", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "Loihi2RNN",
-    "MODEL_KINDS", "NeuronParams", "RateRNN", "RateState", "RecurrentModel", "Rollout", "SURROGATES",
-    "SpikingRNN", "SpikingState", "activation_derivative", "build", "from_config", "mirror",
+    "MODEL_KINDS", "NeuronParams", "Population", "RateRNN", "RateState", "RecurrentModel", "Rollout",
+    "SURROGATES", "SpikingRNN", "SpikingState", "activation_derivative", "build", "from_config", "mirror",
     "pseudo_derivative", "spike", "spiking_substep",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:  # Population is imported on first use
+    if name == "Population":
+        from .population import Population
+
+        return Population
+    raise AttributeError(f"module 'spikedyn.models' has no attribute {name!r}")
 
 
 def from_config(cfg: dict[str, Any]) -> RecurrentModel:
     """Rebuild a model (untrained) from ``model.config()``."""
     cfg = dict(cfg)
     kind = cfg.pop("kind", None)
+    if kind == "population":
+        from .population import Population
+
+        return Population.from_config({**cfg, "kind": kind})
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[kind](**cfg)

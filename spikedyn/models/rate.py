@@ -20,8 +20,9 @@ from .validation import check_finite
 
 
 def shifted_tanh(x: Tensor) -> Tensor:
-    """1 + tanh(x): the non-negative rate nonlinearity of seed 002."""
-    return 1.0 + torch.tanh(x)
+    """1 + tanh(x): the non-negative rate nonlinearity of seed 002, computed as the identical
+    ``2 sigmoid(2x)`` (torch's CPU sigmoid is several times faster than its tanh)."""
+    return 2.0 * torch.sigmoid(2.0 * x)
 
 
 def _tanh_derivative(x: Tensor) -> Tensor:

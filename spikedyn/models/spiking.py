@@ -121,8 +121,9 @@ def spiking_substep(
     p: NeuronParams, W_rec: Tensor, b: Tensor, beta: Tensor, s: SpikingState, i_ext: Tensor
 ) -> SpikingState:
     """Pure neuron update: state and the input current ``i_ext = W_in x`` [B, N] -> next state (the one
-    map, ``spikedyn.hardware.neuron.substep``, on torch tensors)."""
-    return neuron.substep(p, ops_of(p), s, i_ext, W_rec.T, b, beta)
+    map, ``spikedyn.hardware.neuron.substep``, on torch tensors). ``mT``: also for a Population's stacked
+    ``[E, N, N]`` weights with ``[E, B, N]`` states."""
+    return neuron.substep(p, ops_of(p), s, i_ext, W_rec.mT, b, beta)
 
 
 class Loihi2Tensors(NamedTuple):

@@ -1,0 +1,63 @@
+"""The mcmahan2024 preset (McMahan et al. 2024 Sec. 2.1-2.3) and `spikedyn train --preset/--population/--rule`."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from spikedyn.cli import main
+from spikedyn.learning import presets
+from spikedyn.models import RateRNN
+from spikedyn.models.population import Population
+
+
+def test_preset_builds_the_papers_network():
+    p = presets.get("mcmahan2024")
+    assert presets.get("seed002") is p
+    task = p.task("cdi")
+    assert task.dt == 10.0 and task.n_inputs == 4
+    nets = [p.build_model(task, seed=s) for s in range(40)]
+    net = nets[0]
+    assert isinstance(net, RateRNN) and net.n_hidden == 50 and net.activation == "shifted_tanh"
+    assert net.alpha == pytest.approx(0.1) and net.x0_std == pytest.approx(math.sqrt(0.3)) and not net.has_bias
+    std = {k: float(torch.stack([getattr(m, k).detach() for m in nets]).std()) for k in ("W_in", "W_rec", "W_out")}
+    assert std["W_in"] == pytest.approx(math.sqrt(0.5), rel=0.05)  # N(0, 0.5)
+    assert std["W_out"] == pytest.approx(math.sqrt(0.1), rel=0.1)  # N(0, 0.1)
+    assert std["W_rec"] == pytest.approx(1.0 / math.sqrt(50), rel=0.05)  # N(0, g^2/N), g = 1
+    assert float(net.b_out.detach().abs().max()) == 0.0
+    assert torch.equal(p.build_model(task, seed=3).W_rec, nets[3].W_rec)
+    assert p.build_model(task, rule="hebbian").activation == "tanh"
+    kw = p.train_kwargs("bptt")
+    assert (kw["lr"], kw["batch_size"], kw["eval_trials"], kw["target_accuracy"]) == (5e-4, 500, 2000, 0.9)
+    ga = p.train_kwargs("ga")
+    assert ga["rule_kwargs"] == {"population": 50, "parents": 5, "children": 50, "sigma": 0.005}
+    pop = p.build_population(task, 3, seed=7)
+    assert isinstance(pop, Population) and torch.equal(pop.W_rec[1], p.build_model(task, seed=8).W_rec)
+    with pytest.raises(ValueError, match="unknown preset"):
+        presets.get("nope")
+
+
+def test_cli_trains_a_population_and_runs_the_ga(tmp_path, capsys):
+    rc = main(["train", "--preset", "seed002", "--task", "rdm", "--steps", "2", "--population", "3",
+               "--batch-size", "16", "--eval-every", "2", "--eval-trials", "40", "--no-progress", "--json",
+               "--run-dir", str(tmp_path / "pop")])  # fmt: skip
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["population"] == 3 and len(out["member_accuracy"]) == 3
+    cfg = json.loads((tmp_path / "pop" / "config.json").read_text())
+    assert cfg["model"]["kind"] == "population" and cfg["train"]["lr"] == 5e-4 and cfg["train"]["clip"] is None
+    rc = main(["train", "--task", "rdm", "--task-param", "dt=50", "--model", "lif", "--hidden", "8", "--rule", "ga",
+               "--population", "6", "--rule-param", "parents=2", "--rule-param", "children=4",
+               "--rule-param", "sigma_is=std", "--steps", "2", "--batch-size", "16", "--eval-trials", "20",
+               "--no-progress", "--json", "--run-dir", str(tmp_path / "ga")])  # fmt: skip
+    assert rc == 0
+    cfg = json.loads((tmp_path / "ga" / "config.json").read_text())
+    assert cfg["rule"]["sigma_is"] == "std" and cfg["rule"]["parents"] == 2
+    saved = torch.load(tmp_path / "ga" / "model.pt", weights_only=True)
+    assert saved["config"]["model"]["kind"] == "spiking"
+    capsys.readouterr()
+    assert main(["train", "--preset", "nope", "--steps", "1"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["train", "--rule", "ga", "--rule-param", "sigma_is=var", "--steps", "1"]) == 2
