@@ -110,7 +110,8 @@ def test_resume_refuses_a_different_model(tmp_path):
 
 
 class _NaNAfter:
-    """A task whose targets turn to NaN from a given training step on (counted by sample calls)."""
+    """A task whose targets turn to NaN from a given training step on (counted by sample calls): the loss
+    diverges while the inputs stay finite (non-finite inputs are refused up front, see test_bad_inputs)."""
 
     def __init__(self, task, bad_call):
         self.task, self.bad_call, self.calls = task, bad_call, 0
@@ -123,7 +124,7 @@ class _NaNAfter:
         if split == "train":
             self.calls += 1
             if self.calls >= self.bad_call:
-                batch.targets[:] = np.nan  # (NaN inputs are refused by the models as a user error)
+                batch.targets[:] = np.nan
         return batch
 
 
