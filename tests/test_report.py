@@ -8,7 +8,6 @@ Without Chromium + chromedriver + Selenium the browser checks are skipped with t
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import sys
@@ -23,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402  (tests/browser.py)
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRE_BROWSER = os.environ.get("SPIKEDYN_REQUIRE_BROWSER") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +72,11 @@ def test_bad_report_paths_are_one_line_errors(tmp_path, capsys):
     assert len(err) == 2 and "not a directory" in err[0] and "neither a run directory" in err[1]
 
 
+@pytest.mark.browser  # skipped without Chromium, unless SPIKEDYN_REQUIRE_BROWSER=1 (CI): tests/conftest.py
 @pytest.mark.parametrize("which", ["sweep", "run", "failing"])
 def test_report_renders_in_headless_chromium(reports, which, tmp_path):
-    if browser.find_browser() is None:
-        reason = "headless Chromium missing: apt-get install chromium chromium-driver; pip install selenium"
-        if REQUIRE_BROWSER:
-            pytest.fail(reason + " (SPIKEDYN_REQUIRE_BROWSER=1)")
-        pytest.skip(reason)
+    assert browser.find_browser() is not None, (
+        "headless Chromium missing: apt-get install chromium chromium-driver; pip install selenium")
     page = browser.open_page(reports[which], screenshot=tmp_path / f"{which}.png")
     assert page.ready_state == "complete" and page.title.startswith("spikedyn")
     n = len(_imgs(reports[which].read_text()))
