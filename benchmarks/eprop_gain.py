@@ -1,4 +1,4 @@
-"""Seed 001's headline: e-prop and BPTT loss curves on Romo for initial gains {0.2, 0.5, 1.0, 1.5}.
+"""Liu et al.'s headline: e-prop and BPTT loss curves on Romo for initial gains {0.2, 0.5, 1.0, 1.5}.
 
     python benchmarks/eprop_gain.py                    # reduced protocol (lr chosen on seed 0), 2 workers
     python benchmarks/eprop_gain.py --full-grid        # every seed at every learning rate

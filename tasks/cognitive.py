@@ -1,4 +1,4 @@
-"""NeuroGym-style cognitive tasks ``2af``, ``dms`` and ``romo`` (used by seed 001, Liu et al.).
+"""NeuroGym-style cognitive tasks ``2af``, ``dms`` and ``romo`` (used by Liu et al.).
 
 Vectorised re-implementations of NeuroGym 2.x ``PerceptualDecisionMaking-v0``, ``DelayMatchSample-v0``
 and ``DelayComparison-v0`` (files ``neurogym/envs/native/perceptualdecisionmaking.py``,

@@ -1,4 +1,4 @@
-"""Evidence-integration tasks RDM, CDI and N-CDI (seed 002, McMahan, Kleinman & Kao, Sec. 2.2).
+"""Evidence-integration tasks RDM, CDI and N-CDI (McMahan et al. 2024, McMahan, Kleinman & Kao, Sec. 2.2).
 
 Each trial draws a coherence ``mu ~ U[-0.1857, +0.1857]`` per noisy stream and feeds
 ``u_t ~ N(mu, noise_var * (1 ms / dt))`` at every step ``t = 0, dt, ..., duration_ms`` (both ends
@@ -29,7 +29,7 @@ from .base import (
     one_hot,
 )
 
-COHERENCE_MAX = 0.1857  # seed 002, Sec. 2.2
+COHERENCE_MAX = 0.1857  # McMahan et al. 2024, Sec. 2.2
 
 
 class _Integration(Task):
@@ -106,7 +106,7 @@ class NCDI(_Integration):
     """N-input context-dependent integration: N contexts (one-hot) select one of N noisy streams.
 
     Args:
-        n_contexts: number of contexts and streams N (2..6, as trained in seed 002).
+        n_contexts: number of contexts and streams N (2..6, as trained in McMahan et al. 2024).
         duration_ms, dt, noise_var, coherence_max, response_ms: as in :class:`RDM`.
     """
 

@@ -1,10 +1,10 @@
-"""Angular-velocity integration for the head-direction circuit (seed 003 Sec. 2.11; FIELD_NOTES).
+"""Angular-velocity integration for the head-direction circuit (Park et al. Sec. 2.11; FIELD_NOTES).
 
 Conventions: heading ``theta`` in rad, measured clockwise (compass convention), so a positive angular
 velocity ``omega`` (rad/s) is a clockwise turn; ``theta_t = theta_0 + sum_{s <= t} omega_s * dt`` (the
 target at step t already includes the velocity fed at step t). Velocity inputs are split into the
 clockwise and counter-clockwise channels ``[max(omega, 0), max(-omega, 0)]`` (rad/s), the ``V_a^+`` and
-``-V_a^-`` of seed 003 Eq. 22-23. Targets are ``[cos theta, sin theta]`` at every step (loss "mse").
+``-V_a^-`` of Park et al. Eq. 22-23. Targets are ``[cos theta, sin theta]`` at every step (loss "mse").
 
 The velocity generators are pure functions that return rad/s (their parameters are in deg/s, seconds and
 ms, as named) with shape ``[n_steps]`` or, with ``batch=B``, ``[n_steps, B]``.

@@ -1,9 +1,9 @@
-"""Long-memory symbol tasks of seed 003 (Park, Sagodi & Sokol, Supp. S2.2): copy memory, random-delay
+"""Long-memory symbol tasks of Park et al. (Park, Sagodi & Sokol, Supp. S2.2): copy memory, random-delay
 copy memory and temporal ordering. These are step-indexed sequence tasks: ``dt = 1.0`` is nominal and all
 lengths are in steps.
 
 Copy memory (S2.2.1): 10 tokens from an alphabet of 8, then ``k`` blanks, one start token and 9 blanks
-(``k + 20`` steps); the target is ``k + 10`` blanks followed by the 10 tokens. As worded in seed 003 the
+(``k + 20`` steps); the target is ``k + 10`` blanks followed by the 10 tokens. As worded in Park et al. the
 start token and the first recall step coincide (step ``k + 10``); the recall steps are always the last 10.
 Input symbols (one-hot, 10): tokens 0..7, blank 8, start 9. Output classes (9): tokens 0..7, blank 8.
 
@@ -11,7 +11,7 @@ Random-delay copy (S2.2.3): the same with ``k ~ U{delay_min..delay_max}`` per tr
 left-padded with all-zero input up to ``delay_max + 20`` steps (a fixed length for every batch), so all
 trials end, and recall, in the last 10 steps.
 
-Temporal order: Hochreiter & Schmidhuber (1997), experiment 6a, which seed 003 S2.2.2 follows (its text
+Temporal order: Hochreiter & Schmidhuber (1997), experiment 6a, which Park et al. S2.2.2 follows (its text
 only says "symbols A, B at the beginning and throughout the sequence ... classify AA, AB, BA, BB after a
 k-step delay, k ~ U{50, 60}"). Length ``l ~ U{100..110}``; start marker E at step 0, end marker B at
 step ``l - 1``; the relevant symbols X/Y at ``t1 ~ U{10..20}`` and ``t2 ~ U{50..60}`` (steps counted
@@ -88,7 +88,7 @@ class _Copy(Task):
 
 
 class CopyMemory(_Copy):
-    """Copy memory with a fixed delay (seed 003 S2.2.1); ``delay + 20`` steps.
+    """Copy memory with a fixed delay (Park et al. S2.2.1); ``delay + 20`` steps.
 
     Args:
         delay: k, the number of blanks between the tokens and the start token (steps, >= 0).
@@ -108,12 +108,12 @@ class CopyMemory(_Copy):
 
 
 class RandomDelayCopy(_Copy):
-    """Copy memory with ``delay ~ U{delay_min..delay_max}`` per trial (seed 003 S2.2.3).
+    """Copy memory with ``delay ~ U{delay_min..delay_max}`` per trial (Park et al. S2.2.3).
 
     Trials are left-padded with zero input to ``delay_max + 20`` steps; the mask is 0 on padding.
 
     Args:
-        delay_min, delay_max: inclusive delay range in steps (seed 003: 100..120).
+        delay_min, delay_max: inclusive delay range in steps (Park et al.: 100..120).
         mask: "recall" (each trial's 10 recall steps, always the last 10) or "all" (each trial's own steps).
     """
 

@@ -1,4 +1,4 @@
-"""Pixel-by-pixel image classification: permuted sequential digits and MNIST (seed 003 Supp. S2.1).
+"""Pixel-by-pixel image classification: permuted sequential digits and MNIST (Park et al. Supp. S2.1).
 
 An image is flattened row-major, its pixels reordered by a fixed permutation
 (``numpy.random.default_rng(perm_seed).permutation(n_pixels)``; ``perm_seed=None`` keeps the plain

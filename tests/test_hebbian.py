@@ -29,7 +29,7 @@ def seed002_net(task, activation: str = "tanh", alpha: float = 0.1, seed: int = 
 
 
 def hand_rollout(W_in, W_rec, b, alpha, x0, u, kicks, xbar_decay):
-    """Plain numpy loops over units and synapses: seed 002 Eq. 1 with kicks, Miconi's trace."""
+    """Plain numpy loops over units and synapses: McMahan et al. 2024 Eq. 1 with kicks, Miconi's trace."""
     T, I = u.shape
     N = W_rec.shape[0]
     x, xbar = x0.copy(), x0.copy()

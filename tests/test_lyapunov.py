@@ -149,7 +149,7 @@ def test_pta_tanh_rnn_has_zero_leading_exponent_default_does_not():
     m = pta(RateRNN(1, 64, 1, alpha=1.0), seed=0)
     spec = lyapunov_spectrum(m, u, k=8, warmup=500, unit="per_step")
     assert abs(spec[0]) < 0.02 and np.all(spec < 0.02)
-    # seed 003's "default" is PyTorch's U(-1/sqrt(N), 1/sqrt(N)) (gain ~0.58): a global stable fixed point.
+    # Park et al.'s "default" is PyTorch's U(-1/sqrt(N), 1/sqrt(N)) (gain ~0.58): a global stable fixed point.
     # (RateRNN's own N(0, 1/N) init sits at the edge of chaos, where lambda_1 -> 0 from below.)
     default = torch_default(RateRNN(1, 64, 1), seed=0)
     spec = lyapunov_spectrum(default, u, k=8, warmup=500, unit="per_step")

@@ -13,7 +13,7 @@ from spikedyn.experiments.build import build_model, build_task
 from spikedyn.learning import BPTT, TrainingDiverged, evaluate, task_loss
 
 # (task, model, steps, lr): small settings that reach >= 90% on 2 CPU cores in seconds.
-# rdm/cdi use 10 ms steps; their ideal observer scores ~0.92 (seed 002's noise), so 0.90 is near optimal.
+# rdm/cdi use 10 ms steps; their ideal observer scores ~0.92 (McMahan et al. 2024's noise), so 0.90 is near optimal.
 ACCURACY_CASES = [
     ("rdm", "rate", 300, 3e-3),
     ("cdi", "rate", 400, 3e-3),

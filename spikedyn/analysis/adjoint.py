@@ -1,4 +1,4 @@
-"""Adjoint (backward sensitivity) of seed 003 Eq. 5 and 11, for a loss at the final step.
+"""Adjoint (backward sensitivity) of Park et al. Eq. 5 and 11, for a loss at the final step.
 
 For ``L = <c, s_T>`` (any loss of the final state has ``dL/ds_T = c`` for its own ``c``), the adjoint
 ``a_t = dL/ds_t`` obeys ``a_t = J_t^T a_{t+1}`` backwards in time (the discrete form of

@@ -1,4 +1,4 @@
-"""Lyapunov spectra by the QR method (Benettin et al. 1980; Shimada & Nagashima 1979; seed 003 S1.2).
+"""Lyapunov spectra by the QR method (Benettin et al. 1980; Shimada & Nagashima 1979; Park et al. S1.2).
 
 Along a trajectory ``s_{t+1} = F(s_t, u_t)`` with Jacobians ``J_t``, propagate ``k`` orthonormal tangent
 vectors ``Q`` as ``Q <- J_t Q`` and re-orthonormalise ``Q R = Q`` every ``reortho_every`` steps; then
@@ -17,7 +17,7 @@ net's ``dt``) give numbers in the same unit. ``unit="per_step"`` gives them per 
 exponents per tau of a leaky RateRNN) overrides ``unit``. Spiking exponents are those of the surrogate
 Jacobian (see ``spikedyn/models/tangent.py``).
 
-The reference ``ODESystem``s (seed 003's systems) have a dimensionless time (``model.dt`` is the RK4 step
+The reference ``ODESystem``s (Park et al.'s systems) have a dimensionless time (``model.dt`` is the RK4 step
 in units of their time constant): for them "per_s" and "per_ms" both mean per unit of that time.
 
 The state is the model's own (pre-activation ``x`` for RateRNN, ``h`` for GRU, ...), see ``spikedyn/models/tangent.py``.

@@ -1,7 +1,7 @@
-"""Reference dynamical systems of seed 003 (Supp. S1, Fig. 3) as ready-made spikedyn models.
+"""Reference dynamical systems of Park et al. (Supp. S1, Fig. 3) as ready-made spikedyn models.
 
 Each is an ``ODESystem``: a continuous-time vector field ``dx/dt = F(x, W_in u)`` integrated with
-fixed-step RK4 (as in seed 003 S1.1), following the model protocol (``init_state``, ``step``,
+fixed-step RK4 (as in Park et al. S1.1), following the model protocol (``init_state``, ``step``,
 ``forward``), so ``lyapunov_spectrum`` and ``adjoint_norms`` work on them directly and report
 exponents per unit of time (``model.dt`` is the RK4 step in those units).
 
@@ -15,7 +15,7 @@ exponents per unit of time (``model.dt`` is the RK4 step in those units).
 | ``LinearSystem(A)`` | dx/dt = A x | any | Re(eig(A)) |
 
 Time units: Eq. S1 has no time constant (units of its unit leak). Eq. S2 is ``tau dx/dt = -x + W tanh(x)``
-with seed 003's tau = 10 ms; the factories default to ``tau = 1`` so that time, and the exponents,
+with Park et al.'s tau = 10 ms; the factories default to ``tau = 1`` so that time, and the exponents,
 are in units of tau (pass ``tau=10.0`` for exponents per ms).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..models.base import RecurrentModel, Rollout
 from ..models.tangent import Dynamics
 
-# seed 003 Supp. S1, Eq. S1 connectivity
+# Park et al. Supp. S1, Eq. S1 connectivity
 TWO_FIXED_POINTS_W = (
     (0.35, -1.0, 0, 0, 0, 0),
     (-1.0, 0.35, 0, 0, 0, 0),
@@ -47,7 +47,7 @@ LINE_ATTRACTOR_W = (
     (0, 0, 0, 0, -2.0, 0),
     (0, 0, 0, 0, 0, -2.0),
 )
-# Seeds of ``sparse_gaussian`` used by default (tests/test_lyapunov.py re-checks both). Seed 003 says small
+# Seeds of ``sparse_gaussian`` used by default (tests/test_lyapunov.py re-checks both). Park et al. says small
 # random networks are "frequently stable limit cycles": with our draws of Eq. S3 most n = 20 networks
 # decay to a fixed point (each unit has only ~2 inputs); 16 is the first seed whose network settles on a
 # limit cycle from N(0, 1) initial values. At n = 100, most draws are not chaotic either (fixed points,
@@ -166,7 +166,7 @@ class ODEDynamics(Dynamics):
 
 
 class ReLUNetwork(ODESystem):
-    """Seed 003 Eq. S1: ``dx/dt = -x + ReLU(W x + b + W_in u)``."""
+    """Park et al. Eq. S1: ``dx/dt = -x + ReLU(W x + b + W_in u)``."""
 
     kind = "ode_relu"
 
@@ -185,7 +185,7 @@ class ReLUNetwork(ODESystem):
 
 
 class TanhNetwork(ODESystem):
-    """Seed 003 Eq. S2: ``tau dx/dt = -x + W tanh(x) + W_in u``."""
+    """Park et al. Eq. S2: ``tau dx/dt = -x + W tanh(x) + W_in u``."""
 
     kind = "ode_tanh"
 
@@ -226,7 +226,7 @@ class LinearSystem(ODESystem):
 
 # -- factories ---------------------------------------------------------------------------------------------
 def sparse_gaussian(n: int, g: float = 1.8, p_c: float = 0.1, seed: int = 0) -> np.ndarray:
-    """Seed 003 Eq. S3: each entry is nonzero with probability ``p_c``, drawn from N(0, g^2 / (p_c n))."""
+    """Park et al. Eq. S3: each entry is nonzero with probability ``p_c``, drawn from N(0, g^2 / (p_c n))."""
     rng = np.random.default_rng(seed)
     mask = rng.random((n, n)) < p_c
     return np.where(mask, rng.normal(0.0, g / np.sqrt(p_c * n), (n, n)), 0.0)
@@ -244,7 +244,7 @@ def line_attractor(dt: float = 0.05, x0_std: float = 0.3) -> ReLUNetwork:
 
 def chaotic_network(n: int = 100, g: float = 1.8, p_c: float = 0.1, seed: int | None = None, tau: float = 1.0,
                     dt: float = 0.05, x0_std: float = 1.0) -> TanhNetwork:  # fmt: skip
-    """Sparse random tanh network in the chaotic regime (Eq. S2-S3, seed 003 Fig. 3D).
+    """Sparse random tanh network in the chaotic regime (Eq. S2-S3, Park et al. Fig. 3D).
 
     ``seed=None`` uses ``DEFAULT_CHAOTIC_SEED``, a draw that is chaotic at the default n, g, p_c (many
     draws at n = 100 are not; see the comment at ``DEFAULT_CHAOTIC_SEED``).
@@ -255,7 +255,7 @@ def chaotic_network(n: int = 100, g: float = 1.8, p_c: float = 0.1, seed: int | 
 
 def limit_cycle_network(n: int = 20, g: float = 1.8, p_c: float = 0.1, seed: int | None = None, tau: float = 1.0,
                         dt: float = 0.05, x0_std: float = 1.0) -> TanhNetwork:  # fmt: skip
-    """Small sparse random tanh network that oscillates on a stable limit cycle (seed 003 Fig. 3E).
+    """Small sparse random tanh network that oscillates on a stable limit cycle (Park et al. Fig. 3E).
 
     ``seed=None`` uses ``DEFAULT_LIMIT_CYCLE_SEED`` (valid for the default n, g, p_c); for other
     sizes find one with ``find_limit_cycle_seed``.

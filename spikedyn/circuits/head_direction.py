@@ -1,4 +1,4 @@
-"""The delay-line head-direction oscillator circuit (seed 003 Sec. 2.11, Eq. 22-28, Fig. 6).
+"""The delay-line head-direction oscillator circuit (Park et al. Sec. 2.11, Eq. 22-28, Fig. 6).
 
 Heading is held in the relative phase ``dphi = phi+ - phi-`` of two identical spiking oscillators, not in
 an attractor. Every neuron is a Lava float LIF (``hardware/delay_network.py``); time advances in steps

@@ -1,4 +1,4 @@
-"""The abstract phase model of the oscillator head-direction circuit (seed 003 Eq. 22-28), numpy only.
+"""The abstract phase model of the oscillator head-direction circuit (Park et al. Eq. 22-28), numpy only.
 
 Phases are in ms (``[0, period)``), angular velocity in rad/s (clockwise positive), ``dt`` in ms::
 

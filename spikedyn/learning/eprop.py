@@ -3,7 +3,7 @@
 Both rules run the network forward in time once, under ``torch.no_grad()``, carry eligibility traces
 in closed form and add ``learning signal x trace`` to the gradient at every step: nothing of the
 trajectory is stored, so memory does not grow with the sequence length T. The estimate they compute
-is the *truncated* gradient of seed 001 (App. B, Eq. 8): the gradient of the task loss when each
+is the *truncated* gradient of Liu et al. (App. B, Eq. 8): the gradient of the task loss when each
 neuron's recurrent input from the other neurons is treated as a constant while the neuron's own leak,
 reset, refractoriness and adaptation are differentiated. With symmetric feedback it equals, to
 round-off, what autograd gives through ``model(u, detach_recurrent=True)`` (``tests/test_eprop.py``
@@ -178,7 +178,7 @@ class RFLO(EProp):
     """Random-feedback local online learning (Murray 2019) for leaky rate units (``RateRNN``).
 
     The same online rule as ``EProp`` on rate units; the default feedback is symmetric (the
-    truncated gradient, as in seed 001); ``RFLO(feedback="random")`` is Murray's random feedback.
+    truncated gradient, as in Liu et al.); ``RFLO(feedback="random")`` is Murray's random feedback.
     Arguments as ``EProp``.
     """
 

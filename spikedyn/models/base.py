@@ -85,7 +85,7 @@ class RecurrentModel(nn.Module):
         self.b_out = nn.Parameter(torch.zeros(n_out))
 
     def _init_input_and_recurrent(self, gain: float, bias: bool) -> None:
-        """``W_in ~ N(0, 1/I)``, ``W_rec ~ N(0, gain^2/N)`` (seed 001's initial gain), ``b = 0`` (a
+        """``W_in ~ N(0, 1/I)``, ``W_rec ~ N(0, gain^2/N)`` (Liu et al.'s initial gain), ``b = 0`` (a
         non-trainable buffer when ``bias=False``). Shared by the rate net and its spiking twin."""
         N, I = self.n_hidden, self.n_in
         self.W_in = nn.Parameter(torch.randn(N, I) / I**0.5)

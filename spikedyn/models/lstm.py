@@ -5,7 +5,7 @@
     c' = f c + i g,   h' = o tanh(c'),   y = W_out h' + b_out
 
 ``W_in [4N, I]``, ``W_rec [4N, N]``, ``b [4N]`` (torch's two biases ``b_ih + b_hh`` folded into one).
-The LSTM is the gated baseline of seed 003's Table S1; ``forward`` runs torch's native LSTM kernel.
+The LSTM is the gated baseline of Park et al.'s Table S1; ``forward`` runs torch's native LSTM kernel.
 """
 from __future__ import annotations
 

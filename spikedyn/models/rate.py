@@ -3,7 +3,7 @@
     x_{t+1} = (1 - alpha) x_t + alpha (W_rec f(x_t) + W_in u_t + b) + sqrt(2 alpha) sigma xi_t
     r_{t+1} = f(x_{t+1}),     y_{t+1} = W_out r_{t+1} + b_out
 
-(seed 002 Eq. 1-2 with a bias; seed 001 Eq. 1 writes the same map with its leak 1 - alpha).
+(McMahan et al. 2024 Eq. 1-2 with a bias; Liu et al. Eq. 1 writes the same map with its leak 1 - alpha).
 ``sigma = noise_std`` is the stationary standard deviation an isolated linear unit would have,
 so the noise level does not change when ``alpha = dt / tau`` does.
 """
@@ -20,7 +20,7 @@ from .validation import check_finite
 
 
 def shifted_tanh(x: Tensor) -> Tensor:
-    """1 + tanh(x): the non-negative rate nonlinearity of seed 002, computed as the identical
+    """1 + tanh(x): the non-negative rate nonlinearity of McMahan et al. 2024, computed as the identical
     ``2 sigmoid(2x)`` (torch's CPU sigmoid is several times faster than its tanh)."""
     return 2.0 * torch.sigmoid(2.0 * x)
 
@@ -90,8 +90,8 @@ class RateRNN(RecurrentModel):
             given (``tau`` is derived: ``dt / alpha``).
         activation: "tanh" | "relu" | "shifted_tanh" (1 + tanh) | "softplus".
         noise_std: recurrent noise (stationary std, see module doc); 0 = deterministic.
-        gain: W_rec ~ N(0, gain^2 / N) at initialisation (seed 001's "initial gain").
-        x0_std: initial state x_0 ~ N(0, x0_std^2) per trial (seed 002 uses variance 0.3); 0 = zeros.
+        gain: W_rec ~ N(0, gain^2 / N) at initialisation (Liu et al.'s "initial gain").
+        x0_std: initial state x_0 ~ N(0, x0_std^2) per trial (McMahan et al. 2024 uses variance 0.3); 0 = zeros.
         bias: learn a bias b (else b is a fixed zero buffer).
         dt: the length of one step in ms (the task's dt; sets the unit of Lyapunov exponents).
         tau: the time constant in ms; if given, ``alpha = dt / tau`` (overrides ``alpha``).
@@ -194,7 +194,7 @@ class RateRNN(RecurrentModel):
 
         ``detach_recurrent=True`` cuts the gradient through the recurrent input ``W_rec f(x)`` while
         keeping each unit's own leak: autograd then computes exactly the RFLO / e-prop truncation
-        (seed 001 App. B), which online rules are tested against.
+        (Liu et al. App. B), which online rules are tested against.
         """
         u = self._check_input(u)
         T, B = u.shape[:2]
