@@ -19,6 +19,34 @@ def one_thread_seeded():
     torch.set_num_threads(n)
 
 
+# -- kill and resume -----------------------------------------------------------------------------------
+class Killed(Exception):
+    """Raised from a training callback to stop a run mid-way, as a kill would."""
+
+
+@pytest.fixture
+def interrupt_and_resume():
+    """``go(run, run_dir, kill_at) -> (reference, resumed)``. ``run(run_dir=None, callback=None)`` trains one
+    run: once uninterrupted, once into ``run_dir`` stopped after step ``kill_at``, then resumed there. Every
+    weight of the resumed run must equal the uninterrupted run's."""
+
+    def go(run, run_dir, kill_at):
+        reference = run()
+
+        def kill(step, record):
+            if step == kill_at:
+                raise Killed
+
+        with pytest.raises(Killed):
+            run(run_dir, kill)
+        resumed = run(run_dir)
+        for (n, p), (_, q) in zip(reference.model.named_parameters(), resumed.model.named_parameters()):
+            assert torch.equal(p, q), f"{n} differs after resume"
+        return reference, resumed
+
+    return go
+
+
 # -- the Lava runtime -------------------------------------------------------------------------------
 # Lava 0.10 runs only in its own Python 3.10 interpreter (`make lava` builds .venv-lava). Tests marked
 # `lava` need it. On a machine without Python 3.10 they are skipped with that reason; CI sets

@@ -65,7 +65,7 @@ def test_the_result_is_the_best_member_of_the_last_scored_generation():
 
 
 @pytest.mark.parametrize("body", ["rate", "lif"])
-def test_ga_from_a_population_runs_and_resumes(body, tmp_path):
+def test_ga_from_a_population_runs_and_resumes(body, tmp_path, interrupt_and_resume):
     task = _task()
     factory = _rate if body == "rate" else (lambda: SpikingRNN(1, 10, 1, dt=50.0, tau_mem=100.0, tau_out=50.0,
                                                                 gain=2.0))  # fmt: skip
@@ -76,21 +76,8 @@ def test_ga_from_a_population_runs_and_resumes(body, tmp_path):
                               rule_kwargs={"parents": 2, "children": 6}, run_dir=run_dir, progress=False,
                               callback=callback)  # fmt: skip
 
-    reference = run()
+    reference, _ = interrupt_and_resume(run, tmp_path, kill_at=5)
     assert type(reference.model) is type(factory()), "the GA returns one standalone network"
-
-    class Killed(Exception):
-        pass
-
-    def kill(step, record):
-        if step == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(tmp_path, kill)
-    resumed = run(tmp_path)
-    for (n, p), (_, q) in zip(reference.model.named_parameters(), resumed.model.named_parameters()):
-        assert torch.equal(p, q), n
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
     assert saved["config"]["model"]["kind"] == ("rate" if body == "rate" else "spiking")
 

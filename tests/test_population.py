@@ -130,7 +130,7 @@ def test_member_trained_in_a_population_equals_the_model_trained_alone(body):
     assert stopped, "some member reached the target and stopped early (the case this test covers)"
 
 
-def test_population_checkpoint_resume(tmp_path):
+def test_population_checkpoint_resume(tmp_path, interrupt_and_resume):
     task = _task()
 
     def run(run_dir=None, callback=None):
@@ -138,20 +138,7 @@ def test_population_checkpoint_resume(tmp_path):
         return spikedyn.train(pop, task, steps=10, batch_size=8, lr=1e-2, seed=2, run_dir=run_dir, eval_every=4,
                               eval_trials=32, progress=False, callback=callback)  # fmt: skip
 
-    reference = run()
-
-    class Killed(Exception):
-        pass
-
-    def kill(step, record):
-        if step == 6:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(tmp_path, kill)
-    resumed = run(tmp_path)
-    for (n, p), (_, q) in zip(reference.model.named_parameters(), resumed.model.named_parameters()):
-        assert torch.equal(p, q), n
+    interrupt_and_resume(run, tmp_path, kill_at=6)
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
     assert saved["config"]["model"]["kind"] == "population" and saved["model"]["W_rec"].shape == (3, 8, 8)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
