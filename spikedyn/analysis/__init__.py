@@ -35,6 +35,7 @@ __all__ = [
 
 # public name -> module (imported on first use: scikit-learn and scipy load only when needed)
 _LAZY: dict[str, str] = {
+    **dict.fromkeys(("FixedPoints", "RateEquivalentMap", "fixed_points"), "fixed_points"),
     **dict.fromkeys(("activity", "cka", "distance_matrix", "mds_embedding", "shape_distance", "silhouette",
                      "silhouette_by_label", "svcca"), "similarity"),
 }
