@@ -3,6 +3,8 @@ checked against each body's own step (not the tangent code the solver uses) and,
 against the spiking network's own filtered rate."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,137 @@ def test_leaky_twin_rates_settle_where_the_rate_equivalent_map_predicts(neuron):
     assert 0.05 < float(ft.points.max()) < 0.5  # active, far from saturation (1 spike per substep)
     rbar = net.filtered_spikes(torch.full((3000, 1, 1), 0.5))[-2000:].mean((0, 1)).double()
     np.testing.assert_allclose(ft.points[0].numpy(), rbar.numpy(), atol=5e-3)
+
+
+# -- attractor topology (Maheswaranathan et al. 2019 as McMahan et al. 2024 used it) ---------------------
+def _topology(counts, edges):
+    from spikedyn.analysis import Topology
+
+    node_probe = tuple(j for j, c in enumerate(counts) for _ in range(c))
+    return Topology(probes=tuple(range(len(counts))), inputs=torch.zeros(len(counts), 1), fixed_points=(),
+                    counts=tuple(counts), node_probe=node_probe, edges=tuple(sorted(edges)))  # fmt: skip
+
+
+def test_topology_of_a_bistable_net_its_permutation_and_its_spiking_twin():
+    from spikedyn.analysis import attractor_topology, topology_distance
+
+    rate = _bistable_relu_net()
+    # x1 = 2 (1 + p) with x2 < 0 exists for p > -1/3, its mirror image for p < 1/3
+    T = attractor_topology(rate, n_inits=64, progress=False)
+    assert T.counts == (1, 2, 2, 2, 1) and T.count_at(0.0) == 2
+    for fp, p in zip(T.fixed_points, T.probes):
+        a = sorted(fp.attractors[:, 0].tolist())
+        expect = [2 * (1 + p)] if p > 1 / 3 else [0.0] if p < -1 / 3 else [0.0, 2 * (1 + p)]
+        np.testing.assert_allclose(a, expect, atol=1e-9)
+    assert topology_distance(T, T) == 0.0
+    # relabelling the units (a permutation of activity space) keeps the topology
+    perm = torch.tensor([3, 1, 0, 2])
+    shuffled = _bistable_relu_net()
+    with torch.no_grad():
+        shuffled.W_rec.copy_(rate.W_rec[perm][:, perm])
+        shuffled.b.copy_(rate.b[perm])
+        shuffled.W_in.copy_(rate.W_in[perm])
+    assert topology_distance(T, attractor_topology(shuffled, n_inits=64, progress=False)) == 0.0
+    # the spiking twin (calibrated over the probes' range) has the same topology in r̄
+    calib = torch.cat([torch.full((100, 16, 1), 0.5), torch.full((100, 16, 1), -0.5)], dim=1)
+    twin = spikedyn.mirror(rate, inputs=calib, substeps=10, percentile=100.0)
+    assert twin.mirror_scale[0] > 3.0  # the largest attractor, f = 2 (1 + 0.5)
+    Ttwin = attractor_topology(twin, n_inits=64, progress=False)
+    assert Ttwin.counts == T.counts and topology_distance(T, Ttwin) == 0.0
+    # a net with one attractor per input differs
+    mono = attractor_topology(spikedyn.RateRNN(1, 4, 1, activation="relu", alpha=0.1, gain=0.3), n_inits=32,
+                              progress=False)  # fmt: skip
+    assert mono.counts == (1, 1, 1, 1, 1)
+    assert topology_distance(T, mono) == topology_distance(mono, T) > 0
+
+
+def _brute_force_ged(t1, t2) -> float:
+    """Edit distance by enumerating every label-preserving partial matching (the reference)."""
+    from itertools import combinations, permutations, product
+
+    P = len(t1.counts)
+    L1 = [[i for i, j in enumerate(t1.node_probe) if j == k] for k in range(P)]
+    L2 = [[i for i, j in enumerate(t2.node_probe) if j == k] for k in range(P)]
+
+    def partial(a, b):
+        out = []
+        for k in range(min(len(a), len(b)) + 1):
+            for sa in combinations(a, k):
+                for sb in permutations(b, k):
+                    out.append(dict(zip(sa, sb)))
+        return out
+
+    E2 = set(t2.edges)
+    best = np.inf
+    for maps in product(*[partial(a, b) for a, b in zip(L1, L2)]):
+        m = {k: v for d in maps for k, v in d.items()}
+        nodes = (t1.n_attractors - len(m)) + (t2.n_attractors - len(m))
+        kept = sum(1 for u, w in t1.edges if u in m and w in m and (min(m[u], m[w]), max(m[u], m[w])) in E2)
+        best = min(best, nodes + len(t1.edges) + len(t2.edges) - 2 * kept)
+    return float(best)
+
+
+def test_topology_distance_is_the_exact_graph_edit_distance():
+    import networkx as nx
+
+    from spikedyn.analysis import topology_distance
+
+    rng = np.random.default_rng(0)
+    kw = dict(node_subst_cost=lambda a, b: 0.0 if a["probe"] == b["probe"] else 1e6,
+              node_del_cost=lambda a: 1.0, node_ins_cost=lambda a: 1.0,
+              edge_del_cost=lambda e: 1.0, edge_ins_cost=lambda e: 1.0)  # fmt: skip
+
+    def random_topology():
+        counts = rng.integers(0, 3, size=4)
+        counts[rng.integers(4)] = max(1, counts.max())
+        ids = np.cumsum(np.r_[0, counts])
+        edges = {(a, b) for j in range(3) for a in range(ids[j], ids[j + 1]) for b in range(ids[j + 1], ids[j + 2])
+                 if rng.random() < 0.6}  # fmt: skip
+        return _topology(counts.tolist(), edges)
+
+    for _ in range(12):
+        t1, t2 = random_topology(), random_topology()
+        d = topology_distance(t1, t2)
+        assert d == _brute_force_ged(t1, t2) == topology_distance(t2, t1)
+        # networkx's exact search agrees or (its known suboptimal corner cases, networkx issue 8099) is above
+        assert d <= nx.graph_edit_distance(t1.graph(), t2.graph(), **kw)
+
+
+@pytest.fixture(scope="module")
+def trained_rdm():
+    """A small RDM net, McMahan et al. 2024's body, trained briefly with BPTT (about 88% accuracy)."""
+    from spikedyn import tasks
+    from spikedyn.learning import presets
+
+    torch.manual_seed(0)
+    preset = presets.get("mcmahan2024")
+    task = preset.task("rdm")
+    net = preset.build_model(task, seed=0, hidden=24)
+    result = spikedyn.train(net, task, steps=120, batch_size=64, lr=5e-3, seed=0, eval_every=60, eval_trials=300,
+                            progress=False)  # fmt: skip
+    assert isinstance(task, tasks.Task)
+    return net, task, result
+
+
+def test_trained_rdm_net_attractors_at_each_probe_are_where_its_trajectories_end(trained_rdm):
+    from spikedyn.analysis import attractor_topology
+
+    net, task, result = trained_rdm
+    assert result.final["accuracy"] > 0.75
+    batch = task.sample(16, np.random.default_rng(1))
+    T = attractor_topology(net, inputs=batch, n_inits=96, progress=False)
+    assert all(c >= 1 for c in T.counts)
+    m = copy.deepcopy(net).double()
+    x_trials = m(torch.as_tensor(batch.inputs, dtype=torch.float64)).r  # f(x) along the trials
+    assert x_trials.shape[-1] == 24
+    for fp, u in zip(T.fixed_points, T.inputs):
+        # independent check: run the network itself under the constant probe from states of the trials
+        x = torch.atanh(torch.as_tensor(x_trials[::10].reshape(-1, 24)) - 1.0).clamp(-8, 8)  # f = 1 + tanh
+        state = spikedyn.models.rate.RateState(x)
+        with torch.no_grad():
+            for _ in range(1500):
+                state, r = m.step(state, u[None].expand(x.shape[0], -1))
+        dist = torch.cdist(r, fp.attractors).min(dim=1).values
+        assert float(dist.max()) < 1e-4  # every trajectory ends on an attractor the finder returned
+        reached = torch.cdist(fp.attractors, r).min(dim=1).values
+        assert float(reached.max()) < 1e-3 or fp.n_stable > 1  # and (one attractor) it is the one reached

@@ -248,12 +248,18 @@ class RateEquivalentMap:
 
     def trajectories(self, u: Tensor, T: int, B: int, gen: torch.Generator) -> Tensor:
         """The spiking network's own filtered rate ``r̄ [T, B, N]`` under ``u`` (real trajectories), from
-        rest with membrane potentials drawn uniformly below threshold (to break symmetries)."""
+        membrane potentials drawn uniformly in ``[0, v_th)`` and synaptic currents in ``[-v_th, v_th)``
+        per substep (so that the trajectories start at rates anywhere from silent to saturated)."""
         m = self.model
         state = m.init_state(B)
-        v = torch.rand(state.v.shape, generator=gen, dtype=state.v.dtype).to(state.v.device) * self.p.v_th
+
+        def uniform(lo: float, hi: float) -> Tensor:
+            r = torch.rand(state.v.shape, generator=gen, dtype=state.v.dtype).to(state.v.device)
+            return lo + (hi - lo) * r
+
+        th = self.p.v_th
         with torch.no_grad():
-            rbars, _, _ = m._rollout(u.to(m.dtype), state._replace(v=v))
+            rbars, _, _ = m._rollout(u.to(m.dtype), state._replace(v=uniform(0.0, th), u=uniform(-th, th)))
         return torch.stack(rbars)
 
 
