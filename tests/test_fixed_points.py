@@ -323,3 +323,42 @@ def test_trained_rdm_net_attractors_at_each_probe_are_where_its_trajectories_end
         assert float(dist.max()) < 1e-4  # every trajectory ends on an attractor the finder returned
         reached = torch.cdist(fp.attractors, r).min(dim=1).values
         assert float(reached.max()) < 1e-3 or fp.n_stable > 1  # and (one attractor) it is the one reached
+
+
+# -- pulse experiment (McMahan et al. 2024 Fig. 4) --------------------------------------------------------
+def test_pulse_experiment_tells_stable_from_transient_integrators(trained_rdm):
+    import json
+
+    from spikedyn.experiments.pulse import pulse_experiment
+
+    bistable = _bistable_relu_net()
+    with torch.no_grad():
+        bistable.W_out.copy_(torch.tensor([[1.0, -1.0, 0.0, 0.0]]))
+        bistable.b_out.zero_()
+    rec = pulse_experiment(bistable, amplitude=0.5, off_ms=500.0, n_inits=64)
+    # y = f(x1) - f(x2): 2 (1 + 0.5) = 3 at the end of the pulse, the zero-input attractor's 2 afterwards
+    assert rec.integrator == "stable" and rec.attractors_at_zero == 2 and rec.consistent
+    np.testing.assert_allclose(rec.y_off, (3.0, -3.0), atol=1e-4)
+    np.testing.assert_allclose(rec.y_end, (2.0, -2.0), atol=1e-4)
+    assert rec.decay_ms is None and rec.retention == pytest.approx(2 / 3, abs=1e-4)
+    json.dumps(rec.to_dict())
+    # its spiking twin keeps the memory too
+    twin = spikedyn.mirror(bistable, inputs=torch.zeros(100, 32, 1), substeps=10, percentile=100.0)
+    rec_twin = pulse_experiment(twin, amplitude=0.5, off_ms=200.0, n_inits=32)
+    assert rec_twin.integrator == "stable" and rec_twin.attractors_at_zero == 2
+    np.testing.assert_allclose(rec_twin.y_end, (2.0, -2.0), atol=0.05)
+    # the trained RDM net forgets: one zero-input attractor, the separation decays
+    net, task, _ = trained_rdm
+    rec_rdm = pulse_experiment(net, n_inits=64, fixed_point_inputs=task.sample(16, np.random.default_rng(2)),
+                               dt_ms=task.dt)  # fmt: skip
+    assert rec_rdm.integrator == "transient" and rec_rdm.attractors_at_zero == 1 and rec_rdm.consistent
+    assert rec_rdm.retention < 0.1 and rec_rdm.decay_ms is not None
+    assert rec_rdm.on_ms == 380.0 and rec_rdm.dt_ms == 10.0  # 375 ms rounds to 38 steps of 10 ms
+
+
+def test_pulse_command_rejects_bad_options():
+    from spikedyn.experiments.pulse import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--noise", "low,high", "--out", "unused"])
+    assert e.value.code == 2
