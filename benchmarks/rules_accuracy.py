@@ -6,6 +6,7 @@ fresh test trials. Results go to ``--out`` (JSON, one entry per case, rewritten 
 
     .venv/bin/python benchmarks/rules_accuracy.py --out runs/rules_accuracy.json
     .venv/bin/python benchmarks/rules_accuracy.py --cases ga:rdm:lif --out runs/ga_lif.json
+    .venv/bin/python benchmarks/rules_accuracy.py --cases ga:ncdi:rate --run-dir runs/acc   # resumable
 
 Cases ``RULE:TASK:BODY``: rule bptt|ga, task rdm|cdi|ncdi (3 contexts), body rate (the preset's CTRNN:
 N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF twin shape, ``spikedyn.experiments.build`` defaults).
@@ -57,19 +58,27 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     kw["eval_every"] = args.eval_every if rule == "ga" else 2 * args.eval_every
     t0, c0 = time.perf_counter(), time.process_time()
 
+    first: list[int] = []
+
     def log(step: int, record: dict) -> None:
+        if not first:
+            first.append(step)
         if "accuracy" in record:
             print(f"{case} step {step}: loss {record['loss']:.4f} validation accuracy {record['accuracy']:.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, callback=log, **kw)
+    run_dir = None if args.run_dir is None else args.run_dir / case.replace(":", "_")
+    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, callback=log,
+                         run_dir=run_dir, checkpoint_every=args.checkpoint_every, **kw)  # fmt: skip
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     test = task.sample(4000, np.random.default_rng([args.seed, 4242]), split="test")
     acc = evaluate(res.model, task, test)["accuracy"]
     return {"case": case, "rule": rule, "task": task_name, "body": body, "steps": res.history[-1]["step"],
             "reached_target": res.stopped_early, "validation_accuracy": res.final.get("accuracy"),
             "test_accuracy_4000": acc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "settings": {k: v for k, v in kw.items() if k != "rule"}, "seed": args.seed}  # fmt: skip
+            "settings": {k: v for k, v in kw.items() if k != "rule"}, "seed": args.seed,
+            "first_step_this_process": first[0] if first else None,
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -84,6 +93,10 @@ def main() -> None:
     ap.add_argument("--ga-generations", type=int, default=400)
     ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="std",
                     help="read the paper's N(0, 0.005) as a standard deviation (default) or a variance")
+    ap.add_argument("--run-dir", type=Path, default=None,
+                    help="checkpoint each case under RUN_DIR/RULE_TASK_BODY and resume from there (wall and CPU "
+                         "times then count only this process's part)")
+    ap.add_argument("--checkpoint-every", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
