@@ -81,6 +81,29 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
             "load_average_1min_at_end": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
+def time_generation(args: argparse.Namespace) -> dict:
+    """CPU seconds to score one GA generation (55 members x 500 trials, rdm) in chunks of 500 and of 100
+    trials, rate and LIF bodies, interleaved in one process (5 rounds, the median)."""
+    from spikedyn.models.population import Population
+
+    p = get("mcmahan2024")
+    task = p.task("rdm")
+    pops = {"rate": p.build_population(task, 55, seed=0),
+            "lif": Population.stack([build_model("lif", task, 50, seed=i) for i in range(55)])}  # fmt: skip
+    u = torch.as_tensor(task.sample(500, np.random.default_rng(0)).inputs, dtype=torch.float32)
+    times: dict[str, list[float]] = {}
+    for _ in range(5):
+        for body, pop in pops.items():
+            for chunk in (500, 100):
+                c0 = time.process_time()
+                torch.cat([pop.outputs(u[:, i : i + chunk]) for i in range(0, 500, chunk)], dim=2)
+                times.setdefault(f"{body}/chunk={chunk}", []).append(time.process_time() - c0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ratios = {b: med[f"{b}/chunk=500"] / med[f"{b}/chunk=100"] for b in pops}
+    return {"cpu_s_per_generation": med, "speedup_chunk100_over_500": ratios,
+            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES))
@@ -97,10 +120,15 @@ def main() -> None:
                     help="checkpoint each case under RUN_DIR/RULE_TASK_BODY and resume from there (wall and CPU "
                          "times then count only this process's part)")
     ap.add_argument("--checkpoint-every", type=int, default=None)
+    ap.add_argument("--time-generation", action="store_true",
+                    help="only time the scoring of one GA generation (chunks of 500 vs 100 trials) and print it")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.time_generation:
+        print(json.dumps(time_generation(args), indent=1))
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for case in args.cases.split(","):

@@ -143,6 +143,8 @@ class FullForce:
         forget: RLS forgetting factor per update (1 = none, DePasquale et al.; < 1 lets the fit follow
             the student's changing trajectories).
         update_every: input steps between RLS updates (1 = every step).
+        fit_from_ms: RLS updates only at t = 0 and from this time in the trial on (ms); McMahan et al.'s
+            code (``FF_Demo.py``, ``errorTrigger``) fits from 200 of 750 ms. 0 = every step.
         train_readout: fit ``W_out``/``b_out`` by RLS (else only the recurrent weights learn).
         readout_on: "all" steps or only the supervised ("mask") steps for the readout fit (rate student).
         target_fill: how ``d(t)`` fills unsupervised steps: "linear" (interpolation) or "next" (the coming
@@ -160,6 +162,7 @@ class FullForce:
     rls_alpha: float = 1.0
     forget: float = 1.0
     update_every: int = 1
+    fit_from_ms: float = 0.0
     train_readout: bool = True
     readout_on: str = "all"
     target_fill: str = "linear"
@@ -177,6 +180,8 @@ class FullForce:
             raise ValueError(f"full_force target_fill must be one of {list(FILLS)}, got {self.target_fill!r}")
         if not self.rls_alpha > 0:
             raise ValueError(f"full_force rls_alpha (the RLS regulariser) must be > 0, got {self.rls_alpha}")
+        if not self.fit_from_ms >= 0:
+            raise ValueError(f"full_force fit_from_ms must be >= 0, got {self.fit_from_ms}")
         if int(self.update_every) != self.update_every or self.update_every < 1:
             raise ValueError(f"full_force update_every must be a positive integer, got {self.update_every}")
         if not (self.hint in ("target", "evidence") or callable(self.hint)):
@@ -188,7 +193,7 @@ class FullForce:
                 raise TypeError(f"full_force teacher must be a trained RateRNN, got {type(self.teacher).__name__}")
 
     def config(self) -> dict[str, Any]:
-        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "train_readout",
+        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "fit_from_ms", "train_readout",
                 "readout_on", "target_fill", "zero_init", "percentile")
         cfg = {k: getattr(self, k) for k in keys}
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
@@ -201,7 +206,7 @@ class FullForce:
         from spikedyn.models import RateRNN, SpikingRNN
 
         N, dev = model.n_hidden, model.device
-        state: dict[str, Any] = {"seed": int(seed)}
+        state: dict[str, Any] = {"seed": int(seed), "dt": float(getattr(task, "dt", getattr(model, "dt", 1.0)))}
         g = rule_generator(seed, 2**31 - 1, dev)  # a stream no update step uses
         body = body_of(model)
         spiking = isinstance(body, SpikingRNN)
@@ -355,7 +360,7 @@ class FullForce:
                 cur = teach.f(x_T) @ teach.W_rec.T + teach.b
                 x_T = teach.step(RateState(x_T), u[t])[0].x
                 y_target = teach.output(RateState(x_T))
-            learn = t % self.update_every == 0
+            learn = self._learns(t, state)
             if learn:
                 bias = model.b[..., None, :]
                 err_rec += float(((r_s @ model.W_rec.mT + bias - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
@@ -369,9 +374,13 @@ class FullForce:
                 y_fit = y_target if b_out is not None else y_target - model.b_out[..., None, :]
                 self._fit(state, "P_out", model.W_out, b_out, body.f(x), y_fit)
             ys.append(y)
-        n_up = len(range(0, T, self.update_every))
+        n_up = max(1, sum(self._learns(t, state) for t in range(T)))
         return {**self._loss_record(model, torch.stack(ys, -3), target, mask), "current_rel_err": err_rec / n_up,
                 "readout_mse": err_out / n_up}  # fmt: skip
+
+    def _learns(self, t: int, state: dict) -> bool:
+        """Whether step t is an RLS update step (``update_every``, ``fit_from_ms``)."""
+        return t % self.update_every == 0 and (t == 0 or t * state.get("dt", 1.0) >= self.fit_from_ms)
 
     @staticmethod
     def _loss_record(model, y: Tensor, target: Tensor, mask: Tensor) -> dict:
@@ -414,7 +423,7 @@ class FullForce:
             n_spikes += float(count.sum())
             x_T = teach.step(RateState(x_T), u[t])[0].x
             y_T = teach.output(RateState(x_T))
-            if t % self.update_every == 0:
+            if self._learns(t, state):
                 err_rec += float(((rho @ model.W_rec.mT - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
                 self._fit(state, "P_rec", model.W_rec, None, rho, cur)
                 if self.train_readout:
@@ -424,7 +433,7 @@ class FullForce:
                               y_T - (0 if b_out is not None else model.b_out[..., None, :]))
                 state["samples"] += B
             ys.append(s.rbar @ model.W_out.mT + model.b_out[..., None, :])
-        n_up = len(range(0, T, self.update_every))
+        n_up = max(1, sum(self._learns(t, state) for t in range(T)))
         E = model.size if pop else 1
         return {**self._loss_record(model, torch.stack(ys, -3), target, mask), "current_rel_err": err_rec / n_up,
                 "teacher_output_mse": err_out / n_up,
