@@ -193,8 +193,8 @@ class FullForce:
                 raise TypeError(f"full_force teacher must be a trained RateRNN, got {type(self.teacher).__name__}")
 
     def config(self) -> dict[str, Any]:
-        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "fit_from_ms", "train_readout",
-                "readout_on", "target_fill", "zero_init", "percentile")
+        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "fit_from_ms",
+                "train_readout", "readout_on", "target_fill", "zero_init", "percentile")
         cfg = {k: getattr(self, k) for k in keys}
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
         cfg["hint"] = self.hint if isinstance(self.hint, str) else getattr(self.hint, "__name__", "custom")
