@@ -257,3 +257,26 @@ def test_eprop_memory_is_flat_in_sequence_length_and_bptt_grows():
     assert e_long["peak_mb"] <= 1.1 * e_short["peak_mb"]
     assert e_long["extra_mb"] - e_short["extra_mb"] < 5.0  # MB: traces do not grow with T
     assert b_long["extra_mb"] > 10 * max(e_long["extra_mb"], 1.0)  # BPTT stores the trajectory
+
+
+# -- Liu et al.'s Fig. 3: max Lyapunov exponent before / after training (`spikedyn bench eprop-gain`) ------
+def test_gain_study_command_writes_the_lyapunov_figure_and_json(tmp_path, capsys):
+    """Tiny sizes: both rules, two gains, one seed; BPTT with its own (shorter) budget."""
+    import json
+
+    from spikedyn.cli import main
+
+    args = ["bench", "eprop-gain", "--gains", "0.5,1.5", "--lrs", "1e-3", "--seeds", "1", "--iterations", "203",
+            "--bptt-iterations", "201", "--hidden", "6", "--batch", "2", "--workers", "1",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert (tmp_path / "out" / "figures" / "eprop_gain_lyapunov.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "out" / "results" / "eprop_gain.json").read_text())
+    assert data["config"]["iterations_per_rule"] == {"eprop": 203, "bptt": 201}
+    rows = {(r["rule"], r["gain"]): r for r in data["summary"]}
+    for g in (0.5, 1.5):  # the same initial network for both rules: the same exponent before training
+        assert rows["eprop", g]["lyapunov_before"] == rows["bptt", g]["lyapunov_before"]
+        assert rows["eprop", g]["lyapunov_after"] != rows["eprop", g]["lyapunov_before"]
+    assert rows["bptt", 0.5]["lyapunov_before"] < rows["bptt", 1.5]["lyapunov_before"]  # larger gain, less stable
+    assert main(args) == 0  # a rerun reads every run from the cache
