@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .regularizers import as_regularizer, population_penalty
 from .rules import batch_tensors, is_population, member_losses
 
 SIGMA_IS = ("variance", "std")
@@ -53,6 +54,7 @@ class GA:
     sigma_is: str = "std"
     perturb: str = "weights"
     chunk: int = 500
+    regularizer: dict | None = None  # firing-rate term added to each member's loss (learning/regularizers.py)
 
     name = "ga"
     trains_population = True
@@ -118,6 +120,7 @@ class GA:
         u, target, mask = batch_tensors(pop, batch)
         y = torch.cat([pop.outputs(u[:, i : i + self.chunk]) for i in range(0, u.shape[1], self.chunk)], dim=2)
         losses = member_losses(y, target, mask, state["loss_kind"]).double()
+        losses = losses + population_penalty(as_regularizer(self.regularizer), pop, u)
         losses = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, math.inf))
         parents = torch.argsort(losses, stable=True)[: self.parents]
         best = int(parents[0])

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .regularizers import as_regularizer, trial_penalty
+
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
 
@@ -113,6 +115,7 @@ class Hebbian:
     train_bias: bool = True
     reduce: str = "sum"
     baseline: str = "running"
+    regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
 
@@ -162,7 +165,8 @@ class Hebbian:
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
         roll = self.rollout(model, u, dt=state["dt"], generator=g)
-        R = self.trial_loss(roll["y"], target, mask)  # [B]
+        R = self.trial_loss(roll["y"], target, mask) + trial_penalty(as_regularizer(self.regularizer), model,
+                                                                     model.f(roll["x"]))  # [B]  # fmt: skip
         types = trial_types(batch)
         baseline = state["baseline"]
         fresh = [t for t in dict.fromkeys(types) if t not in baseline]
