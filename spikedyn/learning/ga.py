@@ -79,7 +79,7 @@ class GA:
         return math.sqrt(self.sigma) if self.sigma_is == "variance" else float(self.sigma)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k != "regularizer"}}
 
     # -- the Rule protocol ----------------------------------------------------------------------------
     def init_state(self, model: nn.Module, task: Any, *, seed: int) -> dict:

@@ -134,7 +134,7 @@ class Hebbian:
             raise ValueError("hebbian xbar_decay and baseline_decay must be in [0, 1)")
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k != "regularizer"}}
 
     # -- protocol ---------------------------------------------------------------------------------
     def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
