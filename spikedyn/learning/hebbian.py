@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .regularizers import as_regularizer, trial_penalty
+
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
 
@@ -157,6 +159,7 @@ class Hebbian:
     train_bias: bool = True
     reduce: str = "sum"
     baseline: str = "running"
+    regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
 
@@ -175,7 +178,7 @@ class Hebbian:
             raise ValueError("hebbian xbar_decay and baseline_decay must be in [0, 1)")
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k != "regularizer"}}
 
     # -- protocol ---------------------------------------------------------------------------------
     def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
@@ -214,6 +217,11 @@ class Hebbian:
         roll = self.rollout(model, u, dt=state["dt"], generator=g)
         R = self.trial_loss(roll["y"], target, mask)  # [(E,) B]
         pop = is_population(model)
+        if self.regularizer is not None:
+            if pop:
+                raise ValueError("the Hebbian rule's firing-rate regularizer is not available for a Population yet; "
+                                 "train the members one by one or drop regularizer")  # fmt: skip
+            R = R + trial_penalty(as_regularizer(self.regularizer), model, model.f(roll["x"]))  # [B]
         types = trial_types(batch)
         groups = {t: [i for i, ti in enumerate(types) if ti == t] for t in dict.fromkeys(types)}
         baseline = state["baseline"]
