@@ -74,6 +74,9 @@ def test_same_seed_same_result_and_an_interrupted_benchmark_resumes(tmp_path):
     best = json.loads((root / "search" / "gru" / "best.json").read_text())
     run_cfg = json.loads((root / "final" / "gru" / "seed1" / "config.json").read_text())
     assert run_cfg["train"]["lr"] == best["params"]["lr"] and run_cfg["train"]["clip"] == best["params"]["clip"]
+    _, table = X.write_table([first], tmp_path / "a")
+    assert "Budget: N = 6, 2 seeds x 4 steps of 8 trials" in table and "search 3 trials x 4 steps" in table
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["tasks"][0]["task"] == "temporal_order"
     # interrupt: lose the last search trial of gru and its reported runs; the rerun retrains only those
     import shutil
 

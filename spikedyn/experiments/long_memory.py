@@ -507,14 +507,16 @@ def report(cfg: BenchmarkConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def write_table(summaries: list[dict[str, Any]], out_dir: Path) -> tuple[Path, str]:
-    """``out_dir/table.md`` (Table S1's shape, the chosen settings and the budget); returns (path, text)."""
-    from ..atomic import atomic_write_bytes
+    """``out_dir/table.md`` (Table S1's shape, the chosen settings and the budget) and
+    ``out_dir/results.json`` (every task's summary); returns (table path, table text)."""
+    from ..atomic import atomic_write_bytes, atomic_write_json
 
     budgets = sorted({budget_text(BenchmarkConfig.model_validate(s["config"], strict=False)) for s in summaries})
     table = (table_markdown(summaries) + "\nChosen settings (validation CE of the best search trial):\n\n"
              + settings_markdown(summaries) + "\nBudget: " + "; ".join(budgets) + "\n")  # fmt: skip
     path = Path(out_dir) / "table.md"
     atomic_write_bytes(path, table.encode())
+    atomic_write_json(Path(out_dir) / "results.json", {"budget": budgets, "tasks": summaries})
     return path, table
 
 
