@@ -24,9 +24,9 @@ import torch
 torch.set_num_threads(1)
 
 HORIZONS = {
-    "short (30-33)": dict(length_min=30, length_max=33, t1_min=3, t1_max=6, t2_min=14, t2_max=17),
-    "medium (60-66)": dict(length_min=60, length_max=66, t1_min=5, t1_max=10, t2_min=25, t2_max=30),
-    "benchmark (100-110)": {},
+    "short": dict(length_min=30, length_max=33, t1_min=3, t1_max=6, t2_min=14, t2_max=17),
+    "medium": dict(length_min=60, length_max=66, t1_min=5, t1_max=10, t2_min=25, t2_max=30),
+    "benchmark": {},
 }
 
 
@@ -55,17 +55,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/memory_horizon.json"))
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--long-steps", type=int, default=3000)
+    ap.add_argument("--long-steps", type=int, default=3000, help="0: skip the long runs")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--horizons", default=",".join(HORIZONS), help="comma list of " + ", ".join(HORIZONS))
+    ap.add_argument("--bodies", default="gru,lstm")
     a = ap.parse_args()
     runs = []
-    for horizon in HORIZONS:
-        for body in ("gru", "lstm"):
+    for horizon in a.horizons.split(","):
+        for body in a.bodies.split(","):
             runs.append(one(body, horizon, a.steps, a.lr, a.hidden))
             print(f"{body} {horizon}: min validation CE {runs[-1]['min_val_ce']:.3g}", flush=True)
-    for body, fb in (("gru", None), ("lstm", None), ("lstm", 1.0)):
-        runs.append(one(body, "benchmark (100-110)", a.long_steps, a.lr, a.hidden, forget_bias=fb))
+    for body, fb in (("gru", None), ("lstm", None), ("lstm", 1.0)) if a.long_steps else ():
+        runs.append(one(body, "benchmark", a.long_steps, a.lr, a.hidden, forget_bias=fb))
         print(f"{body} (forget bias {fb}) {a.long_steps} steps: min validation CE {runs[-1]['min_val_ce']:.3g}",
               flush=True)  # fmt: skip
     from spikedyn.atomic import atomic_write_json
