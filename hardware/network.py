@@ -7,7 +7,7 @@ from a layer's spikes into another layer's synaptic current, with a delay in sub
 (the leaky-integrated spikes of one layer through an affine map; a spiking output layer is the readout
 with ``kappa = 0`` and the identity). Per substep ``s`` every layer ``L``, in order, gets
 
-    I_L(s) = sum_p  W_p src_p(s - d_p) + b_p        (over the projections p into L, in list order)
+    I_L(s) = sum_p W_p src_p(s - d_p)  +  sum_p b_p     (over the projections p into L, in list order)
 
 and updates with the one map; ``d_p = 0`` reads the source's value of this substep (the source comes
 earlier in the order: NIR's feed-forward edges, which snnTorch, norse and nirtorch evaluate within one
@@ -374,7 +374,7 @@ def network_substep(plan: Plan, constants: tuple, kappa: float, ops: Ops | tuple
     for i, c in enumerate(constants):
         st = s.layers[i]
         ops_i = ops if isinstance(ops, Ops) else ops[i]
-        cur = None
+        cur = bias = None
         for k, d, j in plan.into[i]:
             if d == 0:
                 src = now[k]
@@ -383,11 +383,13 @@ def network_substep(plan: Plan, constants: tuple, kappa: float, ops: Ops | tuple
                 if detach_recurrent and k > 0:
                     src = ops_i.stop_gradient(src)
             term = src @ weights_T[j]
-            if biases[j] is not None:
-                term = term + biases[j]
             cur = term if cur is None else cur + term
+            if biases[j] is not None:
+                bias = biases[j] if bias is None else bias + biases[j]
         if cur is None:
             cur = ops_i.xp.zeros_like(st.v)
+        if bias is not None:  # the projections' biases, summed, come last (Lava: one bias channel per layer)
+            cur = cur + bias
         u, v, z, a, ref = neuron_update(c, ops_i, st.u, st.v, st.z, st.a, st.ref, cur, layer_bias[i], layer_beta[i])
         new_layers.append(LayerState(u, v, z, a, ref))
         now.append(z)

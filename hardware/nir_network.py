@@ -280,6 +280,9 @@ def graph_from_nir(graph: Any, dt: float | None = None, reset: str | dict[str, s
                             n_ref=int(meta.get("n_ref", ex.get("n_ref", 0) if ex else 0))))
         gains[name] = gain
 
+    if exact is not None:  # spikedyn's own graph: its layer order (a valid execution order)
+        rank = {L["name"]: i for i, L in enumerate(exact["structure"]["layers"])}
+        layers.sort(key=lambda L: rank.get(L.name, len(rank)))
     projections = []
     for i, (src, dst, W, b, delay, via) in enumerate(proj):
         n_src = sizes[src]

@@ -325,3 +325,43 @@ def test_braille_export_imports_into_norse_and_spikes_match_for_the_known_reason
     for a, b in zip(theirs, simulate_network_float(emu, xe).values()):
         assert b.sum() > 50
         np.testing.assert_array_equal(a, b)
+
+
+# -- Lava ---------------------------------------------------------------------------------------------------
+def _small_braille(name: str, hidden: int = 12) -> SpikingNetwork:
+    """The Braille graph cut to its ``hidden`` most active recurrent neurons (same constants, real weights)."""
+    net = _braille(name)
+    g = net.to_graph()
+    fc1, rec, fc2 = g.projections
+    counts = net.layer_spikes(torch.as_tensor(_braille_x(T=200, B=4, seed=5, p=0.3), dtype=torch.float32))
+    keep = np.sort(np.argsort(-counts["lif1.lif"].sum(dim=(0, 1)).numpy(), kind="stable")[:hidden])
+    a = replace(g.layers[0], size=hidden, bias=g.layers[0].bias[keep], beta=g.layers[0].beta[keep])
+    proj = [replace(fc1, weight=fc1.weight[keep], bias=None if fc1.bias is None else fc1.bias[keep]),
+            replace(rec, weight=rec.weight[np.ix_(keep, keep)], bias=None if rec.bias is None else rec.bias[keep]),
+            replace(fc2, weight=fc2.weight[:, keep])]
+    return SpikingNetwork(NetworkGraph(12, [a, g.layers[1]], proj, g.readout, g.dt_ms, g.substeps))
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("name", list(BRAILLE))
+def test_lava_runs_braille_networks_spike_for_spike(name, lava_python):
+    """Lava float equals torch (float64) in every spike of every layer; Lava's bit-accurate LIF + Dense equal
+    the Loihi-2 body (reset to zero: the bias graph). Small cut of each graph, 2 trials (block-diagonal
+    batch); the full graphs: benchmarks/nir_braille.py."""
+    import spikedyn
+    from spikedyn.export.deploy_network import network_torch_reference
+
+    net = _small_braille(name)
+    x = _braille_x(T=80, B=2, p=0.3)
+    precisions = ["float", "fixed"] if name == "bias_zero" else ["float"]
+    for precision in precisions:
+        out = spikedyn.deploy(net, precision=precision, lava_python=lava_python).run(x, progress=False)
+        spikes, counts, y = network_torch_reference(net, x, precision)
+        for k, z in spikes.items():
+            assert z.sum() > 10, (precision, k)
+            np.testing.assert_array_equal(out.layers[k], z, err_msg=f"{precision} {k}")
+        np.testing.assert_array_equal(out.r, counts)
+        np.testing.assert_allclose(out.y, y, rtol=0, atol=1e-6)
+    if name == "noBias_subtract":
+        with pytest.raises(ValueError, match="reset='subtract_decayed'"):
+            spikedyn.deploy(net, precision="fixed", lava_python=lava_python)
