@@ -70,9 +70,10 @@ def check_lava_network(graph: NetworkGraph, precision: str) -> None:
         if L.v_leak and sigma[L.name] > 0:
             raise ValueError(f"layer {L.name!r}: v_leak = {L.v_leak:g} on a layer that starts late is not supported")
     if precision == "fixed":
-        bad = graph.lava_lif_reason()
+        bad = graph.fixed_reason()
         if bad:
-            raise ValueError(f"fixed point runs Lava's LIF only; {bad}; use precision='float'")
+            raise ValueError(f"fixed point runs Lava's LIF (reset to zero, or by subtraction through "
+                             f"SpikedynFixedLIF) only; {bad}; use precision='float'")
 
 
 def _stream(x_sub: np.ndarray, lead: int, steps: int) -> np.ndarray:
@@ -86,12 +87,12 @@ def _stream(x_sub: np.ndarray, lead: int, steps: int) -> np.ndarray:
 
 
 def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hardware: str,
-               stats: dict[str, float]) -> dict[str, np.ndarray]:
+               stats: dict[str, float], spikedyn_fixed: bool = False) -> dict[str, np.ndarray]:
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
 
-    from .lava_neuron import SpikedynLIF
+    from .lava_neuron import SpikedynFixedLIF, SpikedynLIF
     from .lava_recorder import SpikeRecorder
 
     T, B, _ = x.shape
@@ -103,7 +104,11 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
     neurons = {}
     for i, L in enumerate(graph.layers):
         shape = (B * L.size,)
-        if not L.lava_lif_reason():
+        if fixed and (L.lava_lif_reason() or spikedyn_fixed):  # a subtractive reset (or asked for)
+            fl = fx.layers[i]
+            neurons[L.name] = SpikedynFixedLIF(shape=shape, du=fl.c.du, dv=fl.c.dv, vth=fl.c.vth,
+                                               bias=np.tile(fl.bias, B), reset=L.reset)
+        elif not L.lava_lif_reason():
             if fixed:
                 fl = fx.layers[i]
                 neurons[L.name] = LIF(shape=shape, du=fl.c.du, dv=fl.c.dv, vth=fl.c.vth >> 6,
@@ -205,10 +210,13 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
 
 def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float", hardware: str = "sim",
                      chunk: int | None = None, progress: Callable[[int, int], None] | None = None,
-                     stats: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                     stats: dict[str, float] | None = None, spikedyn_fixed: bool = False) -> dict[str, np.ndarray]:
     """Run ``graph`` on Lava for inputs ``x [T, B, I]``; every layer's spikes ``{name: [T * substeps, B, n]}``
     (uint8). ``precision``: "float" or "fixed" (Lava's bit-accurate models; the integers of
-    ``network.quantize_network``, which torch's ``Loihi2Network`` uses too); other arguments as ``run_lava``."""
+    ``network.quantize_network``, which torch's ``Loihi2Network`` uses too; layers that reset to zero run
+    on Lava's ``LIF``, subtractive resets on ``SpikedynFixedLIF``, and ``spikedyn_fixed=True`` puts every
+    fixed-point layer on ``SpikedynFixedLIF``: a check of that process against Lava's own LIF); other
+    arguments as ``run_lava``."""
     if not lava_available():
         raise RuntimeError("lava-nc is not importable in this Python; use the Lava environment (make lava)")
     check_lava_network(graph, precision)
@@ -220,7 +228,7 @@ def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float
     out = {L.name: np.zeros((S, B, L.size), dtype=np.uint8) for L in graph.layers}
     for start in range(0, B, step):
         stop = min(B, start + step)
-        got = _run_chunk(graph, x[:, start:stop], fx, hardware, stats if stats is not None else {})
+        got = _run_chunk(graph, x[:, start:stop], fx, hardware, stats if stats is not None else {}, spikedyn_fixed)
         for name, z in got.items():
             out[name][:, start:stop] = z
         if progress is not None:

@@ -76,3 +76,52 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
                                         self.bias, self.beta)
         self.u[:], self.v[:], self.z[:], self.a[:], self.ref[:] = u, v, z, a, ref
         self.s_out.send(z)
+
+
+class SpikedynFixedLIF(AbstractProcess):
+    """Lava's integer LIF arithmetic with a subtractive reset (``network.fixed_layer_update``): the
+    fixed-point neuron of layers Lava's ``LIF`` cannot reset. It runs on Lava's runtime next to Lava's
+    bit-accurate ``Dense`` / ``Sparse``; Loihi itself would need a custom neuron program for it.
+
+    Args: shape; du, dv (12-bit), vth (the effective threshold ``vth << 6``), bias (int ``bias_mant <<
+    bias_exp``, per neuron), reset ("zero" | "subtract" | "subtract_decayed")."""
+
+    def __init__(self, *, shape: tuple[int, ...], du: int, dv: int, vth: int, bias: np.ndarray, reset: str,
+                 name: str | None = None) -> None:
+        super().__init__(shape=shape, du=int(du), dv=int(dv), vth=int(vth), reset=str(reset), name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        for var in ("u", "v", "z"):
+            setattr(self, var, Var(shape=shape, init=0))
+        self.bias = Var(shape=shape, init=np.asarray(bias, dtype=np.int64))
+
+
+@implements(proc=SpikedynFixedLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikedynFixedLIF(PyLoihiProcessModel):
+    """Integer model: ``spikedyn.hardware.network.fixed_layer_update`` (the function torch's
+    ``Loihi2Network`` and the numpy fixed-point reference run)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    z: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        from spikedyn.hardware.quantize import FixedConstants
+
+        self.constants = FixedConstants(int(proc_params["du"]), int(proc_params["dv"]), int(proc_params["vth"]), 0.0)
+        self.reset = str(proc_params["reset"])
+
+    def run_spk(self) -> None:
+        from spikedyn.hardware.network import fixed_layer_update
+
+        a_in = self.a_in.recv().astype(np.int64)
+        u, v, spiked = fixed_layer_update(self.constants, self.reset, self.u.astype(np.int64),
+                                          self.v.astype(np.int64), self.z, a_in, self.bias)
+        self.u[:], self.v[:], self.z[:] = u, v, spiked
+        self.s_out.send(spiked.astype(np.int32))

@@ -35,15 +35,19 @@ from .quantize import (
     ACT_SHIFT,
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
+    DECAY_UNITY,
     DEFAULT_INPUT_FRAC_BITS,
     DEFAULT_VTH,
+    UV_MAX,
     FixedConstants,
     _mantissas,
     _shared_exponent,
+    decay,
     fixed_neuron_update,
     quantize_decays,
     quantize_input,
     shift,
+    wrap24,
 )
 
 INPUT = "input"
@@ -124,9 +128,15 @@ class Layer:
     def lava_lif_reason(self) -> str:
         """Why Lava's own ``LIF`` (reset to 0, no leak target, no adaptation, scalar decays) cannot run this
         layer ('' when it can)."""
+        return ", ".join(([f"reset={self.reset!r}"] if self.reset != "zero" else []) + self._fixed_obstacles())
+
+    def fixed_reason(self) -> str:
+        """Why the Loihi-2 fixed-point arithmetic cannot run this layer ('' when it can): Lava's LIF, or the
+        same integer neuron with a subtractive reset (``fixed_layer_update``)."""
+        return ", ".join(self._fixed_obstacles())
+
+    def _fixed_obstacles(self) -> list[str]:
         why = []
-        if self.reset != "zero":
-            why.append(f"reset={self.reset!r}")
         if self.adaptive:
             why.append("adaptive thresholds (ALIF)")
         if self.n_ref:
@@ -135,7 +145,7 @@ class Layer:
             why.append(f"v_leak={self.v_leak:g} / v_reset={self.v_reset:g}")
         if self.per_neuron_decays:
             why.append("per-neuron time constants")
-        return ", ".join(why)
+        return why
 
     def scalars(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "size", "v_th", "reset", "v_leak", "v_reset", "rho", "n_ref")}
@@ -271,6 +281,9 @@ class NetworkGraph:
 
     def lava_lif_reason(self) -> str:
         return "; ".join(f"layer {L.name!r} has {r}" for L in self.layers if (r := L.lava_lif_reason()))
+
+    def fixed_reason(self) -> str:
+        return "; ".join(f"layer {L.name!r} has {r}" for L in self.layers if (r := L.fixed_reason()))
 
     # -- serialisation ------------------------------------------------------------------------------
     def structure(self) -> dict[str, Any]:
@@ -416,6 +429,7 @@ class FixedLayer:
     bias_exp: np.ndarray
     current_bias: FixedProjection | None  # the summed projection biases, as a Dense from a constant input 1
     scale: float
+    reset: str = "zero"
 
 
 @dataclass(frozen=True)
@@ -439,10 +453,12 @@ def quantize_weight(W: np.ndarray, scale: float, graded_frac_bits: int | None) -
 def quantize_network(graph: NetworkGraph, input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS,
                      vth: int = DEFAULT_VTH) -> FixedNetwork:
     """Lava 0.10 / Loihi 2 integers for every layer and projection (``quantize.quantize_loihi2``'s
-    formats, per layer: one unit of v is ``v_th / (64 vth)``). Only layers Lava's LIF runs exactly."""
-    bad = graph.lava_lif_reason()
+    formats, per layer: one unit of v is ``v_th / (64 vth)``). Layers must be Lava's LIF, or that neuron
+    with a subtractive reset (``fixed_layer_update``)."""
+    bad = graph.fixed_reason()
     if bad:
-        raise ValueError(f"fixed point runs Lava's LIF only; {bad}; use precision='float'")
+        raise ValueError(f"fixed point runs Lava's LIF (reset to zero or by subtraction) only; {bad}; "
+                         "use precision='float'")
     scales = {L.name: float(2**ACT_SHIFT * vth) / L.v_th for L in graph.layers}
     projections, report = [], {"clipped": {}}
     for p in graph.projections:
@@ -463,7 +479,7 @@ def quantize_network(graph: NetworkGraph, input_frac_bits: int = DEFAULT_INPUT_F
             current, _ = quantize_weight(total[:, None], scale, input_frac_bits)
         du, dv = quantize_decays(L.du, L.dv)
         layers.append(FixedLayer(FixedConstants(du, dv, vth << ACT_SHIFT, 0.0),
-                                 bias_mant * (2**bias_exp), bias_mant, bias_exp, current, scale))
+                                 bias_mant * (2**bias_exp), bias_mant, bias_exp, current, scale, L.reset))
     return FixedNetwork(tuple(layers), tuple(projections), int(input_frac_bits), report)
 
 
@@ -493,12 +509,33 @@ def fixed_network_substep(plan: Plan, fixed: FixedNetwork, kappa: float, s: Netw
             a_in = term if a_in is None else a_in + term
         if a_in is None:
             a_in = xp.zeros_like(st.u)
-        u, v, spiked = fixed_neuron_update(fl.c, st.u, st.v, a_in, v_bias[i])
+        u, v, spiked = fixed_layer_update(fl.c, fl.reset, st.u, st.v, st.z, a_in, v_bias[i])
         z = xp.astype(spiked, st.z.dtype)
         new_layers.append(LayerState(u, v, z, st.a, st.ref))
         now.append(z)
     hist = tuple(_push(h, now[k]) for k, h in enumerate(s.hist))
     return NetworkState(tuple(new_layers), hist, readout_filter(kappa, s.rbar, now[plan.readout]))
+
+
+def fixed_layer_update(c: FixedConstants, reset: str, u: Any, v: Any, z_prev: Any, a_in: Any,
+                       bias: Any) -> tuple[Any, Any, Any]:
+    """One substep of the integer neuron: ``reset="zero"`` is Lava 0.10's bit-accurate ``LIF``
+    (``quantize.fixed_neuron_update``); the subtractive resets are the same arithmetic with ``vth << 6``
+    subtracted instead of v set to 0 — ``"subtract_decayed"`` from the stored v of a spiking neuron (so it
+    decays with v), ``"subtract"`` after the next decay (``z_prev``, the last spikes). v is stored after the
+    reset and clipped to 24 bits; returns ``(u, v, spiked)`` (int64 arrays, numpy or torch)."""
+    if reset == "zero":
+        return fixed_neuron_update(c, u, v, a_in, bias)
+    xp = array_namespace(u)
+    u = wrap24(decay(u, DECAY_UNITY - c.du - 1) + (a_in << ACT_SHIFT))
+    v = decay(v, DECAY_UNITY - c.dv) + u + bias
+    if reset == "subtract":
+        v = v - xp.astype(z_prev, xp.int64) * c.vth
+    v = xp.clip(v, min=-UV_MAX + 1, max=UV_MAX - 1)
+    spiked = v > c.vth
+    if reset == "subtract_decayed":
+        v = xp.where(spiked, v - c.vth, v)
+    return u, v, spiked
 
 
 # -- numpy references ------------------------------------------------------------------------------

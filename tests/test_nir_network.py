@@ -154,20 +154,23 @@ def test_multi_layer_features_torch_equals_numpy_and_fixed_point():
         out = net(x)
         np.testing.assert_array_equal(out.r.detach().numpy(), counts)
         np.testing.assert_allclose(out.y.detach().numpy(), y, rtol=0, atol=1e-12)
-        lif = replace(g, layers=[replace(L, du=0.25, dv=0.125, reset="zero", beta=np.zeros(L.size), rho=0.0)
-                                 for L in g.layers])
+        # fixed point: Lava's LIF (layer a, reset to zero) and the same integer neuron resetting by subtraction
+        lif = replace(g, layers=[replace(L, du=0.25, dv=0.125, beta=np.zeros(L.size), rho=0.0) for L in g.layers])
+        assert [L.reset for L in lif.layers] == ["zero", "subtract", "subtract_decayed"]
         q = SpikingNetwork(lif).quantized("loihi2")
         zq = q.layer_spikes(x)
         refq = simulate_network_fixed(lif, quantize_network(lif), x.numpy())
+        float_lif = simulate_network_float(lif, x.numpy())
         for name in refq:
             assert refq[name].sum() > 20, name
             np.testing.assert_array_equal(zq[name].numpy(), refq[name], err_msg=name)
+            assert (refq[name] == float_lif[name]).mean() > 0.9, name  # a close copy of the float network
     finally:
         torch.set_default_dtype(torch.float32)
     with pytest.raises(ValueError, match="loop"):
         NetworkGraph(3, layers[:2], [Projection(INPUT, "a", W(12, 3)), Projection("a", "b", W(8, 12)),
                                      Projection("b", "a", W(12, 8))], Readout("b"))
-    with pytest.raises(ValueError, match="fixed-point LIF"):
+    with pytest.raises(ValueError, match="fixed-point LIF.*'c' has adaptive"):
         SpikingNetwork(g).quantized("loihi2")
 
 
@@ -345,16 +348,15 @@ def _small_braille(name: str, hidden: int = 12) -> SpikingNetwork:
 @pytest.mark.lava
 @pytest.mark.parametrize("name", list(BRAILLE))
 def test_lava_runs_braille_networks_spike_for_spike(name, lava_python):
-    """Lava float equals torch (float64) in every spike of every layer; Lava's bit-accurate LIF + Dense equal
-    the Loihi-2 body (reset to zero: the bias graph). Small cut of each graph, 2 trials (block-diagonal
-    batch); the full graphs: benchmarks/nir_braille.py."""
+    """Lava float equals torch (float64) in every spike of every layer; Lava fixed point (bit-accurate Dense,
+    Lava's LIF for the bias graph, SpikedynFixedLIF for the subtract graph) equals the Loihi-2 body. Small cut
+    of each graph, 2 trials (block-diagonal batch); the full graphs: benchmarks/nir_braille.py."""
     import spikedyn
     from spikedyn.export.deploy_network import network_torch_reference
 
     net = _small_braille(name)
-    x = _braille_x(T=80, B=2, p=0.3)
-    precisions = ["float", "fixed"] if name == "bias_zero" else ["float"]
-    for precision in precisions:
+    x = _braille_x(T=50, B=2, p=0.3)
+    for precision in ("float", "fixed"):
         out = spikedyn.deploy(net, precision=precision, lava_python=lava_python).run(x, progress=False)
         spikes, counts, y = network_torch_reference(net, x, precision)
         for k, z in spikes.items():
@@ -362,6 +364,33 @@ def test_lava_runs_braille_networks_spike_for_spike(name, lava_python):
             np.testing.assert_array_equal(out.layers[k], z, err_msg=f"{precision} {k}")
         np.testing.assert_array_equal(out.r, counts)
         np.testing.assert_allclose(out.y, y, rtol=0, atol=1e-6)
-    if name == "noBias_subtract":
-        with pytest.raises(ValueError, match="reset='subtract_decayed'"):
-            spikedyn.deploy(net, precision="fixed", lava_python=lava_python)
+    with pytest.raises(ValueError, match="Loihi runs Lava's LIF"):
+        spikedyn.deploy(SpikingNetwork.build(2, [dict(size=3, reset="subtract")]), backend="lava-loihi",
+                        lava_python=lava_python)
+
+
+@pytest.mark.lava
+def test_spikedyn_fixed_lif_process_equals_lavas_lif(lava_python, tmp_path):
+    """SpikedynFixedLIF (the integer neuron of subtractive resets) run with reset to zero equals Lava's own
+    bit-accurate LIF in every spike: the same network on Lava twice, once on each neuron process."""
+    import subprocess
+
+    from spikedyn.hardware.bundle import atomic_savez
+
+    net = _small_braille("bias_zero", hidden=8)
+    to_nir(net, path=tmp_path / "g.nir")
+    atomic_savez(tmp_path / "x.npz", x=_braille_x(T=40, B=2, p=0.3))
+    code = f"""
+import numpy as np
+from spikedyn.hardware.nir_io import read_graph
+from spikedyn.hardware.nir_network import graph_from_nir
+from spikedyn.hardware.lava_network import run_network_lava
+g = graph_from_nir(read_graph({str(tmp_path / "g.nir")!r}))
+x = np.load({str(tmp_path / "x.npz")!r})["x"]
+a, b = run_network_lava(g, x, "fixed"), run_network_lava(g, x, "fixed", spikedyn_fixed=True)
+print(sum(int(v.sum()) for v in a.values()), sum(int((a[k] != b[k]).sum()) for k in a))
+"""
+    out = subprocess.run([lava_python, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    spikes, differ = map(int, out.stdout.split()[-2:])
+    assert spikes > 50 and differ == 0

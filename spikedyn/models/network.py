@@ -259,17 +259,17 @@ class SpikingNetwork(RecurrentModel):
 class Loihi2Network(SpikingNetwork):
     """The Loihi-2 fixed-point body of a ``SpikingNetwork``: Lava 0.10's bit-accurate LIF + Dense arithmetic
     (``spikedyn.hardware.network.fixed_network_substep``; integers from ``quantize_network``, the same
-    function the Lava backend calls), for inference. Layers must be Lava's LIF (reset to zero, no
-    adaptation or refractory period, ``v_leak = v_reset = 0``, one du/dv per layer). The readout stays
-    float, computed from the spikes."""
+    function the Lava backend calls), for inference. Layers must be Lava's LIF (no adaptation or refractory
+    period, ``v_leak = v_reset = 0``, one du/dv per layer), resetting to zero or by subtraction
+    (``fixed_layer_update``). The readout stays float, computed from the spikes."""
 
     kind = "loihi2_network"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        bad = self._graph.lava_lif_reason()
+        bad = self._graph.fixed_reason()
         if bad:
-            raise ValueError(f"the Loihi-2 body is Lava's fixed-point LIF; {bad}")
+            raise ValueError(f"the Loihi-2 body is Lava's fixed-point LIF (reset to zero or by subtraction); {bad}")
 
     def fixed(self) -> hn.FixedNetwork:
         return hn.quantize_network(self.to_graph())
