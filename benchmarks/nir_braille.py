@@ -8,7 +8,7 @@ For each graph (``tests/data/nir_braille``: ``noDelay_bias_zero`` read with rese
 inputs (12 taxels, Bernoulli events with a rate per taxel and trial drawn from U(0, 0.25), ``--steps``
 steps, seed 0):
 
-* spikedyn torch float32 (the body as imported), float64, and the Loihi-2 fixed-point body (bias graph);
+* spikedyn torch float32 (the body as imported), float64, and the Loihi-2 fixed-point body;
 * Lava 0.10 ``Loihi2SimCfg`` float and bit-accurate fixed point through ``spikedyn.deploy`` on the first
   ``--lava-trials`` inputs (every spike of every layer compared with the matching torch run);
 * norse 1.1 ``norse.torch.from_nir`` of the paper's own file (``reset_method=reset_subtract`` for the
@@ -18,7 +18,7 @@ steps, seed 0):
 It reports per-layer spike agreement (fraction of equal (step, trial, neuron) entries), identical trials,
 and the agreement of output-class decisions (argmax over the 7 output neurons of the spike count over the
 trial; trials with a tie for the top count are counted apart). Writes a JSON file and prints markdown
-tables (those in ``docs/hardware.md``).
+tables (those in ``docs/hardware.md``) and a raster figure next to the JSON (``.png``).
 """
 from __future__ import annotations
 
@@ -101,6 +101,37 @@ def nirtorch_convention(net, x: np.ndarray) -> dict[str, np.ndarray]:
     return simulate_network_float(emu, xe)
 
 
+def raster_figure(figures: dict, path: Path, trial: int = 0) -> None:
+    """Trial ``trial`` of each graph: spikedyn's spikes (black) with the entries where norse's import
+    (blue) and the Loihi-2 fixed-point body (red) differ from them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spikedyn.atomic import atomic_save_figure
+
+    fig, axes = plt.subplots(2, len(figures), figsize=(6 * len(figures), 6), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [4, 1]})
+    for col, (name, (ref, norse_z, fixed)) in enumerate(figures.items()):
+        for row, layer in enumerate(ref):
+            ax = axes[row, col]
+            z = ref[layer][:, trial]
+            t, n = np.nonzero(z)
+            ax.scatter(t * 0.1, n, s=2, c="k", marker="|", label="spikedyn (torch = Lava float)")
+            for other, colour, label in ((list(norse_z.values())[row], "tab:blue", "norse differs"),
+                                         (fixed[layer], "tab:red", "Loihi-2 fixed point differs")):
+                t, n = np.nonzero(other[:, trial] != z)
+                ax.scatter(t * 0.1, n + 0.3, s=4, c=colour, marker="x", label=label)
+            ax.set_ylabel(f"{layer} neuron")
+            if row == 0:
+                ax.set_title(f"braille_noDelay_{name}, trial {trial}")
+        axes[-1, col].set_xlabel("time (ms)")
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=300)
@@ -122,6 +153,7 @@ def main() -> None:
     lava_python = lava_python_or_none()
     results: dict = {"trials": args.trials, "steps": args.steps, "lava_trials": int(xl.shape[1]),
                      "load_average": os.getloadavg(), "machine": platform.platform(), "graphs": {}}
+    figures: dict = {}
     for name, reset in GRAPHS.items():
         t0 = time.perf_counter()
         path = DATA / f"braille_noDelay_{name}.nir"
@@ -146,11 +178,11 @@ def main() -> None:
         if kw:
             rows["norse (default reset to value) vs torch float64"] = compare(f64, norse_spikes(read_graph(path), x))
         rows["norse vs spikedyn with nirtorch's cycle start"] = compare(nirtorch_convention(net, x), paper)
-        if name == "bias_zero":
-            fixed = network_torch_reference(net, x, "fixed")[0]
-            rows["torch Loihi-2 fixed point vs float64"] = compare(f64, fixed)
+        fixed = network_torch_reference(net, x, "fixed")[0]
+        rows["torch Loihi-2 fixed point vs float64"] = compare(f64, fixed)
+        figures[name] = (f64, paper, fixed)
         if lava_python is not None:
-            for precision in (["float", "fixed"] if name == "bias_zero" else ["float"]):
+            for precision in ("float", "fixed"):
                 dep = spikedyn.deploy(net, precision=precision, lava_python=lava_python)
                 out = dep.run(xl, progress=False)
                 ref = network_torch_reference(net, xl, precision)[0]
@@ -173,6 +205,7 @@ def main() -> None:
         print(f"spikes (torch float64): {rows['spikes_torch_float64']}; {rows['seconds']:.0f} s\n", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    raster_figure(figures, out.with_suffix(".png"))
     from spikedyn.atomic import atomic_write_json
 
     atomic_write_json(out, results)
