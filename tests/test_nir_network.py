@@ -394,3 +394,47 @@ print(sum(int(v.sum()) for v in a.values()), sum(int((a[k] != b[k]).sum()) for k
     assert out.returncode == 0, out.stderr[-2000:]
     spikes, differ = map(int, out.stdout.split()[-2:])
     assert spikes > 50 and differ == 0
+
+
+def _dag(fixed: bool) -> NetworkGraph:
+    """Skip (input -> c, a -> c) and delayed feedback (c -> a) projections around a feed-forward chain, current
+    biases, substeps; float: CubaLIF, IF (subtract) and ALIF (subtract_decayed) layers; fixed: LIF layers
+    with the three resets."""
+    rng = np.random.default_rng(0)
+    W = lambda n, m, s=1.0: rng.normal(size=(n, m)) * s / np.sqrt(m)  # noqa: E731
+    d = dict(du=0.25, dv=0.125)
+    layers = [Layer("a", 12, **(d if fixed else dict(du=0.3, dv=0.1)), reset="zero", bias=rng.uniform(0, .05, 12)),
+              Layer("b", 8, **(d if fixed else dict(du=1.0, dv=0.0)), reset="subtract"),
+              Layer("c", 5, **(d if fixed else dict(du=0.5, dv=0.15)), reset="subtract_decayed",
+                    beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95)]
+    proj = [Projection(INPUT, "a", W(12, 3, 3.0), rng.uniform(0, 0.1, 12)),
+            Projection("a", "a", W(12, 12, 2.0), None, 1),
+            Projection("a", "b", W(8, 12, 2.0), rng.uniform(0, .2, 8)), Projection(INPUT, "c", W(5, 3, 2.0), None, 2),
+            Projection("b", "c", W(5, 8, 2.0)), Projection("c", "a", W(12, 5, 2.0), None, 3),
+            Projection("a", "c", W(5, 12, 1.0), None, 1)]  # fmt: skip
+    return NetworkGraph(3, layers, proj, Readout("c", 0.8, W(2, 5), np.zeros(2)), substeps=2)
+
+
+@pytest.mark.lava
+def test_lava_runs_a_dag_with_skip_and_feedback_spike_for_spike(lava_python):
+    """The layer skew on Lava with skip connections, a delayed feedback projection (exactly as short as Lava
+    allows), extra delays (DelayDense), bias channels and substeps: float (Lava LIF and SpikedynLIF) and fixed
+    point (Lava LIF and SpikedynFixedLIF) equal torch in every spike of every layer."""
+    from spikedyn.hardware.lava_network import lava_skew
+
+    import spikedyn
+    from spikedyn.export.deploy_network import network_torch_reference
+
+    assert lava_skew(_dag(False)) == {"a": 0, "b": 1, "c": 2}
+    x = _x(T=30, B=2).double().numpy()
+    for precision in ("float", "fixed"):
+        net = SpikingNetwork(_dag(precision == "fixed"))
+        out = spikedyn.deploy(net, precision=precision, lava_python=lava_python).run(x, progress=False)
+        spikes = network_torch_reference(net, x, precision)[0]
+        for k, z in spikes.items():
+            assert z.sum() > 20, (precision, k)
+            np.testing.assert_array_equal(out.layers[k], z, err_msg=f"{precision} {k}")
+    short = _dag(False)
+    short.projections[5] = replace(short.projections[5], delay=2)  # c -> a feedback one step too short
+    with pytest.raises(ValueError, match="too short"):
+        spikedyn.deploy(SpikingNetwork(short), lava_python=lava_python)
