@@ -24,6 +24,7 @@ import torch
 
 from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
+from spikedyn.hardware.nir_network import NETWORK_KEY, graph_from_nir
 from spikedyn.hardware.reference import readout
 from spikedyn.hardware.spec import NetworkSpec
 from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
@@ -194,6 +195,10 @@ def deploy(
         spec, graph = spec_from_model(m), to_nir(m)
     else:
         graph = read_graph(model)
+        if isinstance(graph.metadata, dict) and NETWORK_KEY in graph.metadata:  # a SpikingNetwork's graph
+            from spikedyn.models.network import SpikingNetwork
+
+            return deploy(SpikingNetwork(graph_from_nir(graph)), backend, precision, chunk, lava_python)
         spec = spec_from_nir(graph)
     if precision == "fixed" and not spec.lava_lif_compatible():
         raise ValueError(
