@@ -110,7 +110,7 @@ def graph_from_nir(graph: Any, dt: float | None = None, reset: str | dict[str, s
             layers or a dict by layer name; default: the node's spikedyn metadata, else "zero".
         tau_scale: multiplies every time constant read (norse 1.1's ``to_nir`` needs ``1 / dt``).
     """
-    nir = _nir()
+    _nir()  # a clear ImportError without the nir package
     step = graph_dt(graph, dt)
     if step is None:
         raise ValueError("this NIR graph carries no time step; pass dt= (seconds per step: the NIR paper's "
@@ -304,7 +304,7 @@ def graph_from_nir(graph: Any, dt: float | None = None, reset: str | dict[str, s
                              f"{ex['delay']}: {checks.METADATA_HINT}")
         projections.append(Projection(INPUT if src == inputs[0] else src, dst, W * g[:, None],
                                       None if b is None else b * g, d, name))
-    readout = _readout(nir, nodes, kinds, succ, found, outputs[0], dt, tau_scale, sizes)
+    readout = _readout(nodes, kinds, succ, found, outputs[0], dt, tau_scale, sizes)
     dt_ms, substeps = dt * 1000.0, 1
     if exact is not None:
         dt_ms, substeps = float(exact["structure"]["dt_ms"]), int(exact["structure"]["substeps"])
@@ -319,8 +319,8 @@ def _disagree(node: str, field: str, graph_value: Any, exact: Any) -> Any:
                      f"spikedyn metadata says {np.asarray(exact).reshape(-1)[0]:.12g}: {checks.METADATA_HINT}")
 
 
-def _readout(nir: Any, nodes: dict, kinds: dict, succ: dict, found: list, output: str, dt: float,
-             tau_scale: float, sizes: dict) -> Readout:
+def _readout(nodes: dict, kinds: dict, succ: dict, found: list, output: str, dt: float, tau_scale: float,
+             sizes: dict) -> Readout:
     """``[LI] -> [wires] -> Output`` after one layer (or a wire path straight into the Output)."""
     starts = [f for f in found if kinds[f[1]] in ("LI", "Output")]
     if len(starts) != 1:
@@ -348,7 +348,6 @@ def _readout(nir: Any, nodes: dict, kinds: dict, succ: dict, found: list, output
     r = _per_neuron(li.r, n, first, "r")
     W = np.diag(r) if W is None else r[:, None] * W
     # after the LI: wires to the Output
-    rest = [f for f in found if f[0] == first] or []
     cur, W2, b2 = first, None, None
     while True:
         nxt = succ[cur]
@@ -365,7 +364,6 @@ def _readout(nir: Any, nodes: dict, kinds: dict, succ: dict, found: list, output
         b2 = (None if b2 is None else A @ b2)
         if bb is not None:
             b2 = (b2 if b2 is not None else 0.0) + checks.finite_array(bb, cur, "bias")
-    del rest
     W_total = W if W2 is None else W2 @ W
     return Readout(src, kappa, W_total, b2)
 
