@@ -1,7 +1,8 @@
 """Compile a multi-layer ``NetworkGraph`` into Lava processes and run it (float or bit-accurate fixed point).
 
 Per layer one neuron process (Lava's own ``LIF`` where it expresses the layer exactly — reset to zero,
-no adaptation, one du/dv — else ``SpikedynLIF``, float only), per projection one ``Dense`` (one trial) or
+no adaptation, one du/dv — else ``SpikedynLIF`` in float, per-neuron decays included, and
+``SpikedynFixedLIF`` in fixed point for subtractive resets), per projection one ``Dense`` (one trial) or
 block-diagonal ``Sparse`` (a batch), a ``DelayDense`` / ``DelaySparse`` where the projection needs more
 delay, one ``RingBuffer`` source per input projection and per layer bias channel, and a ``SpikeRecorder``
 per layer.
@@ -61,9 +62,6 @@ def check_lava_network(graph: NetworkGraph, precision: str) -> None:
         raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
     sigma = lava_skew(graph)
     for L in graph.layers:
-        if L.per_neuron_decays:
-            raise ValueError(f"layer {L.name!r} has per-neuron time constants, which Lava's neuron processes do "
-                             "not take (one du, dv per layer)")
         if sigma[L.name] > 0 and np.any(L.bias != 0):
             raise ValueError(f"layer {L.name!r} starts {sigma[L.name]} Lava steps late and has a v-bias (NIR "
                              "v_leak), which Lava's neurons would integrate before then; move it to an Affine bias")
@@ -116,7 +114,9 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
             else:
                 neurons[L.name] = LIF(shape=shape, du=L.du, dv=L.dv, vth=L.v_th, bias_mant=np.tile(L.bias, B))
         else:
-            neurons[L.name] = SpikedynLIF(shape=shape, du=L.du, dv=L.dv, v_th=L.v_th, bias=np.tile(L.bias, B),
+            per_neuron = (lambda d: np.tile(d, B) if isinstance(d, np.ndarray) else d)  # noqa: E731
+            neurons[L.name] = SpikedynLIF(shape=shape, du=per_neuron(L.du), dv=per_neuron(L.dv), v_th=L.v_th,
+                                          bias=np.tile(L.bias, B),
                                           beta=np.tile(L.beta, B), rho=L.rho, n_ref=L.n_ref, reset=L.reset,
                                           v_leak=L.v_leak, v_reset=L.v_reset)
 

@@ -27,7 +27,8 @@ from spikedyn.hardware.neuron import NeuronConstants, neuron_update, numpy_ops
 class SpikedynLIF(AbstractProcess):
     """LIF / ALIF neurons with spikedyn's update (see ``spikedyn.hardware.spec``), float precision.
 
-    Args: shape; du, dv, v_th, rho scalars; bias, beta arrays of ``shape``; n_ref refractory steps;
+    Args: shape; du, dv scalars or arrays of ``shape`` (per-neuron decays); v_th, rho scalars; bias, beta
+    arrays of ``shape``; n_ref refractory steps;
     reset "zero" | "subtract"; v_leak, v_reset scalars (NIR's LIF: leak toward v_leak, reset to v_reset).
     """
 
@@ -42,6 +43,12 @@ class SpikedynLIF(AbstractProcess):
             setattr(self, var, Var(shape=shape, init=0.0))
         self.bias = Var(shape=shape, init=np.asarray(bias, dtype=float))
         self.beta = Var(shape=shape, init=np.asarray(beta, dtype=float))
+
+
+def _decay(value) -> float | np.ndarray:
+    """A decay given to ``SpikedynLIF``: one float, or one per neuron (an array of the process's shape)."""
+    arr = np.asarray(value, dtype=float)
+    return float(arr) if arr.ndim == 0 else arr
 
 
 @implements(proc=SpikedynLIF, protocol=LoihiProtocol)
@@ -63,7 +70,7 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.constants = NeuronConstants(
-            du=float(proc_params["du"]), dv=float(proc_params["dv"]), v_th=float(proc_params["v_th"]),
+            du=_decay(proc_params["du"]), dv=_decay(proc_params["dv"]), v_th=float(proc_params["v_th"]),
             rho=float(proc_params["rho"]), n_ref=int(proc_params["n_ref"]), reset=str(proc_params["reset"]),
             adaptive=bool(proc_params["adaptive"]), v_leak=float(proc_params["v_leak"]),
             v_reset=float(proc_params["v_reset"]),

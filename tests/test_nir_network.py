@@ -398,12 +398,13 @@ print(sum(int(v.sum()) for v in a.values()), sum(int((a[k] != b[k]).sum()) for k
 
 def _dag(fixed: bool) -> NetworkGraph:
     """Skip (input -> c, a -> c) and delayed feedback (c -> a) projections around a feed-forward chain, current
-    biases, substeps; float: CubaLIF, IF (subtract) and ALIF (subtract_decayed) layers; fixed: LIF layers
-    with the three resets."""
+    biases, substeps; float: CubaLIF (per-neuron du), IF (subtract) and ALIF (subtract_decayed) layers;
+    fixed: LIF layers with the three resets."""
     rng = np.random.default_rng(0)
     W = lambda n, m, s=1.0: rng.normal(size=(n, m)) * s / np.sqrt(m)  # noqa: E731
     d = dict(du=0.25, dv=0.125)
-    layers = [Layer("a", 12, **(d if fixed else dict(du=0.3, dv=0.1)), reset="zero", bias=rng.uniform(0, .05, 12)),
+    layers = [Layer("a", 12, **(d if fixed else dict(du=rng.uniform(0.2, 0.4, 12), dv=0.1)), reset="zero",
+                    bias=rng.uniform(0, .05, 12)),
               Layer("b", 8, **(d if fixed else dict(du=1.0, dv=0.0)), reset="subtract"),
               Layer("c", 5, **(d if fixed else dict(du=0.5, dv=0.15)), reset="subtract_decayed",
                     beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95)]
