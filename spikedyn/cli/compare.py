@@ -17,6 +17,8 @@ def compare_runs(
                              "fixed (Loihi 2 fixed point) | auto (fixed where possible). Needs `make lava`."),
     mirror: bool = typer.Option(False, "--mirror", help="Add the spiking twin (spikedyn.mirror) of every rate run."),
     mirror_substeps: int = typer.Option(10, min=1, help="Substeps of the --mirror twins."),
+    mirror_tau_mem: float = typer.Option(None, help="Membrane time constant (ms) of the --mirror twins (default: "
+                                         "none, non-leaky, which Lava cannot run; e.g. 10000 to deploy them)."),
     trials: int = typer.Option(200, min=2, help="Held-out trials every body runs."),
     seed: int = typer.Option(0, help="Seed of the held-out trials and of the analyses."),
     lyapunov_k: int = typer.Option(3, min=1, help="Lyapunov exponents per body (per second)."),
@@ -33,7 +35,8 @@ def compare_runs(
     if lava is not None and lava not in X.LAVA_PRECISIONS:
         raise ValueError(f"--lava must be one of {', '.join(X.LAVA_PRECISIONS)}, got {lava!r}")
     table, paths = X.run(run_dirs, out, n_trials=trials, seed=seed, lava=lava, mirror=mirror,
-                         mirror_substeps=mirror_substeps, lyapunov_k=lyapunov_k, n_inits=n_inits,
+                         mirror_substeps=mirror_substeps, mirror_tau_mem=mirror_tau_mem, lyapunov_k=lyapunov_k,
+                         n_inits=n_inits,
                          progress=not as_json)  # fmt: skip
     if as_json:
         print(json.dumps({"rows": table.to_dict()["rows"], "labels": table.labels,

@@ -60,6 +60,10 @@ def _as_bodies(bodies: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
     return named
 
 
+class NotDeployable(ValueError):
+    """A spiking body that the NIR/Lava path cannot express (e.g. a non-leaky current-based neuron)."""
+
+
 def _lava_precision(model: Any, label: str, lava: str) -> tuple[str, str | None]:
     from ..export.nir import spec_from_model
 
@@ -152,8 +156,12 @@ def compare(
         views[label] = {"trajectories": traj, "choice": choice, "fixed_points": pts, "stable": dyn["stable"]}
         rows.append(row)
         if lava is not None and model.kind == "spiking":
-            lava_row, lava_act = _lava_row(model, label, task, batch, lava, lava_python, trained_y[label],
-                                           progress)  # fmt: skip
+            try:
+                lava_row, lava_act = _lava_row(model, label, task, batch, lava, lava_python, trained_y[label],
+                                               progress)  # fmt: skip
+            except NotDeployable as e:
+                row["note"] = f"no Lava run: {e}"
+                continue
             rows.append(lava_row)
             activities[lava_row["body"]] = lava_act
             traj, = pca_project(lava_act.reshape(T, -1, N)[:, view])
@@ -174,7 +182,10 @@ def _lava_row(model: Any, label: str, task: Any, batch: Any, lava: str, lava_pyt
     from ..learning.losses import task_loss
 
     precision, note = _lava_precision(model, label, lava)
-    dep = deploy(model, backend="lava-sim", precision=precision, lava_python=lava_python)
+    try:
+        dep = deploy(model, backend="lava-sim", precision=precision, lava_python=lava_python)
+    except ValueError as e:  # the network has no NIR / Lava form; the other bodies still run
+        raise NotDeployable(str(e).splitlines()[0]) from None
     out = dep.run(batch.inputs, progress=progress)
     spikes_t, _, _ = torch_reference(model, batch.inputs, precision)
     agree = spike_agreement(spikes_t, out.spikes)
@@ -205,11 +216,13 @@ def _label(run_dir: Path, taken: set[str]) -> str:
     return label
 
 
-def load_bodies(run_dirs: Sequence[str | Path], mirror: bool = False,
-                mirror_substeps: int = 10) -> tuple[dict[str, Any], Any, dict[str, str]]:
+def load_bodies(run_dirs: Sequence[str | Path], mirror: bool = False, mirror_substeps: int = 10,
+                mirror_tau_mem: float | None = None) -> tuple[dict[str, Any], Any, dict[str, str]]:
     """(bodies, task, rules) from finished ``spikedyn train`` run directories (``spikedyn.load_run``: nothing
     read can run code). Every run must have been trained on the same task. ``mirror=True`` adds the spiking
-    twin (``spikedyn.mirror``, ``mirror_substeps`` substeps) of every rate run after it."""
+    twin (``spikedyn.mirror``, ``mirror_substeps`` substeps) of every rate run after it; ``mirror_tau_mem``
+    (ms) gives its membrane a leak (default None: the mirror's non-leaky membrane, which NIR, and so Lava,
+    cannot express; a long leak such as 10,000 ms makes the twin deployable at a small approximation)."""
     from ..models import RateRNN
     from ..models import mirror as make_mirror
     from ..runs import load_run
@@ -237,7 +250,8 @@ def load_bodies(run_dirs: Sequence[str | Path], mirror: bool = False,
         if mirror and isinstance(model, RateRNN):
             calib = task.sample(64, np.random.default_rng([0, 7]), split="train").inputs
             try:
-                twin = make_mirror(model, inputs=calib, substeps=mirror_substeps)
+                extra = {} if mirror_tau_mem is None else {"tau_mem": float(mirror_tau_mem)}
+                twin = make_mirror(model, inputs=calib, substeps=mirror_substeps, **extra)
             except ValueError as e:
                 raise ValueError(f"--mirror: {path}: {e}") from None
             twin_label = _label(Path(f"mirror({label})"), set(bodies))
@@ -247,7 +261,8 @@ def load_bodies(run_dirs: Sequence[str | Path], mirror: bool = False,
 
 
 def run(run_dirs: Sequence[str | Path], out: str | Path, *, n_trials: int = 200, seed: int = 0,
-        lava: str | None = None, mirror: bool = False, mirror_substeps: int = 10, lyapunov_k: int = 3,
+        lava: str | None = None, mirror: bool = False, mirror_substeps: int = 10,
+        mirror_tau_mem: float | None = None, lyapunov_k: int = 3,
         n_inits: int = 128, lava_python: str | None = None, progress: bool = True) -> tuple[ComparisonTable, dict]:
     """``spikedyn compare``: load the runs, compare them, write ``out/comparison.{txt,json,csv,png}``.
     Returns the table and the paths written. Refuses to overwrite an existing comparison in ``out``."""
@@ -260,7 +275,8 @@ def run(run_dirs: Sequence[str | Path], out: str | Path, *, n_trials: int = 200,
     if existing:
         raise FileExistsError(f"{out / existing[0]} exists; choose another --out directory (results are never "
                               "overwritten)")  # fmt: skip
-    bodies, task, rules = load_bodies(run_dirs, mirror=mirror, mirror_substeps=mirror_substeps)
+    bodies, task, rules = load_bodies(run_dirs, mirror=mirror, mirror_substeps=mirror_substeps,
+                                      mirror_tau_mem=mirror_tau_mem)
     table = compare(bodies, task, n_trials=n_trials, seed=seed, lava=lava, lyapunov_k=lyapunov_k,
                     n_inits=n_inits, lava_python=lava_python, rules=rules, progress=progress)  # fmt: skip
     table.meta["runs"] = [str(d) for d in run_dirs]
@@ -272,4 +288,4 @@ def run(run_dirs: Sequence[str | Path], out: str | Path, *, n_trials: int = 200,
     return table, {k: str(v) for k, v in paths.items()}
 
 
-__all__ = ["LAVA_PRECISIONS", "compare", "load_bodies", "run"]
+__all__ = ["LAVA_PRECISIONS", "NotDeployable", "compare", "load_bodies", "run"]

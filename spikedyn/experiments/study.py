@@ -349,7 +349,10 @@ def analysis_inputs(cfg: StudyConfig) -> Any:
 
 
 def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, Any]:
-    """Activity ``[samples, N]`` and attractor topology of one network, cached in ``cache`` (``.npz``)."""
+    """Activity ``[samples, N]`` on ``u`` and the attractor-topology graph of one network (attractors at the
+    probe inputs, the fixed-point search seeded from its trajectories on ``u``), cached in ``cache`` (``.npz``,
+    plain arrays: ``activity``, ``counts``, ``node_probe``, ``edges``, ``probes`` and each probe's attractors
+    ``attractors_<j>`` in activity space)."""
     from ..analysis.similarity import activity
     from ..analysis.topology import attractor_topology
 
@@ -358,8 +361,15 @@ def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, An
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     act = activity(net.model, u).astype(np.float32)
-    topo = attractor_topology(net.model, probes=cfg.probes)
-    arrays = {"activity": act, **topology_arrays(topo)}
+    topo = attractor_topology(net.model, probes=cfg.probes, inputs=u, n_inits=cfg.n_inits, seed=cfg.seed,
+                              progress=False)  # fmt: skip
+    arrays: dict[str, np.ndarray] = {
+        "activity": act, "probes": np.asarray(topo.probes, dtype=np.float64),
+        "counts": np.asarray(topo.counts, dtype=np.int64), "node_probe": np.asarray(topo.node_probe, dtype=np.int64),
+        "edges": np.asarray(topo.edges, dtype=np.int64).reshape(-1, 2),
+        **{f"attractors_{j}": topo.attractors(j).detach().cpu().numpy().astype(np.float64)
+           for j in range(len(topo.probes))},
+    }  # fmt: skip
     import io
 
     from ..atomic import atomic_write_bytes
@@ -370,33 +380,27 @@ def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, An
     return arrays
 
 
-def topology_arrays(topo: Any) -> dict[str, np.ndarray]:
-    """A ``Topology`` as plain arrays (prefix ``topo_``) for the cache; ``topology_from_arrays`` inverts it."""
-    from ..analysis.topology import topology_to_arrays
+def topology_graph(arrays: dict[str, np.ndarray]) -> Any:
+    """The ``Topology`` graph of a cached analysis (the per-probe fixed points are not kept: the distance
+    between topologies needs only the probes, the attractors per probe and the edges)."""
+    import torch
 
-    return {f"topo_{k}": np.asarray(v) for k, v in topology_to_arrays(topo).items()}
+    from ..analysis.topology import Topology
+
+    return Topology(probes=tuple(float(p) for p in arrays["probes"]), inputs=torch.zeros(0), fixed_points=(),
+                    counts=tuple(int(c) for c in arrays["counts"]),
+                    node_probe=tuple(int(j) for j in arrays["node_probe"]),
+                    edges=tuple((int(a), int(b)) for a, b in arrays["edges"]))  # fmt: skip
 
 
-def topology_from_arrays(arrays: dict[str, np.ndarray]) -> Any:
-    from ..analysis.topology import topology_from_arrays as rebuild
-
-    return rebuild({k[len("topo_"):]: v for k, v in arrays.items() if k.startswith("topo_")})
-
-
-def distance_matrices(analyses: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def distance_matrices(analyses: list[dict[str, Any]], progress: bool = False) -> dict[str, np.ndarray]:
     """``{"svcca": 1 - SVCCA, "topology": topology_distance}`` between every pair of networks."""
-    from ..analysis.similarity import svcca
-    from ..analysis.topology import topology_distance
+    from ..analysis.similarity import distance_matrix
+    from ..analysis.topology import topology_distance_matrix
 
-    M = len(analyses)
-    D = {"svcca": np.zeros((M, M)), "topology": np.zeros((M, M))}
-    topos = [topology_from_arrays(a) for a in analyses]
     acts = [np.asarray(a["activity"], dtype=np.float64) for a in analyses]
-    for i in range(M):
-        for j in range(i + 1, M):
-            D["svcca"][i, j] = D["svcca"][j, i] = 1.0 - float(svcca(acts[i], acts[j]))
-            D["topology"][i, j] = D["topology"][j, i] = float(topology_distance(topos[i], topos[j]))
-    return D
+    return {"svcca": distance_matrix(acts, "svcca", progress=progress),
+            "topology": topology_distance_matrix([topology_graph(a) for a in analyses], progress=progress)}
 
 
 def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[str, Any]:
@@ -479,7 +483,8 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     analyses = [analyse_net(n, u, cfg, out / "analysis" / f"{n.id.replace('/', '-')}.npz")
                 for n in track(used, "study analysis", unit="net", enabled=progress)]  # fmt: skip
     labels = [n.label for n in used]
-    D = distance_matrices(analyses) if len(used) >= 2 else {"svcca": np.zeros((0, 0)), "topology": np.zeros((0, 0))}
+    empty = {"svcca": np.zeros((0, 0)), "topology": np.zeros((0, 0))}
+    D = distance_matrices(analyses, progress) if len(used) >= 2 else empty
     summary: dict[str, Any] = {
         "kind": kind, "config": cfg.model_dump(mode="json"),
         "nets": [{"id": n.id, "label": n.label, "accuracy": n.accuracy, "steps": n.steps, "reached": n.reached,
@@ -494,7 +499,7 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
         for twin in ("mirror", "ff-twin"):
             if any(n.group == twin for n in used):
                 summary.setdefault("twins", {})[twin] = {k: twin_distances(D[k], used, twin, "bptt-rate") for k in D}
-    summary["attractors"] = _attractor_counts(analyses, used)
+    summary["attractors"] = _attractor_counts(analyses, used, cfg.probes)
     import io
 
     from ..atomic import atomic_write_bytes
@@ -509,14 +514,19 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     return summary
 
 
-def _attractor_counts(analyses: list[dict[str, Any]], nets: list[Net]) -> dict[str, Any]:
-    """Per label: the mean number of stable fixed points at each probe input (when the topology has it)."""
-    out: dict[str, list] = {}
+def _attractor_counts(analyses: list[dict[str, Any]], nets: list[Net], probes: tuple[float, ...]) -> dict[str, Any]:
+    """Per label: the mean number of attractors at each probe input, and the fraction of networks with two
+    or more attractors at zero input (McMahan et al.'s stable integrators; one attractor: transient)."""
+    counts: dict[str, list] = {}
     for a, n in zip(analyses, nets):
-        counts = a.get("topo_counts")
-        if counts is not None:
-            out.setdefault(n.label, []).append(np.asarray(counts, dtype=float))
-    return {lab: np.mean(v, axis=0).tolist() for lab, v in out.items()}
+        counts.setdefault(n.label, []).append(np.asarray(a["counts"], dtype=float))
+    zero = [j for j, p in enumerate(probes) if abs(p) < 1e-12]
+    out = {}
+    for lab, v in counts.items():
+        c = np.stack(v)
+        out[lab] = {"mean_attractors": c.mean(axis=0).tolist(),
+                    "stable_integrators": float(np.mean(c[:, zero[0]] >= 2)) if zero else None}  # fmt: skip
+    return out
 
 
 def run_rules(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, Any]:
