@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .regularizers import as_regularizer, trial_penalty
+
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
 
@@ -164,6 +166,7 @@ class Hebbian:
     baseline: str = "running"
     reward_ms: float | None = None
     lr_decay_steps: float | None = None
+    regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
 
@@ -186,7 +189,8 @@ class Hebbian:
             raise ValueError(f"hebbian lr_decay_steps must be > 0 or None, got {self.lr_decay_steps}")
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
+        optional = ("regularizer", "reward_ms", "lr_decay_steps")  # recorded only when set: older run dirs resume
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k not in optional}}
 
     # -- protocol ---------------------------------------------------------------------------------
     def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
@@ -225,6 +229,11 @@ class Hebbian:
         roll = self.rollout(model, u, dt=state["dt"], generator=g)
         R = self.trial_loss(roll["y"], target, mask, state["dt"])  # [(E,) B]
         pop = is_population(model)
+        if self.regularizer is not None:
+            if pop:
+                raise ValueError("the Hebbian rule's firing-rate regularizer is not available for a Population yet; "
+                                 "train the members one by one or drop regularizer")  # fmt: skip
+            R = R + trial_penalty(as_regularizer(self.regularizer), model, model.f(roll["x"]))  # [B]
         types = trial_types(batch)
         groups = {t: [i for i, ti in enumerate(types) if ti == t] for t in dict.fromkeys(types)}
         baseline = state["baseline"]
