@@ -439,3 +439,48 @@ def test_lava_runs_a_dag_with_skip_and_feedback_spike_for_spike(lava_python):
     short.projections[5] = replace(short.projections[5], delay=2)  # c -> a feedback one step too short
     with pytest.raises(ValueError, match="too short"):
         spikedyn.deploy(SpikingNetwork(short), lava_python=lava_python)
+
+
+def test_lif_network_into_norse_with_fold_r():
+    """norse's LIF ignores NIR's r: ``to_nir(net, fold_r=True)`` scales the weights instead, and norse runs a
+    two-layer recurrent LIF network spike for spike as spikedyn does."""
+    from norse.torch.module.lif_box import LIFBoxCell
+
+    net = SpikingNetwork.build(3, [dict(size=16, neuron="lif", tau_mem=10.0, recurrent=True, gain=2.0, bias=False),
+                                   dict(size=4, neuron="lif", tau_mem=5.0, bias=False)], dt=1.0, seed=3)
+    with torch.no_grad():
+        for W in net.weights:
+            W.mul_(4.0)
+    x = _x(T=120, B=3).numpy()
+    ours = net.layer_spikes(torch.as_tensor(x))
+    import norse.torch as norse
+
+    logging.disable(logging.WARNING)
+    try:
+        m = norse.from_nir(to_nir(net, fold_r=True), dt=1e-3)
+    finally:
+        logging.disable(logging.NOTSET)
+    cells = [mod for mod in m.modules() if isinstance(mod, LIFBoxCell)]
+    rec: list[list[torch.Tensor]] = [[] for _ in cells]
+    for i, cell in enumerate(cells):
+        cell.register_forward_hook(lambda mod, inp, out, i=i: rec[i].append(out[0]))
+    state = None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            _, state = m(torch.as_tensor(x[t]), state)
+    for z, r in zip(ours.values(), rec):
+        assert z.sum() > 30
+        torch.testing.assert_close(torch.stack(r), z, rtol=0, atol=0)
+
+
+def test_network_nir_import_refuses_bad_files_and_values(tmp_path):
+    g = to_nir(_braille("bias_zero"))
+    g.nodes["fc2"].weight[0, 0] = np.nan
+    with pytest.raises(ValueError, match="'fc2': weight holds NaN"):
+        from_nir(g)
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot read NIR file"):
+        from_nir(bad)
+    with pytest.raises(ValueError, match="reset"):
+        from_nir(DATA / "braille_noDelay_bias_zero.nir", dt=1e-4, reset="sideways")
