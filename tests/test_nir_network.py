@@ -77,6 +77,12 @@ def test_one_layer_network_is_the_spiking_rnn(kw):
     a, b = m.loop(x), net(x)
     torch.testing.assert_close(b.y, a.y, rtol=0, atol=0)
     torch.testing.assert_close(b.r, a.r, rtol=0, atol=0)
+    back = net.to_rnn()  # and back: the same SpikingRNN
+    init_only = {"gain", "beta_adapt"} | (set() if m.params.adaptive else {"rho"})  # rho: unused without ALIF
+    assert {k: v for k, v in back.config().items() if k not in init_only} == \
+        {k: v for k, v in m.config().items() if k not in init_only}
+    assert back.beta_adapt == pytest.approx(m.beta_adapt)  # through the float32 beta buffer
+    torch.testing.assert_close(back.spike_trains(x), z, rtol=0, atol=0)
     # the numpy reference runs the same substep
     ref = simulate_network_float(net.to_graph(), x.double().numpy())["rnn"]
     np.testing.assert_array_equal(ref, net.double().spike_trains(x.double()).numpy())
