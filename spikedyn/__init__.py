@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "sweep": ("spikedyn.sweeps", "sweep"),
     "load_sweep": ("spikedyn.sweeps", "load_sweep"),
     "write_report": ("spikedyn.report", "write_report"),
+    "compare": ("spikedyn.experiments.compare", "compare"),
 }
 _SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "experiments", "init", "tasks", "hardware",
                "cli"}
