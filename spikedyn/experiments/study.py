@@ -595,18 +595,22 @@ def plot_study(summary: dict[str, Any], D: dict[str, np.ndarray], path: Path) ->
         fig.colorbar(im, ax=ax, fraction=0.046)
         bounds = np.cumsum([sum(1 for lab in labels if lab == g) for g in colors])[:-1] - 0.5
         for b in bounds:
-            ax.axhline(b, color="w", lw=0.8)
-            ax.axvline(b, color="w", lw=0.8)
+            ax.axhline(b, color="r", lw=0.8)
+            ax.axvline(b, color="r", lw=0.8)
         ax.set_title(f"{titles[key]}: distances", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax = axes[r, 1]
         emb = np.asarray(summary["scores"][key]["mds"])
+        jitter = len(np.unique(emb.round(9), axis=0)) < len(emb)  # identical topologies overlap exactly
+        if jitter:
+            spread = float(np.ptp(emb)) or 1.0
+            emb = emb + 0.02 * spread * np.random.default_rng(0).standard_normal(emb.shape)
         for lab, c in colors.items():
             idx = [i for i, x in enumerate(labels) if x == lab]
             ax.scatter(emb[idx, 0], emb[idx, 1], color=c, s=18, label=lab, alpha=0.8)
         s = summary["scores"][key]["silhouette"]
-        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f})", fontsize=9)
+        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f}){', jittered' if jitter else ''}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7)
