@@ -16,6 +16,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RateRNN": ("spikedyn.models", "RateRNN"),
     "GRURNN": ("spikedyn.models", "GRURNN"),
     "SpikingRNN": ("spikedyn.models", "SpikingRNN"),
+    "SpikingNetwork": ("spikedyn.models", "SpikingNetwork"),
     "Loihi2RNN": ("spikedyn.models", "Loihi2RNN"),
     "LSTMRNN": ("spikedyn.models", "LSTMRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
