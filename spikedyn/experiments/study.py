@@ -413,7 +413,9 @@ def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[s
         out[name] = {
             "silhouette": float(silhouette(M, labels)) if several else None,
             "silhouette_by_label": silhouette_by_label(M, labels) if several else {},
-            "mds": np.asarray(mds_embedding(M, n_components=2, seed=seed)).tolist(),
+            # all distances zero (e.g. every topology the same): every point is at the origin
+            "mds": (np.asarray(mds_embedding(M, n_components=2, seed=seed)) if M.any()
+                    else np.zeros((len(labels), 2))).tolist(),
         }
     return out
 
