@@ -558,6 +558,7 @@ def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3,
         sub = cfg.model_copy(update={"task": "ncdi", "n_contexts": int(n)})
         per_n[int(n)] = run_groups(sub.check(), rule_groups(sub), Path(out) / f"ncdi-{n}", kind=f"rules_ncdi{n}",
                                    progress=progress)  # fmt: skip
+    per_n = dict(sorted(per_n.items()))  # run in the order given, reported by N
     trend = {"contexts": list(per_n),
              **{f"{k}_silhouette": [s.get("scores", {}).get(k, {}).get("silhouette") for s in per_n.values()]
                 for k in ("svcca", "topology")}}  # fmt: skip
