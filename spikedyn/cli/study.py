@@ -175,6 +175,7 @@ def study_bodies(
     eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
     analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
     n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. eprop=300."),
     include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
@@ -190,7 +191,8 @@ def study_bodies(
 
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
-                  analysis_trials=analysis_trials, n_inits=n_inits, include_failed=include_failed)  # fmt: skip
+                  analysis_trials=analysis_trials, n_inits=n_inits, steps=_steps(steps),
+                  include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
     summary = X.run_bodies(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study bodies on {task}", out)

@@ -449,20 +449,28 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 
 
 # -- the study --------------------------------------------------------------------------------------------
+def _fixed(record: dict[str, Any]) -> dict[str, Any]:
+    """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
+    resumed study may change (a rule's runs with another budget are refused by ``train`` itself)."""
+    cfg = {k: v for k, v in record.get("config", {}).items() if k not in ("steps", "include_failed")}
+    return {**record, "config": cfg}
+
+
 def _check_out(out: Path, record: dict[str, Any]) -> None:
-    """Refuse a study directory made with other settings (resuming needs the same ones)."""
+    """Refuse a study directory made with other settings (resuming needs the same ones; the step budgets and
+    ``include_failed`` may change). ``config.json`` keeps the latest."""
     from ..learning.checkpoint import load_json
 
     path = Path(out) / "config.json"
     if path.is_file():
         old = load_json(path)
-        if old != record:
-            changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if _fixed(old) != _fixed(record):
+            a, b = _fixed(old)["config"], _fixed(record)["config"]
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["groups"]
             raise ValueError(f"{out} holds a study with other settings ({', '.join(changed)}); use another --out")
-    else:
-        from ..atomic import atomic_write_json
+    from ..atomic import atomic_write_json
 
-        atomic_write_json(path, record)
+    atomic_write_json(path, record)
 
 
 def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
