@@ -80,3 +80,25 @@ def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, one_thre
     assert json.loads((out / "study.json").read_text())["scores"] == summary["scores"]
     # other settings in the same directory are refused
     assert main([*[a if a != "2" else "3" for a in args]]) == 2
+
+
+def test_an_early_stopped_run_is_read_back_finished(tmp_path):
+    """A study resumes over early-stopped networks: their summary names the last step run, whose checkpoint
+    exists (it used to say one step more, and reading the run back was refused)."""
+    import json
+
+    import spikedyn.tasks as T
+    import torch
+
+    from spikedyn.learning import train
+    from spikedyn.models import RateRNN
+
+    task = T.make("rdm", dt=10.0, duration_ms=100.0)
+    torch.manual_seed(0)
+    kw = dict(steps=10, batch_size=4, eval_every=2, eval_trials=8, target_accuracy=0.0, progress=False,
+              run_dir=tmp_path / "r")
+    first = train(RateRNN(1, 4, 1, dt=10.0), task, **kw)
+    assert first.stopped_early and json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 2
+    again = train(RateRNN(1, 4, 1, dt=10.0), task, **kw)
+    for p, q in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(p, q)
