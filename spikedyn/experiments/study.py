@@ -48,13 +48,14 @@ LIF_PARAMS: dict[str, Any] = {"neuron": "lif", "tau_mem": 50.0, "surrogate": "tr
                               "self_connections": False, "tau_out": 100.0}  # fmt: skip
 GA_POPULATION = 50
 
-# train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's)
+# train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's);
+# the GA's chunk (trials per scoring rollout, memory only) is pinned so that studies resume across versions
 RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("bptt", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "clip": None, "eval_every": 10},
     ("eprop", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
     ("ga", "rate"): {"steps": 400, "batch_size": 200, "eval_every": 5,
                      "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
-                                     "sigma": 0.005, "sigma_is": "std"}},
+                                     "sigma": 0.005, "sigma_is": "std", "chunk": 500}},
     ("hebbian", "rate"): {"steps": 3000, "batch_size": 100, "eval_every": 25,
                           "rule_kwargs": {"reduce": "mean", "max_dw": None, "lr": 0.3}},
     ("full_force", "rate"): {"steps": 60, "batch_size": 50, "eval_every": 2},
@@ -62,7 +63,7 @@ RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("eprop", "lif"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
     ("ga", "lif"): {"steps": 400, "batch_size": 200, "eval_every": 5,
                     "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
-                                    "sigma": 0.005, "sigma_is": "std"}},
+                                    "sigma": 0.005, "sigma_is": "std", "chunk": 500}},
 }  # fmt: skip
 FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
 TWIN_SUBSTEPS = 10
