@@ -269,7 +269,8 @@ def train(
     if run_path is not None and not finished:  # a finished run is returned as it is, never rewritten
         atomic_torch_save(run_path / "model.pt", {"config": {**run_config, "model": trained.config()},
                                                   "model": trained.state_dict()})  # fmt: skip
-        atomic_write_json(run_path / "summary.json", {"final": final, "steps": step, "stopped_early": stopped_early})
+        last = history[-1]["step"] if history else step  # an early stop leaves ``step`` one past the last step run
+        atomic_write_json(run_path / "summary.json", {"final": final, "steps": last, "stopped_early": stopped_early})
     return TrainResult(history=history, model=trained, run_dir=run_path, stopped_early=stopped_early, final=final)
 
 
