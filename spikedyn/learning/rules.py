@@ -285,7 +285,7 @@ class BPTT(LearningRule):
 
     def loss_and_gradients(self, model, u, target, mask, loss="mse"):
         params = dict((n, p) for n, p in model.named_parameters() if p.requires_grad)
-        y = model(u).y
+        y = (model(u, rates=False) if is_population(model) else model(u)).y  # a Population: outputs only
         value = member_losses(y, target, mask, loss) if is_population(model) else task_loss(y, target, mask, loss)
         grads = torch.autograd.grad(value.sum(), list(params.values()), allow_unused=True)
         return value.detach(), {
