@@ -166,16 +166,14 @@ def _train_population(group: list[tuple[Any, Path]], root: Path, figures: bool) 
         pop.load_state_dict(ck["model"])
         adam, loss_kind = ck["rule_state"]["adam"], ck["rule_state"]["loss_kind"]
         results = []
-        for i, ((trial, run_dir), cfg) in enumerate(zip(group, cfgs)):
+        for i, ((_, run_dir), cfg) in enumerate(zip(group, cfgs)):
             out = new_result()
             try:
                 model = pop.member(i)
-                run_config = make_run_config(model, task, make_rule(cfg.rule), lr=lrs[i], seed=cfg.seed,
-                                             weight_decay=0.0, **settings)  # fmt: skip
-                # the key order of a lone run's config.json
-                run_config["train"] = {k: run_config["train"][k] for k in (
-                    "steps", "batch_size", "lr", "seed", "clip", "eval_every", "eval_trials", "target_accuracy",
-                    "weight_decay")}  # fmt: skip
+                run_config = make_run_config(model, task, make_rule(cfg.rule), steps=c0.steps,
+                                             batch_size=c0.batch_size, lr=lrs[i], seed=cfg.seed, clip=c0.clip,
+                                             eval_every=c0.eval_every, eval_trials=c0.eval_trials,
+                                             target_accuracy=c0.target_accuracy, weight_decay=0.0)  # fmt: skip
                 history, stopped = _member_history(ck["history"], i, c0.target_accuracy)
                 write_member_run(run_dir, run_config, model, adam, i, loss_kind, history, stopped)
                 final = next((dict(r) for r in reversed(history) if "eval_loss" in r), {})

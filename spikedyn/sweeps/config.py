@@ -98,6 +98,9 @@ class SweepConfig(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     out_dir: Path | None = None
     figures: bool = True
+    # local sweeps: train same-shaped trials (differing in seed, lr, init, gain, noise_std) as one Population
+    populations: bool = True
+    max_population: int = Field(256, ge=1)  # members per Population at most
 
     @field_validator("grid")
     @classmethod

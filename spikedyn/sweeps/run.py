@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
+from .batch import plan_groups, run_group
 from .config import (
     SweepConfig,
     TrialConfig,
@@ -105,9 +106,15 @@ class _Progress:
 
 
 # -- executors ---------------------------------------------------------------------------------------
-def _local_executor(pending: list[tuple[Trial, Path]], figures: bool) -> Iterator[tuple[Trial, dict]]:
-    for trial, run_dir in pending:
-        yield trial, run_trial(trial.config.model_dump(mode="json"), run_dir, figures)
+def _local_executor(pending: list[tuple[Trial, Path]], figures: bool, root: Path, populations: bool,
+                    max_population: int) -> Iterator[tuple[Trial, dict]]:  # fmt: skip
+    """Trials in this process: same-shaped ones as one Population each (``spikedyn.sweeps.batch``)."""
+    if not populations:
+        for trial, run_dir in pending:
+            yield trial, run_trial(trial.config.model_dump(mode="json"), run_dir, figures)
+        return
+    for group in plan_groups(pending, max_population):
+        yield from run_group(group, root, figures)
 
 
 def _ray_trial(trial: dict[str, Any], run_dir: str, figures: bool) -> dict[str, Any]:
@@ -268,7 +275,7 @@ def sweep(
 
     def make_executor() -> Callable:
         if ray is None:
-            return lambda pending: _local_executor(pending, cfg.figures)
+            return lambda pending: _local_executor(pending, cfg.figures, root, cfg.populations, cfg.max_population)
         return lambda pending: _ray_executor(pending, cfg.figures, resources)
 
     ctx = _RayContext(ray, ray_num_cpus) if ray is not None else None
