@@ -3,9 +3,10 @@
 Autograd records ~10 small ops per neuron update; on a CPU, or a GPU at small batch, the bookkeeping
 costs more than the arithmetic. This ``autograd.Function`` is a kernel of the one neuron map
 (``spikedyn/hardware/neuron.py``): its forward loop repeats the map's float operations in the same order
-(so the spikes are identical; ``tests/test_fused.py`` pins it to the map) under ``no_grad``, keeps
-only the membrane distance to threshold ``x = v - A`` and the spikes ``z`` per substep,
-and computes the gradient with the adjoint recursion below (reset detached, as in the autograd path):
+(so the spikes are identical; ``tests/test_fused.py`` pins it to the map) under ``no_grad``, in place,
+and keeps only what the backward needs: the membrane distance to threshold ``x = v - A`` per substep
+(float) and the spikes ``z`` and not-refractory masks ``m`` as bytes (bool). The gradient is the adjoint
+recursion below (reset detached, as in the autograd path):
 
     dr(s)  = g_r(s) + kappa dr(s+1)                                  readout filter
     dz(s)  = (1 - kappa) dr(s) + g_c(s) + W^T du(s+1) [unless truncated] + da(s+1)
@@ -13,7 +14,16 @@ and computes the gradient with the adjoint recursion below (reset detached, as i
     dv(s)  = dx(s) + P_vv(s+1) dv(s+1)                                P = neuron.partials (the map's derivatives)
     du(s)  = dv(s) + P_uu du(s+1)
     da(s)  = -beta dx(s) + P_aa da(s+1)                               ALIF adaptation
-    dW_rec += du(s)^T z(s-1),  d i_ext(t) += du(s),  db += dv(s)
+    dW_rec = sum_s du(s)^T z(s-1),  d i_ext(t) = sum_(s in t) du(s),  db = sum_s dv(s)
+
+Per substep the backward does one GEMM (``W^T du``) and a few in-place updates; ``psi(x)`` is computed for
+all substeps at once before the loop, and ``dW_rec`` is one GEMM over all substeps and trials after it
+(or the sparse sum over the spikes, ``kernels.py``). The recurrence ``z @ W^T`` of the forward is the
+dense GEMM or, at low firing rates on the CPU, the sparse sum of the active neurons' columns
+(``kernels.recurrence``; equal to round-off, ``tests/test_kernels.py``).
+
+A leading member axis (``spikedyn.Population``): ``i_ext [T, E, B, N]``, ``W_rec [E, N, N]``, ``b`` and
+``beta`` ``[E, 1, N]``; the dense kernels then run batched over members.
 
 ``tests/test_fused.py`` checks spikes and every gradient against the autograd loop in float64.
 """
@@ -26,100 +36,157 @@ from torch import Tensor
 
 from spikedyn.hardware.neuron import partials
 
-from .surrogate import pseudo_derivative
+from .kernels import RECHECK, SPARSE_RATE, check_path, recurrence, use_sparse, weight_gradient
+from .surrogate import pseudo_derivative, scalar
 
 
 class FusedSpikingBPTT(torch.autograd.Function):
-    """(i_ext [T,B,N], W_rec [N,N], b [N], beta [N]) -> (rbar at each input step [T,B,N], counts [T,B,N],
-    and the final u, v, z, a, ref [B,N] without gradient)."""
+    """(i_ext [T,(E,)B,N], W_rec [(E,)N,N], b, beta) -> (rbar at each input step [T,(E,)B,N], spike counts
+    [T,(E,)B,N], and the final u, v, z, a, ref [(E,)B,N] without gradient)."""
 
     @staticmethod
     def forward(ctx, i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, substeps: int,
-                truncated: bool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        T, B, N = i_ext.shape
-        S = T * substeps
-        zeros = i_ext.new_zeros(B, N)
-        u, v, z, a, ref, rbar = zeros, zeros, zeros, zeros, zeros, zeros
-        xs = i_ext.new_empty(S, B, N)
-        zs = i_ext.new_empty(S, B, N)
-        ms = i_ext.new_empty(S, B, N) if p.n_ref else None
-        rbar_t, counts = i_ext.new_empty(T, B, N), i_ext.new_zeros(T, B, N)
-        decay_u, decay_v = 1.0 - p.du, 1.0 - p.dv
-        WT = W_rec.T
-        s = 0
+                truncated: bool, path: str = "auto") -> tuple[Tensor, ...]:  # type: ignore[override]
+        T, shape = i_ext.shape[0], i_ext.shape[1:]
+        K = substeps
+        S = T * K
+        batched = W_rec.dim() == 3
+        if batched:
+            path = "dense"  # the sparse kernels are for one network
+        u, v = i_ext.new_zeros(shape), i_ext.new_zeros(shape)
+        a = i_ext.new_zeros(shape)
+        ref = i_ext.new_zeros(shape)
+        zf = i_ext.new_zeros(shape)
+        xs = []  # x per substep: small tensors the allocator reuses (a fresh [S, B, N] costs page faults)
+        # spikes per substep: with one substep they are the counts the forward returns anyway (float, what
+        # the dW GEMM multiplies); with substeps, bytes. Refractory masks as bytes.
+        counts = i_ext.new_zeros((T, *shape))
+        zs = counts if K == 1 else torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device)
+        refr = torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device) if p.n_ref else None
+        raw_readout = p.kappa == 0.0 and K == 1  # rbar(t) = z(t): no filter state to carry
+        rbar = i_ext.new_zeros(shape)
+        rbar_t = None if raw_readout else i_ext.new_empty((T, *shape))
+        # constants as 0-dim tensors: the map's float arithmetic without a scalar conversion per op
+        decay_u, keep, v_th = scalar(1.0 - p.du, zf), scalar(1.0 - p.dv, zf), scalar(p.v_th, zf)
+        rho, kappa = scalar(p.rho, zf), scalar(p.kappa, zf)
+        WT = W_rec.mT
+        zero_reset, adaptive, n_ref, syn = p.reset == "zero", p.adaptive, p.n_ref, p.du < 1.0
+        sparse, s = False, 0
         for t in range(T):
-            for _ in range(substeps):
-                u = u * decay_u + (i_ext[t] + z @ WT)
-                if p.reset == "zero":
-                    v = (v * (1.0 - z)) * decay_v + u + b
+            i_t = i_ext[t]
+            for _ in range(K):
+                # u = (1 - du) u + (i_ext + z @ W^T)   [u * 0 + cur == cur when du = 1]
+                if s % RECHECK == 0:
+                    sparse = use_sparse(path, zf, SPARSE_RATE)
+                cur = recurrence(zf, WT, sparse).add_(i_t)
+                u = u.mul_(decay_u).add_(cur) if syn else cur
+                if zero_reset:
+                    v.mul_(1.0 - zf)  # v (1 - z), as the map
+                v.mul_(keep).add_(u).add_(b)
+                if not zero_reset:
+                    v.sub_(zf, alpha=p.v_th)
+                if adaptive:
+                    a.mul_(rho).add_(zf)
+                    x = torch.sub(v, (beta * a).add_(v_th))
                 else:
-                    v = v * decay_v + u + b - p.v_th * z
-                if p.adaptive:
-                    a = p.rho * a + z
-                    x = v - (p.v_th + beta * a)
-                else:
-                    x = v - p.v_th
-                z = (x > 0).to(x.dtype)
-                if p.n_ref:
-                    m = (ref <= 0).to(x.dtype)
-                    z = z * m
-                    ref = torch.where(z > 0, torch.full_like(ref, p.n_ref), (ref - 1).clamp(min=0))
-                    ms[s] = m
-                rbar = p.kappa * rbar + (1.0 - p.kappa) * z
-                xs[s], zs[s] = x, z
-                counts[t] += z
+                    x = torch.sub(v, v_th)
+                xs.append(x)
+                # z = H(x) (strict >) as floats: sign(x) clamped at 0 (4x cheaper than bool -> float)
+                zf = torch.sign(x, out=zs[s]) if K == 1 else torch.sign(x)
+                zf.clamp_(min=0.0)
+                if n_ref:
+                    zf.masked_fill_(torch.gt(ref, 0.0, out=refr[s]), 0.0)
+                    ref.sub_(1.0).clamp_(min=0.0).masked_fill_(zf > 0, float(n_ref))
+                if K > 1:
+                    zs[s].copy_(zf)
+                    counts[t].add_(zf)
+                if not raw_readout:
+                    rbar.mul_(kappa).add_(zf, alpha=1.0 - p.kappa)
                 s += 1
-            rbar_t[t] = rbar
-        ctx.save_for_backward(xs, zs, ms if ms is not None else zs.new_empty(0), W_rec, beta)
-        ctx.p, ctx.substeps, ctx.truncated = p, substeps, truncated
-        final = (u, v, z, a, ref)
+            if rbar_t is not None:
+                rbar_t[t] = rbar
+        if raw_readout:
+            rbar_t = counts.clone()
+        ctx.save_for_backward(zs, refr if refr is not None else zs.new_empty(0), W_rec, beta, *xs)
+        ctx.p, ctx.substeps, ctx.truncated, ctx.path, ctx.b_shape = p, substeps, truncated, path, b.shape
+        final = (u, v, zf.clone(), a, ref)  # z: a view of the spike storage otherwise
         ctx.mark_non_differentiable(*final)
+        ctx.set_materialize_grads(False)
         return (rbar_t, counts, *final)
 
     @staticmethod
     def backward(ctx, g_rbar: Tensor, g_counts: Tensor, *_final: Tensor):  # type: ignore[override]
-        xs, zs, ms, W_rec, beta = ctx.saved_tensors
+        zs, refr, W_rec, beta, *xs = ctx.saved_tensors
         p, K = ctx.p, ctx.substeps
-        S, B, N = xs.shape
-        T = S // K
-        d_iext = xs.new_zeros(T, B, N)
-        dW = torch.zeros_like(W_rec)
-        db = xs.new_zeros(N)
-        dr = xs.new_zeros(B, N)
-        du_next = xs.new_zeros(B, N)  # du(s+1)
-        dv_next = xs.new_zeros(B, N)  # dv(s+1)
-        da_next = xs.new_zeros(B, N)  # da(s+1)
+        S, shape = len(xs), xs[0].shape
+        T, N, dtype = S // K, shape[-1], xs[0].dtype
+        batched = W_rec.dim() == 3
+        x0 = xs[0]
+        DV = x0.new_empty((S, *shape))
+        DU = DV if p.du == 1.0 else x0.new_empty((S, *shape))  # du(s) = dv(s) without a synaptic current
+        u_u = 1.0 - p.du
+        zero = x0.new_zeros(shape)
+        du_next, dv_next, da_next = zero, zero, zero
+        dr = x0.new_zeros(shape) if p.kappa else None
+        if g_rbar is None:  # set_materialize_grads(False): an output the loss does not use has no gradient
+            g_rbar = x0.new_zeros((T, *shape))
+        no_counts = g_counts is None
         for s in range(S - 1, -1, -1):
-            t, last = divmod(s, K)
-            if last == K - 1:
-                dr = dr + g_rbar[t]
-            dz = (1.0 - p.kappa) * dr + g_counts[t]
-            if not ctx.truncated:
-                dz = dz + du_next @ W_rec
+            t, k = divmod(s, K)
+            last = k == K - 1
+            # dz(s) from the readout and the spike counts, then through the recurrence and adaptation
+            owned = True  # whether ``direct`` is a tensor of our own (not a view of the incoming gradient)
+            if dr is None:
+                if no_counts:
+                    direct, owned = (g_rbar[t], False) if last else (zero, False)
+                else:
+                    direct, owned = (g_rbar[t] + g_counts[t], True) if last else (g_counts[t], False)
+            else:
+                if last:
+                    dr.add_(g_rbar[t])
+                direct = dr * (1.0 - p.kappa) if no_counts else torch.add(g_counts[t], dr, alpha=1.0 - p.kappa)
+                dr.mul_(p.kappa)
+            if ctx.truncated:
+                dz = direct if owned else direct.clone()
+            elif batched:
+                dz = torch.baddbmm(direct, du_next, W_rec)
+            else:
+                dz = torch.addmm(direct, du_next, W_rec)
             if p.adaptive:
-                dz = dz + da_next
-            dx = dz * pseudo_derivative(xs[s], p.surrogate, p.slope, p.v_th)
+                dz.add_(da_next)
+            dx = dz.mul_(pseudo_derivative(xs[s], p.surrogate, p.slope, p.v_th))  # per substep: in cache
             if p.n_ref:
-                dx = dx * ms[s]
-            d = partials(p, zs[s])  # of substep s + 1 w.r.t. substep s (the map's one definition)
-            dv_s = dx + d.v_v * dv_next
-            du_s = dv_s + d.u_u * du_next
+                dx.masked_fill_(refr[s], 0.0)
+            d = partials(p, zs[s].to(dtype) if p.reset == "zero" else None)  # of substep s + 1 w.r.t. s
+            if p.reset == "zero":
+                torch.addcmul(dx, d.v_v, dv_next, out=DV[s])
+            else:
+                torch.add(dx, dv_next, alpha=d.v_v, out=DV[s])
+            if DU is not DV:
+                torch.add(DV[s], du_next, alpha=u_u, out=DU[s])
             if p.adaptive:
-                da_next = -beta * dx + d.a_a * da_next
-            if s > 0:
-                dW += du_s.T @ zs[s - 1]
-            d_iext[t] += du_s
-            db += dv_s.sum(0)
-            dr = p.kappa * dr
-            du_next, dv_next = du_s, dv_s
-        return d_iext, dW, db, None, None, None, None
+                da_next = torch.addcmul(d.a_a * da_next, beta, dx, value=-1.0)
+            du_next, dv_next = DU[s], DV[s]
+        d_iext = DU if K == 1 else DU.view(T, K, *shape).sum(1)
+        dW = None
+        if ctx.needs_input_grad[1]:
+            if S == 1:
+                dW = torch.zeros_like(W_rec)
+            elif batched:  # [S, E, B, N] -> per member: sum over substeps and trials
+                du_m = DU[1:].transpose(0, 1).reshape(W_rec.shape[0], -1, N)
+                dW = du_m.mT @ zs[:-1].transpose(0, 1).reshape(W_rec.shape[0], -1, N).to(dtype)
+            else:
+                dW = weight_gradient(DU[1:].reshape(-1, N), zs[:-1].reshape(-1, N), dtype, ctx.path)
+        db = DV.sum(0).sum(-2).reshape(ctx.b_shape) if ctx.needs_input_grad[2] else None
+        return d_iext, dW, db, None, None, None, None, None
 
 
 def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[Tensor, ...]:
     """(rbar at each input step, spike counts, final u, v, z, a, ref) of ``model`` (a SpikingRNN) driven by
-    ``i_ext = W_in u`` from the zero state."""
+    ``i_ext = W_in u`` from the zero state; ``model.spike_path`` picks the recurrence kernel."""
+    path = check_path(getattr(model, "spike_path", "auto"))
     return FusedSpikingBPTT.apply(i_ext, model.W_rec_eff, model.b, model.beta, model.params, model.substeps,
-                                  truncated)
+                                  truncated, path)
 
 
 def fused_supported(model: Any) -> bool:

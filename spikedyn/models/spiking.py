@@ -206,6 +206,9 @@ class SpikingRNN(RecurrentModel):
     """
 
     kind = "spiking"
+    # the recurrence / dW kernel of the training path (``kernels.py``): "auto" picks the sparse-spike
+    # kernels at low firing rates on the CPU, "dense" / "sparse" force one (a runtime setting, not config)
+    spike_path: str = "auto"
 
     def __new__(cls, *args: Any, quantize: str | None = None, **kwargs: Any) -> SpikingRNN:
         if quantize is not None and cls is SpikingRNN:

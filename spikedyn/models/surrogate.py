@@ -13,10 +13,22 @@ autograd function and e-prop's eligibility traces both call it.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor
+
+
+@functools.lru_cache(maxsize=256)
+def _const(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
+def scalar(value: float, like: Tensor) -> Tensor:
+    """``value`` as a cached 0-dim tensor of ``like``'s dtype and device: the same arithmetic as a Python
+    float operand, without the per-op conversion of the float to a tensor (~1.5 us per op on a CPU)."""
+    return _const(float(value), like.dtype, like.device)
 
 SURROGATES = ("fast_sigmoid", "triangle", "atan")
 DEFAULT_SLOPE = {"fast_sigmoid": 25.0, "triangle": 0.3, "atan": 2.0}
@@ -29,13 +41,17 @@ def check_surrogate(name: str) -> str:
 
 
 def pseudo_derivative(x: Tensor, name: str, slope: float, v_th: float = 1.0) -> Tensor:
-    """psi(x): the surrogate of dH(x)/dx at distance ``x = v - A`` above threshold."""
-    if name == "fast_sigmoid":
-        return 1.0 / (1.0 + slope * x.abs()) ** 2
-    if name == "triangle":
-        return (slope / v_th) * torch.clamp(1.0 - x.abs() / v_th, min=0.0)
-    if name == "atan":
-        return (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * x) ** 2)
+    """psi(x): the surrogate of dH(x)/dx at distance ``x = v - A`` above threshold (a new tensor). Few
+    temporaries, in place where autograd allows it (the fused backward calls this once per substep)."""
+    if name == "fast_sigmoid":  # 1 / (1 + slope |x|)^2
+        t = x.abs().mul_(scalar(slope, x)).add_(scalar(1.0, x))
+        return (t * t).reciprocal_()
+    if name == "triangle":  # (slope / v_th) max(0, 1 - |x| / v_th)
+        t = x.abs().div_(scalar(-v_th, x)).add_(scalar(1.0, x)).clamp_(min=0.0)
+        return t * scalar(slope / v_th, x)
+    if name == "atan":  # (slope / 2) / (1 + (pi slope x / 2)^2)
+        t = x * scalar(math.pi / 2.0 * slope, x)
+        return scalar(slope / 2.0, x) / (t * t).add_(scalar(1.0, x))
     raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATES)}")
 
 
