@@ -148,6 +148,33 @@ def test_same_shaped_trials_train_as_one_population_equal_to_one_by_one(tmp_path
     assert again.ran == [] and len(again.skipped) == 8
 
 
+def test_ray_tune_scheduler_stops_trailing_trials(tmp_path):
+    """scheduler = "asha" on Ray: every trial reports its held-out loss at each evaluation; ASHA stops the
+    trials that trail (recorded as "pruned" with their last scores), the rest finish as usual. Trials run
+    one at a time here (2 CPUs each on a 2-CPU instance), best first, so which are stopped is fixed."""
+    spec = {"name": "asha", "base": {**TINY, "steps": 4, "eval_every": 2}, "grid": {"lr": [3e-2, 1e-3, 1e-5]},
+            "scheduler": "asha", "scheduler_params": {"grace_period": 1, "reduction_factor": 2},
+            "metric": "eval_loss", "direction": "minimize", "resources": {"num_cpus": 2}, "figures": False}
+    with pytest.raises(ValueError, match="run the sweep on Ray"):
+        spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = spikedyn.sweep(spec, out_dir=tmp_path, ray="auto", progress=False)
+        again = spikedyn.sweep(spec, out_dir=tmp_path, ray="auto", progress=False)
+    finally:
+        ray.shutdown()
+    t = res.table.set_index("lr")
+    assert list(t["status"]) == ["ok", "pruned", "pruned"] and res.failed == []
+    assert t.loc[3e-2, "steps_run"] == 4 and (t.loc[[1e-3, 1e-5], "steps_run"] == 2).all()
+    assert (t["eval_loss"] > 0).all() and t.loc[3e-2, "eval_loss"] < t.loc[1e-3, "eval_loss"]
+    ok, pruned = (tmp_path / t.loc[lr, "run_dir"] for lr in (3e-2, 1e-5))
+    summary = json.loads((ok / "summary.json").read_text())
+    assert summary["final"]["eval_loss"] == pytest.approx(t.loc[3e-2, "eval_loss"])
+    assert not (pruned / "model.pt").exists() and (pruned / "config.json").is_file()  # stopped mid-training
+    assert again.ran == [] and len(again.skipped) == 3  # recorded, pruned ones included
+
+
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     spec = {"name": "fail", "base": TINY,
             "grid": {"model_params.activation": ["relu", "no-such-activation"], "seed": [0]}}  # fmt: skip

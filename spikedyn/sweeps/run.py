@@ -210,7 +210,7 @@ def _finished(trial: Trial, root: Path, retry_failed: bool) -> dict[str, Any] | 
     rec = read_result(root / TRIALS_DIR / trial.key)
     if rec is None or rec.get("config") != trial.config.model_dump(mode="json"):
         return None
-    if rec.get("status") != "ok" and retry_failed:
+    if rec.get("status") == "failed" and retry_failed:
         return None
     return rec
 
@@ -231,7 +231,7 @@ def _run_round(trials: list[Trial], root: Path, recorder: _Recorder, out: SweepR
     for trial, result in executor(pending):
         rec = recorder.finish(trial, result)
         out.ran.append(trial.key)
-        if rec["status"] != "ok":
+        if rec["status"] == "failed":
             out.failed.append(trial.key)
         recorder.write()
         bar.update(trial.key, rec["status"] if rec["status"] == "ok" else f"failed: {rec.get('error')}")
@@ -273,9 +273,17 @@ def sweep(
     out = SweepResult(table=None, out_dir=root)
     resources = cfg.resources.model_dump()
 
+    if cfg.scheduler is not None and ray is None:
+        raise ValueError(f"scheduler = {cfg.scheduler!r} is a Ray Tune scheduler: run the sweep on Ray (--ray auto, "
+                         "or ray='auto'), or remove it")  # fmt: skip
+
     def make_executor() -> Callable:
         if ray is None:
             return lambda pending: _local_executor(pending, cfg.figures, root, cfg.populations, cfg.max_population)
+        if cfg.scheduler is not None:
+            from .tune import tune_executor
+
+            return lambda pending: tune_executor(pending, cfg, root, cfg.figures, resources)
         return lambda pending: _ray_executor(pending, cfg.figures, resources)
 
     ctx = _RayContext(ray, ray_num_cpus) if ray is not None else None

@@ -112,8 +112,10 @@ def record_failure(out: dict[str, Any], e: Exception, run_dir: Path) -> None:
     atomic_write_bytes(Path(run_dir) / "error.txt", traceback.format_exc().encode())
 
 
-def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) -> dict[str, Any]:
+def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True,
+              callback: Any = None) -> dict[str, Any]:
     """Train one trial (``trial`` = a ``TrialConfig`` as a dict) into ``run_dir``; returns its result.
+    ``callback(step, record)`` is ``train``'s (Ray Tune reports each evaluation through it).
 
     The result is ``{"status": "ok"|"failed", "error", "final": {...held-out scores}, "steps_run",
     "stopped_early", "seconds", "lyapunov_max"}``; the caller records it (``result.json``).
@@ -141,7 +143,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
             result = train(
                 model, task, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                 run_dir=run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-                target_accuracy=cfg.target_accuracy, progress=False,
+                target_accuracy=cfg.target_accuracy, progress=False, callback=callback,
             )  # fmt: skip
             model, history, final, stopped_early = result.model, result.history, result.final, result.stopped_early
         finish_trial(cfg, task, model, history, final, stopped_early, run_dir, figures, out)
