@@ -54,6 +54,9 @@ class SweepResult:
     def summary(self) -> dict[str, Any]:
         out = {"out_dir": str(self.out_dir), "table": str(self.out_dir / TABLE_FILE), "trials": len(self.table),
                "ran": len(self.ran), "skipped": len(self.skipped), "failed": len(self.failed)}  # fmt: skip
+        pruned = int((self.table["status"] == "pruned").sum()) if self.table is not None and len(self.table) else 0
+        if pruned:
+            out["pruned"] = pruned  # stopped by a Ray Tune scheduler
         if self.best is not None:
             out["best"] = self.best
         return out
