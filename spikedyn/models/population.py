@@ -18,7 +18,8 @@ The members' own step equations run on the stacked tensors:
 Common random numbers: the initial state ``x_0`` and the recurrent noise are drawn exactly as a lone
 ``RateRNN.forward`` draws them (same calls, same shapes) and shared by all members, each member scaling
 the noise by its own ``noise_std``. So member i of a population sees the same trials and the same noise
-as the same model run alone with the same torch seed.
+as the same model run alone with the same torch seed. Inside ``pop.member_rng(seeds)`` each member draws
+from its own generator instead (what ``train(pop, seed=[...])`` uses).
 
 Rate recurrence (``alpha = dt / tau``), with the noise folded into the drive ``d_t = W_in u_t + b +
 sqrt(2 alpha) sigma xi_t / alpha``::
@@ -163,8 +164,8 @@ def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None
 class _RatePopulationBPTT(torch.autograd.Function):
     """The whole rate rollout of a population with its hand-written backward (``_rate_forward`` forward,
     the adjoint recursion of the module doc backward). Inputs: x0 [E,B,N], u [T,B,I] (shared) or
-    [E,T,B,I], noise drive xi [T,B,N] and its per-member scale [E] (or None), the stacked weights, the
-    activation name, a ``_Workspace`` (or None); outputs y [E,T,B,O], s [E,T,B,N] (the stored
+    [E,T,B,I], noise drive xi [T,B,N] (or per member [E,T,B,N]) and its per-member scale [E] (or None),
+    the stacked weights, the activation name, a ``_Workspace`` (or None); outputs y [E,T,B,O], s [E,T,B,N] (the stored
     ``s = r / rho``) and x_T [E,B,N].
 
     Per step the backward is one GEMM ``acc = rho kappa (c_{t+1} W_rec + g_y W_out)``, one fused pass
