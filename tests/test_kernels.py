@@ -102,3 +102,33 @@ def test_sparse_and_dense_gradients_agree_at_a_low_firing_rate_in_float32():
     assert 0 < rate < K.SPARSE_RATE  # the regime "auto" sends to the sparse kernels
     for a, b in zip(grads["dense"], grads["sparse"]):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+# -- e-prop: the factorised LIF traces, over several chunks ----------------------------------------------
+@pytest.mark.parametrize("kw", [dict(tau_out=20.0, refractory=2.0), dict(tau_out=0.0, du=0.3),
+                                dict(tau_out=5.0, substeps=2, dt=2.0)])  # fmt: skip
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk):
+    from spikedyn.learning.eprop import eprop_rollout
+    from spikedyn.learning.losses import task_loss
+
+    torch.manual_seed(2)
+    m = SpikingRNN(3, 12, 2, neuron="lif", v_th=0.5, surrogate="triangle", self_connections=False, **kw).double()
+    with torch.no_grad():
+        m.W_rec.mul_(3.0)
+        m.b.fill_(0.05)
+    g = torch.Generator().manual_seed(0)
+    u = 2.0 * torch.randn(23, 4, 3, generator=g, dtype=torch.float64)
+    target = torch.randn(23, 4, 2, generator=g, dtype=torch.float64)
+    mask = (torch.rand(23, 4, 2, generator=g) > 0.3).double()
+    mask[:3] = 0.0
+    y = m(u, state=m.init_state(4), detach_recurrent=True).y  # the plain loop under autograd
+    ref = task_loss(y, target, mask, "mse")
+    params = dict(m.named_parameters())
+    g_ref = dict(zip(params, torch.autograd.grad(ref, list(params.values()))))
+    with torch.no_grad():
+        value, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=chunk)
+    torch.testing.assert_close(value, ref.detach(), rtol=1e-12, atol=0)
+    for name, a in g_ref.items():
+        assert float(a.norm()) > 0
+        torch.testing.assert_close(grads[name], a, rtol=1e-9, atol=1e-12, msg=name)

@@ -27,7 +27,7 @@ PATHS = ("auto", "dense", "sparse")
 # measured crossovers (benchmarks/sparse_threshold.py, H = 256, B = 32, one CPU thread): the sparse
 # recurrence wins below this fraction of spiking neurons per substep, the sparse dW below SPARSE_DW_RATE
 SPARSE_RATE = 0.05
-SPARSE_DW_RATE = 0.02
+SPARSE_DW_RATE = 0.01
 RECHECK = 8
 
 
