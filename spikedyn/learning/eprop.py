@@ -67,6 +67,7 @@ from torch import Tensor
 
 from spikedyn.hardware.neuron import not_refractory, partials, threshold_distance
 
+from ..models.fused import fused_supported
 from ..models.rate import RateRNN, activation_derivative, leaky_update
 from ..models.spiking import _XP, SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
@@ -285,6 +286,76 @@ def _flush_factorised(G: Tensor, E: Tensor | None, eps: Tensor, q: Tensor, L: Te
     E.baddbmm_(w.permute(1, 2, 0), eps.transpose(0, 1), beta=kappa**C)
 
 
+def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
+    """``out[c] = keep out[c-1] + d[c]`` with ``out[-1] = prev``, for ``d [C, ...]``, as one GEMM with the
+    lower-triangular Toeplitz matrix of the powers ``keep^(c - c')`` (exact algebra)."""
+    C = d.shape[0]
+    lag = torch.arange(C)[:, None] - torch.arange(C)[None, :]
+    tri = torch.where(lag >= 0, keep ** lag.clamp(min=0).double(), 0.0).to(d)
+    first = (keep ** torch.arange(1, C + 1, dtype=torch.float64)).to(d)
+    out = (tri @ d.reshape(C, -1)).reshape(d.shape)
+    return out.add_(first.reshape(C, *([1] * (d.dim() - 1))) * prev)
+
+
+def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
+                       chunk: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """Factorised LIF e-prop on the fused kernel's forward loop (``models/fused.forward_substeps``), one
+    chunk of input steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the
+    forward, then every trace of the chunk is computed at once (``_leaky_filter``, ``_flush_factorised``)."""
+    from ..models.fused import forward_substeps, zero_carry
+
+    p, K = model.params, model.substeps
+    T, Bsz, I = u.shape
+    N, P, O = model.n_hidden, model.n_in + model.n_hidden + 1, model.n_out
+    W_in, W_out, b_out = model.W_in, model.W_out, model.b_out
+    W_rec, b, beta, path = model.W_rec_eff, model.b, model.beta.to(u), getattr(model, "spike_path", "auto")
+    kappa, keep = p.kappa, 1.0 - p.dv
+    norm = loss_normaliser(mask, kind)
+    Ct = max(1, int(chunk) // K)  # input steps per chunk
+    carry = zero_carry(u.new_zeros(Bsz, N))
+    eps_v, eps_u = u.new_zeros(Bsz, P), u.new_zeros(Bsz, P)
+    E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
+    G = u.new_zeros(N, P)
+    gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
+    for t0 in range(0, T, Ct):
+        u_c = u[t0 : t0 + Ct]
+        n_t = u_c.shape[0]
+        z_last = carry.z.clone()
+        out = forward_substeps(p, W_rec, b, beta, u_c @ W_in.T, K, path, carry)
+        carry, S_c = out.carry, n_t * K
+        zs = out.zs if K == 1 else out.zs.to(u.dtype)
+        # presynaptic signals of each substep: [x(t), z(s - 1), 1]
+        pre = u.new_empty(S_c, Bsz, P)
+        pre[:, :, :I] = u_c.repeat_interleave(K, dim=0)
+        pre[0, :, I : I + N] = z_last
+        pre[1:, :, I : I + N] = zs[:-1]
+        pre[:, :, -1] = 1.0
+        drive = pre
+        if p.du < 1.0:  # synaptic current; the bias enters v directly
+            drive = _leaky_filter(pre, 1.0 - p.du, eps_u)
+            drive[:, :, -1] = 1.0
+            eps_u = drive[-1].clone()
+        eps = _leaky_filter(drive, keep, eps_v)
+        eps_v = eps[-1].clone()
+        psi = pseudo_derivative(torch.stack(out.xs), p.surrogate, p.slope, p.v_th)
+        if out.refr is not None:
+            psi.masked_fill_(out.refr, 0.0)
+        # the loss sees y at the last substep of each input step
+        rbar = out.rbar
+        step_value, err = loss_and_error(rbar @ W_out.T + b_out, target[t0 : t0 + n_t], mask[t0 : t0 + n_t],
+                                         kind, norm)  # fmt: skip
+        value += step_value
+        gW_out += err.reshape(-1, O).T @ rbar.reshape(-1, N)
+        gb_out += err.sum((0, 1))
+        L = u.new_zeros(S_c, Bsz, N)
+        L[K - 1 :: K] = err @ B_fb
+        _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa)
+    grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
+    if not model.self_connections:
+        grads["W_rec"] = grads["W_rec"] * model.rec_mask
+    return value, grads
+
+
 def eprop_rollout(
     model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
     chunk: int = TRACE_CHUNK,
@@ -299,6 +370,8 @@ def eprop_rollout(
     adaptive = p.adaptive and bool((beta != 0).any())  # only then does a(s) reach the spikes
     v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
     factorised = not v_post and not adaptive  # e_ji = psi_j eps_i (module doc)
+    if factorised and fused_supported(model):
+        return _eprop_lif_chunked(model, u, target, mask, kind, B_fb, chunk)
     kappa, dv = p.kappa, p.dv
     norm = loss_normaliser(mask, kind)
     active = _active_steps(mask)
