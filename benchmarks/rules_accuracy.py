@@ -6,6 +6,7 @@ fresh test trials. Results go to ``--out`` (JSON, one entry per case, rewritten 
 
     .venv/bin/python benchmarks/rules_accuracy.py --out runs/rules_accuracy.json
     .venv/bin/python benchmarks/rules_accuracy.py --cases ga:rdm:lif --out runs/ga_lif.json
+    .venv/bin/python benchmarks/rules_accuracy.py --cases ga:ncdi:rate --run-dir runs/acc   # resumable
 
 Cases ``RULE:TASK:BODY``: rule bptt|ga, task rdm|cdi|ncdi (3 contexts), body rate (the preset's CTRNN:
 N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF twin shape, ``spikedyn.experiments.build`` defaults).
@@ -57,19 +58,50 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     kw["eval_every"] = args.eval_every if rule == "ga" else 2 * args.eval_every
     t0, c0 = time.perf_counter(), time.process_time()
 
+    first: list[int] = []
+
     def log(step: int, record: dict) -> None:
+        if not first:
+            first.append(step)
         if "accuracy" in record:
             print(f"{case} step {step}: loss {record['loss']:.4f} validation accuracy {record['accuracy']:.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, callback=log, **kw)
+    run_dir = None if args.run_dir is None else args.run_dir / case.replace(":", "_")
+    res = spikedyn.train(net, task, steps=steps, seed=args.seed, progress=args.progress, callback=log,
+                         run_dir=run_dir, checkpoint_every=args.checkpoint_every, **kw)  # fmt: skip
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     test = task.sample(4000, np.random.default_rng([args.seed, 4242]), split="test")
     acc = evaluate(res.model, task, test)["accuracy"]
     return {"case": case, "rule": rule, "task": task_name, "body": body, "steps": res.history[-1]["step"],
             "reached_target": res.stopped_early, "validation_accuracy": res.final.get("accuracy"),
             "test_accuracy_4000": acc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "settings": {k: v for k, v in kw.items() if k != "rule"}, "seed": args.seed}  # fmt: skip
+            "settings": {k: v for k, v in kw.items() if k != "rule"}, "seed": args.seed,
+            "first_step_this_process": first[0] if first else None,
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def time_generation(args: argparse.Namespace) -> dict:
+    """CPU seconds to score one GA generation (55 members x 500 trials, rdm) in chunks of 500 and of 100
+    trials, rate and LIF bodies, interleaved in one process (5 rounds, the median)."""
+    from spikedyn.models.population import Population
+
+    p = get("mcmahan2024")
+    task = p.task("rdm")
+    pops = {"rate": p.build_population(task, 55, seed=0),
+            "lif": Population.stack([build_model("lif", task, 50, seed=i) for i in range(55)])}  # fmt: skip
+    u = torch.as_tensor(task.sample(500, np.random.default_rng(0)).inputs, dtype=torch.float32)
+    times: dict[str, list[float]] = {}
+    for _ in range(5):
+        for body, pop in pops.items():
+            for chunk in (500, 100):
+                c0 = time.process_time()
+                torch.cat([pop.outputs(u[:, i : i + chunk]) for i in range(0, 500, chunk)], dim=2)
+                times.setdefault(f"{body}/chunk={chunk}", []).append(time.process_time() - c0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ratios = {b: med[f"{b}/chunk=500"] / med[f"{b}/chunk=100"] for b in pops}
+    return {"cpu_s_per_generation": med, "speedup_chunk100_over_500": ratios,
+            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -84,10 +116,19 @@ def main() -> None:
     ap.add_argument("--ga-generations", type=int, default=400)
     ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="std",
                     help="read the paper's N(0, 0.005) as a standard deviation (default) or a variance")
+    ap.add_argument("--run-dir", type=Path, default=None,
+                    help="checkpoint each case under RUN_DIR/RULE_TASK_BODY and resume from there (wall and CPU "
+                         "times then count only this process's part)")
+    ap.add_argument("--checkpoint-every", type=int, default=None)
+    ap.add_argument("--time-generation", action="store_true",
+                    help="only time the scoring of one GA generation (chunks of 500 vs 100 trials) and print it")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.time_generation:
+        print(json.dumps(time_generation(args), indent=1))
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for case in args.cases.split(","):

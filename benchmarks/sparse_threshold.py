@@ -47,8 +47,10 @@ def main() -> None:
     for rate in RATES:
         z = (torch.rand(B, H, generator=gen) < rate).float()
         Z = (torch.rand(S * B, H, generator=gen) < rate).float()
-        rec = {"dense": cpu_time(lambda: z @ W_T, 200), "sparse": cpu_time(lambda: K.sparse_recurrence(z, W_T), 200)}
-        dw = {"dense": cpu_time(lambda: du.T @ Z, 2), "sparse": cpu_time(lambda: K.sparse_weight_gradient(du, Z), 2)}
+        rec = {"dense": cpu_time(lambda z=z: z @ W_T, 200),
+               "sparse": cpu_time(lambda z=z: K.sparse_recurrence(z, W_T), 200)}
+        dw = {"dense": cpu_time(lambda Z=Z: du.T @ Z, 2),
+              "sparse": cpu_time(lambda Z=Z: K.sparse_weight_gradient(du, Z), 2)}
         if rec["sparse"] < rec["dense"]:
             rec_cross = rate
         if dw["sparse"] < dw["dense"]:

@@ -27,7 +27,8 @@ from spikedyn.hardware.neuron import NeuronConstants, neuron_update, numpy_ops
 class SpikedynLIF(AbstractProcess):
     """LIF / ALIF neurons with spikedyn's update (see ``spikedyn.hardware.spec``), float precision.
 
-    Args: shape; du, dv, v_th, rho scalars; bias, beta arrays of ``shape``; n_ref refractory steps;
+    Args: shape; du, dv scalars or arrays of ``shape`` (per-neuron decays); v_th, rho scalars; bias, beta
+    arrays of ``shape``; n_ref refractory steps;
     reset "zero" | "subtract"; v_leak, v_reset scalars (NIR's LIF: leak toward v_leak, reset to v_reset).
     """
 
@@ -42,6 +43,12 @@ class SpikedynLIF(AbstractProcess):
             setattr(self, var, Var(shape=shape, init=0.0))
         self.bias = Var(shape=shape, init=np.asarray(bias, dtype=float))
         self.beta = Var(shape=shape, init=np.asarray(beta, dtype=float))
+
+
+def _decay(value) -> float | np.ndarray:
+    """A decay given to ``SpikedynLIF``: one float, or one per neuron (an array of the process's shape)."""
+    arr = np.asarray(value, dtype=float)
+    return float(arr) if arr.ndim == 0 else arr
 
 
 @implements(proc=SpikedynLIF, protocol=LoihiProtocol)
@@ -63,7 +70,7 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.constants = NeuronConstants(
-            du=float(proc_params["du"]), dv=float(proc_params["dv"]), v_th=float(proc_params["v_th"]),
+            du=_decay(proc_params["du"]), dv=_decay(proc_params["dv"]), v_th=float(proc_params["v_th"]),
             rho=float(proc_params["rho"]), n_ref=int(proc_params["n_ref"]), reset=str(proc_params["reset"]),
             adaptive=bool(proc_params["adaptive"]), v_leak=float(proc_params["v_leak"]),
             v_reset=float(proc_params["v_reset"]),
@@ -76,3 +83,52 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
                                         self.bias, self.beta)
         self.u[:], self.v[:], self.z[:], self.a[:], self.ref[:] = u, v, z, a, ref
         self.s_out.send(z)
+
+
+class SpikedynFixedLIF(AbstractProcess):
+    """Lava's integer LIF arithmetic with a subtractive reset (``network.fixed_layer_update``): the
+    fixed-point neuron of layers Lava's ``LIF`` cannot reset. It runs on Lava's runtime next to Lava's
+    bit-accurate ``Dense`` / ``Sparse``; Loihi itself would need a custom neuron program for it.
+
+    Args: shape; du, dv (12-bit), vth (the effective threshold ``vth << 6``), bias (int ``bias_mant <<
+    bias_exp``, per neuron), reset ("zero" | "subtract" | "subtract_decayed")."""
+
+    def __init__(self, *, shape: tuple[int, ...], du: int, dv: int, vth: int, bias: np.ndarray, reset: str,
+                 name: str | None = None) -> None:
+        super().__init__(shape=shape, du=int(du), dv=int(dv), vth=int(vth), reset=str(reset), name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        for var in ("u", "v", "z"):
+            setattr(self, var, Var(shape=shape, init=0))
+        self.bias = Var(shape=shape, init=np.asarray(bias, dtype=np.int64))
+
+
+@implements(proc=SpikedynFixedLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikedynFixedLIF(PyLoihiProcessModel):
+    """Integer model: ``spikedyn.hardware.network.fixed_layer_update`` (the function torch's
+    ``Loihi2Network`` and the numpy fixed-point reference run)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    z: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        from spikedyn.hardware.quantize import FixedConstants
+
+        self.constants = FixedConstants(int(proc_params["du"]), int(proc_params["dv"]), int(proc_params["vth"]), 0.0)
+        self.reset = str(proc_params["reset"])
+
+    def run_spk(self) -> None:
+        from spikedyn.hardware.network import fixed_layer_update
+
+        a_in = self.a_in.recv().astype(np.int64)
+        u, v, spiked = fixed_layer_update(self.constants, self.reset, self.u.astype(np.int64),
+                                          self.v.astype(np.int64), self.z, a_in, self.bias)
+        self.u[:], self.v[:], self.z[:] = u, v, spiked
+        self.s_out.send(spiked.astype(np.int32))

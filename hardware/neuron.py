@@ -7,9 +7,14 @@ One neuron update (a *substep*, of length ``dt / substeps`` ms), for neuron i:
     a(s)  = rho a(s-1) + z(s-1);   A(s) = v_th + beta a(s)                   ALIF adaptive threshold (beta = 0: LIF)
     v'    = v(s-1) (1 - z(s-1)) + v_reset z(s-1)                             reset="zero" (to v_reset, default 0)
     v'    = v(s-1)                                                           reset="subtract"
+    v'    = v(s-1) - v_th z(s-1)                                             reset="subtract_decayed"
     v(s)  = (1 - dv) (v' - v_leak) + v_leak + u(s) + b [- v_th z(s-1)]       leak toward v_leak [subtract]
     z(s)  = H(v(s) - A(s))  (strict >),  forced to 0 for ``n_ref`` substeps after a spike
     rbar(s) = kappa rbar(s-1) + (1 - kappa) z(s);  y = W_out rbar + b_out    leaky-integrator readout
+
+``reset="subtract"`` subtracts the threshold after the leak (snnTorch's default ``reset_delay=True``);
+``"subtract_decayed"`` subtracts it from the membrane before the leak, so the subtraction decays with v
+(snnTorch's ``reset_delay=False``, norse's ``reset_subtract``: the NIR paper's Braille "noDelay subtract").
 
 ``v`` is kept *before* the reset of its own spike (the reset is applied by the next update). With
 ``v_leak = v_reset = 0`` (the defaults) the leak term is written ``(1 - dv) v'`` so that float arithmetic
@@ -32,7 +37,7 @@ from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace
 
-RESETS = ("subtract", "zero")
+RESETS = ("subtract", "zero", "subtract_decayed")
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ def neuron_update(
         v = v * (1.0 - z_reset)
         if c.v_reset:
             v = v + c.v_reset * z_reset
+    elif c.reset == "subtract_decayed":
+        v = v - c.v_th * z_reset
     if c.v_leak:
         v = (v - c.v_leak) * (1.0 - c.dv) + c.v_leak + u + bias
     else:
@@ -164,8 +171,9 @@ class Partials(NamedTuple):
     """
 
     u_u: float  # du(s)/du(s-1) = 1 - du
-    v_v: Any  # dv(s)/dv(s-1): (1 - dv)(1 - z(s-1)) for reset="zero", 1 - dv for "subtract"
-    v_z: Any  # dv(s)/dz(s-1) through the reset: (1 - dv)(v_reset - v(s-1)) "zero", -v_th "subtract"
+    v_v: Any  # dv(s)/dv(s-1): (1 - dv)(1 - z(s-1)) for reset="zero", 1 - dv for the subtractive resets
+    v_z: Any  # dv(s)/dz(s-1) through the reset: (1 - dv)(v_reset - v(s-1)) "zero", -v_th "subtract",
+    #           -(1 - dv) v_th "subtract_decayed"
     a_a: float  # da(s)/da(s-1) = rho (0 without adaptation)
 
 
@@ -178,5 +186,6 @@ def partials(c: NeuronConstants, z_prev: Any, v_prev: Any = None) -> Partials:
         v_z = None if c.detach_reset else keep * (c.v_reset - v_prev)
     else:
         v_v = keep
-        v_z = None if c.detach_reset else -c.v_th
+        scale = keep if c.reset == "subtract_decayed" else 1.0
+        v_z = None if c.detach_reset else -c.v_th * scale
     return Partials(1.0 - c.du, v_v, v_z, c.rho if c.adaptive else 0.0)

@@ -44,17 +44,28 @@ def _progress_printer(total_steps: int):
 
 def run_bundle(directory: Path) -> dict:
     """Run one bundle; returns the info written to ``result.json``."""
+    import numpy as np
+
     from .lava_backend import run_lava
     from .nir_io import spec_from_nir
+    from .nir_network import NETWORK_KEY, graph_from_nir
 
     graph, u, options = read_bundle(directory)
-    spec = spec_from_nir(graph)
+    network = isinstance(graph.metadata, dict) and NETWORK_KEY in graph.metadata
+    spec = graph_from_nir(graph) if network else spec_from_nir(graph)
     u = check_inputs(u, spec.n_in, f"the inputs of {directory}")
     t0 = time.perf_counter()
     progress = _progress_printer(u.shape[1]) if options.get("progress") else None
     stats: dict = {}
-    spikes = run_lava(spec, u, precision=options["precision"], hardware=options["hardware"],
-                      chunk=options["chunk"], progress=progress, stats=stats)
+    if network:  # every layer's spikes, concatenated in the network's layer order
+        from .lava_network import run_network_lava
+
+        layers = run_network_lava(spec, u, precision=options["precision"], hardware=options["hardware"],
+                                  chunk=options["chunk"], progress=progress, stats=stats)
+        spikes = np.concatenate([layers[L.name] for L in spec.layers], axis=2)
+    else:
+        spikes = run_lava(spec, u, precision=options["precision"], hardware=options["hardware"],
+                          chunk=options["chunk"], progress=progress, stats=stats)
     seconds = time.perf_counter() - t0
     info = {"ok": True, "error": None, "seconds": seconds, "steps": int(spikes.shape[0]),
             "trials": int(spikes.shape[1]), "neurons": int(spikes.shape[2]), **stats}

@@ -16,6 +16,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RateRNN": ("spikedyn.models", "RateRNN"),
     "GRURNN": ("spikedyn.models", "GRURNN"),
     "SpikingRNN": ("spikedyn.models", "SpikingRNN"),
+    "SpikingNetwork": ("spikedyn.models", "SpikingNetwork"),
     "Loihi2RNN": ("spikedyn.models", "Loihi2RNN"),
     "LSTMRNN": ("spikedyn.models", "LSTMRNN"),
     "Rollout": ("spikedyn.models", "Rollout"),
@@ -29,6 +30,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "sweep": ("spikedyn.sweeps", "sweep"),
     "load_sweep": ("spikedyn.sweeps", "load_sweep"),
     "write_report": ("spikedyn.report", "write_report"),
+    "compare": ("spikedyn.experiments.compare", "compare"),
 }
 _SUBMODULES = {"models", "learning", "analysis", "circuits", "export", "experiments", "init", "tasks", "hardware",
                "cli"}

@@ -117,8 +117,8 @@ def test_kill_and_resume_gives_the_same_final_weights(tmp_path):
 # -- moved here from the domain tests: they run the command line ------------------------------------------
 def test_bench_memory_cli_smoke(tmp_path):
     rc = main(["bench", "memory", "--task", "copy_memory,temporal_order", "--delay", "3", "--hidden", "8",
-               "--steps", "2", "--eval-every", "2", "--eval-trials", "16", "--seeds", "1", "--models",
-               "tanh-pta,gru-pta", "--out", str(tmp_path / "runs"),
+               "--steps", "2", "--eval-every", "2", "--eval-trials", "16", "--seeds", "1", "--search-trials", "2",
+               "--models", "tanh-pta,gru-pta", "--out", str(tmp_path / "runs"),
                "--no-progress", "--json"])  # fmt: skip
     assert rc == 0
     table = (tmp_path / "runs" / "table.md").read_text()

@@ -257,3 +257,192 @@ def test_eprop_memory_is_flat_in_sequence_length_and_bptt_grows():
     assert e_long["peak_mb"] <= 1.1 * e_short["peak_mb"]
     assert e_long["extra_mb"] - e_short["extra_mb"] < 5.0  # MB: traces do not grow with T
     assert b_long["extra_mb"] > 10 * max(e_long["extra_mb"], 1.0)  # BPTT stores the trajectory
+
+
+# -- Liu et al.'s Fig. 3: max Lyapunov exponent before / after training (`spikedyn bench eprop-gain`) ------
+def test_gain_study_command_writes_the_lyapunov_figure_and_json(tmp_path, capsys):
+    """Tiny sizes: both rules, two gains, one seed; BPTT with its own (shorter) budget."""
+    import json
+
+    from spikedyn.cli import main
+
+    args = ["bench", "eprop-gain", "--gains", "0.5,1.5", "--lrs", "1e-3", "--seeds", "1", "--iterations", "203",
+            "--bptt-iterations", "201", "--hidden", "6", "--batch", "2", "--workers", "1",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert (tmp_path / "out" / "figures" / "eprop_gain_lyapunov.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "out" / "results" / "eprop_gain.json").read_text())
+    assert data["config"]["iterations_per_rule"] == {"eprop": 203, "bptt": 201}
+    rows = {(r["rule"], r["gain"]): r for r in data["summary"]}
+    for g in (0.5, 1.5):  # the same initial network for both rules: the same exponent before training
+        assert rows["eprop", g]["lyapunov_before"] == rows["bptt", g]["lyapunov_before"]
+        assert rows["eprop", g]["lyapunov_after"] != rows["eprop", g]["lyapunov_before"]
+    assert rows["bptt", 0.5]["lyapunov_before"] < rows["bptt", 1.5]["lyapunov_before"]  # larger gain, less stable
+    assert main(args) == 0  # a rerun reads every run from the cache
+
+
+# -- firing-rate regulariser (Bellec et al. 2020; spikedyn/learning/regularizers.py) -----------------------
+def _hand_rate_penalty(model, r, strength, target):
+    """Written out independently: (c/2) sum_j (f_j - f*)^2, f_j = spikes per ms (spiking) or mean rate."""
+    T, B = r.shape[0], r.shape[1]
+    if isinstance(model, SpikingRNN):
+        f = r.sum(dim=(0, 1)) / (T * B * model.dt)
+        target = target / 1000.0
+    else:
+        f = r.sum(dim=(0, 1)) / (T * B)
+    return 0.5 * strength * ((f - target) ** 2).sum()
+
+
+def _regularised_autograd(model, u, target, mask, loss, strength, f_target, detach):
+    params = dict(model.named_parameters())
+    roll = model(u, state=model.init_state(u.shape[1]), detach_recurrent=detach)
+    value = task_loss(roll.y, target, mask, loss) + _hand_rate_penalty(model, roll.r, strength, f_target)
+    return value, dict(zip(params, torch.autograd.grad(value, list(params.values())), strict=True))
+
+
+def test_rate_penalty_gradient_in_closed_form_equals_autograd():
+    from spikedyn.learning.regularizers import FiringRateRegularizer
+
+    reg = FiringRateRegularizer(strength=3.0, target=10.0)
+    model = _spiking(neuron="lif")
+    rates = (0.05 * torch.rand(12, dtype=torch.float64)).requires_grad_()
+    (ref,) = torch.autograd.grad(reg.penalty(model, rates), rates)
+    torch.testing.assert_close(reg.rate_error(model, rates.detach()), ref)
+    r = torch.rand(7, 4, 12, dtype=torch.float64)
+    torch.testing.assert_close(reg.loss(model, r), _hand_rate_penalty(model, r, 3.0, 10.0))
+
+
+@pytest.mark.parametrize("kind", ["rate", "lif"])
+def test_bptt_regularised_gradient_equals_autograd_of_task_plus_rate_term(kind):
+    model = RateRNN(3, 12, 3, alpha=0.3, activation="relu").double() if kind == "rate" else _spiking(neuron="lif")
+    u, target, mask = _batch(loss="ce")
+    reg = {"strength": 2.0, "target": 0.3 if kind == "rate" else 20.0}
+    got = make_rule("bptt", regularizer=reg).loss_and_gradients(model, u, target, mask, "ce")
+    ref = _regularised_autograd(model, u, target, mask, "ce", reg["strength"], reg["target"], detach=False)
+    _assert_close(ref, got)
+    plain = make_rule("bptt").gradients(model, u, target, mask, "ce")
+    assert float((plain["W_rec"] - got[1]["W_rec"]).norm()) > 1e-3 * float(plain["W_rec"].norm())  # it acts
+
+
+REG_CASES = {
+    "rate_relu": None,
+    "lif": dict(neuron="lif", refractory=2.0),
+    "lif_no_readout_filter": dict(neuron="lif", tau_out=0.0),
+    "lif_substeps_zero_reset": dict(neuron="lif", substeps=2, dt=2.0, reset="zero"),
+    "alif_mixed": dict(neuron="alif", n_adaptive=5, refractory=2.0),
+    "alif_reset_not_detached": dict(neuron="alif", detach_reset=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REG_CASES))
+def test_eprop_regularised_gradient_equals_truncated_autograd(case):
+    """The rate term goes through the same eligibility traces: with symmetric feedback the online gradient of
+    task + rate term equals autograd's through the detached-recurrence rollout."""
+    kw = REG_CASES[case]
+    model = RateRNN(3, 12, 3, alpha=0.3, activation="relu").double() if kw is None else _spiking(**kw)
+    u, target, mask = _batch(loss="mse")
+    f_target = 0.2 if kw is None else 30.0
+    rule = (RFLO if kw is None else EProp)(regularizer={"strength": 5.0, "target": f_target})
+    _assert_close(_regularised_autograd(model, u, target, mask, "mse", 5.0, f_target, detach=True),
+                  rule.loss_and_gradients(model, u, target, mask, "mse"))  # fmt: skip
+
+
+def test_rate_term_does_not_depend_on_the_feedback():
+    model = _spiking(neuron="alif")
+    u, target, mask = _batch()
+    reg = {"strength": 5.0, "target": 30.0}
+    delta = []
+    for fb in ("symmetric", "random"):
+        with_reg = EProp(fb, seed=2, regularizer=reg).gradients(model, u, target, mask)
+        without = EProp(fb, seed=2).gradients(model, u, target, mask)
+        delta.append(with_reg["W_rec"] - without["W_rec"])
+    torch.testing.assert_close(delta[0], delta[1])
+    assert float(delta[0].norm()) > 0
+
+
+def test_ga_and_hebbian_add_the_rate_term_to_their_losses():
+    from spikedyn.learning.ga import GA
+    from spikedyn.learning.hebbian import Hebbian
+    from spikedyn.learning.regularizers import FiringRateRegularizer, population_penalty, trial_penalty
+    from spikedyn.models.population import Population
+
+    reg = FiringRateRegularizer(strength=4.0, target=0.1)
+    task = build_task("rdm", {"dt": 50.0})
+    torch.manual_seed(0)
+    pop = Population.stack([RateRNN(task.n_inputs, 8, task.n_outputs, activation="tanh") for _ in range(3)])
+    batch = task.sample(6, 0)
+    u = torch.as_tensor(batch.inputs, dtype=torch.float32)
+    per_member = torch.stack([_hand_rate_penalty(m, m(u).r, 4.0, 0.1) for m in (pop.member(i) for i in range(3))])
+    torch.testing.assert_close(population_penalty(reg, pop, u, chunk=4).float(), per_member, rtol=1e-5, atol=1e-6)
+    r = torch.rand(5, 6, 8)
+    torch.testing.assert_close(trial_penalty(reg, pop.member(0), r),
+                               torch.stack([_hand_rate_penalty(pop.member(0), r[:, b : b + 1], 4.0, 0.1)
+                                            for b in range(6)]))  # fmt: skip
+    # the GA ranks by loss + rate term: its reported best loss includes the penalty
+    ga_plain = GA(population=3, parents=1, children=2)
+    rec_plain = ga_plain.update(pop, batch, ga_plain.init_state(pop, task, seed=0), step=1)
+    ga = GA(population=3, parents=1, children=2, regularizer=reg.config())
+    rec = ga.update(pop, batch, ga.init_state(pop, task, seed=0), step=1)
+    assert rec["loss"] > rec_plain["loss"] and ga.config()["regularizer"] == {"strength": 4.0, "target": 0.1}
+    import copy
+
+    net = RateRNN(task.n_inputs, 8, task.n_outputs, activation="tanh")
+    twin = copy.deepcopy(net)
+    heb, plain = Hebbian(regularizer={"strength": 4.0, "target": 0.1}), Hebbian()
+    rec = heb.update(net, batch, heb.init_state(net, task, seed=0), step=1)
+    rec_plain = plain.update(twin, batch, plain.init_state(twin, task, seed=0), step=1)  # the same kicks
+    assert rec["loss"] > rec_plain["loss"] and not torch.equal(net.W_rec, twin.W_rec)
+    with pytest.raises(ValueError, match="strength and target"):
+        EProp(regularizer={"c_reg": 1.0})
+
+
+# -- the Bellec et al. 2020 preset ------------------------------------------------------------------------
+def test_bellec2020_preset_sets_the_papers_network_and_rule():
+    from spikedyn.learning import bellec2020
+
+    net = bellec2020.model(3, 10, 2, dt=1.0, neuron="alif")
+    p = net.params
+    assert (p.surrogate, p.slope, p.v_th, p.n_ref, net.self_connections) == ("triangle", 0.3, 0.6, 5, False)
+    assert net.n_adaptive == 5 and abs(net.tau_adapt - 2000.0) < 1e-6
+    import math
+
+    beta = 1.7 * (1 - math.exp(-1 / 2000.0)) / (1 - math.exp(-1 / 20.0))
+    assert abs(net.beta_adapt - beta) < 1e-9 and abs(net.beta_adapt - 0.0174) < 1e-3  # NEST's value
+    assert torch.all(torch.diagonal(net.W_rec) == 0)
+    coarse = bellec2020.model(3, 10, 2, dt=10.0)
+    assert coarse.params.n_ref == 1 and coarse.refractory == 10.0  # at least one substep
+    rule = EProp.bellec2020()
+    assert isinstance(rule, EProp) and rule.config()["regularizer"] == {"strength": 1.0, "target": 10.0}
+    assert EProp.bellec2020(feedback="random").feedback == "random"
+
+
+@pytest.mark.parametrize("rule", ["eprop", "bptt"])
+def test_no_self_connections_stay_zero_through_training(rule):
+    from spikedyn.learning import bellec2020
+
+    task = build_task("2af")
+    torch.manual_seed(1)
+    net = bellec2020.model(task.n_inputs, 12, task.n_outputs, dt=100.0, substeps=2, tau_mem=200.0, tau_out=100.0)
+    r = EProp.bellec2020() if rule == "eprop" else make_rule("bptt", regularizer={"strength": 1.0, "target": 10.0})
+    train(net, task, rule=r, steps=4, batch_size=8, lr=1e-2, eval_every=4, eval_trials=16, progress=False,
+          weight_decay=1e-3)  # fmt: skip
+    assert torch.all(torch.diagonal(net.W_rec.detach()) == 0) and float(net.W_rec.detach().abs().sum()) > 0
+
+
+# -- RFLO's random feedback as Murray 2019: B ~ N(0, 1/n_out) ------------------------------------------------
+def test_rflo_random_feedback_has_murrays_statistics_and_eprop_keeps_w_out_scale():
+    from scipy import stats
+
+    model = RateRNN(3, 500, 4).double()
+    B = RFLO("random", seed=5).feedback_matrix(model)
+    assert B.shape == (4, 500)
+    x = B.flatten().numpy()
+    assert abs(x.mean()) < 3 * (0.25 / x.size) ** 0.5  # mean 0 within 3 standard errors
+    assert abs(x.var() / 0.25 - 1.0) < 4 * (2.0 / x.size) ** 0.5  # variance 1/n_out = 0.25 within 4 s.e.
+    assert stats.kstest(x / 0.5, "norm").pvalue > 1e-3  # Gaussian
+    old = RFLO("random", seed=5, feedback_std="w_out").feedback_matrix(model)  # the previous scale, kept
+    assert abs(float(old.var()) * 500 - 1.0) < 0.1
+    assert abs(float(EProp("random", seed=5).feedback_matrix(model).var()) * 500 - 1.0) < 0.1
+    with pytest.raises(ValueError, match="feedback_std"):
+        RFLO("random", feedback_std="murray")

@@ -194,3 +194,41 @@ def test_full_force_spiking_twin_of_a_trained_rate_net_learns_rdm():
     student = spikedyn.mirror(teacher, substeps=10, dt=task.dt)
     acc, steps = _fit(student, task, FullForce(teacher=teacher), 50, 6)
     assert acc >= 0.9, f"spiking twin accuracy {acc} after {steps} batches"
+
+
+@pytest.mark.parametrize("student", ["rate", "rate_trained_teacher", "lif"])
+def test_population_members_equal_the_networks_trained_alone(student):
+    """train(Population, rule=FullForce(...)): the RLS steps of all members are one batched solve, and
+    member i ends as the same network trained alone on the same batches (float64)."""
+    import spikedyn
+    from spikedyn.models import SpikingRNN
+    from spikedyn.models.population import Population
+
+    from .test_hebbian import _max_rel_diff
+
+    task = tasks.make("rdm", dt=50.0)
+    teacher = seed002_net(task, activation="shifted_tanh", dtype=torch.float64, seed=9)
+    if student == "rate":
+        nets = [seed002_net(task, seed=s, dtype=torch.float64, bias=True) for s in range(3)]
+        nets[2].noise_std = 0.05
+        make_rule = FullForce
+    elif student == "rate_trained_teacher":
+        nets = [seed002_net(task, activation="shifted_tanh", seed=s, dtype=torch.float64) for s in range(3)]
+        make_rule = lambda: FullForce(teacher=teacher)  # noqa: E731
+    else:
+        ref = spikedyn.mirror(teacher, substeps=2, dt=task.dt)
+        nets = []
+        for s in range(3):
+            torch.manual_seed(s)
+            nets.append(SpikingRNN(1, 50, 1, dt=task.dt, substeps=2, tau_mem=float("inf"), du=ref.params.du,
+                                   reset="subtract", tau_out=ref.tau_out).double())
+        make_rule = lambda: FullForce(teacher=teacher, zero_init=False)  # noqa: E731
+    pop = Population.stack(nets)
+    kw = dict(steps=3, batch_size=8, seed=5, eval_every=3, eval_trials=16, progress=False)
+    res = spikedyn.train(pop, task, rule=make_rule(), **kw)
+    for i, net in enumerate(nets):
+        alone = spikedyn.train(net, task, rule=make_rule(), **kw)
+        rel = _max_rel_diff(net, pop.member(i))
+        assert max(rel.values()) <= 1e-6, f"member {i}: {rel}"
+        assert res.history[-1]["member_loss"][i] == pytest.approx(alone.history[-1]["loss"], rel=1e-6)
+    assert len({float(pop.W_rec.detach()[i].abs().sum()) for i in range(3)}) == 3  # the members differ

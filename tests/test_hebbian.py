@@ -183,3 +183,36 @@ def test_leave_one_out_baseline():
     assert out.tolist() == [3.0, 2.5, 1.5, 7.0, 5.0]
     with pytest.raises(ValueError, match="baseline"):
         Hebbian(baseline="global")
+
+
+def _max_rel_diff(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
+    return {n: float(((p - q).abs().max() / p.abs().max().clamp(min=1e-12)).detach())
+            for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters())}  # fmt: skip
+
+
+@pytest.mark.parametrize("baseline", ["running", "batch"])
+def test_population_members_equal_the_networks_trained_alone(baseline):
+    """train(Population, rule="hebbian"): one batched rollout for all members, member i ends as the same
+    network trained alone on the same batches (float64; own eta per member, noisy members, a learned bias)."""
+    import spikedyn
+    from spikedyn.models.population import Population
+
+    task = tasks.make("cdi", dt=50.0)
+    nets = [seed002_net(task, seed=s, dtype=torch.float64, bias=True) for s in range(3)]
+    nets[1].noise_std = 0.05
+    lrs = [0.02, 0.05, 0.1]
+    pop = Population.stack(nets, lr=lrs)
+    W0 = pop.W_rec.detach().clone()
+    kw = dict(rule="hebbian", steps=4, batch_size=16, seed=3, eval_every=2, eval_trials=32, progress=False)
+    rk = {"baseline": baseline, "max_dw": 1e-3}
+    res = spikedyn.train(pop, task, rule_kwargs=rk, **kw)
+    for i, net in enumerate(nets):
+        alone = spikedyn.train(net, task, rule_kwargs={**rk, "lr": lrs[i]}, **kw)
+        rel = _max_rel_diff(net, pop.member(i))
+        assert max(rel.values()) <= 1e-9, f"member {i}: {rel}"
+        assert res.history[-1]["member_loss"][i] == pytest.approx(alone.history[-1]["loss"], rel=1e-9)
+    assert (pop.W_rec - W0).abs().amax((1, 2)).min() > 0  # every member learned
+    with pytest.raises(TypeError, match="Population of SpikingRNN"):
+        from spikedyn.models import SpikingRNN
+
+        Hebbian().init_state(Population.stack([SpikingRNN(1, 4, 1), SpikingRNN(1, 4, 1)]), task, seed=0)

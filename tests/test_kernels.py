@@ -132,3 +132,24 @@ def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chun
     for name, a in g_ref.items():
         assert float(a.norm()) > 0
         torch.testing.assert_close(grads[name], a, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_fused_kernel_follows_the_map_for_the_decayed_subtractive_reset():
+    """reset="subtract_decayed" (the map's NIR/norse variant): the kernel's spikes and gradients equal
+    autograd through the map's substep, called directly (SpikingRNN itself offers subtract and zero)."""
+    from spikedyn.models.fused import FusedSpikingBPTT
+
+    torch.manual_seed(4)
+    m = SpikingRNN(3, 16, 1, neuron="alif", refractory=1.0).double()
+    p = replace(m.params, reset="subtract_decayed")
+    i_ext = (2.0 * torch.randn(30, 4, 16, dtype=torch.float64)).requires_grad_()
+    state, rb = m.init_state(4), []
+    for t in range(30):
+        state = spiking_substep(p, m.W_rec, m.b, m.beta, state, i_ext[t])
+        rb.append(state.rbar)
+    ref = torch.stack(rb)
+    g_ref = torch.autograd.grad(ref.square().sum(), [i_ext, m.W_rec, m.b])
+    rbar, counts, *_ = FusedSpikingBPTT.apply(i_ext, m.W_rec, m.b, m.beta, p, 1, False, "dense")
+    assert torch.equal(rbar, ref) and counts.sum() > 0
+    for a, b in zip(g_ref, torch.autograd.grad(rbar.square().sum(), [i_ext, m.W_rec, m.b])):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)

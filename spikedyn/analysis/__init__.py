@@ -1,8 +1,12 @@
 """Dynamics analysis: Lyapunov spectra (QR method), adjoints, reference systems, PTA region maps.
 
 See docs/analysis.md. Heavier pieces (figures, the memory benchmark, the flossing experiment) live in
-their own modules and are imported on use.
+their own modules and are imported on use. Fixed points, attractor topology and representational
+similarity (SVCCA, CKA, shape distance, MDS, silhouette) are exported lazily (PEP 562).
 """
+import importlib
+from typing import Any
+
 from .adjoint import adjoint_norms
 from .jacobian import dynamics_for, step_jacobian
 from .lyapunov import lyapunov_spectrum, max_lyapunov_perturbation, qr_exponents
@@ -28,3 +32,21 @@ __all__ = [
     "limit_cycle_network", "line_attractor", "lyapunov_spectrum", "max_lyapunov_perturbation", "pta_region_map",
     "qr_exponents", "sparse_gaussian", "step_jacobian", "two_fixed_points",
 ]  # fmt: skip
+
+# public name -> module (imported on first use: scikit-learn and scipy load only when needed)
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("FixedPoints", "RateEquivalentMap", "fixed_points"), "fixed_points"),
+    **dict.fromkeys(("PROBES", "Topology", "attractor_topology", "probe_input", "topology_distance",
+                     "topology_distance_matrix"), "topology"),
+    **dict.fromkeys(("activity", "cka", "distance_matrix", "mds_embedding", "shape_distance", "silhouette",
+                     "silhouette_by_label", "svcca"), "similarity"),
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""``spikedyn bench memory``: the long-memory benchmark of Park et al. (Table S1): PTA vs standard inits."""
+"""``spikedyn bench memory``: the long-memory benchmark of Park et al. (Table S1), every body tuned alike."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,32 +11,44 @@ from .groups import bench_app
 
 @bench_app.command("memory")
 def memory(
-    task: str = typer.Option("copy_memory", help="copy_memory | temporal_order | random_delay_copy (comma list ok)."),
+    task: str = typer.Option("copy_memory", help="copy_memory | temporal_order | random_delay_copy | psdigits "
+                             "(comma list ok)."),
     delay: int = typer.Option(100, help="Copy-memory delay k in steps (random_delay_copy: k..k+20)."),
-    models: str = typer.Option("tanh,tanh-pta,tanh-orth,gru,gru-pta,lstm", help="Comma list of benchmark models."),
-    hidden: int = typer.Option(128, min=1, help="Units N for every model (Park et al. used 250)."),
-    seeds: int = typer.Option(3, min=1, help="Model realisations (seeds 0..seeds-1)."),
-    steps: int = typer.Option(1500, min=1, help="Training steps (the same budget for every model)."),
-    batch_size: int = typer.Option(64, min=1, help="Trials per step."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate (the same for every model)."),
-    clip: float = typer.Option(1.0, help="Max gradient norm."),
-    eval_every: int = typer.Option(50, min=1, help="Steps between held-out evaluations."),
-    eval_trials: int = typer.Option(500, min=1, help="Held-out trials per evaluation."),
+    models: str = typer.Option("tanh,tanh-pta,tanh-orth,gru,gru-pta,lstm", help="Comma list of benchmark bodies."),
+    hidden: int = typer.Option(64, min=2, help="Units N for every body (Park et al. used 250)."),
+    seeds: int = typer.Option(5, min=1, help="Reported realisations per body (seeds 0..seeds-1)."),
+    steps: int = typer.Option(600, min=1, help="Training steps of every reported run (the same for every body)."),
+    batch_size: int = typer.Option(32, min=1, help="Trials per step."),
+    search_trials: int = typer.Option(6, min=0, help="Optuna trials per body over lr, clip (and PTA's alpha cap), "
+                                      "scored on validation; 0: no search, use --lr and --clip."),
+    search_steps: int = typer.Option(0, min=0, help="Steps of a search trial (0: --steps)."),
+    search_seed: int = typer.Option(0, help="Seed of the Optuna sampler (the same for every body)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate, only with --search-trials 0."),
+    clip: float = typer.Option(1.0, help="Max gradient norm, only with --search-trials 0."),
+    eval_every: int = typer.Option(50, min=1, help="Steps between validation (and test) evaluations."),
+    eval_trials: int = typer.Option(300, min=1, help="Validation trials per evaluation."),
+    test_trials: int = typer.Option(1000, min=1, help="Test trials (synthetic tasks; psdigits: its test split)."),
     out: Path = out_option("bench_memory", "run directories (resumable), table.md and figures/"),
     report_only: bool = typer.Option(False, help="Only rebuild table and figures from finished runs."),
     progress: bool = typer.Option(True, help="Progress bars on stderr."),
     device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
-    """Train tanh / GRU / LSTM RNNs with default, orthogonal and PTA initialisations on long-memory tasks
-    (same size and budget, BPTT), then write a Table-S1-shaped table and learning curves."""
+    """Tune and train tanh / GRU / LSTM RNNs with default, orthogonal and PTA initialisations on
+    long-memory tasks (same size, budget and search for every body; BPTT), then write a Table-S1-shaped
+    table with the chosen settings and learning curves."""
     from ..experiments import long_memory as X
 
+    if clip <= 0 or lr <= 0:
+        raise typer.BadParameter("--lr and --clip must be > 0")
     summaries, figures = [], []
     for name in comma_list(task, "--task"):
+        if name not in X.TASKS:
+            raise typer.BadParameter(f"unknown task {name!r}; choose from {', '.join(X.TASKS)}", param_hint="--task")
         cfg = X.BenchmarkConfig(task=name, delay=delay, models=comma_list(models, "--models"), hidden=hidden,
-                                seeds=seeds, steps=steps, batch_size=batch_size, lr=lr, clip=clip,
-                                eval_every=eval_every, eval_trials=eval_trials)  # fmt: skip
+                                seeds=seeds, steps=steps, batch_size=batch_size, search_trials=search_trials,
+                                search_steps=search_steps or None, search_seed=search_seed, lr=lr, clip=clip,
+                                eval_every=eval_every, eval_trials=eval_trials, test_trials=test_trials)  # fmt: skip
         if report_only:
             summary = X.report(cfg, out)
         else:

@@ -18,4 +18,6 @@ out directory (the CLI's default is under ``runs/``); ``--out docs/...`` is how 
 - ``head_direction`` (with ``hd_measure``, ``hd_figures``): the delay-line head-direction circuit beside a
   ring attractor, Park et al. Sec. 2.11 (``spikedyn circuit hd``).
 - ``deploy_compare``: torch vs Lava table of a trained run (``spikedyn deploy``).
+- ``pulse``: transient vs stable integrators by an input pulse, McMahan et al. 2024 Fig. 4
+  (``pulse_experiment(model)``; ``python -m spikedyn.experiments.pulse``).
 """

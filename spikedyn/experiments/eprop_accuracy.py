@@ -34,6 +34,16 @@ ACCURACY_CASES: dict[str, dict[str, Any]] = {
 64 units, batch 32, Adam; training stops early once 500 held-out trials reach ``stop_at`` (checked
 every 25 steps). rdm runs all its steps: its optimum (~92%) is too close to a 92% stopping rule."""
 
+PRESET_CASES: dict[str, dict[str, Any]] = {
+    name.replace("eprop/", "bellec2020/"): {**case, "preset": "bellec2020"}
+    for name, case in ACCURACY_CASES.items() if case["rule"] == "eprop"
+}  # fmt: skip
+"""The e-prop cases with Bellec et al. 2020's preset (``spikedyn.learning.bellec2020``: v_th 0.6, 5 ms (at
+least one substep) refractoriness, ALIF as half-adaptive LSNN with Bellec's beta, and ``EProp.bellec2020()``,
+i.e. firing-rate regularisation toward 10 Hz) on the same task, dt, substeps, tau_mem, tau_out, steps and lr."""
+
+ALL_CASES = {**ACCURACY_CASES, **PRESET_CASES}
+
 
 def build_accuracy_case(name: str, seed: int = 0):
     """(task, untrained model) of ``ACCURACY_CASES[name]``, the model initialised from ``seed``."""
@@ -42,9 +52,15 @@ def build_accuracy_case(name: str, seed: int = 0):
     from ..models import RateRNN, SpikingRNN
     from .build import build_task
 
-    case = ACCURACY_CASES[name]
+    case = ALL_CASES[name]
     task = build_task(case["task"], case["task_params"])
     torch.manual_seed(seed)
+    if case.get("preset") == "bellec2020":
+        from ..learning import bellec2020
+
+        mp = case["model_params"]
+        keep = {k: mp[k] for k in ("dt", "substeps", "tau_mem", "tau_out") if k in mp}
+        return task, bellec2020.model(task.n_inputs, 64, task.n_outputs, neuron=mp["neuron"], **keep)
     cls = RateRNN if case["model"] == "rate" else SpikingRNN
     return task, cls(task.n_inputs, 64, task.n_outputs, **case["model_params"])
 
@@ -52,19 +68,26 @@ def build_accuracy_case(name: str, seed: int = 0):
 def run_accuracy_case(name: str, seed: int = 0, held_out: int = 1000, device: Any = None) -> dict:
     """Train one case with its rule (on ``device``) and score it on ``held_out`` fresh test trials."""
     import numpy as np
+    import torch
 
     from ..device import resolve_device
-    from ..learning import evaluate, train
+    from ..learning import EProp, evaluate, train
 
-    case = ACCURACY_CASES[name]
+    case = ALL_CASES[name]
     task, model = build_accuracy_case(name, seed)
     model = model.to(resolve_device(device))
     t0 = time.perf_counter()
-    result = train(model, task, rule=case["rule"], steps=case["steps"], batch_size=32, lr=case["lr"], seed=seed,
+    rule = EProp.bellec2020() if case.get("preset") == "bellec2020" else case["rule"]
+    result = train(model, task, rule=rule, steps=case["steps"], batch_size=32, lr=case["lr"], seed=seed,
                    eval_every=25, eval_trials=500, target_accuracy=case["stop_at"], progress=False)  # fmt: skip
     batch = task.sample(held_out, np.random.default_rng([seed, 12345]), split="test")
-    return {"case": name, "seed": seed, "accuracy": evaluate(model, task, batch)["accuracy"],
-            "steps_run": result.history[-1]["step"], "seconds": time.perf_counter() - t0}  # fmt: skip
+    row = {"case": name, "seed": seed, "accuracy": evaluate(model, task, batch)["accuracy"],
+           "steps_run": result.history[-1]["step"], "seconds": time.perf_counter() - t0}  # fmt: skip
+    if case["model"] == "spiking":  # mean firing rate on the test trials, Hz
+        with torch.no_grad():
+            u = torch.as_tensor(batch.inputs[:, :500], device=model.W_out.device, dtype=model.W_out.dtype)
+            row["rate_hz"] = float(model(u).r.mean()) / model.dt * 1000.0
+    return row
 
 
 
@@ -73,30 +96,48 @@ class EpropAccuracyConfig(ExperimentConfig):
 
     seeds: int = 3
     held_out: int = 4000
+    cases: tuple[str, ...] = ()  # name prefixes to run (empty: every case of ALL_CASES)
+
+
+def selected_cases(cfg: EpropAccuracyConfig) -> list[str]:
+    """The case names ``cfg.cases`` selects (prefixes, e.g. "bellec2020/" or "eprop/lif"); one-line error if none."""
+    names = [n for n in ALL_CASES if not cfg.cases or any(n.startswith(c) for c in cfg.cases)]
+    if not names:
+        raise ValueError(f"no accuracy case starts with {list(cfg.cases)}; cases: {list(ALL_CASES)}")
+    return names
 
 
 def run(cfg: EpropAccuracyConfig = EpropAccuracyConfig(), device: Any = None, progress: bool = True) -> list[dict]:
-    """Train every case of ``ACCURACY_CASES`` for ``cfg.seeds`` seeds; one row per (case, seed)."""
-    jobs = [(name, s) for name in ACCURACY_CASES for s in range(cfg.seeds)]
+    """Train every selected case (``ALL_CASES``) for ``cfg.seeds`` seeds; one row per (case, seed)."""
+    jobs = [(name, s) for name in selected_cases(cfg) for s in range(cfg.seeds)]
     return [run_accuracy_case(name, s, cfg.held_out, device=device)
             for name, s in track(jobs, "eprop-accuracy", unit="run", enabled=progress)]  # fmt: skip
 
 
 def write(rows: list[dict], cfg: EpropAccuracyConfig, out_dir: Path) -> Path:
-    """``out_dir/results/eprop_accuracy.json``: the cases, the settings and the rows."""
+    """``out_dir/results/eprop_accuracy.json``: the cases, the settings and the rows. Rows of cases not run
+    now are kept from an existing file with the same ``held_out`` (so one table grows case by case)."""
+    import json
+
     from ..atomic import atomic_write_json
 
     path = Path(out_dir) / "results" / "eprop_accuracy.json"
-    atomic_write_json(path, {"held_out": cfg.held_out, "cases": ACCURACY_CASES, "rows": rows})
+    ran = {r["case"] for r in rows}
+    old = json.loads(path.read_text()) if path.exists() else {}
+    kept = [r for r in old.get("rows", []) if r["case"] not in ran] if old.get("held_out") == cfg.held_out else []
+    atomic_write_json(path, {"held_out": cfg.held_out, "cases": ALL_CASES, "rows": kept + rows})
     return path
 
 
 def summary(rows: list[dict]) -> dict[str, str]:
     """Per case: the range of held-out accuracy over seeds and the steps each seed ran."""
     out = {}
-    for name in ACCURACY_CASES:
+    for name in ALL_CASES:
         accs = [r["accuracy"] for r in rows if r["case"] == name]
         steps = [r["steps_run"] for r in rows if r["case"] == name]
         if accs:
             out[name] = f"accuracy {min(accs):.3f}..{max(accs):.3f} over {len(accs)} seeds, steps {steps}"
+            rates = [r["rate_hz"] for r in rows if r["case"] == name and "rate_hz" in r]
+            if rates:
+                out[name] += f", firing rate {min(rates):.1f}..{max(rates):.1f} Hz"
     return out

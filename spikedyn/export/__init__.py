@@ -17,6 +17,7 @@ _LAZY = {
     "portable_spec": "spikedyn.export.nir",
     "compare_with_torch": "spikedyn.export.deploy", "torch_reference": "spikedyn.export.deploy",
     "spike_agreement": "spikedyn.export.deploy",
+    "NetworkDeployment": "spikedyn.export.deploy_network", "network_torch_reference": "spikedyn.export.deploy_network",
 }  # fmt: skip
 __all__ = sorted(_LAZY)
 

@@ -24,12 +24,13 @@ import torch
 
 from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
+from spikedyn.hardware.nir_network import NETWORK_KEY, graph_from_nir
 from spikedyn.hardware.reference import readout
 from spikedyn.hardware.spec import NetworkSpec
 from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
 
-from .nir import _require_spiking, spec_from_model, to_nir
+from .nir import _is_network, _require_spiking, spec_from_model, to_nir
 
 BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
@@ -149,6 +150,12 @@ class Deployment:
         return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
 
+def _find_lava() -> str:
+    from spikedyn.hardware.runtime import find_lava_python
+
+    return find_lava_python()
+
+
 def _lava_here() -> bool:
     from spikedyn.hardware.lava_backend import lava_available
 
@@ -162,7 +169,8 @@ def deploy(
     chunk: int | None = None,
     lava_python: str | None = None,
 ) -> Deployment:
-    """Compile a ``SpikingRNN`` (or a NIR graph / ``.nir`` path with spikedyn metadata) for Lava.
+    """Compile a ``SpikingRNN`` (or a NIR graph / ``.nir`` path with spikedyn metadata) for Lava; a
+    multi-layer ``SpikingNetwork`` gives a ``deploy_network.NetworkDeployment``.
 
     Args:
         backend: "lava-sim" (Lava's CPU simulator, ``Loihi2SimCfg``) or "lava-loihi" (``Loihi2HwCfg``;
@@ -177,11 +185,20 @@ def deploy(
     check_choice(backend, "backend", tuple(BACKENDS))
     check_choice(precision, "precision", PRECISIONS)
     chunk = check_chunk(chunk)
+    if isinstance(model, torch.nn.Module) and _is_network(model):  # a multi-layer SpikingNetwork
+        from .deploy_network import deploy_network
+
+        python = None if lava_python is None and _lava_here() else (lava_python or _find_lava())
+        return deploy_network(model, backend, precision, chunk, python)
     if isinstance(model, torch.nn.Module):
         m = _require_spiking(model)
         spec, graph = spec_from_model(m), to_nir(m)
     else:
         graph = read_graph(model)
+        if isinstance(graph.metadata, dict) and NETWORK_KEY in graph.metadata:  # a SpikingNetwork's graph
+            from spikedyn.models.network import SpikingNetwork
+
+            return deploy(SpikingNetwork(graph_from_nir(graph)), backend, precision, chunk, lava_python)
         spec = spec_from_nir(graph)
     if precision == "fixed" and not spec.lava_lif_compatible():
         raise ValueError(

@@ -24,10 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikedyn.hardware.nir_io import read_graph, spec_from_nir, spec_to_nir
+from spikedyn.hardware.nir_io import flatten, read_graph, spec_from_nir, spec_to_nir
+from spikedyn.hardware.nir_network import NETWORK_KEY, NEURONS, graph_from_nir, graph_to_nir
 from spikedyn.hardware.spec import NetworkSpec
 
 MODEL_KEY = "spikedyn_model"
+
+
+def _is_network(model: Any) -> bool:
+    from spikedyn.models.network import SpikingNetwork
+
+    return isinstance(model, SpikingNetwork)
 
 
 def _require_spiking(model: Any) -> Any:
@@ -174,8 +181,15 @@ def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bo
             in a ``NIRExportWarning`` and in ``graph.metadata["spikedyn_dropped"]``; ``from_nir`` of
             that graph is the network the library runs.
     """
-    import nir
 
+    if _is_network(model):
+        if target is not None:
+            raise ValueError("target= is for a SpikingRNN; a SpikingNetwork's own graph is what norse reads "
+                             "(use fold_r=True for LIF layers, whose r norse ignores)")
+        graph = graph_to_nir(model.to_graph(), dt=dt, fold_r=fold_r)
+        if path is not None:
+            _write(graph, path)
+        return graph
     m = _require_spiking(model)
     spec = spec_from_model(m)
     dropped: list[str] = []
@@ -198,19 +212,33 @@ def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bo
             warnings.warn(f"to_nir(target={target!r}): {TARGETS[target]['name']} cannot read "
                           + "; ".join(dropped) + ". Left out of the graph.", NIRExportWarning, stacklevel=2)
     if path is not None:
-        import io
-
-        from spikedyn.atomic import atomic_write_bytes
-
-        buf = io.BytesIO()
-        nir.write(buf, graph)
-        atomic_write_bytes(Path(path), buf.getvalue())
+        _write(graph, path)
     return graph
 
 
-def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | None = None,
-             tau_scale: float = 1.0) -> Any:
-    """A ``SpikingRNN`` from a NIR graph (object or ``.nir`` path) with one recurrent spiking layer.
+def _write(graph: Any, path: str | Path) -> None:
+    import io
+
+    import nir
+
+    from spikedyn.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    nir.write(buf, graph)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | dict[str, str] | None = None,
+             tau_scale: float = 1.0, network: bool | None = None) -> Any:
+    """A spikedyn network from a NIR graph (object or ``.nir`` path).
+
+    A graph with one spiking layer (spikedyn's own ``SpikingRNN`` export, snnTorch's ``RLeaky``, ...)
+    becomes a ``SpikingRNN``; any other DAG of LIF / CubaLIF / IF layers with Affine / Linear / Scale /
+    Delay projections, cycles (recurrence; a cycle carries the previous step's spikes) and nested
+    sub-graphs becomes a ``SpikingNetwork`` (``spikedyn/hardware/nir_network.py``; ``network=True``
+    forces that form, also for one layer). ``reset`` may then be one value or a dict by layer name, and
+    includes "subtract_decayed" (snnTorch's ``reset_delay=False`` subtraction, the NIR paper's Braille
+    "noDelay subtract" graph). The graph's dt: ``dt=``, spikedyn's metadata, or ``graph.metadata["dt"]``.
 
     spikedyn's own graphs come back exactly (config and constants from metadata). Graphs from other
     tools need ``dt`` (seconds per step; snnTorch: 1e-4, norse: 1e-3); ``reset`` overrides NIR's
@@ -221,9 +249,31 @@ def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | None = No
     ``from_nir(graph, dt=1e-3, tau_scale=1e3)``.
     """
     graph = read_graph(graph_or_path)
+    if network is None:
+        network = _is_network_graph(graph)
+    if network:
+        from spikedyn.models.network import SpikingNetwork
+
+        return SpikingNetwork(graph_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale))
+    if isinstance(reset, dict):
+        raise ValueError("reset= by layer name is for multi-layer graphs; this graph has one spiking layer")
     spec = spec_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale)
     raw = graph.metadata.get(MODEL_KEY) if isinstance(graph.metadata, dict) else None
     config = json.loads(raw) if isinstance(raw, (str, bytes)) else None
     if config is not None and reset is not None:
         config["reset"] = reset
     return model_from_spec(spec, config)
+
+
+def _is_network_graph(graph: Any) -> bool:
+    """spikedyn's own network export, or a graph whose spiking layers are not exactly one."""
+    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    if NETWORK_KEY in meta:
+        return True
+    if METADATA_KEY_RNN in meta:
+        return False
+    nodes, _ = flatten(graph)
+    return sum(type(n).__name__ in NEURONS for n in nodes.values()) != 1
+
+
+METADATA_KEY_RNN = "spikedyn"

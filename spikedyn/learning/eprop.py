@@ -72,10 +72,22 @@ from ..models.rate import RateRNN, activation_derivative, leaky_update
 from ..models.spiking import _XP, SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
 from .losses import LOSSES, loss_and_error, loss_normaliser
+from .regularizers import as_regularizer, online_term
 from .rules import LearningRule, register_rule
 
 FEEDBACKS = ("symmetric", "random", "adaptive")
 TRACE_CHUNK = 32  # substeps per chunk of the factorised LIF traces (module doc)
+FEEDBACK_SCALES = ("w_out", "murray2019")
+
+
+def feedback_scale(spec: float | str, n_out: int, n_hidden: int) -> float:
+    """The std of random feedback ``B [O, N]``: a number, "w_out" (``1/sqrt(N)``, ``W_out``'s init scale) or
+    "murray2019" (``1/sqrt(n_out)``: ``B ~ N(0, 1/n_out)``, Murray 2019)."""
+    if spec == "w_out":
+        return 1.0 / math.sqrt(n_hidden)
+    if spec == "murray2019":
+        return 1.0 / math.sqrt(n_out)
+    return float(spec)
 
 
 # -- loss, one step at a time (the one loss-gradient helper, ``losses.loss_and_error``) ---------------------
@@ -103,9 +115,13 @@ class EProp(LearningRule):
             ``W_out``. The rule cannot see the optimiser, so each call first applies the previous
             step's pending update: ``B <- (1 - d) (B + (W_out - W_out_prev))`` and ``W_out <- (1 - d)
             W_out`` (in place), where ``W_out_prev`` is ``W_out`` as the previous call left it.
-        feedback_std: std of the random/adaptive ``B`` (default ``1/sqrt(N)``, ``W_out``'s init scale).
+        feedback_std: std of the random/adaptive ``B``: a number, "w_out" (``1/sqrt(N)``, ``W_out``'s init
+            scale; EProp's default) or "murray2019" (``B ~ N(0, 1/n_out)``, Murray 2019; RFLO's default).
         feedback_decay: the shared weight decay ``d`` of adaptive feedback (TIMIT code: 1e-2).
         seed: seeds the random feedback matrix (the same seed gives the same ``B``).
+        regularizer: firing-rate regularisation (``spikedyn.learning.regularizers``; a
+            ``FiringRateRegularizer``, a dict of its fields, or None = off): its gradient goes through the
+            same eligibility traces (Bellec et al. 2020).
 
     The rule object keeps the feedback matrix (``feedback_weights``, layout ``[O, N]`` like
     ``W_out``) for the model it was first used with; use a new object for a differently sized model.
@@ -114,24 +130,41 @@ class EProp(LearningRule):
     def __init__(
         self,
         feedback: str = "symmetric",
-        feedback_std: float | None = None,
+        feedback_std: float | str | None = None,
         feedback_decay: float = 1e-2,
         seed: int = 0,
+        regularizer: Any = None,
     ) -> None:
         if feedback not in FEEDBACKS:
             raise ValueError(f"unknown feedback {feedback!r}; choose one of {list(FEEDBACKS)}")
-        if feedback_std is not None and feedback_std <= 0:
+        if isinstance(feedback_std, str) and feedback_std not in FEEDBACK_SCALES:
+            raise ValueError(f"feedback_std must be a number or one of {list(FEEDBACK_SCALES)}, got {feedback_std!r}")
+        if isinstance(feedback_std, (int, float)) and feedback_std <= 0:
             raise ValueError(f"feedback_std must be > 0, got {feedback_std}")
         if not 0.0 <= feedback_decay < 1.0:
             raise ValueError(f"feedback_decay must be in [0, 1), got {feedback_decay}")
         self.feedback, self.feedback_std, self.feedback_decay, self.seed = (
             feedback, feedback_std, float(feedback_decay), int(seed))  # fmt: skip
+        self.regularizer = as_regularizer(regularizer)
         self.feedback_weights: Tensor | None = None
         self._w_out_prev: Tensor | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "feedback": self.feedback, "feedback_std": self.feedback_std,
-                "feedback_decay": self.feedback_decay, "seed": self.seed}  # fmt: skip
+        out = {"name": self.name, "feedback": self.feedback, "feedback_std": self.feedback_std,
+               "feedback_decay": self.feedback_decay, "seed": self.seed}  # fmt: skip
+        if self.regularizer is not None:
+            out["regularizer"] = self.regularizer.config()
+        return out
+
+    @classmethod
+    def bellec2020(cls, feedback: str = "symmetric", **kwargs: Any) -> EProp:
+        """e-prop as Bellec et al. 2020 train with it: firing-rate regularisation toward 10 Hz (``c_reg = 1``);
+        build the network with ``spikedyn.learning.bellec2020.model`` (module doc there)."""
+        from .bellec2020 import rule
+
+        return rule(feedback=feedback, cls=cls, **kwargs)
+
+    default_feedback_scale = "w_out"
 
     # -- feedback ---------------------------------------------------------------------------------
     def feedback_matrix(self, model: torch.nn.Module) -> Tensor:
@@ -141,7 +174,7 @@ class EProp(LearningRule):
             return W.detach()
         O, N = W.shape
         if self.feedback_weights is None:
-            std = self.feedback_std if self.feedback_std is not None else 1.0 / math.sqrt(N)
+            std = feedback_scale(self.feedback_std or self.default_feedback_scale, O, N)
             gen = torch.Generator().manual_seed(self.seed)
             self.feedback_weights = (torch.randn(O, N, generator=gen, dtype=torch.float64) * std).to(W)
             self._w_out_prev = W.detach().clone()
@@ -180,9 +213,9 @@ class EProp(LearningRule):
         B_fb = self.feedback_matrix(model)
         with torch.no_grad():
             if isinstance(model, RateRNN):
-                value, grads = rflo_rollout(model, u, target, mask, loss, B_fb)
+                value, grads = rflo_rollout(model, u, target, mask, loss, B_fb, self.regularizer)
             else:
-                value, grads = eprop_rollout(model, u, target, mask, loss, B_fb)
+                value, grads = eprop_rollout(model, u, target, mask, loss, B_fb, self.regularizer)
         names = {n for n, p in model.named_parameters() if p.requires_grad}
         return value, {n: g for n, g in grads.items() if n in names}
 
@@ -192,9 +225,12 @@ class RFLO(EProp):
     """Random-feedback local online learning (Murray 2019) for leaky rate units (``RateRNN``).
 
     The same online rule as ``EProp`` on rate units; the default feedback is symmetric (the
-    truncated gradient, as in Liu et al.); ``RFLO(feedback="random")`` is Murray's random feedback.
+    truncated gradient, as in Liu et al.); ``RFLO(feedback="random")`` is Murray's random feedback,
+    ``B ~ N(0, 1/n_out)`` by default (``feedback_std="murray2019"``; "w_out" gives EProp's ``1/sqrt(N)``).
     Arguments as ``EProp``.
     """
+
+    default_feedback_scale = "murray2019"
 
     def loss_and_gradients(self, model, u, target, mask, loss="mse"):
         if not isinstance(model, RateRNN):
@@ -216,7 +252,7 @@ def _active_steps(mask: Tensor) -> list[bool]:
 
 
 def rflo_rollout(
-    model: RateRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor
+    model: RateRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """RFLO / rate e-prop: loss and gradient estimate in one forward pass (module doc)."""
     T, Bsz, I = u.shape
@@ -231,6 +267,7 @@ def rflo_rollout(
     G = x.new_zeros(N, I + N + 1)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), x.new_zeros(())
     noise_scale = model.noise_scale
+    reg_term = online_term(reg, model, x)  # firing-rate regulariser (regularizers.py): every step counts
     for t in range(T):
         r_prev = f(x)
         pre[:, :I] = u[t]
@@ -239,6 +276,8 @@ def rflo_rollout(
         x = leaky_update(x, r_prev @ W_rec.T, u[t] @ W_in.T + b, a)
         if noise_scale > 0:
             x = x + noise_scale * torch.randn(x.shape, device=x.device, dtype=x.dtype)
+        if reg_term is not None:
+            reg_term.add_rate(f(x), activation_derivative(model.activation, x), trace)
         if not active[t]:
             continue
         r = f(x)
@@ -247,6 +286,8 @@ def rflo_rollout(
         gW_out += err.T @ r
         gb_out += err.sum(0)
         G += ((err @ B_fb) * activation_derivative(model.activation, x)).T @ trace
+    if reg_term is not None:
+        value = reg_term.finish(T, Bsz, value, G)
     return value, {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
 
 
@@ -298,7 +339,7 @@ def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
 
 
 def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
-                       chunk: int) -> tuple[Tensor, dict[str, Tensor]]:
+                       chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Factorised LIF e-prop on the fused kernel's forward loop (``models/fused.forward_substeps``), one
     chunk of input steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the
     forward, then every trace of the chunk is computed at once (``_leaky_filter``, ``_flush_factorised``)."""
@@ -317,6 +358,7 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
     E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
     G = u.new_zeros(N, P)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
+    reg_term = online_term(reg, model, u)  # firing-rate regulariser (regularizers.py): every substep counts
     for t0 in range(0, T, Ct):
         u_c = u[t0 : t0 + Ct]
         n_t = u_c.shape[0]
@@ -340,6 +382,8 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
         psi = pseudo_derivative(torch.stack(out.xs), p.surrogate, p.slope, p.v_th)
         if out.refr is not None:
             psi.masked_fill_(out.refr, 0.0)
+        if reg_term is not None:  # the chunk's substeps and trials at once (sums over both)
+            reg_term.add_spiking(zs.reshape(-1, N), psi.reshape(-1, N), eps.reshape(-1, P), None, beta)
         # the loss sees y at the last substep of each input step
         rbar = out.rbar
         step_value, err = loss_and_error(rbar @ W_out.T + b_out, target[t0 : t0 + n_t], mask[t0 : t0 + n_t],
@@ -350,6 +394,8 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
         L = u.new_zeros(S_c, Bsz, N)
         L[K - 1 :: K] = err @ B_fb
         _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa)
+    if reg_term is not None:
+        value = reg_term.finish(T, Bsz, value, G)
     grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
     if not model.self_connections:
         grads["W_rec"] = grads["W_rec"] * model.rec_mask
@@ -357,7 +403,7 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
 
 
 def eprop_rollout(
-    model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
+    model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None,
     chunk: int = TRACE_CHUNK,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc). ``chunk``:
@@ -371,7 +417,7 @@ def eprop_rollout(
     v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
     factorised = not v_post and not adaptive  # e_ji = psi_j eps_i (module doc)
     if factorised and fused_supported(model):
-        return _eprop_lif_chunked(model, u, target, mask, kind, B_fb, chunk)
+        return _eprop_lif_chunked(model, u, target, mask, kind, B_fb, chunk, reg)
     kappa, dv = p.kappa, p.dv
     norm = loss_normaliser(mask, kind)
     active = _active_steps(mask)
@@ -394,6 +440,7 @@ def eprop_rollout(
     beta_t = beta[:, None, None]  # [N, 1, 1]: broadcast over [N, B, P]
     G = u.new_zeros(N, P)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
+    reg_term = online_term(reg, model, u)  # firing-rate regulariser (regularizers.py): every substep counts
 
     for t in range(T):
         i_ext = u[t] @ W_in.T
@@ -433,6 +480,8 @@ def eprop_rollout(
                 torch.mul(psi, 1.0 - kappa, out=q_c[c])
                 L_c[c].zero_()
             psi_prev = psi
+            if reg_term is not None:  # sum_b e_ji = psi_j (eps_v - beta_j eps_a), unfiltered
+                reg_term.add_spiking(state.z, psi, eps_v, eps_a if adaptive else None, beta)
             looks = k == model.substeps - 1 and active[t]  # the loss sees y at the last substep of a step
             if looks:
                 y = state.rbar @ W_out.T + b_out
@@ -451,6 +500,8 @@ def eprop_rollout(
                 if c == C or (t == T - 1 and k == model.substeps - 1):
                     _flush_factorised(G, E, eps_c[:c], q_c[:c], L_c[:c], kappa, seen)
                     c, seen = 0, False
+    if reg_term is not None:
+        value = reg_term.finish(T, Bsz, value, G)
     grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
     if not model.self_connections:
         grads["W_rec"] = grads["W_rec"] * model.rec_mask

@@ -35,6 +35,12 @@ block RLS step (information form), which equals B sequential one-sample RLS step
 
 (``R [B, n]`` regressors, ``Y [B, m]`` targets). Started from ``P = I / rls_alpha`` and ``W_0``, RLS
 holds the minimiser of ``sum_k |W r_k - y_k|^2 + rls_alpha |W - W_0|^2`` over all samples seen.
+
+**Populations.** A ``Population`` of rate or spiking students trains in one batched pass: every tensor
+gets a leading member axis (``P [E, n, n]``, ``W_rec [E, N, N]``, states ``[E, B, N]``), and the RLS
+steps of all members are one batched solve. The teacher (random or trained), ``x0`` and any noise are
+drawn once and shared (common random numbers), so member i ends exactly as the same network trained
+alone on the same batches with the same seed.
 """
 from __future__ import annotations
 
@@ -46,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .hebbian import batch_tensors, rule_generator
+from .hebbian import batch_tensors, body_of, is_population, rate_output, rate_step, rule_generator
 
 FILLS = ("linear", "next")
 
@@ -54,17 +60,18 @@ FILLS = ("linear", "next")
 def rls_step(P: Tensor, W: Tensor, R: Tensor, Y: Tensor, forget: float = 1.0) -> tuple[Tensor, Tensor]:
     """One block RLS step: regressors ``R [B, n]``, targets ``Y [B, m]``, weights ``W [m, n]``,
     inverse correlation ``P [n, n]`` -> (P', W'). Equals B one-sample RLS steps applied in order.
-    ``forget`` < 1 discounts the past by that factor per step: ``P'^-1 = forget P^-1 + R^T R``."""
-    B, n = R.shape
+    ``forget`` < 1 discounts the past by that factor per step: ``P'^-1 = forget P^-1 + R^T R``.
+    Leading batch dimensions (a Population's members: ``P [E, n, n]``, ``R [E, B, n]``, ...) broadcast."""
+    B, n = R.shape[-2:]
     if B <= n:  # Woodbury: a B x B solve
-        PR = P @ R.T  # [n, B]
+        PR = P @ R.mT  # [n, B]
         S = forget * torch.eye(B, dtype=P.dtype, device=P.device) + R @ PR
-        K = torch.linalg.solve(S, PR.T)  # [B, n] = S^-1 R P
+        K = torch.linalg.solve(S, PR.mT)  # [B, n] = S^-1 R P
         P_new = (P - PR @ K) / forget
     else:  # information form: an n x n inverse
-        P_new = torch.linalg.inv(forget * torch.linalg.inv(P) + R.T @ R)
-    P_new = 0.5 * (P_new + P_new.T)
-    W_new = W - (W @ R.T - Y.T) @ R @ P_new
+        P_new = torch.linalg.inv(forget * torch.linalg.inv(P) + R.mT @ R)
+    P_new = 0.5 * (P_new + P_new.mT)
+    W_new = W - (W @ R.mT - Y.mT) @ R @ P_new
     return P_new, W_new
 
 
@@ -117,7 +124,7 @@ def evidence_hint(batch: Any) -> Tensor:
 
 def _augment(r: Tensor) -> Tensor:
     """``[r, 1]``: the regressor that fits a weight matrix and a bias together."""
-    return torch.cat([r, torch.ones_like(r[:, :1])], dim=1)
+    return torch.cat([r, torch.ones_like(r[..., :1])], dim=-1)
 
 
 @dataclass
@@ -136,6 +143,8 @@ class FullForce:
         forget: RLS forgetting factor per update (1 = none, DePasquale et al.; < 1 lets the fit follow
             the student's changing trajectories).
         update_every: input steps between RLS updates (1 = every step).
+        fit_from_ms: RLS updates only at t = 0 and from this time in the trial on (ms); McMahan et al.'s
+            code (``FF_Demo.py``, ``errorTrigger``) fits from 200 of 750 ms. 0 = every step.
         train_readout: fit ``W_out``/``b_out`` by RLS (else only the recurrent weights learn).
         readout_on: "all" steps or only the supervised ("mask") steps for the readout fit (rate student).
         target_fill: how ``d(t)`` fills unsupervised steps: "linear" (interpolation) or "next" (the coming
@@ -153,6 +162,7 @@ class FullForce:
     rls_alpha: float = 1.0
     forget: float = 1.0
     update_every: int = 1
+    fit_from_ms: float = 0.0
     train_readout: bool = True
     readout_on: str = "all"
     target_fill: str = "linear"
@@ -170,6 +180,8 @@ class FullForce:
             raise ValueError(f"full_force target_fill must be one of {list(FILLS)}, got {self.target_fill!r}")
         if not self.rls_alpha > 0:
             raise ValueError(f"full_force rls_alpha (the RLS regulariser) must be > 0, got {self.rls_alpha}")
+        if not self.fit_from_ms >= 0:
+            raise ValueError(f"full_force fit_from_ms must be >= 0, got {self.fit_from_ms}")
         if int(self.update_every) != self.update_every or self.update_every < 1:
             raise ValueError(f"full_force update_every must be a positive integer, got {self.update_every}")
         if not (self.hint in ("target", "evidence") or callable(self.hint)):
@@ -181,8 +193,8 @@ class FullForce:
                 raise TypeError(f"full_force teacher must be a trained RateRNN, got {type(self.teacher).__name__}")
 
     def config(self) -> dict[str, Any]:
-        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "train_readout",
-                "readout_on", "target_fill", "zero_init", "percentile")
+        keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "fit_from_ms",
+                "train_readout", "readout_on", "target_fill", "zero_init", "percentile")
         cfg = {k: getattr(self, k) for k in keys}
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
         cfg["hint"] = self.hint if isinstance(self.hint, str) else getattr(self.hint, "__name__", "custom")
@@ -194,15 +206,19 @@ class FullForce:
         from spikedyn.models import RateRNN, SpikingRNN
 
         N, dev = model.n_hidden, model.device
-        state: dict[str, Any] = {"seed": int(seed)}
+        state: dict[str, Any] = {"seed": int(seed), "dt": float(getattr(task, "dt", getattr(model, "dt", 1.0)))}
         g = rule_generator(seed, 2**31 - 1, dev)  # a stream no update step uses
-        spiking = isinstance(model, SpikingRNN)
-        if not (spiking or isinstance(model, RateRNN)):
-            raise TypeError(f"full_force trains a RateRNN or a SpikingRNN, got {type(model).__name__}")
-        if isinstance(model, RateRNN) and model.activation != "tanh" and self.teacher is None:
+        body = body_of(model)
+        spiking = isinstance(body, SpikingRNN)
+        if not (spiking or isinstance(body, RateRNN)):
+            what = f"a Population of {type(body).__name__}" if body is not model else type(model).__name__
+            raise TypeError(f"full_force trains a RateRNN or a SpikingRNN (or a Population of them), got {what}")
+        if spiking and body.quantize:
+            raise ValueError("full_force trains float spiking bodies; build the SpikingRNN with quantize=None")
+        if isinstance(body, RateRNN) and body.activation != "tanh" and self.teacher is None:
             raise ValueError(
                 f"full_force with a random teacher needs tanh units (McMahan et al. 2024: 1 + tanh failed "
-                f"to train), got activation={model.activation!r}; use activation='tanh' (CLI: --model-param "
+                f"to train), got activation={body.activation!r}; use activation='tanh' (CLI: --model-param "
                 "activation=tanh) or give a trained teacher"
             )
         zero_init = spiking if self.zero_init is None else self.zero_init
@@ -226,11 +242,11 @@ class FullForce:
                 if spiking:
                     lam, k, c = self._spike_map(model, task, seed)
                     state["map"] = [lam, k, c]
-                    du = model.params.du
-                    model.W_in.copy_(du * k * T.W_in)
-                    model.b.copy_(k * T.b + c)
+                    du = body.params.du
+                    model.W_in.copy_((du * k * T.W_in).expand_as(model.W_in))
+                    model.b.copy_((k * T.b + c).expand_as(model.b))
                 else:
-                    model.W_in.copy_(T.W_in)
+                    model.W_in.copy_(T.W_in.expand_as(model.W_in))
         if zero_init:
             with torch.no_grad():
                 model.W_rec.zero_()
@@ -240,9 +256,10 @@ class FullForce:
         # P_out: regressor f(x(t)) or the filtered spikes rbar (+ 1 when b_out learns)
         n_rec = N + (0 if spiking or not isinstance(model.b, torch.nn.Parameter) else 1)
         n_out = N + (1 if isinstance(model.b_out, torch.nn.Parameter) else 0)
-        state["P_rec"] = torch.eye(n_rec, dtype=torch.float64, device=dev) / self.rls_alpha
+        lead = (model.size,) if is_population(model) else ()
+        state["P_rec"] = (torch.eye(n_rec, dtype=torch.float64, device=dev) / self.rls_alpha).repeat(*lead, 1, 1)
         if self.train_readout:
-            state["P_out"] = torch.eye(n_out, dtype=torch.float64, device=dev) / self.rls_alpha
+            state["P_out"] = (torch.eye(n_out, dtype=torch.float64, device=dev) / self.rls_alpha).repeat(*lead, 1, 1)
         state["samples"] = 0
         return state
 
@@ -270,7 +287,7 @@ class FullForce:
         calib = None
         if self.teacher.activation in ("relu", "softplus"):
             calib = torch.as_tensor(task.sample(256, np.random.default_rng([seed, 77])).inputs,
-                                    dtype=model.dtype, device=model.device)
+                                    dtype=self.teacher.dtype, device=model.device)
         return activation_linearisation(self.teacher, calib, self.percentile)
 
     @torch.no_grad()
@@ -280,7 +297,7 @@ class FullForce:
 
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
-        if isinstance(model, SpikingRNN):
+        if isinstance(body_of(model), SpikingRNN):
             rec = self._spiking_pass(model, u, target, mask, state, g)
         else:
             rec = self._rate_pass(model, u, target, mask, state, g, batch)
@@ -292,16 +309,16 @@ class FullForce:
     # -- the two passes ---------------------------------------------------------------------------
     def _fit(self, state: dict, key: str, W: Tensor, b: Tensor | None, R: Tensor, Y: Tensor) -> None:
         """RLS step on ``W`` (and the bias ``b`` when given, with a constant regressor) fitting
-        ``R [B, n] -> Y [B, m]``; updates the parameters in place and ``state[key]`` (P)."""
+        ``R [..., B, n] -> Y [..., B, m]``; updates the parameters in place and ``state[key]`` (P)."""
         R, Y = R.double(), Y.double()
         if b is None:
             state[key], Wn = rls_step(state[key], W.double(), R, Y, self.forget)
             W.copy_(Wn.to(W.dtype))
             return
-        Wa = torch.cat([W.double(), b.double()[:, None]], dim=1)
+        Wa = torch.cat([W.double(), b.double()[..., None]], dim=-1)
         state[key], Wa = rls_step(state[key], Wa, _augment(R), Y, self.forget)
-        W.copy_(Wa[:, :-1].to(W.dtype))
-        b.copy_(Wa[:, -1].to(b.dtype))
+        W.copy_(Wa[..., :-1].to(W.dtype))
+        b.copy_(Wa[..., -1].to(b.dtype))
 
     @staticmethod
     def _learned(p: Tensor) -> Tensor | None:
@@ -320,81 +337,104 @@ class FullForce:
         from spikedyn.models.rate import RateState, leaky_update
 
         T, B = u.shape[:2]
-        s = model.init_state(B, g)
+        body = body_of(model)
+        x = body.init_state(B, g).x  # shared by a Population's members; [E, B, N] after the first step
         b, b_out = self._learned(model.b), self._learned(model.b_out)
         teach = self.teacher
         if teach is None:
             d = dense_target(target, mask, self.target_fill).double()
             J_D, u_out, u_hint = state["J_D"], state["u_out"], state["u_hint"]
             h = self.hint_signal(batch_hint, d)
-            x_T, W_in = s.x.double(), model.W_in.double()
+            x_T, W_in = x.double(), model.W_in.double()
         else:
             x_T = teach.init_state(B, g).x.to(model.dtype)
         err_rec = err_out = 0.0
         ys = []
         for t in range(T):
-            r_s = model.f(s.x)
+            r_s = body.f(x)
             if teach is None:  # the target-generating network, driven by the (dense) target and hint
                 cur = torch.tanh(x_T) @ J_D.T + d[t] @ u_out.T + h[t] @ u_hint.T
-                x_T = leaky_update(x_T, cur, u[t].double() @ W_in.T, model.alpha)
+                x_T = leaky_update(x_T, cur, u[t].double() @ W_in.mT, body.alpha)
                 y_target = d[t]
             else:  # a trained teacher: its own recurrent currents and output
                 cur = teach.f(x_T) @ teach.W_rec.T + teach.b
                 x_T = teach.step(RateState(x_T), u[t])[0].x
                 y_target = teach.output(RateState(x_T))
-            learn = t % self.update_every == 0
+            learn = self._learns(t, state)
             if learn:
-                err_rec += float(((r_s @ model.W_rec.T + model.b - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
-                cur_fit = cur if b is not None else cur - model.b  # a fixed bias: fit W_rec alone
+                bias = model.b[..., None, :]
+                err_rec += float(((r_s @ model.W_rec.mT + bias - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
+                cur_fit = cur if b is not None else cur - bias  # a fixed bias: fit W_rec alone
                 self._fit(state, "P_rec", model.W_rec, b, r_s, cur_fit)
                 state["samples"] += B
-            s, _ = model.step(s, u[t])
-            y = model.output(s)
+            x = rate_step(model, x, u[t])
+            y = rate_output(model, x)
             if learn and self.train_readout and (self.readout_on == "all" or bool(mask[t].any())):
                 err_out += float(((y - y_target) ** 2).mean())
-                y_fit = y_target if b_out is not None else y_target - model.b_out
-                self._fit(state, "P_out", model.W_out, b_out, model.f(s.x), y_fit)
+                y_fit = y_target if b_out is not None else y_target - model.b_out[..., None, :]
+                self._fit(state, "P_out", model.W_out, b_out, body.f(x), y_fit)
             ys.append(y)
-        n_up = len(range(0, T, self.update_every))
-        y = torch.stack(ys)
-        loss = float((((y - target) ** 2) * mask).sum() / mask.sum().clamp(min=1))
-        return {"loss": loss, "current_rel_err": err_rec / n_up, "readout_mse": err_out / n_up}
+        n_up = max(1, sum(self._learns(t, state) for t in range(T)))
+        return {**self._loss_record(model, torch.stack(ys, -3), target, mask), "current_rel_err": err_rec / n_up,
+                "readout_mse": err_out / n_up}  # fmt: skip
+
+    def _learns(self, t: int, state: dict) -> bool:
+        """Whether step t is an RLS update step (``update_every``, ``fit_from_ms``)."""
+        return t % self.update_every == 0 and (t == 0 or t * state.get("dt", 1.0) >= self.fit_from_ms)
+
+    @staticmethod
+    def _loss_record(model, y: Tensor, target: Tensor, mask: Tensor) -> dict:
+        """The task's masked MSE (and each member's, for a Population) of outputs ``y [..., T, B, O]``."""
+        per = (((y - target) ** 2) * mask).sum((-3, -2, -1)) / mask.sum().clamp(min=1)
+        rec = {"loss": float(per.mean())}
+        if is_population(model):
+            rec["member_loss"] = per.tolist()
+        return rec
 
     def _spiking_pass(self, model, u, target, mask, state, g) -> dict:
         from spikedyn.models.rate import RateState
+        from spikedyn.models.spiking import spiking_substep
 
         teach = self.teacher
         T, B = u.shape[:2]
         lam, k, c = state["map"]
-        du, S = model.params.du, model.substeps
+        body, pop = body_of(model), is_population(model)
+        du, S = body.params.du, body.substeps
         x_T = teach.init_state(B, g).x.to(model.dtype)
-        s = model.init_state(B)
-        i_ext = u @ model.W_in.T
+        s = model._spiking_state0(B) if pop else model.init_state(B)
+
+        def substep(s, i_t):  # the weights as they are now (RLS changes W_rec within the pass)
+            if not pop:
+                return model.substep(s, i_t)
+            return spiking_substep(body.params, *model._spiking_tensors(), s, i_t)
+
         b_out = self._learned(model.b_out)
         err_rec = err_out = 0.0
         n_spikes = 0.0
         ys = []
         for t in range(T):
             cur = du * k * (teach.f(x_T) @ teach.W_rec.T)  # the teacher's recurrent current per substep
+            i_t = u[t] @ model.W_in.mT
             count = torch.zeros_like(s.z)
             for _ in range(S):
-                s = model.substep(s, i_ext[t])
+                s = substep(s, i_t)
                 count = count + s.z
             rho = count / S  # spikes per substep in this step: the twin's estimate of f(x) / lam
             n_spikes += float(count.sum())
             x_T = teach.step(RateState(x_T), u[t])[0].x
             y_T = teach.output(RateState(x_T))
-            if t % self.update_every == 0:
-                err_rec += float(((rho @ model.W_rec.T - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
+            if self._learns(t, state):
+                err_rec += float(((rho @ model.W_rec.mT - cur) ** 2).mean() / (cur**2).mean().clamp(min=1e-30))
                 self._fit(state, "P_rec", model.W_rec, None, rho, cur)
                 if self.train_readout:
-                    err_out += float(((s.rbar @ model.W_out.T + model.b_out - y_T) ** 2).mean())
+                    y_s = s.rbar @ model.W_out.mT + model.b_out[..., None, :]
+                    err_out += float(((y_s - y_T) ** 2).mean())
                     self._fit(state, "P_out", model.W_out, b_out, s.rbar,
-                              y_T - (0 if b_out is not None else model.b_out))
+                              y_T - (0 if b_out is not None else model.b_out[..., None, :]))
                 state["samples"] += B
-            ys.append(model.output(s))
-        n_up = len(range(0, T, self.update_every))
-        y = torch.stack(ys)
-        loss = float((((y - target) ** 2) * mask).sum() / mask.sum().clamp(min=1))
-        return {"loss": loss, "current_rel_err": err_rec / n_up, "teacher_output_mse": err_out / n_up,
-                "spikes_per_unit_step": n_spikes / (T * B * model.n_hidden)}  # fmt: skip
+            ys.append(s.rbar @ model.W_out.mT + model.b_out[..., None, :])
+        n_up = max(1, sum(self._learns(t, state) for t in range(T)))
+        E = model.size if pop else 1
+        return {**self._loss_record(model, torch.stack(ys, -3), target, mask), "current_rel_err": err_rec / n_up,
+                "teacher_output_mse": err_out / n_up,
+                "spikes_per_unit_step": n_spikes / (T * B * model.n_hidden * E)}  # fmt: skip

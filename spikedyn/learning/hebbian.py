@@ -25,6 +25,12 @@ Trials are batched: the ``B`` trials of one batch run in parallel from the same 
 its own trace, and the ``B`` clipped per-trial updates are summed, which to first order in ``eta``
 equals ``B`` of Miconi's one-trial-at-a-time updates. Every trial of a batch is compared with the
 baseline as it stood before the batch.
+
+A ``Population`` of tanh ``RateRNN`` networks trains in the same batched rollout, with a leading member axis
+on every tensor (weights ``[E, N, N]``, states ``[E, B, N]``, traces ``[E, B, N, N]``) and its own
+baselines per member; the kicks, ``x0`` and any recurrent noise are drawn once and shared (common random
+numbers), so member i changes exactly as the same network trained alone on the same batches with the
+same seed. ``pop.lr`` (one value per member), when set, is each member's eta.
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from .regularizers import as_regularizer, trial_penalty
 
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
@@ -67,9 +75,47 @@ def trial_types(batch: Any, keys: tuple[str, ...] = ("context", "choice")) -> li
 
 
 def eligibility_increment(r_prev: Tensor, dx: Tensor) -> Tensor:
-    """``[r_j(t-1) * (x_i(t) - xbar_i)]**3`` for every synapse: ``r_prev [B, J]``, ``dx [B, I]`` ->
-    ``[B, I, J]`` (post, pre)."""
-    return (dx[:, :, None] * r_prev[:, None, :]) ** 3
+    """``[r_j(t-1) * (x_i(t) - xbar_i)]**3`` for every synapse: ``r_prev [..., B, J]``, ``dx [..., B, I]``
+    -> ``[..., B, I, J]`` (post, pre); a leading member axis for a Population."""
+    return (dx[..., :, None] * r_prev[..., None, :]) ** 3
+
+
+def is_population(model: Any) -> bool:
+    from spikedyn.models.population import Population
+
+    return isinstance(model, Population)
+
+
+def body_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The member body of a Population (its hyper-parameters), or the model itself."""
+    return model.body if is_population(model) else model
+
+
+def rate_noise_scale(model: torch.nn.Module) -> float | Tensor:
+    """Std of the recurrent noise added per step: a float, or ``[E, 1, 1]`` for a Population."""
+    if is_population(model):
+        return ((2.0 * model.body.alpha) ** 0.5 * model.noise_std)[:, None, None]
+    return model.noise_scale
+
+
+def rate_step(model: torch.nn.Module, x: Tensor, u_t: Tensor) -> Tensor:
+    """``RateRNN.step``'s Euler update (McMahan et al. 2024 Eq. 1) of ``x [..., B, N]`` for one model or
+    every member of a Population (weights with a leading member axis), recurrent noise included: one
+    standard-normal ``[B, N]`` draw from torch's generator per step, as ``RateRNN.step`` draws it, shared by
+    the members."""
+    from spikedyn.models.rate import leaky_update
+
+    body = body_of(model)
+    drive = u_t @ model.W_in.mT + model.b[..., None, :]
+    x = leaky_update(x, body.f(x) @ model.W_rec.mT, drive, body.alpha)
+    if (model.noise_std > 0).any() if is_population(model) else model.noise_std > 0:
+        x = x + rate_noise_scale(model) * torch.randn(x.shape[-2:], device=x.device, dtype=x.dtype)
+    return x
+
+
+def rate_output(model: torch.nn.Module, x: Tensor) -> Tensor:
+    """``W_out f(x) + b_out`` for one model or every member of a Population."""
+    return body_of(model).f(x) @ model.W_out.mT + model.b_out[..., None, :]
 
 
 @dataclass
@@ -113,6 +159,7 @@ class Hebbian:
     train_bias: bool = True
     reduce: str = "sum"
     baseline: str = "running"
+    regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
 
@@ -131,19 +178,21 @@ class Hebbian:
             raise ValueError("hebbian xbar_decay and baseline_decay must be in [0, 1)")
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k != "regularizer"}}
 
     # -- protocol ---------------------------------------------------------------------------------
     def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
         """Check the model, set up the readout, and start with no baselines."""
         from spikedyn.models import RateRNN
 
-        if not isinstance(model, RateRNN):
-            raise TypeError(f"hebbian trains a RateRNN (tanh units), got {type(model).__name__}")
-        if model.activation != "tanh":
+        body = body_of(model)
+        if not isinstance(body, RateRNN):
+            what = f"a Population of {type(body).__name__}" if body is not model else type(model).__name__
+            raise TypeError(f"hebbian trains a RateRNN (tanh units) or a Population of them, got {what}")
+        if body.activation != "tanh":
             raise ValueError(
                 f"hebbian needs tanh units (McMahan et al. 2024: 1 + tanh failed to train), got "
-                f"activation={model.activation!r}; build the RateRNN with activation='tanh' (CLI: --model-param "
+                f"activation={body.activation!r}; build the RateRNN with activation='tanh' (CLI: --model-param "
                 "activation=tanh)"
             )
         if self.readout == "unit":
@@ -151,38 +200,56 @@ class Hebbian:
                 raise ValueError(f"readout='unit' needs n_out <= n_hidden, got {model.n_out} > {model.n_hidden}")
             with torch.no_grad():
                 model.W_out.zero_()
-                model.W_out[:, : model.n_out] = torch.eye(model.n_out, dtype=model.dtype, device=model.device)
+                model.W_out[..., : model.n_out] = torch.eye(model.n_out, dtype=model.dtype, device=model.device)
                 model.b_out.zero_()
-        dt = float(getattr(task, "dt", getattr(model, "dt", 1.0)))
+        lr = getattr(model, "lr", None) if is_population(model) else None
+        if lr is not None and len(lr) != model.size:
+            raise ValueError(f"hebbian: {len(lr)} learning rates for {model.size} members")
+        dt = float(getattr(task, "dt", getattr(body, "dt", 1.0)))
         return {"seed": int(seed), "dt": dt, "baseline": {}, "trials": 0}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, batch: Any, state: dict, *, step: int) -> dict:
-        """One batch of trials with exploration, then the end-of-trial weight update."""
+        """One batch of trials with exploration, then the end-of-trial weight update (every member of a
+        Population at once; baselines are per member)."""
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
         roll = self.rollout(model, u, dt=state["dt"], generator=g)
-        R = self.trial_loss(roll["y"], target, mask)  # [B]
+        R = self.trial_loss(roll["y"], target, mask)  # [(E,) B]
+        pop = is_population(model)
+        if self.regularizer is not None:
+            if pop:
+                raise ValueError("the Hebbian rule's firing-rate regularizer is not available for a Population yet; "
+                                 "train the members one by one or drop regularizer")  # fmt: skip
+            R = R + trial_penalty(as_regularizer(self.regularizer), model, model.f(roll["x"]))  # [B]
         types = trial_types(batch)
+        groups = {t: [i for i, ti in enumerate(types) if ti == t] for t in dict.fromkeys(types)}
         baseline = state["baseline"]
-        fresh = [t for t in dict.fromkeys(types) if t not in baseline]
+        fresh = [t for t in groups if t not in baseline]
         for t in fresh:  # a type seen for the first time: its baseline starts at its mean loss
-            baseline[t] = float(R[[i for i, ti in enumerate(types) if ti == t]].mean())
-        Rbar = torch.tensor([baseline[t] for t in types], device=R.device, dtype=R.dtype)
+            mean_t = R[..., groups[t]].mean(-1)
+            baseline[t] = mean_t.tolist() if pop else float(mean_t)
+        Rbar = torch.stack([torch.as_tensor(baseline[t], dtype=R.dtype, device=R.device) for t in types], -1)
         ref = Rbar if self.baseline == "running" else self.leave_one_out(R, types, Rbar)
-        coef = -self.lr * (R - ref) * (Rbar if self.scale_by_baseline else 1.0)  # [B]
+        lr = self.lr
+        if pop and model.lr is not None:  # the members' own learning rates
+            lr = torch.tensor(model.lr, dtype=R.dtype, device=R.device)[:, None]
+        coef = -lr * (R - ref) * (Rbar if self.scale_by_baseline else 1.0)  # [(E,) B]
         dW = self.weight_change(roll["e_rec"], coef)
         model.W_rec.add_(dW)
         record = {"loss": float(R.mean()), "advantage": float((R - ref).abs().mean()),
                   "dw_abs": float(dW.abs().mean())}  # fmt: skip
+        if pop:
+            record["member_loss"] = R.mean(-1).tolist()
         if self.train_bias and isinstance(model.b, torch.nn.Parameter):
-            db = self.weight_change(roll["e_bias"][:, :, None], coef)[:, 0]
+            db = self.weight_change(roll["e_bias"][..., None], coef)[..., 0]
             model.b.add_(db)
-        for t in dict.fromkeys(types):
+        for t, idx in groups.items():
             if t in fresh:
                 continue
-            mean_t = float(R[[i for i, ti in enumerate(types) if ti == t]].mean())
-            baseline[t] = self.baseline_decay * baseline[t] + (1.0 - self.baseline_decay) * mean_t
+            new = self.baseline_decay * torch.as_tensor(baseline[t], dtype=R.dtype) + (
+                1.0 - self.baseline_decay) * R[..., idx].mean(-1).cpu()
+            baseline[t] = new.tolist() if pop else float(new)
         state["trials"] += int(u.shape[1])
         if not torch.isfinite(model.W_rec).all():
             raise FloatingPointError(f"hebbian: W_rec became NaN/Inf at step {step}; lower lr or max_dw")
@@ -192,26 +259,27 @@ class Hebbian:
     @staticmethod
     def leave_one_out(R: Tensor, types: list[str], fallback: Tensor) -> Tensor:
         """For each trial, the mean loss of the other trials of its type in the batch (``fallback``
-        where it is the only one)."""
+        where it is the only one); ``R [..., B]``, a leading member axis allowed."""
         out = fallback.clone()
         for t in dict.fromkeys(types):
             idx = [i for i, ti in enumerate(types) if ti == t]
             if len(idx) > 1:
-                total = R[idx].sum()
-                out[idx] = (total - R[idx]) / (len(idx) - 1)
+                total = R[..., idx].sum(-1, keepdim=True)
+                out[..., idx] = (total - R[..., idx]) / (len(idx) - 1)
         return out
 
     def weight_change(self, e: Tensor, coef: Tensor) -> Tensor:
-        """Sum (or mean) over trials of the clipped per-trial changes ``coef_b * e_b``; ``e [B, I, J]``."""
-        dw = coef[:, None, None] * e
+        """Sum (or mean) over trials of the clipped per-trial changes ``coef_b * e_b``; ``e [..., B, I, J]``,
+        ``coef [..., B]``."""
+        dw = coef[..., None, None] * e
         if self.max_dw is not None:
             dw = dw.clamp(-self.max_dw, self.max_dw)
-        return dw.sum(0) if self.reduce == "sum" else dw.mean(0)
+        return dw.sum(-3) if self.reduce == "sum" else dw.mean(-3)
 
     def trial_loss(self, y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """Per-trial loss ``R [B]`` over the masked (step, output) entries."""
+        """Per-trial loss ``R [..., B]`` over the masked (step, output) entries of ``y [..., T, B, O]``."""
         err = (y - target) ** 2 if self.reward == "mse" else (y - target).abs()
-        return (err * mask).sum((0, 2)) / mask.sum((0, 2)).clamp(min=1.0)
+        return (err * mask).sum((-3, -1)) / mask.sum((0, 2)).clamp(min=1.0)
 
     @torch.no_grad()
     def rollout(self, model: torch.nn.Module, u: Tensor, *, dt: float,
@@ -220,33 +288,31 @@ class Hebbian:
 
         ``perturb [T, B, N]`` gives the kicks explicitly (tests); by default they are drawn from
         ``generator``. Returns ``y [T, B, O]``, ``x [T, B, N]`` (perturbed pre-activations),
-        ``e_rec [B, N, N]`` and ``e_bias [B, N]``.
+        ``e_rec [B, N, N]`` and ``e_bias [B, N]``, each with a leading member axis ``E`` for a
+        Population (the kicks and ``x0`` are shared by its members).
         """
-        from spikedyn.models.rate import RateState
-
         T, B = u.shape[:2]
         N = model.n_hidden
+        lead = (model.size,) if is_population(model) else ()
         if perturb is None:
             perturb = self.draw_perturbations(T, B, N, dt, model.device, model.dtype, generator)
-        s = model.init_state(B, generator)
-        x_prev = s.x
-        xbar = s.x.clone()
-        e_rec = torch.zeros(B, N, N, device=model.device, dtype=model.dtype)
-        e_bias = torch.zeros(B, N, device=model.device, dtype=model.dtype)
+        x = body_of(model).init_state(B, generator).x.expand(*lead, B, N)
+        xbar = x.clone()
+        e_rec = torch.zeros(*lead, B, N, N, device=model.device, dtype=model.dtype)
+        e_bias = torch.zeros(*lead, B, N, device=model.device, dtype=model.dtype)
+        f = body_of(model).f
         ys, xs = [], []
         for t in range(T):
-            r_prev = model.f(x_prev)
-            s, _ = model.step(s, u[t])
-            x = s.x + perturb[t]
-            s = RateState(x)
+            r_prev = f(x)
+            x = rate_step(model, x, u[t]) + perturb[t]
             dx = x - xbar
             xbar = self.xbar_decay * xbar + (1.0 - self.xbar_decay) * x
             e_rec += eligibility_increment(r_prev, dx)
             e_bias += dx**3
-            ys.append(model.output(s))
+            ys.append(rate_output(model, x))
             xs.append(x)
-            x_prev = x
-        return {"y": torch.stack(ys), "x": torch.stack(xs), "e_rec": e_rec, "e_bias": e_bias}
+        dim = len(lead)
+        return {"y": torch.stack(ys, dim), "x": torch.stack(xs, dim), "e_rec": e_rec, "e_bias": e_bias}
 
     def draw_perturbations(self, T: int, B: int, N: int, dt: float, device: torch.device, dtype: torch.dtype,
                            generator: torch.Generator | None) -> Tensor:

@@ -281,12 +281,26 @@ class LearningRule:
 class BPTT(LearningRule):
     """Backpropagation through time: autograd through the whole rollout (surrogate gradients for spikes).
     For a ``Population``, the loss is the sum of the members' losses, so each member gets its own gradient
-    from one batched backward pass; the returned loss is per member ``[E]``."""
+    from one batched backward pass; the returned loss is per member ``[E]``. ``regularizer``: a firing-rate
+    term added to the loss (``spikedyn.learning.regularizers``; None = off)."""
+
+    def __init__(self, *args: Any, regularizer: Any = None, **kwargs: Any) -> None:
+        from .regularizers import as_regularizer
+
+        super().__init__(*args, **kwargs)
+        self.regularizer = as_regularizer(regularizer)
+
+    def config(self) -> dict[str, Any]:
+        reg = getattr(self, "regularizer", None)
+        return {"name": self.name, **({"regularizer": reg.config()} if reg is not None else {})}
 
     def loss_and_gradients(self, model, u, target, mask, loss="mse"):
         params = dict((n, p) for n, p in model.named_parameters() if p.requires_grad)
-        y = model(u).y
+        roll = model(u)
+        y = roll.y
         value = member_losses(y, target, mask, loss) if is_population(model) else task_loss(y, target, mask, loss)
+        if getattr(self, "regularizer", None) is not None:
+            value = value + self.regularizer.loss(model, roll.r)
         grads = torch.autograd.grad(value.sum(), list(params.values()), allow_unused=True)
         return value.detach(), {
             n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads)

@@ -8,14 +8,17 @@ from .base import Body, RecurrentModel, Rollout
 from .conversion import mirror
 from .gru import GRURNN, GRUState
 from .lstm import LSTMRNN, LSTMState
+from .network import Loihi2Network, SpikingNetwork
 from .rate import ACTIVATION_TABLE, ACTIVATIONS, RateRNN, RateState, activation_derivative
 from .spiking import Loihi2RNN, NeuronParams, SpikingRNN, SpikingState, spiking_substep
 from .surrogate import SURROGATES, pseudo_derivative, spike
 
-MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": SpikingRNN, "loihi2": Loihi2RNN}
+MODEL_KINDS = {"rate": RateRNN, "gru": GRURNN, "lstm": LSTMRNN, "spiking": SpikingRNN, "loihi2": Loihi2RNN,
+               "network": SpikingNetwork, "loihi2_network": Loihi2Network}
 
 __all__ = [
-    "ACTIVATIONS", "ACTIVATION_TABLE", "Body", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "Loihi2RNN",
+    "ACTIVATIONS", "ACTIVATION_TABLE", "Body", "GRURNN", "GRUState", "LSTMRNN", "LSTMState", "Loihi2Network",
+    "Loihi2RNN", "SpikingNetwork",
     "MODEL_KINDS", "NeuronParams", "Population", "RateRNN", "RateState", "RecurrentModel", "Rollout",
     "SURROGATES", "SpikingRNN", "SpikingState", "activation_derivative", "build", "from_config", "mirror",
     "pseudo_derivative", "spike", "spiking_substep",

@@ -92,6 +92,7 @@ def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tens
     rho, kappa = scalar(p.rho, zf), scalar(p.kappa, zf)
     WT = W_rec.mT
     zero_reset, adaptive, n_ref, syn = p.reset == "zero", p.adaptive, p.n_ref, p.du < 1.0
+    subtract, decayed = p.reset == "subtract", p.reset == "subtract_decayed"
     sparse, s = False, 0
     for t in range(T):
         i_t = i_ext[t]
@@ -106,8 +107,10 @@ def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tens
                 u = cur
             if zero_reset:
                 v.mul_(1.0 - zf)  # v (1 - z), as the map
+            elif decayed:
+                v.sub_(zf, alpha=p.v_th)  # subtracted before the leak
             v.mul_(keep).add_(u).add_(b)
-            if not zero_reset:
+            if subtract:
                 v.sub_(zf, alpha=p.v_th)
             if adaptive:
                 a.mul_(rho).add_(zf)

@@ -1,0 +1,178 @@
+"""``spikedyn study rules|contexts|noise|bodies``: McMahan et al. 2024's population studies (and one across
+bodies): train many networks, compare their representations (SVCCA) and attractor topologies."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from . import app
+from .common import comma_list, emit, json_option
+
+study_app = typer.Typer(
+    no_args_is_help=True,
+    help="Population studies after McMahan et al. 2024: many networks per learning rule (or body); SVCCA and "
+    "attractor-topology distance matrices, MDS plots and silhouette scores under the --out directory. "
+    "Resumable: finished networks are read back, not retrained.",
+)
+app.add_typer(study_app, name="study")
+
+
+def _steps(values: list[str]) -> dict[str, int]:
+    from ..config import parse_key_values
+
+    out = {}
+    for k, v in parse_key_values(values, "--steps").items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"--steps {k}=... must be a positive integer of steps, got {v!r}")
+        out[k] = v
+    return out
+
+
+def _config(**kw: Any) -> Any:
+    from ..experiments.study import StudyConfig
+
+    return StudyConfig(**kw).check()
+
+
+def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> None:
+    def sil(key: str) -> Any:
+        return summary.get("scores", {}).get(key, {}).get("silhouette")
+
+    nets = summary.get("nets", [])
+    short = {"out": str(out), "networks": len(nets), "reached_target": sum(bool(n["reached"]) for n in nets),
+             "analysed": sum(bool(n["analysed"]) for n in nets)}  # fmt: skip
+    if "trend" in summary:
+        short.update({k: v for k, v in summary["trend"].items()})
+    else:
+        short.update({"svcca_silhouette": sil("svcca"), "topology_silhouette": sil("topology")})
+        for key in ("svcca", "topology"):
+            for lab, v in summary.get("scores", {}).get(key, {}).get("silhouette_by_label", {}).items():
+                short[f"{key}_silhouette[{lab}]"] = v
+        for key, v in (summary.get("hebbian_vs_rest") or {}).items():
+            short[f"{key}_silhouette[hebbian vs rest]"] = v
+        for twin, d in (summary.get("twins") or {}).items():
+            for key, v in d.items():
+                if v:
+                    short[f"{twin} {key}: own parent / other parents"] = (
+                        f"{v['own_parent']:.3f} / {v['other_parents']:.3f} (closer to own: {v['closer_to_own']:.0%})")
+    if summary.get("figure"):
+        short["figure"] = summary["figure"]
+    emit(short, as_json, title)
+
+
+_RULES_HELP = "Comma-separated rules: bptt, ga, hebbian, full_force, eprop."
+
+
+@study_app.command("rules")
+def study_rules(
+    task: str = typer.Option("rdm", help="rdm | cdi | ncdi (McMahan et al. 2024's tasks, 10 ms steps)."),
+    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    rules: str = typer.Option("bptt,ga,hebbian,full_force", help=_RULES_HELP),
+    nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
+    bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
+    noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
+    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
+    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
+    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check (the paper: 2,000)."),
+    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
+    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000."),
+    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/rules-TASK)."),
+    progress: bool = typer.Option(True, help="Progress on stderr."),
+    as_json: bool = json_option(),
+) -> None:
+    """McMahan et al. 2024 Fig. 1: NETS networks per rule; SVCCA and topology distances, MDS, silhouettes."""
+    from ..experiments import study as X
+
+    cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
+                  bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed,
+                  target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
+                  n_inits=n_inits, steps=_steps(steps), include_failed=include_failed)  # fmt: skip
+    out = out or Path("runs") / "study" / f"rules-{task}{contexts or ''}"
+    summary = X.run_rules(cfg, out, progress=progress and not as_json)
+    _report(summary, as_json, f"study rules on {task}", out)
+
+
+@study_app.command("contexts")
+def study_contexts(
+    contexts: str = typer.Option("2,3,4,5,6", help="Numbers of N-CDI contexts (2..6)."),
+    rules: str = typer.Option("bptt,ga", help=_RULES_HELP),
+    nets: int = typer.Option(10, help="Networks per rule and N."),
+    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
+    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
+    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
+    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
+    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable)."),
+    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
+    progress: bool = typer.Option(True, help="Progress on stderr."),
+    as_json: bool = json_option(),
+) -> None:
+    """McMahan et al. 2024 Fig. 2: the rules study on N-CDI for each N; silhouettes against N."""
+    from ..experiments import study as X
+
+    ns = comma_list(contexts, "--contexts", int, minimum=2)
+    cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed,
+                  target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
+                  n_inits=n_inits, steps=_steps(steps), include_failed=include_failed)  # fmt: skip
+    summary = X.run_contexts(cfg, out, contexts=ns, progress=progress and not as_json)
+    _report(summary, as_json, "study contexts (N-CDI)", out)
+
+
+@study_app.command("noise")
+def study_noise(
+    task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
+    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    levels: str = typer.Option("0.1,0.5,1.0", help="Input-noise variances (McMahan et al.: 0.1, 0.5, 1.0)."),
+    nets: int = typer.Option(10, help="BPTT networks per noise level."),
+    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
+    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
+    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
+    analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
+    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
+    progress: bool = typer.Option(True, help="Progress on stderr."),
+    as_json: bool = json_option(),
+) -> None:
+    """McMahan et al. 2024 Fig. 5: BPTT networks at each input-noise variance, labelled by the noise."""
+    from ..experiments import study as X
+
+    vs = comma_list(levels, "--levels", float, minimum=0.0)
+    cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed,
+                  target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
+                  n_inits=n_inits)  # fmt: skip
+    out = out or Path("runs") / "study" / f"noise-{task}{contexts or ''}"
+    summary = X.run_noise(cfg, out, levels=vs, progress=progress and not as_json)
+    _report(summary, as_json, f"study noise on {task}", out)
+
+
+@study_app.command("bodies")
+def study_bodies(
+    task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
+    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    nets: int = typer.Option(10, help="Rate parents (and networks per body)."),
+    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
+    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
+    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
+    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
+    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
+    progress: bool = typer.Option(True, help="Progress on stderr."),
+    as_json: bool = json_option(),
+) -> None:
+    """Beyond the paper: rate parents (BPTT), their mirror and full-FORCE spiking twins, and LIF networks
+    trained with BPTT and e-prop. Do twins share their parents' attractor topology while representations
+    differ? Silhouettes by body, and each twin's distance to its own parent vs the other parents."""
+    from ..experiments import study as X
+
+    cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
+                  nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
+                  analysis_trials=analysis_trials, n_inits=n_inits, include_failed=include_failed)  # fmt: skip
+    out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
+    summary = X.run_bodies(cfg, out, progress=progress and not as_json)
+    _report(summary, as_json, f"study bodies on {task}", out)

@@ -1,0 +1,652 @@
+"""Population studies after McMahan et al. 2024: does the learning rule (or the body) change a network's
+representation, its attractor topology, or both?
+
+``spikedyn study rules`` (Fig. 1): ``nets`` networks per learning rule (and body) on one task, each trained
+to the target accuracy; then for every network its activity on the same held-out trials (``activity``:
+rates, or the readout's r̄ for spiking bodies) and its attractor topology at the probe inputs
+{-0.5, -0.2, 0, 0.2, 0.5} (``attractor_topology``, Maheswaranathan et al. 2019). Two distance matrices
+between all networks — 1 - SVCCA (representation) and ``topology_distance`` (topology) — their MDS
+embeddings (for the eye only) and silhouette scores with the rule as the label, computed on the distance
+matrices themselves as the paper did.
+
+Variants: ``contexts`` (Fig. 2: N-CDI with N = 2..6 contexts, BPTT vs GA; silhouettes against N),
+``noise`` (Fig. 5: BPTT at input-noise variances 0.1, 0.5, 1.0, labelled by the noise), and ``bodies``
+(beyond the paper: rate parents trained with BPTT, their ``mirror`` twins, full-FORCE spiking twins taught
+by each parent, and LIF networks trained from scratch with BPTT and e-prop; silhouettes by body, and for
+every twin the distance to its own parent against the distance to the other parents).
+
+Networks: McMahan et al.'s (``presets.get("mcmahan2024")``: N = 50, 1 + tanh, tanh for Hebbian and
+full-FORCE, their initialisation) for rate bodies; LIF bodies are 50 LIF units at the task's 10 ms step
+(``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this library's small-scale ones, stated next
+to the paper's in docs/comparison.md. Rules that train a ``Population`` train all ``nets`` of a group in
+one batched run; the others (and the genetic algorithm, whose population makes one network) train one
+run directory per network.
+
+Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
+read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
+cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
+refused (``study.json`` records it).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import ExperimentConfig
+
+RULES = ("bptt", "ga", "hebbian", "full_force", "eprop")
+BODIES = ("rate", "lif")
+TASKS = ("rdm", "cdi", "ncdi")
+PROBES = (-0.5, -0.2, 0.0, 0.2, 0.5)
+NOISE_LEVELS = (0.1, 0.5, 1.0)
+LIF_PARAMS: dict[str, Any] = {"neuron": "lif", "tau_mem": 50.0, "surrogate": "triangle",
+                              "self_connections": False, "tau_out": 100.0}  # fmt: skip
+GA_POPULATION = 50
+
+# train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's)
+RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
+    ("bptt", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "clip": None, "eval_every": 10},
+    ("eprop", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
+    ("ga", "rate"): {"steps": 400, "batch_size": 200, "eval_every": 5,
+                     "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
+                                     "sigma": 0.005, "sigma_is": "std"}},
+    ("hebbian", "rate"): {"steps": 3000, "batch_size": 100, "eval_every": 25,
+                          "rule_kwargs": {"reduce": "mean", "max_dw": None, "lr": 0.3}},
+    ("full_force", "rate"): {"steps": 60, "batch_size": 50, "eval_every": 2},
+    ("bptt", "lif"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
+    ("eprop", "lif"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
+    ("ga", "lif"): {"steps": 400, "batch_size": 200, "eval_every": 5,
+                    "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
+                                    "sigma": 0.005, "sigma_is": "std"}},
+}  # fmt: skip
+FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
+TWIN_SUBSTEPS = 10
+
+
+# -- configuration --------------------------------------------------------------------------------------
+class StudyConfig(ExperimentConfig):
+    """A population study (see the module doc). ``nets`` networks per group; ``seed`` seeds inits,
+    batches and analyses; ``target_accuracy`` on ``eval_trials`` held-out trials stops training (McMahan
+    et al.: 90 % on 2,000); ``analysis_trials`` held-out trials give every network's activity for SVCCA;
+    ``n_inits`` initial states per probe input for the fixed points; ``steps``: rule -> step budget
+    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too."""
+
+    task: str = "rdm"
+    n_contexts: int | None = None
+    noise_var: float = 1.0
+    rules: tuple[str, ...] = ("bptt", "ga", "hebbian", "full_force")
+    bodies: tuple[str, ...] = ("rate",)
+    nets: int = 10
+    seed: int = 0
+    target_accuracy: float = 0.9
+    eval_trials: int = 500
+    analysis_trials: int = 50
+    n_inits: int = 128
+    probes: tuple[float, ...] = PROBES
+    steps: dict[str, int] = {}
+    include_failed: bool = False
+
+    def check(self) -> StudyConfig:
+        if self.task not in TASKS:
+            raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "ncdi" and self.n_contexts is None:
+            raise ValueError("--task ncdi needs --contexts N (2..6)")
+        if self.task != "ncdi" and self.n_contexts is not None:
+            raise ValueError(f"--contexts is for --task ncdi, not {self.task}")
+        for r in self.rules:
+            if r not in RULES:
+                raise ValueError(f"unknown rule {r!r} in --rules; choose from {', '.join(RULES)}")
+        for b in self.bodies:
+            if b not in BODIES:
+                raise ValueError(f"unknown body {b!r} in --bodies; choose from {', '.join(BODIES)}")
+        if self.nets < 2:
+            raise ValueError(f"--nets must be >= 2 (silhouettes need several networks per rule), got {self.nets}")
+        if not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
+        if self.eval_trials < 1 or self.analysis_trials < 2 or self.n_inits < 1:
+            raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
+        if not self.noise_var >= 0:
+            raise ValueError(f"noise_var must be >= 0, got {self.noise_var}")
+        return self
+
+    def task_params(self, noise_var: float | None = None) -> dict[str, Any]:
+        """The preset's task parameters (10 ms steps) with this study's noise and contexts."""
+        params: dict[str, Any] = {"noise_var": float(self.noise_var if noise_var is None else noise_var)}
+        if self.n_contexts is not None:
+            params["n_contexts"] = int(self.n_contexts)
+        return params
+
+
+@dataclass(frozen=True)
+class Group:
+    """Networks of one kind in a study: trained with ``rule`` on ``body`` (``source`` None), or derived
+    from the networks of group ``source`` ("mirror": ``spikedyn.mirror`` twins; "ff_twin": full-FORCE
+    spiking students taught by each parent). ``label`` names the group in plots and silhouettes."""
+
+    name: str
+    rule: str
+    body: str
+    label: str
+    noise_var: float | None = None
+    source: str | None = None
+    derive: str | None = None
+
+
+@dataclass
+class Net:
+    """One trained network of a study and where it came from."""
+
+    id: str
+    group: str
+    label: str
+    index: int
+    model: Any = field(repr=False)
+    accuracy: float | None
+    steps: int | None
+    run_dir: str | None
+    reached: bool
+    note: str = ""
+
+
+def supported(rule: str, body: str) -> bool:
+    """Whether the study can train ``body`` with ``rule`` (Hebbian: tanh rate units; full-FORCE from a
+    random teacher: rate units — spiking full-FORCE needs a rate teacher, see the bodies study)."""
+    return (rule, body) in RULE_SETTINGS
+
+
+def rule_groups(cfg: StudyConfig) -> list[Group]:
+    """The groups of ``study rules``: every rule on every body (one-line error for an unsupported pair)."""
+    groups = []
+    for body in cfg.bodies:
+        for rule in cfg.rules:
+            if not supported(rule, body):
+                raise ValueError(f"the study cannot train {body} networks with {rule} (supported: "
+                                 f"{', '.join(f'{r}/{b}' for r, b in RULE_SETTINGS)})")  # fmt: skip
+            label = rule if len(cfg.bodies) == 1 else f"{rule}-{body}"
+            groups.append(Group(name=f"{rule}-{body}", rule=rule, body=body, label=label))
+    return groups
+
+
+def noise_groups(levels: tuple[float, ...] = NOISE_LEVELS) -> list[Group]:
+    """The groups of ``study noise``: BPTT rate networks at each input-noise variance."""
+    return [Group(name=f"bptt-rate-noise{v:g}", rule="bptt", body="rate", label=f"noise {v:g}", noise_var=float(v))
+            for v in levels]  # fmt: skip
+
+
+def body_groups() -> list[Group]:
+    """The groups of ``study bodies``: rate parents (BPTT), their mirror twins, full-FORCE spiking twins
+    of the same parents, and LIF networks trained from scratch with BPTT and with e-prop."""
+    return [
+        Group(name="bptt-rate", rule="bptt", body="rate", label="rate parent (BPTT)"),
+        Group(name="mirror", rule="mirror", body="lif", label="mirror twin", source="bptt-rate", derive="mirror"),
+        Group(name="ff-twin", rule="full_force", body="lif", label="full-FORCE twin", source="bptt-rate",
+              derive="ff_twin"),
+        Group(name="bptt-lif", rule="bptt", body="lif", label="BPTT LIF"),
+        Group(name="eprop-lif", rule="eprop", body="lif", label="e-prop LIF"),
+    ]
+
+
+# -- building and training ------------------------------------------------------------------------------
+def make_task(cfg: StudyConfig, noise_var: float | None = None) -> Any:
+    from ..learning import presets
+
+    return presets.get("mcmahan2024").task(cfg.task, **cfg.task_params(noise_var))
+
+
+def init_seed(cfg: StudyConfig, index: int) -> int:
+    """Network ``index``'s initialisation seed: the same for every rule (a paired design: rules differ, the
+    initial weights' draws do not)."""
+    return int(cfg.seed) * 100_003 + int(index)
+
+
+def build_net(task: Any, body: str, rule: str, seed: int) -> Any:
+    """An untrained network: McMahan et al.'s rate net (``mcmahan2024`` preset) or a 50-unit LIF net."""
+    import torch
+
+    from ..learning import presets
+    from ..models import SpikingRNN
+
+    preset = presets.get("mcmahan2024")
+    if body == "rate":
+        return preset.build_model(task, seed=seed, rule=rule)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SpikingRNN(task.n_inputs, preset.hidden, task.n_outputs, dt=task.dt, **LIF_PARAMS)
+
+
+def make_rule_object(rule: str, settings: dict[str, Any]) -> Any:
+    from ..learning.rules import make_rule
+
+    return make_rule(rule, **settings.get("rule_kwargs", {}))
+
+
+def population_capable(rule: str, body: str, task: Any) -> bool:
+    """Whether ``rule`` trains a ``Population`` of ``body`` networks one by one (each member its own
+    network), found by trying one update on a throw-away two-member population of tiny trials. The
+    genetic algorithm treats a population as one search and is never batched this way."""
+    import torch
+
+    from ..models.population import Population
+
+    if rule == "ga":
+        return False
+    settings = RULE_SETTINGS[(rule, body)]
+    rule_obj = make_rule_object(rule, settings)
+    if getattr(rule_obj, "trains_population", False):
+        return False
+    try:
+        pop = Population.stack([build_net(task, body, rule, s) for s in (0, 1)])
+        if hasattr(rule_obj, "set_optimizer"):
+            rule_obj.set_optimizer(lr=settings.get("lr", 1e-3))
+        state = rule_obj.init_state(pop, task, seed=0)
+        with torch.random.fork_rng(devices=[]):
+            rule_obj.update(pop, task.sample(2, np.random.default_rng(0)), state, step=1)
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
+def _train_kwargs(cfg: StudyConfig, rule: str, body: str) -> dict[str, Any]:
+    s = dict(RULE_SETTINGS[(rule, body)])
+    s.pop("rule_kwargs", None)
+    if rule in cfg.steps:
+        s["steps"] = int(cfg.steps[rule])
+    return {**s, "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}
+
+
+def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | None = None,
+                progress: bool = True) -> list[Net]:
+    """Train (or read back) the ``cfg.nets`` networks of ``group`` under ``out/nets/<group>/``."""
+    from ..learning.train import TrainingDiverged, train
+    from ..progress import track
+
+    task = make_task(cfg, group.noise_var)
+    root = Path(out) / "nets" / group.name
+    if group.derive is not None:
+        return _derive_group(cfg, group, task, root, parents or [], progress)
+    kwargs = _train_kwargs(cfg, group.rule, group.body)
+    if population_capable(group.rule, group.body, task):
+        from ..models.population import Population
+
+        pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i)) for i in range(cfg.nets)])
+        rule_obj = make_rule_object(group.rule, RULE_SETTINGS[(group.rule, group.body)])
+        result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
+        accs = result.final.get("member_accuracy") or [None] * cfg.nets
+        steps = result.history[-1]["step"] if result.history else None
+        return [Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=pop.member(i),
+                    accuracy=accs[i], steps=steps, run_dir=str(root), reached=_reached(accs[i], cfg))
+                for i in range(cfg.nets)]  # fmt: skip
+    nets = []
+    for i in track(range(cfg.nets), f"study {group.name}", unit="net", enabled=progress):
+        run_dir = root / f"net-{i:02d}"
+        if group.rule == "ga":
+            from ..models.population import Population
+
+            seeds = [init_seed(cfg, 1000 + i * GA_POPULATION + j) for j in range(GA_POPULATION)]
+            model = Population.stack([build_net(task, group.body, group.rule, s) for s in seeds])
+        else:
+            model = build_net(task, group.body, group.rule, init_seed(cfg, i))
+        rule_obj = make_rule_object(group.rule, RULE_SETTINGS[(group.rule, group.body)])
+        try:
+            result = train(model, task, rule=rule_obj, seed=cfg.seed + i, run_dir=run_dir, progress=False, **kwargs)
+        except TrainingDiverged as e:
+            nets.append(Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=None,
+                            accuracy=None, steps=None, run_dir=str(run_dir), reached=False,
+                            note=f"diverged: {e}"))  # fmt: skip
+            continue
+        acc = result.final.get("accuracy")
+        nets.append(Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=result.model,
+                        accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
+                        run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
+    return nets
+
+
+def _reached(acc: float | None, cfg: StudyConfig) -> bool:
+    return acc is not None and acc >= cfg.target_accuracy
+
+
+def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents: list[Net],
+                  progress: bool) -> list[Net]:
+    """Mirror twins (no training) or full-FORCE spiking twins of each parent (a run directory each)."""
+    from ..learning import evaluate
+    from ..learning.full_force import FullForce
+    from ..learning.train import EVAL_SEED_OFFSET, train
+    from ..models import mirror
+    from ..progress import track
+
+    nets = []
+    for p in track(parents, f"study {group.name}", unit="net", enabled=progress):
+        if p.model is None:
+            continue
+        twin = mirror(p.model, substeps=TWIN_SUBSTEPS)
+        nid = f"{group.name}/{p.index}"
+        if group.derive == "mirror":
+            batch = task.sample(cfg.eval_trials, np.random.default_rng([cfg.seed, EVAL_SEED_OFFSET]), split="test")
+            acc = float(evaluate(twin, task, batch)["accuracy"])
+            nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=twin, accuracy=acc,
+                            steps=0, run_dir=None, reached=_reached(acc, cfg)))  # fmt: skip
+            continue
+        run_dir = root / f"net-{p.index:02d}"
+        rule = FullForce(teacher=p.model)
+        kw = {**FF_TWIN_SETTINGS, "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}
+        result = train(twin, task, rule=rule, seed=cfg.seed + p.index, run_dir=run_dir, progress=False, **kw)
+        acc = result.final.get("accuracy")
+        nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
+                        accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
+                        run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
+    return nets
+
+
+# -- analysis ---------------------------------------------------------------------------------------------
+def analysis_inputs(cfg: StudyConfig) -> Any:
+    """The held-out trials every network's activity is recorded on (the study's base task)."""
+    return make_task(cfg).sample(cfg.analysis_trials, np.random.default_rng([cfg.seed, 0x5C0A]), split="test")
+
+
+def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, Any]:
+    """Activity ``[samples, N]`` on ``u`` and the attractor-topology graph of one network (attractors at the
+    probe inputs, the fixed-point search seeded from its trajectories on ``u``), cached in ``cache`` (``.npz``,
+    plain arrays: ``activity``, ``counts``, ``node_probe``, ``edges``, ``probes`` and each probe's attractors
+    ``attractors_<j>`` in activity space)."""
+    from ..analysis.similarity import activity
+    from ..analysis.topology import attractor_topology
+
+    path = Path(cache)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    act = activity(net.model, u).astype(np.float32)
+    topo = attractor_topology(net.model, probes=cfg.probes, inputs=u, n_inits=cfg.n_inits, seed=cfg.seed,
+                              progress=False)  # fmt: skip
+    arrays: dict[str, np.ndarray] = {
+        "activity": act, "probes": np.asarray(topo.probes, dtype=np.float64),
+        "counts": np.asarray(topo.counts, dtype=np.int64), "node_probe": np.asarray(topo.node_probe, dtype=np.int64),
+        "edges": np.asarray(topo.edges, dtype=np.int64).reshape(-1, 2),
+        **{f"attractors_{j}": topo.attractors(j).detach().cpu().numpy().astype(np.float64)
+           for j in range(len(topo.probes))},
+    }  # fmt: skip
+    import io
+
+    from ..atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return arrays
+
+
+def topology_graph(arrays: dict[str, np.ndarray]) -> Any:
+    """The ``Topology`` graph of a cached analysis (the per-probe fixed points are not kept: the distance
+    between topologies needs only the probes, the attractors per probe and the edges)."""
+    import torch
+
+    from ..analysis.topology import Topology
+
+    return Topology(probes=tuple(float(p) for p in arrays["probes"]), inputs=torch.zeros(0), fixed_points=(),
+                    counts=tuple(int(c) for c in arrays["counts"]),
+                    node_probe=tuple(int(j) for j in arrays["node_probe"]),
+                    edges=tuple((int(a), int(b)) for a, b in arrays["edges"]))  # fmt: skip
+
+
+def distance_matrices(analyses: list[dict[str, Any]], progress: bool = False) -> dict[str, np.ndarray]:
+    """``{"svcca": 1 - SVCCA, "topology": topology_distance}`` between every pair of networks."""
+    from ..analysis.similarity import distance_matrix
+    from ..analysis.topology import topology_distance_matrix
+
+    acts = [np.asarray(a["activity"], dtype=np.float64) for a in analyses]
+    return {"svcca": distance_matrix(acts, "svcca", progress=progress),
+            "topology": topology_distance_matrix([topology_graph(a) for a in analyses], progress=progress)}
+
+
+def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[str, Any]:
+    """Silhouettes (overall and per label) and 2-D MDS embeddings of each distance matrix."""
+    from ..analysis.similarity import mds_embedding, silhouette, silhouette_by_label
+
+    out: dict[str, Any] = {}
+    several = len(set(labels)) > 1
+    for name, M in D.items():
+        out[name] = {
+            "silhouette": float(silhouette(M, labels)) if several else None,
+            "silhouette_by_label": silhouette_by_label(M, labels) if several else {},
+            "mds": np.asarray(mds_embedding(M, n_components=2, seed=seed)).tolist(),
+        }
+    return out
+
+
+def one_vs_rest(D: np.ndarray, labels: list[str], which: str) -> float | None:
+    """Silhouette of label ``which`` against all the others merged (e.g. Hebbian vs the rest)."""
+    from ..analysis.similarity import silhouette
+
+    binary = [lab if lab == which else "rest" for lab in labels]
+    return float(silhouette(D, binary)) if which in labels and len(set(binary)) == 2 else None
+
+
+def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group: str) -> dict[str, Any] | None:
+    """For each twin: its distance to its own parent and the mean distance to the other parents; the
+    fraction of twins closer to their own parent than to the mean other parent."""
+    index = {n.id: k for k, n in enumerate(nets)}
+    own, other = [], []
+    parents = [n for n in nets if n.group == parent_group]
+    for t in (n for n in nets if n.group == twin_group):
+        p = index.get(f"{parent_group}/{t.index}")
+        if p is None or len(parents) < 2:
+            continue
+        i = index[t.id]
+        own.append(float(D[i, p]))
+        other.append(float(np.mean([D[i, index[q.id]] for q in parents if q.index != t.index])))
+    if not own:
+        return None
+    own_a, other_a = np.asarray(own), np.asarray(other)
+    return {"own_parent": float(own_a.mean()), "other_parents": float(other_a.mean()),
+            "closer_to_own": float(np.mean(own_a < other_a)), "pairs": len(own)}  # fmt: skip
+
+
+# -- the study --------------------------------------------------------------------------------------------
+def _check_out(out: Path, record: dict[str, Any]) -> None:
+    """Refuse a study directory made with other settings (resuming needs the same ones)."""
+    from ..learning.checkpoint import load_json
+
+    path = Path(out) / "config.json"
+    if path.is_file():
+        old = load_json(path)
+        if old != record:
+            changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+            raise ValueError(f"{out} holds a study with other settings ({', '.join(changed)}); use another --out")
+    else:
+        from ..atomic import atomic_write_json
+
+        atomic_write_json(path, record)
+
+
+def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
+               progress: bool = True) -> dict[str, Any]:
+    """Train, analyse and score the networks of ``groups``; write ``out/study.json``, ``out/distances.npz``
+    and the figures under ``out/figures/``. Returns the study's summary (what ``study.json`` holds)."""
+    from ..atomic import atomic_write_json
+    from ..progress import track
+
+    cfg.check()
+    out = Path(out)
+    record = {"kind": kind, "config": cfg.model_dump(mode="json"), "groups": [g.__dict__ for g in groups]}
+    _check_out(out, record)
+    by_group: dict[str, list[Net]] = {}
+    for g in groups:
+        by_group[g.name] = train_group(cfg, g, out, parents=by_group.get(g.source or ""), progress=progress)
+    nets = [n for g in groups for n in by_group[g.name]]
+    used = [n for n in nets if n.model is not None and (n.reached or cfg.include_failed)]
+    u = analysis_inputs(cfg).inputs
+    analyses = [analyse_net(n, u, cfg, out / "analysis" / f"{n.id.replace('/', '-')}.npz")
+                for n in track(used, "study analysis", unit="net", enabled=progress)]  # fmt: skip
+    labels = [n.label for n in used]
+    empty = {"svcca": np.zeros((0, 0)), "topology": np.zeros((0, 0))}
+    D = distance_matrices(analyses, progress) if len(used) >= 2 else empty
+    summary: dict[str, Any] = {
+        "kind": kind, "config": cfg.model_dump(mode="json"),
+        "nets": [{"id": n.id, "label": n.label, "accuracy": n.accuracy, "steps": n.steps, "reached": n.reached,
+                  "analysed": n in used, "run_dir": n.run_dir, **({"note": n.note} if n.note else {})}
+                 for n in nets],
+        "labels": labels, "ids": [n.id for n in used],
+    }  # fmt: skip
+    if len(used) >= 3 and len(set(labels)) > 1:
+        summary["scores"] = scores(D, labels, seed=cfg.seed)
+        if "hebbian" in labels:
+            summary["hebbian_vs_rest"] = {k: one_vs_rest(D[k], labels, "hebbian") for k in D}
+        for twin in ("mirror", "ff-twin"):
+            if any(n.group == twin for n in used):
+                summary.setdefault("twins", {})[twin] = {k: twin_distances(D[k], used, twin, "bptt-rate") for k in D}
+    summary["attractors"] = _attractor_counts(analyses, used, cfg.probes)
+    import io
+
+    from ..atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, svcca_distance=D["svcca"], topology_distance=D["topology"], labels=np.asarray(labels, dtype=str),
+             ids=np.asarray([n.id for n in used], dtype=str))  # fmt: skip
+    atomic_write_bytes(out / "distances.npz", buf.getvalue())
+    if "scores" in summary:
+        summary["figure"] = str(plot_study(summary, D, out / "figures" / f"{kind}.png"))
+    atomic_write_json(out / "study.json", summary)
+    return summary
+
+
+def _attractor_counts(analyses: list[dict[str, Any]], nets: list[Net], probes: tuple[float, ...]) -> dict[str, Any]:
+    """Per label: the mean number of attractors at each probe input, and the fraction of networks with two
+    or more attractors at zero input (McMahan et al.'s stable integrators; one attractor: transient)."""
+    counts: dict[str, list] = {}
+    for a, n in zip(analyses, nets):
+        counts.setdefault(n.label, []).append(np.asarray(a["counts"], dtype=float))
+    zero = [j for j, p in enumerate(probes) if abs(p) < 1e-12]
+    out = {}
+    for lab, v in counts.items():
+        c = np.stack(v)
+        out[lab] = {"mean_attractors": c.mean(axis=0).tolist(),
+                    "stable_integrators": float(np.mean(c[:, zero[0]] >= 2)) if zero else None}  # fmt: skip
+    return out
+
+
+def run_rules(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, Any]:
+    """``spikedyn study rules`` (Fig. 1 of McMahan et al. 2024)."""
+    return run_groups(cfg.check(), rule_groups(cfg), out, kind=f"rules_{cfg.task}", progress=progress)
+
+
+def run_bodies(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, Any]:
+    """``spikedyn study bodies``: the rules study across bodies (beyond the paper)."""
+    return run_groups(cfg.check(), body_groups(), out, kind=f"bodies_{cfg.task}", progress=progress)
+
+
+def run_noise(cfg: StudyConfig, out: Path, levels: tuple[float, ...] = NOISE_LEVELS,
+              progress: bool = True) -> dict[str, Any]:
+    """``spikedyn study noise`` (Fig. 5): BPTT at each input-noise variance, labelled by the noise."""
+    return run_groups(cfg.check(), noise_groups(levels), out, kind=f"noise_{cfg.task}", progress=progress)
+
+
+def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3, 4, 5, 6),
+                 progress: bool = True) -> dict[str, Any]:
+    """``spikedyn study contexts`` (Fig. 2): the rules study on N-CDI for each N (its own sub-directory
+    ``out/ncdi-N``), and the silhouettes against N."""
+    from ..atomic import atomic_write_json
+
+    per_n = {}
+    for n in contexts:
+        sub = cfg.model_copy(update={"task": "ncdi", "n_contexts": int(n)})
+        per_n[int(n)] = run_groups(sub.check(), rule_groups(sub), Path(out) / f"ncdi-{n}", kind=f"rules_ncdi{n}",
+                                   progress=progress)  # fmt: skip
+    trend = {"contexts": list(per_n),
+             **{f"{k}_silhouette": [s.get("scores", {}).get(k, {}).get("silhouette") for s in per_n.values()]
+                for k in ("svcca", "topology")}}  # fmt: skip
+    summary = {"kind": "contexts", "config": cfg.model_dump(mode="json"), "trend": trend,
+               "studies": {n: str(Path(out) / f"ncdi-{n}" / "study.json") for n in per_n}}  # fmt: skip
+    summary["figure"] = str(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules))
+    atomic_write_json(Path(out) / "study.json", summary)
+    return summary
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+def _colors(labels: list[str]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {lab: cmap(i % 10) for i, lab in enumerate(dict.fromkeys(labels))}
+
+
+def plot_study(summary: dict[str, Any], D: dict[str, np.ndarray], path: Path) -> Path:
+    """Distance matrices (sorted by label), MDS embeddings coloured by label and silhouettes in the titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_save_figure
+
+    labels = summary["labels"]
+    colors = _colors(labels)
+    order = np.argsort([list(colors).index(lab) for lab in labels], kind="stable")
+    fig, axes = plt.subplots(2, 2, figsize=(9, 8))
+    titles = {"svcca": "representation (1 - SVCCA)", "topology": "attractor topology"}
+    for r, key in enumerate(("svcca", "topology")):
+        M = D[key][np.ix_(order, order)]
+        ax = axes[r, 0]
+        im = ax.imshow(M, cmap="viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        bounds = np.cumsum([sum(1 for lab in labels if lab == g) for g in colors])[:-1] - 0.5
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.8)
+            ax.axvline(b, color="w", lw=0.8)
+        ax.set_title(f"{titles[key]}: distances", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax = axes[r, 1]
+        emb = np.asarray(summary["scores"][key]["mds"])
+        for lab, c in colors.items():
+            idx = [i for i, x in enumerate(labels) if x == lab]
+            ax.scatter(emb[idx, 0], emb[idx, 1], color=c, s=18, label=lab, alpha=0.8)
+        s = summary["scores"][key]["silhouette"]
+        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7)
+    cfg = summary["config"]
+    task = cfg["task"] + (f" ({cfg['n_contexts']} contexts)" if cfg.get("n_contexts") else "")
+    fig.suptitle(f"{summary['kind']}: {len(labels)} networks on {task} (McMahan et al. 2024 style)", fontsize=10)
+    fig.tight_layout()
+    return atomic_save_figure(fig, Path(path))
+
+
+def plot_trend(trend: dict[str, Any], path: Path, rules: tuple[str, ...] = ("bptt", "ga")) -> Path:
+    """Silhouettes (representation, topology) against the number of N-CDI contexts (Fig. 2c, e)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    x = trend["contexts"]
+    for key, label in (("svcca", "representation (SVCCA)"), ("topology", "attractor topology")):
+        y = [math.nan if v is None else v for v in trend[f"{key}_silhouette"]]
+        ax.plot(x, y, "o-", label=label)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("contexts N (N-CDI)")
+    ax.set_ylabel(f"silhouette ({' vs '.join(rules)})")
+    ax.legend(fontsize=8)
+    ax.set_title("McMahan et al. 2024 Fig. 2c,e: silhouette vs task complexity", fontsize=9)
+    fig.tight_layout()
+    return atomic_save_figure(fig, Path(path))
+
+
+def copy_config(cfg: StudyConfig, **update: Any) -> StudyConfig:
+    return copy.deepcopy(cfg).model_copy(update=update)
+
+
+__all__ = [
+    "BODIES", "FF_TWIN_SETTINGS", "Group", "LIF_PARAMS", "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS",
+    "StudyConfig", "TASKS", "analyse_net", "body_groups", "distance_matrices", "noise_groups", "one_vs_rest",
+    "plot_study", "plot_trend", "population_capable", "rule_groups", "run_bodies", "run_contexts", "run_groups",
+    "run_noise", "run_rules", "scores", "supported", "train_group", "twin_distances",
+]  # fmt: skip

@@ -1,0 +1,110 @@
+"""``spikedyn.deploy`` for a multi-layer ``SpikingNetwork``: Lava float or bit-accurate fixed point.
+
+    dep = spikedyn.deploy(net, precision="fixed")     # net: a SpikingNetwork (e.g. from_nir(braille.nir))
+    out = dep.run(u)                                  # a HardwareRollout; out.layers: spikes by layer
+    spikes, counts, y = network_torch_reference(net, u, "fixed")   # what Lava must equal, by layer
+
+The network travels to the Lava interpreter as its NIR graph (with spikedyn's exact constants) in a
+bundle, like a ``SpikingRNN``'s; ``spikedyn/hardware/lava_network.py`` compiles it (skewed layers so that
+feed-forward projections keep their within-a-step timing on Lava's one-step connections).
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
+from spikedyn.hardware.network import NetworkGraph, network_readout
+from spikedyn.hardware.validation import check_chunk, check_inputs
+
+from .deploy import BACKENDS, HardwareRollout
+
+
+@dataclass
+class NetworkDeployment:
+    """A ``SpikingNetwork`` compiled for one Lava backend and precision; ``run(u)`` executes it."""
+
+    network: NetworkGraph
+    graph: Any  # the NIR graph sent to Lava
+    backend: str
+    precision: str
+    python: str | None
+    chunk: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout:
+        """Run inputs ``u [T, B, I]`` on Lava from rest. Returns a ``HardwareRollout``: ``y`` (the host
+        readout), ``r`` (spike counts of every layer per input step), ``spikes [T * substeps, B, n_hidden]``
+        (layers concatenated in order) and ``layers`` (``{name: [T * substeps, B, n]}``)."""
+        g = self.network
+        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
+        x = check_inputs(x, g.n_in)
+        chunk, hardware = check_chunk(self.chunk), BACKENDS[self.backend]
+        t0 = time.perf_counter()
+        bundle = None
+        if self.python is None:
+            from spikedyn.hardware.lava_network import run_network_lava
+
+            timing: dict[str, float] = {}
+            by_layer = run_network_lava(g, x, precision=self.precision, hardware=hardware, chunk=chunk,
+                                        stats=timing)
+            spikes = np.concatenate([by_layer[L.name] for L in g.layers], axis=2)
+            seconds = time.perf_counter() - t0
+        else:
+            from spikedyn.hardware.runtime import run_bundle_subprocess
+
+            options = {"precision": self.precision, "hardware": hardware, "chunk": chunk, "progress": bool(progress)}
+            with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
+                directory = new_bundle_dir(workdir if workdir is not None else tmp)
+                write_bundle(directory, self.graph, x, options)
+                run_bundle_subprocess(directory, self.python)
+                spikes, info = read_result(directory)
+            if spikes is None:
+                raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written'}")
+            timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
+            seconds = float(info["seconds"])
+            bundle = directory if workdir is not None else None
+        expected = (x.shape[0] * g.substeps, x.shape[1], g.n_hidden)
+        if spikes.shape != expected:
+            raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
+        layers, start = {}, 0
+        for L in g.layers:
+            layers[L.name] = spikes[..., start:start + L.size]
+            start += L.size
+        counts, y = network_readout(g, layers)
+        out = HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
+        out.layers = layers
+        return out
+
+
+def deploy_network(net: Any, backend: str, precision: str, chunk: int | None, python: str | None) -> NetworkDeployment:
+    """``spikedyn.deploy`` of a ``SpikingNetwork`` (checks first: one line for what Lava cannot run)."""
+    from spikedyn.hardware.lava_network import check_lava_network
+
+    from .nir import to_nir
+
+    g = net.to_graph()
+    check_lava_network(g, precision)
+    if backend == "lava-loihi" and g.lava_lif_reason():
+        raise ValueError(f"Loihi runs Lava's LIF; {g.lava_lif_reason()} (simulator only)")
+    return NetworkDeployment(network=g, graph=to_nir(net), backend=backend, precision=precision, python=python,
+                             chunk=chunk)
+
+
+def network_torch_reference(net: Any, u: Any, precision: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The torch run a Lava run of ``net`` must equal: spikes by layer, counts ``r`` and outputs ``y``.
+    float: the network in float64; fixed: its Loihi-2 body (``net.quantized("loihi2")``)."""
+    m = copy.deepcopy(net).cpu()
+    m = m.quantized("loihi2") if precision == "fixed" else m.double()
+    x = torch.as_tensor(np.asarray(u), dtype=m.dtype)
+    with torch.no_grad():
+        spikes = {k: v.numpy().astype(np.uint8) for k, v in m.layer_spikes(x).items()}
+        out = m(x)
+    return spikes, out.r.numpy(), out.y.double().numpy()
