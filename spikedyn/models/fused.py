@@ -231,6 +231,17 @@ def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[T
                                   truncated, path)
 
 
+def fused_population_rollout(p: Any, substeps: int, i_ext: Tensor, W_rec: Tensor, b: Tensor,
+                             beta: Tensor) -> tuple[Tensor, Tensor, Any]:
+    """A ``Population`` of SpikingRNNs in the fused kernel: ``i_ext [E, T, B, N]``, ``W_rec [E, N, N]``,
+    ``b``, ``beta [E, 1, N]`` -> (spike counts, rbar ``[E, T, B, N]``, final ``SpikingState [E, B, N]``)."""
+    from spikedyn.hardware.neuron import SpikingState
+
+    rbar, counts, *final = FusedSpikingBPTT.apply(i_ext.transpose(0, 1), W_rec, b, beta, p, substeps, False, "dense")
+    empty = final[0].new_zeros((0, *final[0].shape))
+    return counts.transpose(0, 1), rbar.transpose(0, 1), SpikingState(*final, rbar[-1].detach(), empty, empty)
+
+
 def fused_supported(model: Any) -> bool:
     """The fused path covers every float configuration except extra synaptic delays, a learnable path
     through the reset, NIR's ``v_leak``/``v_reset`` and a custom initial state (the caller checks the last)."""
