@@ -83,22 +83,29 @@ def spikedyn_eprop(**kw):
     return make
 
 
-def snntorch_rleaky(H, dev, x, y):
-    import snntorch as snn
+def snntorch_rleaky(indexed: bool = False):
+    """snntorch's RLeaky; ``indexed``: the loop of ``benchmarks/recurrent_step.py`` (and the issue's figures),
+    which indexes the hoisted input projection ``fc(x)[t]`` (each index's backward writes a zero
+    ``[T, B, H]``: O(T^2)); otherwise ``fc(x).unbind(0)`` (the peer's best case)."""
 
-    fc, out = torch.nn.Linear(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
-    lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
+    def make(H, dev, x, y):
+        import snntorch as snn
 
-    def run():
-        spk, mem = lif.init_rleaky()
-        cur, zs = fc(x), []
-        for t in range(x.shape[0]):
-            spk, mem = lif(cur[t], spk, mem)
-            zs.append(spk)
-        return out(torch.stack(zs))
+        fc, out = torch.nn.Linear(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
+        lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
 
-    params = [*fc.parameters(), *lif.parameters(), *out.parameters()]
-    return _adam_step(params, lambda: torch.nn.functional.mse_loss(run(), y))
+        def run():
+            spk, mem = lif.init_rleaky()
+            cur, zs = fc(x), []
+            for t, cur_t in enumerate(cur.unbind(0) if not indexed else range(x.shape[0])):
+                spk, mem = lif(cur[t] if indexed else cur_t, spk, mem)
+                zs.append(spk)
+            return out(torch.stack(zs))
+
+        params = [*fc.parameters(), *lif.parameters(), *out.parameters()]
+        return _adam_step(params, lambda: torch.nn.functional.mse_loss(run(), y))
+
+    return make
 
 
 def norse_lif_recurrent(H, dev, x, y):
@@ -139,10 +146,10 @@ def torch_lif_loop(compiled: bool = False):
         step_fn = torch.compile(_lif_step, dynamic=False) if compiled else _lif_step
 
         def run():
-            i_ext, zs = x @ W_in.T, []
+            zs = []
             v = z = x.new_zeros(x.shape[1], H)
-            for t in range(x.shape[0]):
-                v, z = step_fn(i_ext[t], v, z, W_rec, b)
+            for i_t in (x @ W_in.T).unbind(0):  # the input projection as one GEMM; unbind, not [t]
+                v, z = step_fn(i_t, v, z, W_rec, b)
                 zs.append(z)
             return out(torch.stack(zs))
 
@@ -167,7 +174,8 @@ CASES: dict[str, Callable] = {
     "spikedyn_lif_filtered_bptt": spikedyn_bptt("auto", **EPROP_MODEL),
     "spikedyn_lif_filtered_eprop": spikedyn_eprop(**EPROP_MODEL),
     "spikedyn_alif": spikedyn_bptt("auto", neuron="alif"),
-    "snntorch_rleaky": snntorch_rleaky,
+    "snntorch_rleaky": snntorch_rleaky(),
+    "snntorch_rleaky_indexed": snntorch_rleaky(indexed=True),
     "norse_lif_recurrent": norse_lif_recurrent,
     "torch_lif_loop": torch_lif_loop(False),
     "torch_lif_loop_compiled": torch_lif_loop(True),
@@ -290,6 +298,28 @@ def run_shape(H: int, B: int, T: int, cases: dict[str, Callable], rounds: int, d
     return rows
 
 
+def table(path: str) -> str:
+    """The markdown table of a JSON-lines file this script wrote (one block per shape)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    head, rows = rows[0], [r for r in rows[1:] if "case" in r]
+    out = [f"Machine: {head['machine']}; torch {head['torch']}; load average at the start "
+           f"{head['load_average_start']}. Command: `{head['command']}`.", ""]
+    for shape in dict.fromkeys((r["H"], r["B"], r["T"]) for r in rows):
+        block = [r for r in rows if (r["H"], r["B"], r["T"]) == shape]
+        load = block[-1]["load_average"]
+        out += [f"H = {shape[0]}, B = {shape[1]}, T = {shape[2]} ({block[0]['rounds']} interleaved rounds; "
+                f"load average {load} at the end)", "",
+                "| case | median s/step (wall) | wall vs spikedyn_lif | median s/step (CPU) | CPU vs spikedyn_lif | "
+                "peak MB | build + first step s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in block:
+            peak = "" if r.get("peak_mb") is None else f"{r['peak_mb']:.0f}"
+            out.append(f"| {r['case']} | {r['median_s']:.4g} | {r.get('ratio_to_spikedyn_lif', float('nan')):.2f}x | "
+                       f"{r['median_cpu_s']:.4g} | {r.get('cpu_ratio_to_spikedyn_lif', float('nan')):.2f}x | {peak} | "
+                       f"{r['first_step_s']:.3g} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -299,8 +329,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile case")
     ap.add_argument("--small", action="store_true", help="one small shape (a quick check)")
     ap.add_argument("--out", default="", help="also write the JSON lines to this file")
+    ap.add_argument("--table", default="", help="print the markdown table of a JSON-lines file and exit")
     ap.add_argument("--memory-shape", default="", help="H,B,T of the peak-memory measurement (default: the largest)")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")

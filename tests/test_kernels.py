@@ -99,7 +99,7 @@ def test_sparse_and_dense_gradients_agree_at_a_low_firing_rate_in_float32():
         out = m(u)
         grads[path] = torch.autograd.grad(out.y.square().sum(), list(m.parameters()))
         rate = float(out.r.detach().mean())
-    assert 0 < rate < K.SPARSE_RATE  # the regime "auto" sends to the sparse kernels
+    assert 0 < rate < 0.05  # a low firing rate: the sparse kernels' regime
     for a, b in zip(grads["dense"], grads["sparse"]):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
