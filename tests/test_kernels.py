@@ -174,3 +174,21 @@ def test_population_members_run_in_the_fused_kernel_with_a_member_axis():
         g_alone = torch.autograd.grad(alone.y.square().sum(), list(m.parameters()))
         for (name, _), g in zip(m.named_parameters(), g_alone):
             torch.testing.assert_close(grads[name][i], g, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch (GPU test)")
+@pytest.mark.parametrize("kw", KINDS)
+def test_fused_kernel_on_the_gpu_equals_the_cpu_in_float64(kw):
+    torch.manual_seed(6)
+    m = SpikingRNN(3, 32, 2, gain=0.5, **kw).double()
+    u = 1.5 * torch.randn(40, 4, 3, dtype=torch.float64)
+    out = {}
+    for dev in ("cpu", "cuda"):
+        md = m.to(dev)
+        roll = md(u.to(dev))
+        grads = torch.autograd.grad(roll.y.square().sum(), list(md.parameters()))
+        out[dev] = (roll.r.cpu(), [g.cpu() for g in grads])
+    assert torch.equal(out["cpu"][0], out["cuda"][0])
+    for a, b in zip(out["cpu"][1], out["cuda"][1]):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
