@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout
+from .fused import fused_population_rollout, fused_supported
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
 from .validation import check_rollout_input
@@ -559,6 +560,9 @@ class Population(nn.Module):
 
     def _spiking_rollout(self, u: Tensor, state: SpikingState | None) -> tuple[Tensor, Tensor, SpikingState]:
         body = self._template
+        if state is None and torch.is_grad_enabled() and fused_supported(body):  # the fused kernel, member axis
+            return fused_population_rollout(body.params, body.substeps, self._input_projection(u, self.W_in),
+                                            *self._spiking_tensors())  # fmt: skip
         state = self._spiking_state0(u.shape[-2]) if state is None else state
         W_rec, b, beta = self._spiking_tensors()
         counts, rbars = [], []
