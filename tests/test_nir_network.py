@@ -413,7 +413,8 @@ def _dag(fixed: bool) -> NetworkGraph:
                     bias=rng.uniform(0, .05, 12)),
               Layer("b", 8, **(d if fixed else dict(du=1.0, dv=0.0)), reset="subtract"),
               Layer("c", 5, **(d if fixed else dict(du=0.5, dv=0.15)), reset="subtract_decayed",
-                    beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95)]
+                    beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95,
+                    bias=rng.uniform(0.0, 0.05, 5))]  # a v-bias on the layer that starts late on Lava
     proj = [Projection(INPUT, "a", W(12, 3, 3.0), rng.uniform(0, 0.1, 12)),
             Projection("a", "a", W(12, 12, 2.0), None, 1),
             Projection("a", "b", W(8, 12, 2.0), rng.uniform(0, .2, 8)), Projection(INPUT, "c", W(5, 3, 2.0), None, 2),
@@ -425,7 +426,8 @@ def _dag(fixed: bool) -> NetworkGraph:
 @pytest.mark.lava
 def test_lava_runs_a_dag_with_skip_and_feedback_spike_for_spike(lava_python):
     """The layer skew on Lava with skip connections, a delayed feedback projection (exactly as short as Lava
-    allows), extra delays (DelayDense), bias channels and substeps: float (Lava LIF and SpikedynLIF) and fixed
+    allows), extra delays (DelayDense), bias channels, a v-bias on a late layer (held at rest until it
+    starts) and substeps: float (Lava LIF and SpikedynLIF) and fixed
     point (Lava LIF and SpikedynFixedLIF) equal torch in every spike of every layer."""
     from spikedyn.hardware.lava_network import lava_skew
 
