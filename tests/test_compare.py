@@ -17,6 +17,8 @@ from spikedyn.analysis.compare import (
     spike_statistics,
 )
 from spikedyn.cli import main
+from spikedyn.learning import evaluate
+from spikedyn.learning.train import EVAL_SEED_OFFSET
 from spikedyn.models import RateRNN, SpikingRNN
 
 
@@ -94,3 +96,63 @@ def test_compare_cli_errors_are_one_line(tmp_path, capsys):
         assert main(["compare", *args, "--out", str(tmp_path / "o")]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (args, err)
+
+
+def test_compare_runs_a_rate_net_its_mirror_and_a_lif_on_the_same_trials(tmp_path, one_thread_seeded):
+    task = _tiny_runs(tmp_path)
+    rate = spikedyn.load_run(tmp_path / "rate").model
+    twin = spikedyn.mirror(rate, substeps=4)
+    lif = spikedyn.load_run(tmp_path / "lif").model
+    table = spikedyn.compare({"rate": rate, "mirror": twin, "lif": lif}, task, n_trials=6, n_inits=16,
+                             lyapunov_k=2, lyapunov_trials=2, progress=False)
+    assert table.labels == ["rate", "mirror", "lif"]
+    r = table.row("rate")
+    assert r["kind"] == "rate" and 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and len(r["lyapunov"]) == 2
+    assert r["integrator"] in ("transient", "stable", "none") and r.get("synops_per_trial") is None
+    for name in ("mirror", "lif"):
+        s = table.row(name)
+        assert s["kind"] == "spiking" and s["firing_rate_hz"] >= 0 and s["synops_per_trial"] >= 0
+    # the spiking statistics are those of the spikes on these trials (recomputed independently here)
+    batch = task.sample(6, np.random.default_rng([0, EVAL_SEED_OFFSET]), split="test")
+    z = lif.spike_trains(torch.as_tensor(batch.inputs, dtype=lif.dtype)).numpy()
+    fan = (lif.W_rec_eff.detach().numpy() != 0).sum(axis=0)
+    assert table.row("lif")["synops_per_trial"] == pytest.approx(float((z.sum(axis=(0, 1)) * fan).sum() / 6))
+    assert table.row("lif")["accuracy"] == evaluate(lif, task, batch, seed=0)["accuracy"]
+    S = table.similarity["svcca"]
+    assert S.shape == (3, 3) and np.allclose(np.diag(S), 1) and np.allclose(S, S.T)
+    assert (S >= -1e-9).all() and (S <= 1 + 1e-9).all()
+    fig = table.plot(tmp_path / "cmp.png")
+    assert fig is not None and (tmp_path / "cmp.png").stat().st_size > 1000
+
+
+def test_a_body_lava_cannot_run_gets_a_note_not_an_error(tmp_path):
+    task = T.make("rdm", dt=10.0, duration_ms=100.0)
+    torch.manual_seed(0)
+    rate = RateRNN(1, 4, 1, alpha=0.2, activation="shifted_tanh", dt=10.0)
+    twin = spikedyn.mirror(rate, substeps=2)  # a non-leaky membrane with a current filter: no NIR form
+    table = spikedyn.compare({"mirror": twin}, task, n_trials=4, n_inits=4, lyapunov_k=1, lava="float",
+                             progress=False)
+    assert table.labels == ["mirror"] and "no Lava run: NIR has no current-based" in table.row("mirror")["note"]
+
+
+@pytest.mark.lava
+def test_compare_cli_with_lava_prints_one_table(tmp_path, capsys, lava_python, monkeypatch, one_thread_seeded):
+    monkeypatch.setenv("SPIKEDYN_LAVA_PYTHON", lava_python)
+    _tiny_runs(tmp_path)
+    out = tmp_path / "cmp"
+    args = ["compare", str(tmp_path / "rate"), str(tmp_path / "lif"), "--mirror", "--mirror-substeps", "4",
+            "--mirror-tau-mem", "10000", "--lava", "float", "--trials", "4", "--n-inits", "8", "--lyapunov-k", "1",
+            "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    for body in ("rate", "mirror(rate)", "lif", "lif @ lava-sim float", "mirror(rate) @ lava-sim float"):
+        assert body in text
+    data = json.loads((out / "comparison.json").read_text())
+    lava_rows = [r for r in data["rows"] if r["kind"] == "lava"]
+    assert len(lava_rows) == 2
+    for r in lava_rows:  # Lava's float models equal torch float64 spike for spike
+        assert r["lava_spike_agreement"] == 1.0 and r["lava_trials_identical"] == 1.0
+    assert len(data["labels"]) == 5 and np.asarray(data["similarity"]["svcca"]).shape == (5, 5)
+    assert (out / "comparison.csv").is_file() and (out / "comparison.png").is_file()
+    assert main(args) == 2  # never over an existing comparison
+    assert "exists" in capsys.readouterr().err

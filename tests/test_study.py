@@ -47,3 +47,58 @@ def test_twin_distances_compare_own_and_other_parents():
     assert d["pairs"] == 3 and d["own_parent"] == pytest.approx(0.5)
     assert d["other_parents"] == pytest.approx((2.0 + 2.0 + 0.1) / 3)
     assert d["closer_to_own"] == pytest.approx(2 / 3)
+
+
+def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, one_thread_seeded):
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "study"
+    args = ["study", "rules", "--task", "rdm", "--rules", "bptt,full_force", "--nets", "2", "--eval-trials", "20",
+            "--analysis-trials", "4", "--n-inits", "8", "--steps", "bptt=3", "--steps", "full_force=2",
+            "--include-failed", "--no-progress", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads((out / "study.json").read_text())
+    assert [n["id"] for n in summary["nets"]] == ["bptt-rate/0", "bptt-rate/1", "full_force-rate/0",
+                                                  "full_force-rate/1"]
+    D = np.load(out / "distances.npz")
+    for key in ("svcca_distance", "topology_distance"):
+        M = D[key]
+        assert M.shape == (4, 4) and np.allclose(M, M.T) and np.allclose(np.diag(M), 0) and (M >= -1e-9).all()
+    for key in ("svcca", "topology"):
+        s = summary["scores"][key]["silhouette"]
+        assert -1 <= s <= 1 and len(summary["scores"][key]["mds"]) == 4
+    assert set(summary["attractors"]) == {"bptt", "full_force"}
+    assert (out / "figures" / "rules_rdm.png").stat().st_size > 1000
+    cached = sorted(p.name for p in (out / "analysis").iterdir())
+    assert cached == ["bptt-rate-0.npz", "bptt-rate-1.npz", "full_force-rate-0.npz", "full_force-rate-1.npz"]
+    # resumed: finished networks and analyses are read back, the results are the same
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "nets").rglob("model.pt")}
+    assert main([*args, "--json"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "nets").rglob("model.pt")} == stamp
+    assert json.loads((out / "study.json").read_text())["scores"] == summary["scores"]
+    # other settings in the same directory are refused
+    assert main([*[a if a != "2" else "3" for a in args]]) == 2
+
+
+def test_an_early_stopped_run_is_read_back_finished(tmp_path):
+    """A study resumes over early-stopped networks: their summary names the last step run, whose checkpoint
+    exists (it used to say one step more, and reading the run back was refused)."""
+    import json
+
+    import spikedyn.tasks as T
+    import torch
+
+    from spikedyn.learning import train
+    from spikedyn.models import RateRNN
+
+    task = T.make("rdm", dt=10.0, duration_ms=100.0)
+    torch.manual_seed(0)
+    kw = dict(steps=10, batch_size=4, eval_every=2, eval_trials=8, target_accuracy=0.0, progress=False,
+              run_dir=tmp_path / "r")
+    first = train(RateRNN(1, 4, 1, dt=10.0), task, **kw)
+    assert first.stopped_early and json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 2
+    again = train(RateRNN(1, 4, 1, dt=10.0), task, **kw)
+    for p, q in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(p, q)

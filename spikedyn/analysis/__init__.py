@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
                      "topology_distance_matrix"), "topology"),
     **dict.fromkeys(("activity", "cka", "distance_matrix", "mds_embedding", "shape_distance", "silhouette",
                      "silhouette_by_label", "svcca"), "similarity"),
+    **dict.fromkeys(("ComparisonTable",), "compare"),
 }
 __all__ += sorted(_LAZY)
 

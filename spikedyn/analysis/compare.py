@@ -102,18 +102,20 @@ def filtered_rates(spikes: Any, kappa: float, substeps: int) -> np.ndarray:
 
 
 def body_dynamics(model: Any, u: Any, *, k: int = 3, n_inits: int = 128, seed: int = 0,
-                  tol: float = 1e-8) -> dict[str, Any]:
+                  tol: float = 1e-8, step_ms: float | None = None) -> dict[str, Any]:
     """Top-``k`` Lyapunov exponents (per second) of ``model`` driven by ``u [T, B, I]`` and its fixed points
     at zero input (``fixed_points`` from ``n_inits`` states). Returns ``lyapunov`` (list, descending),
     ``fixed_points`` (unique points found), ``stable_fixed_points``, ``integrator`` (``integrator_type``)
-    and ``points [K, N]`` (in the space ``activity`` records: ``FixedPoints.activity``) / ``stable [K]``."""
+    and ``points [K, N]`` (in the space ``activity`` records: ``FixedPoints.activity``) / ``stable [K]``.
+    ``step_ms``: the duration of one input step in ms (default: the body's own ``dt``)."""
     import torch
 
     from .fixed_points import fixed_points
     from .lyapunov import lyapunov_spectrum
 
     n = int(model.n_hidden)
-    spectrum = lyapunov_spectrum(model, u, k=min(int(k), n), seed=seed, unit="per_s")
+    step_s = (float(model.dt) if step_ms is None else float(step_ms)) / 1000.0
+    spectrum = lyapunov_spectrum(model, u, k=min(int(k), n), seed=seed, dt=step_s)  # per second
     u0 = torch.zeros(int(model.n_in), dtype=torch.float64)
     fps = fixed_points(model, u0, n_inits=n_inits, tol=tol, seed=seed, progress=False)
     stable = _numpy(fps.stable).astype(bool).reshape(-1)

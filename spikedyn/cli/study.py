@@ -30,6 +30,12 @@ def _steps(values: list[str]) -> dict[str, int]:
     return out
 
 
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(int(n))
+
+
 def _config(**kw: Any) -> Any:
     from ..experiments.study import StudyConfig
 
@@ -81,11 +87,14 @@ def study_rules(
     steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000."),
     include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/rules-TASK)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
     progress: bool = typer.Option(True, help="Progress on stderr."),
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 1: NETS networks per rule; SVCCA and topology distances, MDS, silhouettes."""
     from ..experiments import study as X
+
+    _threads(threads)
 
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
                   bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed,
@@ -109,11 +118,14 @@ def study_contexts(
     steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable)."),
     include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
     out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
     progress: bool = typer.Option(True, help="Progress on stderr."),
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 2: the rules study on N-CDI for each N; silhouettes against N."""
     from ..experiments import study as X
+
+    _threads(threads)
 
     ns = comma_list(contexts, "--contexts", int, minimum=2)
     cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed,
@@ -135,11 +147,14 @@ def study_noise(
     analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
     n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
     progress: bool = typer.Option(True, help="Progress on stderr."),
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 5: BPTT networks at each input-noise variance, labelled by the noise."""
     from ..experiments import study as X
+
+    _threads(threads)
 
     vs = comma_list(levels, "--levels", float, minimum=0.0)
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed,
@@ -160,8 +175,10 @@ def study_bodies(
     eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
     analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
     n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. eprop=300."),
     include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
     progress: bool = typer.Option(True, help="Progress on stderr."),
     as_json: bool = json_option(),
 ) -> None:
@@ -170,9 +187,12 @@ def study_bodies(
     differ? Silhouettes by body, and each twin's distance to its own parent vs the other parents."""
     from ..experiments import study as X
 
+    _threads(threads)
+
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
-                  analysis_trials=analysis_trials, n_inits=n_inits, include_failed=include_failed)  # fmt: skip
+                  analysis_trials=analysis_trials, n_inits=n_inits, steps=_steps(steps),
+                  include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
     summary = X.run_bodies(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study bodies on {task}", out)

@@ -6,7 +6,8 @@
 
 Every body sees the same ``n_trials`` trials, drawn from the held-out stream of ``seed`` (what
 ``spikedyn.train(..., seed=seed)`` evaluates on). Per body: accuracy and loss (``spikedyn.learning.evaluate``),
-the top Lyapunov exponents per second (``lyapunov_spectrum`` on the first ``lyapunov_trials`` trials), the
+the top Lyapunov exponents per second of task time (one input step = ``task.dt``; ``lyapunov_spectrum`` on the
+first ``lyapunov_trials`` trials), the
 fixed points at zero input and the integrator type they imply (``fixed_points``; see
 ``spikedyn.analysis.compare``), for spiking bodies the mean firing rate and the synaptic operations per
 trial, and SVCCA / linear CKA to every other body (``activity``: rates, or the readout's r̄ for spikes).
@@ -144,11 +145,15 @@ def compare(
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             trained_y[label] = model(torch.as_tensor(batch.inputs, dtype=model.dtype)).y.double().numpy()
-        dyn = body_dynamics(model, lyap_u, k=lyapunov_k, n_inits=n_inits, seed=seed)
+        step_ms = float(task.dt)  # one input step is one task step, whatever dt the body was built with
+        if abs(float(getattr(model, "dt", step_ms)) - step_ms) > 1e-9 * step_ms:
+            row["note"] = (f"the body's dt is {float(model.dt):g} ms, the task's {step_ms:g} ms: rates and "
+                           "exponents are per second of task time")  # fmt: skip
+        dyn = body_dynamics(model, lyap_u, k=lyapunov_k, n_inits=n_inits, seed=seed, step_ms=step_ms)
         row.update({k: dyn[k] for k in ("lyapunov", "fixed_points", "stable_fixed_points", "integrator")})
         if model.kind == "spiking":
             spikes = model.spike_trains(torch.as_tensor(batch.inputs, dtype=model.dtype))
-            row.update(spike_statistics(spikes, model.W_rec_eff, model.dt_sub))
+            row.update(spike_statistics(spikes, model.W_rec_eff, step_ms / model.substeps))
         act = activity(model, torch.as_tensor(batch.inputs, dtype=model.dtype))
         activities[label] = act
         T, N = batch.inputs.shape[0], act.shape[-1]
@@ -160,7 +165,7 @@ def compare(
                 lava_row, lava_act = _lava_row(model, label, task, batch, lava, lava_python, trained_y[label],
                                                progress)  # fmt: skip
             except NotDeployable as e:
-                row["note"] = f"no Lava run: {e}"
+                row["note"] = "; ".join(filter(None, [row.get("note"), f"no Lava run: {e}"]))
                 continue
             rows.append(lava_row)
             activities[lava_row["body"]] = lava_act
@@ -197,7 +202,7 @@ def _lava_row(model: Any, label: str, task: Any, batch: Any, lava: str, lava_pyt
     row: dict[str, Any] = {"body": f"{label} @ lava-sim {precision}", "kind": "lava", "rule": None,
                            "n_hidden": int(model.n_hidden),
                            "accuracy": task.score(y.astype(np.float32), batch).get("accuracy"), "loss": loss,
-                           **spike_statistics(out.spikes, dep.spec.W_rec, model.dt_sub),
+                           **spike_statistics(out.spikes, dep.spec.W_rec, float(task.dt) / model.substeps),
                            "lava_spike_agreement": agree["spike_agreement"],
                            "lava_trials_identical": agree["trials_identical"],
                            "lava_first_mismatch_step": agree["first_mismatch_step"],

@@ -48,13 +48,14 @@ LIF_PARAMS: dict[str, Any] = {"neuron": "lif", "tau_mem": 50.0, "surrogate": "tr
                               "self_connections": False, "tau_out": 100.0}  # fmt: skip
 GA_POPULATION = 50
 
-# train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's)
+# train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's);
+# the GA's chunk (trials per scoring rollout, memory only) is pinned so that studies resume across versions
 RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("bptt", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "clip": None, "eval_every": 10},
     ("eprop", "rate"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
     ("ga", "rate"): {"steps": 400, "batch_size": 200, "eval_every": 5,
                      "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
-                                     "sigma": 0.005, "sigma_is": "std"}},
+                                     "sigma": 0.005, "sigma_is": "std", "chunk": 500}},
     ("hebbian", "rate"): {"steps": 3000, "batch_size": 100, "eval_every": 25,
                           "rule_kwargs": {"reduce": "mean", "max_dw": None, "lr": 0.3}},
     ("full_force", "rate"): {"steps": 60, "batch_size": 50, "eval_every": 2},
@@ -62,7 +63,7 @@ RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("eprop", "lif"): {"steps": 1500, "batch_size": 64, "lr": 3e-3, "eval_every": 10},
     ("ga", "lif"): {"steps": 400, "batch_size": 200, "eval_every": 5,
                     "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
-                                    "sigma": 0.005, "sigma_is": "std"}},
+                                    "sigma": 0.005, "sigma_is": "std", "chunk": 500}},
 }  # fmt: skip
 FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
 TWIN_SUBSTEPS = 10
@@ -413,7 +414,9 @@ def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[s
         out[name] = {
             "silhouette": float(silhouette(M, labels)) if several else None,
             "silhouette_by_label": silhouette_by_label(M, labels) if several else {},
-            "mds": np.asarray(mds_embedding(M, n_components=2, seed=seed)).tolist(),
+            # all distances zero (e.g. every topology the same): every point is at the origin
+            "mds": (np.asarray(mds_embedding(M, n_components=2, seed=seed)) if M.any()
+                    else np.zeros((len(labels), 2))).tolist(),
         }
     return out
 
@@ -447,20 +450,28 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 
 
 # -- the study --------------------------------------------------------------------------------------------
+def _fixed(record: dict[str, Any]) -> dict[str, Any]:
+    """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
+    resumed study may change (a rule's runs with another budget are refused by ``train`` itself)."""
+    cfg = {k: v for k, v in record.get("config", {}).items() if k not in ("steps", "include_failed")}
+    return {**record, "config": cfg}
+
+
 def _check_out(out: Path, record: dict[str, Any]) -> None:
-    """Refuse a study directory made with other settings (resuming needs the same ones)."""
+    """Refuse a study directory made with other settings (resuming needs the same ones; the step budgets and
+    ``include_failed`` may change). ``config.json`` keeps the latest."""
     from ..learning.checkpoint import load_json
 
     path = Path(out) / "config.json"
     if path.is_file():
         old = load_json(path)
-        if old != record:
-            changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if _fixed(old) != _fixed(record):
+            a, b = _fixed(old)["config"], _fixed(record)["config"]
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["groups"]
             raise ValueError(f"{out} holds a study with other settings ({', '.join(changed)}); use another --out")
-    else:
-        from ..atomic import atomic_write_json
+    from ..atomic import atomic_write_json
 
-        atomic_write_json(path, record)
+    atomic_write_json(path, record)
 
 
 def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
@@ -556,6 +567,7 @@ def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3,
         sub = cfg.model_copy(update={"task": "ncdi", "n_contexts": int(n)})
         per_n[int(n)] = run_groups(sub.check(), rule_groups(sub), Path(out) / f"ncdi-{n}", kind=f"rules_ncdi{n}",
                                    progress=progress)  # fmt: skip
+    per_n = dict(sorted(per_n.items()))  # run in the order given, reported by N
     trend = {"contexts": list(per_n),
              **{f"{k}_silhouette": [s.get("scores", {}).get(k, {}).get("silhouette") for s in per_n.values()]
                 for k in ("svcca", "topology")}}  # fmt: skip
@@ -595,18 +607,22 @@ def plot_study(summary: dict[str, Any], D: dict[str, np.ndarray], path: Path) ->
         fig.colorbar(im, ax=ax, fraction=0.046)
         bounds = np.cumsum([sum(1 for lab in labels if lab == g) for g in colors])[:-1] - 0.5
         for b in bounds:
-            ax.axhline(b, color="w", lw=0.8)
-            ax.axvline(b, color="w", lw=0.8)
+            ax.axhline(b, color="r", lw=0.8)
+            ax.axvline(b, color="r", lw=0.8)
         ax.set_title(f"{titles[key]}: distances", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax = axes[r, 1]
         emb = np.asarray(summary["scores"][key]["mds"])
+        jitter = len(np.unique(emb.round(9), axis=0)) < len(emb)  # identical topologies overlap exactly
+        if jitter:
+            spread = float(np.ptp(emb)) or 1.0
+            emb = emb + 0.02 * spread * np.random.default_rng(0).standard_normal(emb.shape)
         for lab, c in colors.items():
             idx = [i for i, x in enumerate(labels) if x == lab]
             ax.scatter(emb[idx, 0], emb[idx, 1], color=c, s=18, label=lab, alpha=0.8)
         s = summary["scores"][key]["silhouette"]
-        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f})", fontsize=9)
+        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f}){', jittered' if jitter else ''}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7)
