@@ -9,7 +9,8 @@ fresh test trials. Results go to ``--out`` (JSON, one entry per case, rewritten 
     .venv/bin/python benchmarks/rules_accuracy.py --cases ga:ncdi:rate --run-dir runs/acc   # resumable
 
 Cases ``RULE:TASK:BODY``: rule bptt|ga, task rdm|cdi|ncdi (3 contexts), body rate (the preset's CTRNN:
-N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF twin shape, ``spikedyn.experiments.build`` defaults).
+N = 50, 1 + tanh, the paper's init) or lif (a 50-unit LIF net, ``spikedyn.experiments.build`` defaults,
+changed by ``--lif-params``).
 GA runs the paper's settings (50 + 5 members, 500 trials per generation, N(0, 0.005), 0.005 read as
 the standard deviation unless ``--ga-sigma-is variance``). BPTT runs the preset's Adam at ``--bptt-lr`` /
 ``--bptt-batch`` (test-sized defaults 3e-3 and 64; the paper's 5e-4 and 500: ``--bptt-lr 5e-4
@@ -44,17 +45,29 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     if rule == "bptt":
         kw.update(lr=args.bptt_lr, batch_size=args.bptt_batch)
         steps = args.bptt_steps
-        net = p.build_model(task, seed=args.seed) if body == "rate" else build_model(body, task, 50, seed=args.seed)
+        net = (p.build_model(task, seed=args.seed) if body == "rate"
+               else build_model(body, task, 50, args.lif_params, seed=args.seed))  # fmt: skip
     else:
         steps = args.ga_generations
         kw["rule_kwargs"] = {**kw["rule_kwargs"], "sigma_is": args.ga_sigma_is}
         size = kw["rule_kwargs"]["population"]
-        if body == "rate":
+        if args.init_from is not None:  # continue a GA run: its last bred generation is generation zero
+            from spikedyn.learning.checkpoint import newest_intact_checkpoint
+            from spikedyn.models.population import Population
+
+            found = newest_intact_checkpoint(args.init_from)
+            if found is None:
+                raise SystemExit(f"--init-from {args.init_from}: no checkpoint there")
+            ga_state = found[1]["rule_state"]
+            net = Population.from_tensors(ga_state["configs"], ga_state["population"])
+            print(f"{case}: generation zero = generation {ga_state['generation']} of {found[0]}", file=sys.stderr)
+        elif body == "rate":
             net = p.build_population(task, size, seed=args.seed)
         else:
             from spikedyn.models.population import Population
 
-            net = Population.stack([build_model(body, task, 50, seed=args.seed + i) for i in range(size)])
+            net = Population.stack([build_model(body, task, 50, args.lif_params, seed=args.seed + i)
+                                    for i in range(size)])  # fmt: skip
     kw["eval_every"] = args.eval_every if rule == "ga" else 2 * args.eval_every
     t0, c0 = time.perf_counter(), time.process_time()
 
@@ -77,6 +90,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
             "reached_target": res.stopped_early, "validation_accuracy": res.final.get("accuracy"),
             "test_accuracy_4000": acc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "settings": {k: v for k, v in kw.items() if k != "rule"}, "seed": args.seed,
+            "lif_params": args.lif_params if body == "lif" else None,
+            "init_from": None if args.init_from is None else str(args.init_from),
             "first_step_this_process": first[0] if first else None,
             "load_average_1min_at_end": round(os.getloadavg()[0], 2)}  # fmt: skip
 
@@ -116,10 +131,16 @@ def main() -> None:
     ap.add_argument("--ga-generations", type=int, default=400)
     ap.add_argument("--ga-sigma-is", choices=["variance", "std"], default="std",
                     help="read the paper's N(0, 0.005) as a standard deviation (default) or a variance")
+    ap.add_argument("--lif-params", type=json.loads, default={},
+                    help='SpikingRNN arguments of the lif body as JSON, e.g. \'{"tau_mem": 200, "tau_out": 100}\' '
+                         "(default: spikedyn.experiments.build's defaults for the task's dt)")
     ap.add_argument("--run-dir", type=Path, default=None,
                     help="checkpoint each case under RUN_DIR/RULE_TASK_BODY and resume from there (wall and CPU "
                          "times then count only this process's part)")
     ap.add_argument("--checkpoint-every", type=int, default=None)
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="GA only: start from the last generation checkpointed in this run directory (a "
+                         "continued run; use another --seed for fresh batches)")
     ap.add_argument("--time-generation", action="store_true",
                     help="only time the scoring of one GA generation (chunks of 500 vs 100 trials) and print it")
     ap.add_argument("--threads", type=int, default=1)

@@ -19,8 +19,9 @@ input (the single-layer backend's ``delay_in = 0``). The summed projection biase
 a constant source switched on at the layer's first step (``1.0``; fixed point: the graded ``2**8``), last
 among its inputs, the order in which torch adds them. Before its first step a layer receives nothing and
 stays at rest, so its spikes are exactly the network's, shifted by ``sigma(L)``; they are recorded and
-shifted back. Lava's LIF has a constant v-bias, so a layer that starts late (``sigma > 0``) must have none
-(NIR graphs put biases on Affine nodes, which are fine).
+shifted back. Lava's LIF would integrate a v-bias (or leak toward ``v_leak``) before its first step, so a
+late layer with one runs on ``SpikedynLIF`` / ``SpikedynFixedLIF`` with ``start = sigma(L)`` (held at
+rest until then).
 """
 from __future__ import annotations
 
@@ -60,13 +61,7 @@ def check_lava_network(graph: NetworkGraph, precision: str) -> None:
     """One-line ``ValueError`` for what the Lava compiler cannot run exactly."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-    sigma = lava_skew(graph)
-    for L in graph.layers:
-        if sigma[L.name] > 0 and np.any(L.bias != 0):
-            raise ValueError(f"layer {L.name!r} starts {sigma[L.name]} Lava steps late and has a v-bias (NIR "
-                             "v_leak), which Lava's neurons would integrate before then; move it to an Affine bias")
-        if L.v_leak and sigma[L.name] > 0:
-            raise ValueError(f"layer {L.name!r}: v_leak = {L.v_leak:g} on a layer that starts late is not supported")
+    lava_skew(graph)
     if precision == "fixed":
         bad = graph.fixed_reason()
         if bad:
@@ -102,11 +97,13 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
     neurons = {}
     for i, L in enumerate(graph.layers):
         shape = (B * L.size,)
-        if fixed and (L.lava_lif_reason() or spikedyn_fixed):  # a subtractive reset (or asked for)
+        # a layer that starts late must not integrate its v-bias (or leak toward v_leak) before then
+        start = sigma[L.name] if (np.any(L.bias != 0) or L.v_leak) else 0
+        if fixed and (L.lava_lif_reason() or spikedyn_fixed or start):  # a subtractive reset, a late bias
             fl = fx.layers[i]
             neurons[L.name] = SpikedynFixedLIF(shape=shape, du=fl.c.du, dv=fl.c.dv, vth=fl.c.vth,
-                                               bias=np.tile(fl.bias, B), reset=L.reset)
-        elif not L.lava_lif_reason():
+                                               bias=np.tile(fl.bias, B), reset=L.reset, start=start)
+        elif not L.lava_lif_reason() and not start:
             if fixed:
                 fl = fx.layers[i]
                 neurons[L.name] = LIF(shape=shape, du=fl.c.du, dv=fl.c.dv, vth=fl.c.vth >> 6,
@@ -118,7 +115,7 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
             neurons[L.name] = SpikedynLIF(shape=shape, du=per_neuron(L.du), dv=per_neuron(L.dv), v_th=L.v_th,
                                           bias=np.tile(L.bias, B),
                                           beta=np.tile(L.beta, B), rho=L.rho, n_ref=L.n_ref, reset=L.reset,
-                                          v_leak=L.v_leak, v_reset=L.v_reset)
+                                          v_leak=L.v_leak, v_reset=L.v_reset, start=start)
 
     def source(stream: np.ndarray) -> Source:  # [total, B, I] -> trial-major channels, time last
         data = stream.transpose(1, 2, 0).reshape(-1, total)

@@ -29,14 +29,17 @@ class SpikedynLIF(AbstractProcess):
 
     Args: shape; du, dv scalars or arrays of ``shape`` (per-neuron decays); v_th, rho scalars; bias, beta
     arrays of ``shape``; n_ref refractory steps;
-    reset "zero" | "subtract"; v_leak, v_reset scalars (NIR's LIF: leak toward v_leak, reset to v_reset).
+    reset "zero" | "subtract" | "subtract_decayed"; v_leak, v_reset scalars (NIR's LIF: leak toward v_leak,
+    reset to v_reset); start: Lava steps to stay at rest first (a layer of a network run skewed,
+    ``lava_network``: its bias must not act before its first step).
     """
 
     def __init__(self, *, shape: tuple[int, ...], du: float, dv: float, v_th: float, bias: np.ndarray,
                  beta: np.ndarray, rho: float, n_ref: int, reset: str, v_leak: float = 0.0, v_reset: float = 0.0,
-                 name: str | None = None) -> None:
+                 start: int = 0, name: str | None = None) -> None:
         super().__init__(shape=shape, du=du, dv=dv, v_th=v_th, rho=rho, n_ref=n_ref, reset=reset,
-                         adaptive=bool(np.any(np.asarray(beta) != 0)), v_leak=v_leak, v_reset=v_reset, name=name)
+                         adaptive=bool(np.any(np.asarray(beta) != 0)), v_leak=v_leak, v_reset=v_reset,
+                         start_step=int(start), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         for var in ("u", "v", "z", "a", "ref"):
@@ -76,9 +79,13 @@ class PySpikedynLIFFloat(PyLoihiProcessModel):
             v_reset=float(proc_params["v_reset"]),
         )  # fmt: skip
         self.ops = numpy_ops()
+        self.start_step = int(proc_params["start_step"])
 
     def run_spk(self) -> None:
         current = self.a_in.recv()
+        if self.time_step <= self.start_step:  # not started yet: at rest, silent
+            self.s_out.send(np.zeros_like(current))
+            return
         u, v, z, a, ref = neuron_update(self.constants, self.ops, self.u, self.v, self.z, self.a, self.ref, current,
                                         self.bias, self.beta)
         self.u[:], self.v[:], self.z[:], self.a[:], self.ref[:] = u, v, z, a, ref
@@ -91,11 +98,12 @@ class SpikedynFixedLIF(AbstractProcess):
     bit-accurate ``Dense`` / ``Sparse``; Loihi itself would need a custom neuron program for it.
 
     Args: shape; du, dv (12-bit), vth (the effective threshold ``vth << 6``), bias (int ``bias_mant <<
-    bias_exp``, per neuron), reset ("zero" | "subtract" | "subtract_decayed")."""
+    bias_exp``, per neuron), reset ("zero" | "subtract" | "subtract_decayed"), start (as ``SpikedynLIF``)."""
 
     def __init__(self, *, shape: tuple[int, ...], du: int, dv: int, vth: int, bias: np.ndarray, reset: str,
-                 name: str | None = None) -> None:
-        super().__init__(shape=shape, du=int(du), dv=int(dv), vth=int(vth), reset=str(reset), name=name)
+                 start: int = 0, name: str | None = None) -> None:
+        super().__init__(shape=shape, du=int(du), dv=int(dv), vth=int(vth), reset=str(reset), start_step=int(start),
+                         name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         for var in ("u", "v", "z"):
@@ -123,11 +131,15 @@ class PySpikedynFixedLIF(PyLoihiProcessModel):
 
         self.constants = FixedConstants(int(proc_params["du"]), int(proc_params["dv"]), int(proc_params["vth"]), 0.0)
         self.reset = str(proc_params["reset"])
+        self.start_step = int(proc_params["start_step"])
 
     def run_spk(self) -> None:
         from spikedyn.hardware.network import fixed_layer_update
 
         a_in = self.a_in.recv().astype(np.int64)
+        if self.time_step <= self.start_step:  # not started yet: at rest, silent
+            self.s_out.send(np.zeros(a_in.shape, dtype=np.int32))
+            return
         u, v, spiked = fixed_layer_update(self.constants, self.reset, self.u.astype(np.int64),
                                           self.v.astype(np.int64), self.z, a_in, self.bias)
         self.u[:], self.v[:], self.z[:] = u, v, spiked

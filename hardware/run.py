@@ -17,29 +17,31 @@ from .validation import check_inputs
 
 
 def _progress_printer(total_steps: int):
-    """A tqdm bar when tqdm is installed, else one line per chunk."""
-    try:
-        import threading
+    """A tqdm bar on a terminal (when tqdm is installed), else one line per chunk (log files, CI)."""
+    if sys.stderr.isatty():
+        try:
+            import threading
 
-        from tqdm.auto import tqdm
+            from tqdm.auto import tqdm
 
-        # tqdm's default lock is a multiprocessing lock, which fixes multiprocessing's start method
-        # before Lava sets its own ("context has already been set"): use a thread lock instead.
-        tqdm.set_lock(threading.RLock())
-        bar = tqdm(total=total_steps, desc="lava", unit="trial", disable=None, file=sys.stderr)
+            # tqdm's default lock is a multiprocessing lock, which fixes multiprocessing's start method
+            # before Lava sets its own ("context has already been set"): use a thread lock instead.
+            tqdm.set_lock(threading.RLock())
+            bar = tqdm(total=total_steps, desc="lava", unit="trial", file=sys.stderr)
 
-        def update(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-            if done >= total:
-                bar.close()
+            def update(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+                if done >= total:
+                    bar.close()
 
-        return update
-    except ImportError:
+            return update
+        except ImportError:
+            pass
 
-        def update(done: int, total: int) -> None:
-            print(f"lava: {done}/{total} trials", file=sys.stderr, flush=True)
+    def line(done: int, total: int) -> None:
+        print(f"lava: {done}/{total} trials", file=sys.stderr, flush=True)
 
-        return update
+    return line
 
 
 def run_bundle(directory: Path) -> dict:

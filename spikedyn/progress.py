@@ -29,6 +29,12 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = bool(quiet)
 
 
+def is_quiet() -> bool:
+    """Whether progress is silenced (``set_quiet``; the CLI's ``--json``): for work that reports its own way,
+    e.g. the Lava subprocess of a deployment."""
+    return _QUIET
+
+
 def _interactive() -> bool:
     if "ipykernel" in sys.modules:  # a notebook: tqdm.auto draws a widget
         return True

@@ -77,6 +77,12 @@ def test_one_layer_network_is_the_spiking_rnn(kw):
     a, b = m.loop(x), net(x)
     torch.testing.assert_close(b.y, a.y, rtol=0, atol=0)
     torch.testing.assert_close(b.r, a.r, rtol=0, atol=0)
+    back = net.to_rnn()  # and back: the same SpikingRNN
+    init_only = {"gain", "beta_adapt"} | (set() if m.params.adaptive else {"rho"})  # rho: unused without ALIF
+    assert {k: v for k, v in back.config().items() if k not in init_only} == \
+        {k: v for k, v in m.config().items() if k not in init_only}
+    assert back.beta_adapt == pytest.approx(m.beta_adapt)  # through the float32 beta buffer
+    torch.testing.assert_close(back.spike_trains(x), z, rtol=0, atol=0)
     # the numpy reference runs the same substep
     ref = simulate_network_float(net.to_graph(), x.double().numpy())["rnn"]
     np.testing.assert_array_equal(ref, net.double().spike_trains(x.double()).numpy())
@@ -407,7 +413,8 @@ def _dag(fixed: bool) -> NetworkGraph:
                     bias=rng.uniform(0, .05, 12)),
               Layer("b", 8, **(d if fixed else dict(du=1.0, dv=0.0)), reset="subtract"),
               Layer("c", 5, **(d if fixed else dict(du=0.5, dv=0.15)), reset="subtract_decayed",
-                    beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95)]
+                    beta=None if fixed else np.full(5, 0.3), rho=0.0 if fixed else 0.95,
+                    bias=rng.uniform(0.0, 0.05, 5))]  # a v-bias on the layer that starts late on Lava
     proj = [Projection(INPUT, "a", W(12, 3, 3.0), rng.uniform(0, 0.1, 12)),
             Projection("a", "a", W(12, 12, 2.0), None, 1),
             Projection("a", "b", W(8, 12, 2.0), rng.uniform(0, .2, 8)), Projection(INPUT, "c", W(5, 3, 2.0), None, 2),
@@ -419,7 +426,8 @@ def _dag(fixed: bool) -> NetworkGraph:
 @pytest.mark.lava
 def test_lava_runs_a_dag_with_skip_and_feedback_spike_for_spike(lava_python):
     """The layer skew on Lava with skip connections, a delayed feedback projection (exactly as short as Lava
-    allows), extra delays (DelayDense), bias channels and substeps: float (Lava LIF and SpikedynLIF) and fixed
+    allows), extra delays (DelayDense), bias channels, a v-bias on a late layer (held at rest until it
+    starts) and substeps: float (Lava LIF and SpikedynLIF) and fixed
     point (Lava LIF and SpikedynFixedLIF) equal torch in every spike of every layer."""
     from spikedyn.hardware.lava_network import lava_skew
 
@@ -439,3 +447,48 @@ def test_lava_runs_a_dag_with_skip_and_feedback_spike_for_spike(lava_python):
     short.projections[5] = replace(short.projections[5], delay=2)  # c -> a feedback one step too short
     with pytest.raises(ValueError, match="too short"):
         spikedyn.deploy(SpikingNetwork(short), lava_python=lava_python)
+
+
+def test_lif_network_into_norse_with_fold_r():
+    """norse's LIF ignores NIR's r: ``to_nir(net, fold_r=True)`` scales the weights instead, and norse runs a
+    two-layer recurrent LIF network spike for spike as spikedyn does."""
+    from norse.torch.module.lif_box import LIFBoxCell
+
+    net = SpikingNetwork.build(3, [dict(size=16, neuron="lif", tau_mem=10.0, recurrent=True, gain=2.0, bias=False),
+                                   dict(size=4, neuron="lif", tau_mem=5.0, bias=False)], dt=1.0, seed=3)
+    with torch.no_grad():
+        for W in net.weights:
+            W.mul_(4.0)
+    x = _x(T=120, B=3).numpy()
+    ours = net.layer_spikes(torch.as_tensor(x))
+    import norse.torch as norse
+
+    logging.disable(logging.WARNING)
+    try:
+        m = norse.from_nir(to_nir(net, fold_r=True), dt=1e-3)
+    finally:
+        logging.disable(logging.NOTSET)
+    cells = [mod for mod in m.modules() if isinstance(mod, LIFBoxCell)]
+    rec: list[list[torch.Tensor]] = [[] for _ in cells]
+    for i, cell in enumerate(cells):
+        cell.register_forward_hook(lambda mod, inp, out, i=i: rec[i].append(out[0]))
+    state = None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            _, state = m(torch.as_tensor(x[t]), state)
+    for z, r in zip(ours.values(), rec):
+        assert z.sum() > 30
+        torch.testing.assert_close(torch.stack(r), z, rtol=0, atol=0)
+
+
+def test_network_nir_import_refuses_bad_files_and_values(tmp_path):
+    g = to_nir(_braille("bias_zero"))
+    g.nodes["fc2"].weight[0, 0] = np.nan
+    with pytest.raises(ValueError, match="'fc2': weight holds NaN"):
+        from_nir(g)
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot read NIR file"):
+        from_nir(bad)
+    with pytest.raises(ValueError, match="reset"):
+        from_nir(DATA / "braille_noDelay_bias_zero.nir", dt=1e-4, reset="sideways")

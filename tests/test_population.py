@@ -130,6 +130,30 @@ def test_member_trained_in_a_population_equals_the_model_trained_alone(body):
     assert stopped, "some member reached the target and stopped early (the case this test covers)"
 
 
+def test_members_with_their_own_seeds_equal_the_models_trained_alone():
+    """train(pop, seed=[...]): member i sees the batches, held-out trials, x_0 and noise of
+    train(member, seed=seed[i]) (how a sweep runs same-shaped trials with different seeds); float64,
+    relative difference <= 1e-6 on every weight, and the same held-out scores."""
+    task, seeds, lrs = _task(), [4, 9, 11], [1e-2, 2e-2, 5e-3]
+    torch.set_default_dtype(torch.float64)
+    try:
+        pop = Population.init(EQUIVALENCE["rate"], 3, seed=3, per_member={"noise_std": [0.0, 0.1, 0.2]}, lr=lrs)
+        alone = [pop.member(i) for i in range(3)]
+        kw = dict(steps=8, batch_size=8, eval_every=4, eval_trials=32, progress=False)
+        res = spikedyn.train(pop, task, seed=seeds, **kw)
+        for i, m in enumerate(alone):
+            own = spikedyn.train(m, task, seed=seeds[i], lr=lrs[i], **kw)
+            assert abs(own.final["eval_loss"] - res.final["member_eval_loss"][i]) <= 1e-9
+            assert own.final["accuracy"] == res.final["member_accuracy"][i]
+            for (n, p), (_, q) in zip(m.named_parameters(), pop.member(i).named_parameters()):
+                rel = float(((p - q).abs().max() / p.abs().max().clamp(min=1e-12)).detach())
+                assert rel <= 1e-6, f"member {i} {n}: relative difference {rel:.2e}"
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with pytest.raises(ValueError, match="2 seeds for a Population of 3"):
+        spikedyn.train(pop, task, seed=[1, 2], **kw)
+
+
 def test_population_checkpoint_resume(tmp_path, interrupt_and_resume):
     task = _task()
 
@@ -154,3 +178,22 @@ def test_evaluate_population_equals_members():
         alone = evaluate(pop.member(i), task, batch, chunk=20, seed=5)
         assert abs(alone["accuracy"] - scores["member_accuracy"][i]) < 1e-9
         assert abs(alone["eval_loss"] - scores["member_eval_loss"][i]) < 1e-5
+
+
+def test_rollout_buffers_are_not_reused_while_held():
+    """The rate rollout keeps its big buffer between calls; a buffer still held (a returned ``r``, a
+    graph not yet backpropagated) is never written by the next rollout."""
+    pop = Population.init(lambda: RateRNN(2, 6, 1, alpha=0.2, activation="shifted_tanh"), 3, seed=0)
+    u1 = torch.randn(10, 4, 2, generator=torch.Generator().manual_seed(1))
+    u2 = torch.randn(10, 4, 2, generator=torch.Generator().manual_seed(2))
+    first = pop(u1)
+    kept = first.r.detach().clone()
+    second = pop(u2)  # first's graph and r are alive: a fresh buffer
+    assert torch.equal(first.r.detach(), kept) and not torch.equal(second.r.detach(), kept)
+    g1 = torch.autograd.grad(first.y.sum(), pop.W_rec)[0]
+    del first, second
+    again = pop(u1, rates=False)  # the buffer is free again: reused, same result
+    assert again.r is None  # shifted_tanh stores r / 2: rates=False skips making r
+    torch.testing.assert_close(torch.autograd.grad(again.y.sum(), pop.W_rec)[0], g1, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        pop(torch.full((3, 2, 2), float("nan")))

@@ -76,3 +76,36 @@ def test_training_reports_progress_in_logs(records, monkeypatch):
     train(RateRNN(task.n_inputs, 4, task.n_outputs), task, steps=3, eval_every=3, eval_trials=8, batch_size=4)
     lines = [r.getMessage() for r in records.records if r.name == "spikedyn.progress"]
     assert lines and lines[-1].startswith("train rdm: 3/3 step") and "loss=" in lines[-1]
+
+
+def test_sweeps_and_lyapunov_spectra_report_progress_in_logs(records, monkeypatch, tmp_path):
+    """Issue 14 item 5 beyond training: a sweep reports over its trials and a Lyapunov spectrum over its
+    steps (log lines off a terminal), and both are silent when quiet (the CLI's --json)."""
+    monkeypatch.setenv("SPIKEDYN_PROGRESS_EVERY", "0")
+    monkeypatch.setattr(P, "_interactive", lambda: False)
+    import torch
+
+    import spikedyn
+    from spikedyn.analysis import lyapunov_spectrum
+    from spikedyn.models import RateRNN
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in records.records if r.name == "spikedyn.progress"]
+
+    torch.manual_seed(0)
+    net, u = RateRNN(1, 4, 1, alpha=0.5), torch.zeros(12, 2, 1)
+    lyapunov_spectrum(net, u, k=2, progress=True)
+    assert lines() and lines()[-1].startswith("Lyapunov spectrum: 12/12 step (100%)")
+    spec = {"name": "p", "base": {"task": "romo", "hidden": 4, "steps": 2, "eval_every": 2, "eval_trials": 8,
+                                  "batch_size": 4, "task_params": {"dt": 20.0}}, "grid": {"seed": [0, 1]},
+            "figures": False}  # fmt: skip
+    spikedyn.sweep(spec, out_dir=tmp_path / "s")
+    assert any(line.startswith("sweep p: 2/2 trials (100%)") for line in lines())
+    records.clear()
+    P.set_quiet(True)
+    try:
+        lyapunov_spectrum(net, u, k=2, progress=True)
+        spikedyn.sweep(spec, out_dir=tmp_path / "q")
+    finally:
+        P.set_quiet(False)
+    assert not lines()

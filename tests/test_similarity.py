@@ -165,3 +165,15 @@ def test_activity_of_rate_and_spiking_bodies():
     assert not np.allclose(activity(twin, u, tau_ms=1.0), S, atol=1e-3)
     with pytest.raises(ValueError, match="rate bodies"):
         activity(rate, u, tau_ms=5.0)
+
+
+def test_svcca_same_k_truncates_both_to_the_smaller_dimension():
+    rng = np.random.default_rng(11)
+    signal = rng.normal(size=(3000, 2))
+    A = signal @ rng.normal(size=(2, 10))  # 2-dimensional activity
+    B = np.c_[signal, 0.1 * rng.normal(size=(3000, 30))] @ _orthogonal(32, 12)  # the same 2 dims + noise dims
+    assert len(canonical_correlations(A, B)) == 2
+    assert svcca(A, B, same_k=True) == pytest.approx(1.0, abs=1e-2)
+    # noise-dominated B: each keeps its own K, so A's two directions are found among B's many
+    C = np.c_[0.3 * signal, rng.normal(size=(3000, 30))]
+    assert svcca(A, C) > svcca(A, C, same_k=True)

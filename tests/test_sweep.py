@@ -24,6 +24,16 @@ TINY = {"task": "romo", "model": "rate", "hidden": 8, "steps": 6, "batch_size": 
 WALL_CLOCK = ["seconds"]  # the only column that may differ between two runs of the same sweep
 
 
+def assert_tables_agree(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-4) -> None:
+    """Two tables of the same sweep, one trained with same-shaped trials batched as Populations: equal
+    but for float32 rounding in the scores (relative 1e-4; GEMMs sum in another order) and the wall time."""
+    a, b = a.drop(columns=WALL_CLOCK), b.drop(columns=WALL_CLOCK)
+    assert list(a.columns) == list(b.columns)
+    floats = [c for c in a.columns if a[c].dtype.kind == "f" and c not in ("model_params.gain", "lr")]
+    pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats))
+    pd.testing.assert_frame_equal(a[floats], b[floats], check_exact=False, rtol=rtol, atol=1e-6)
+
+
 def test_gain_study_locally_and_on_ray_gives_identical_tables(gain_study, tmp_path):
     spec, local = gain_study  # 4 gains x 2 rules x 3 seeds on romo (tests/conftest.py), swept locally
     assert len(local.table) == 24 and (local.table["status"] == "ok").all(), local.table["error"].tolist()
@@ -53,7 +63,9 @@ def test_gain_study_locally_and_on_ray_gives_identical_tables(gain_study, tmp_pa
     finally:
         ray.shutdown()
     assert sorted(remote.ran) == sorted(local.ran)  # every trial ran on Ray (in whatever order they finished)
-    pd.testing.assert_frame_equal(local.table.drop(columns=WALL_CLOCK), remote.table.drop(columns=WALL_CLOCK))
+    # locally the 12 BPTT trials (4 gains x 3 seeds) trained as one Population; on Ray one trial per task
+    assert len(list((local.out_dir / "populations").iterdir())) == 1
+    assert_tables_agree(local.table, remote.table)
     pd.testing.assert_frame_equal(load_sweep(tmp_path / "ray").drop(columns=WALL_CLOCK),
                                   remote.table.drop(columns=WALL_CLOCK))  # fmt: skip
 
@@ -80,8 +92,9 @@ eval_every = 20
 eval_trials = 32
 task_params = { dt = 20.0 }
 [grid]
-seed = [0, 1, 2, 3, 4, 5, 6, 7]
-""")
+hidden = [8, 9]
+seed = [0, 1, 2, 3]
+""")  # two shapes: two Populations of four, one after the other
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "spikedyn.cli", "sweep", str(cfg), "--out-dir", str(out),
@@ -106,6 +119,60 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7]
         == done  # the finished trials were not touched
     assert list(resumed.table["trial"]) == keys and (resumed.table["status"] == "ok").all()
     assert (resumed.table["steps_run"] == 40).all()
+
+
+def test_same_shaped_trials_train_as_one_population_equal_to_one_by_one(tmp_path):
+    """Issue 14: a local sweep trains its same-shaped trials (here BPTT at two gains and two seeds) as one
+    Population; each gets the run directory and the result it gets trained alone (float32: scores and
+    weights to relative 1e-4); other trials (RFLO) run one by one."""
+    import torch
+
+    spec = {"name": "pop", "base": {**TINY, "target_accuracy": 0.55},
+            "grid": {"model_params.gain": [0.5, 1.5], "rule": ["bptt", "rflo"], "seed": [0, 1]}}  # fmt: skip
+    batched = spikedyn.sweep(spec, out_dir=tmp_path / "batched", progress=False)
+    alone = spikedyn.sweep({**spec, "populations": False}, out_dir=tmp_path / "alone", progress=False)
+    assert [p.name for p in (tmp_path / "batched" / "populations").iterdir()] != []
+    assert not (tmp_path / "alone" / "populations").exists()
+    assert (batched.table["status"] == "ok").all() and batched.table["stopped_early"].any()
+    assert_tables_agree(batched.table, alone.table)
+    for row in batched.table[batched.table.rule == "bptt"].to_dict("records"):
+        a, b = tmp_path / "batched" / row["run_dir"], tmp_path / "alone" / row["run_dir"]
+        assert json.loads((a / "config.json").read_text()) == json.loads((b / "config.json").read_text())
+        ma, mb = spikedyn.load_run(a).model, spikedyn.load_run(b).model
+        for (n, p), (_, q) in zip(ma.named_parameters(), mb.named_parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
+        lines = [(a / "metrics.jsonl").read_text().splitlines(), (b / "metrics.jsonl").read_text().splitlines()]
+        assert [sorted(json.loads(r)) for r in lines[0]] == [sorted(json.loads(r)) for r in lines[1]]
+        assert list((a / "checkpoints").glob("step_*.pt"))  # resumable alone, like a lone run
+    again = spikedyn.sweep(spec, out_dir=tmp_path / "batched", progress=False)
+    assert again.ran == [] and len(again.skipped) == 8
+
+
+def test_ray_tune_scheduler_stops_trailing_trials(tmp_path):
+    """scheduler = "asha" on Ray: every trial reports its held-out loss at each evaluation; ASHA stops the
+    trials that trail (recorded as "pruned" with their last scores), the rest finish as usual. Trials run
+    one at a time here (2 CPUs each on a 2-CPU instance), best first, so which are stopped is fixed."""
+    spec = {"name": "asha", "base": {**TINY, "steps": 4, "eval_every": 2}, "grid": {"lr": [3e-2, 1e-3, 1e-5]},
+            "scheduler": "asha", "scheduler_params": {"grace_period": 1, "reduction_factor": 2},
+            "metric": "eval_loss", "direction": "minimize", "resources": {"num_cpus": 2}, "figures": False}
+    with pytest.raises(ValueError, match="run the sweep on Ray"):
+        spikedyn.sweep(spec, out_dir=tmp_path, progress=False)
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = spikedyn.sweep(spec, out_dir=tmp_path, ray="auto", progress=False)
+        again = spikedyn.sweep(spec, out_dir=tmp_path, ray="auto", progress=False)
+    finally:
+        ray.shutdown()
+    t = res.table.set_index("lr")
+    assert list(t["status"]) == ["ok", "pruned", "pruned"] and res.failed == []
+    assert t.loc[3e-2, "steps_run"] == 4 and (t.loc[[1e-3, 1e-5], "steps_run"] == 2).all()
+    assert (t["eval_loss"] > 0).all() and t.loc[3e-2, "eval_loss"] < t.loc[1e-3, "eval_loss"]
+    ok, pruned = (tmp_path / t.loc[lr, "run_dir"] for lr in (3e-2, 1e-5))
+    summary = json.loads((ok / "summary.json").read_text())
+    assert summary["final"]["eval_loss"] == pytest.approx(t.loc[3e-2, "eval_loss"])
+    assert not (pruned / "model.pt").exists() and (pruned / "config.json").is_file()  # stopped mid-training
+    assert again.ran == [] and len(again.skipped) == 3  # recorded, pruned ones included
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):

@@ -113,10 +113,11 @@ def qr_exponents(
     Q: Tensor | None = None,
     generator: torch.Generator | None = None,
     dt: float | None = None,
+    bar: Any = None,
 ) -> tuple[Tensor, Any]:
     """The QR-method core: exponents ``[..., k]`` (per ``dt``, default ``dyn.dt``: per ms for the bodies; in
     QR order, not sorted) and the final analysis state. Differentiable when called with grad enabled (used
-    by gradient flossing)."""
+    by gradient flossing). ``bar``: a ``spikedyn.progress`` reporter, advanced once per step."""
     T = u.shape[0]
     if not 0 <= warmup < T:
         raise ValueError(f"warmup must be in [0, T) = [0, {T}) steps, got {warmup}")
@@ -139,6 +140,8 @@ def qr_exponents(
                 log_sum = log_sum + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
                 counted += t + 1 - block_start
             block_start = t + 1
+        if bar is not None:
+            bar.update(1)
     if counted == 0:
         raise ValueError(f"no steps left after the warm-up ({warmup} of {T}); use a longer input or less warmup")
     return log_sum / (counted * (dyn.dt if dt is None else dt)), astate
@@ -169,6 +172,7 @@ def lyapunov_spectrum(
     dtype: torch.dtype | None = torch.float64,
     reduce: str = "mean",
     unit: str = "per_s",
+    progress: bool = False,
 ) -> np.ndarray:
     """The ``k`` largest Lyapunov exponents of ``model`` driven by ``u``, in descending order.
 
@@ -188,6 +192,8 @@ def lyapunov_spectrum(
         reduce: "mean" averages the per-trial spectra (shape ``[k]``; ``[M, k]`` for M models),
             "none" keeps them (``[B, k]``; ``[M, B, k]``).
         unit: "per_s" (default), "per_ms" or "per_step" (module doc).
+        progress: report progress over the time steps (``spikedyn.progress``: a bar on a terminal, a log
+            line every 30 s otherwise; silent under the CLI's ``--json``).
 
     Returns:
         numpy float64 array of exponents in ``unit`` (see the module docstring), sorted descending.
@@ -199,9 +205,9 @@ def lyapunov_spectrum(
             raise ValueError("empty list of models")
         if _stackable(model):
             return _stacked_spectrum(list(model), u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce,
-                                     unit)  # fmt: skip
+                                     unit, progress)  # fmt: skip
         return np.stack([lyapunov_spectrum(m, u, k, warmup, reortho_every, dt, state, x0_std, seed, dtype, reduce,
-                                           unit) for m in model])  # fmt: skip
+                                           unit, progress) for m in model])  # fmt: skip
     model = in_dtype(model, dtype)
     u, _ = as_input(model, u, dtype)
     T, B = u.shape[:2]
@@ -209,12 +215,18 @@ def lyapunov_spectrum(
     dyn = dynamics_for(model)
     k = dyn.dim if k is None else int(k)
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad(), seeded_rng(seed):
+    with torch.no_grad(), seeded_rng(seed), _bar(T, progress) as bar:
         start = model.init_state(B, generator=gen) if state is None else state
         astate = initial_astate(dyn, start, x0_std, gen)
         exps, _ = qr_exponents(dyn, astate, u, k, warmup, reortho_every, generator=gen,
-                               dt=time_per_step(dyn, unit, dt))  # fmt: skip
+                               dt=time_per_step(dyn, unit, dt), bar=bar)  # fmt: skip
     return _finish(exps, reduce)
+
+
+def _bar(T: int, enabled: bool) -> Any:
+    from ..progress import progress
+
+    return progress(T, "Lyapunov spectrum", unit="step", enabled=enabled)
 
 
 def _finish(exps: Tensor, reduce: str) -> np.ndarray:
@@ -223,7 +235,8 @@ def _finish(exps: Tensor, reduce: str) -> np.ndarray:
     return out.mean(axis=-2) if reduce == "mean" else out
 
 
-def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce, unit) -> np.ndarray:
+def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dtype, reduce, unit,
+                      progress=False) -> np.ndarray:
     models = [in_dtype(m, dtype) for m in models]
     u, _ = as_input(models[0], u, dtype)
     T, B = u.shape[:2]
@@ -238,8 +251,9 @@ def _stacked_spectrum(models, u, k, warmup, reortho_every, dt, x0_std, seed, dty
             astate = initial_astate(one, m.init_state(B, generator=gen), x0_std, gen)
             starts.append(one.vector(astate))
             Qs.append(random_orthonormal((B,), one.dim, k, gen, u.dtype, u.device))
-        exps, _ = qr_exponents(dyn, torch.stack(starts), u, k, warmup, reortho_every, Q=torch.stack(Qs),
-                               dt=time_per_step(dyn, unit, dt))  # fmt: skip
+        with _bar(T, progress) as bar:
+            exps, _ = qr_exponents(dyn, torch.stack(starts), u, k, warmup, reortho_every, Q=torch.stack(Qs),
+                                   dt=time_per_step(dyn, unit, dt), bar=bar)  # fmt: skip
     return _finish(exps, reduce)
 
 

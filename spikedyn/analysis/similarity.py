@@ -83,21 +83,29 @@ def _top_pcs(X: np.ndarray, var: float) -> np.ndarray:
     return U
 
 
-def canonical_correlations(A: Any, B: Any, var: float = 0.95) -> np.ndarray:
+def canonical_correlations(A: Any, B: Any, var: float = 0.95, *, same_k: bool = False) -> np.ndarray:
     """The canonical correlations (descending, ``min(K_a, K_b)`` of them) of the top-PC projections of
-    A and B; ``svcca`` is their mean."""
+    A and B; ``svcca`` is their mean. ``same_k``: keep ``min(K_a, K_b)`` components of both."""
     if not 0.0 < var <= 1.0:
         raise ValueError(f"var (the fraction of variance kept) must be in (0, 1], got {var}")
     A, B = _pair(A, B)
     Qa, Qb = _top_pcs(A, var), _top_pcs(B, var)  # orthonormal: CCA reduces to the SVD of Qa^T Qb
+    if same_k:
+        k = min(Qa.shape[1], Qb.shape[1])
+        Qa, Qb = Qa[:, :k], Qb[:, :k]
     return np.clip(np.linalg.svd(Qa.T @ Qb, compute_uv=False), 0.0, 1.0)
 
 
-def svcca(A: Any, B: Any, var: float = 0.95) -> float:
+def svcca(A: Any, B: Any, var: float = 0.95, *, same_k: bool = False) -> float:
     """SVCCA similarity of two activity matrices ``[samples, N]`` (Raghu et al. 2017): the mean canonical
     correlation of their top principal components explaining ``var`` of the variance; in [0, 1]
-    (McMahan et al. 2024 use ``var = 0.95`` and the distance ``1 - svcca``)."""
-    return float(np.mean(canonical_correlations(A, B, var)))
+    (McMahan et al. 2024 use ``var = 0.95`` and the distance ``1 - svcca``).
+
+    With ``same_k=False`` (the paper's) each matrix keeps its own K and the mean runs over the
+    ``min(K_a, K_b)`` best-matched directions, so a low-dimensional matrix scores high against almost
+    anything of higher dimension (measured in docs/analysis.md). ``same_k=True`` keeps
+    ``min(K_a, K_b)`` principal components of both."""
+    return float(np.mean(canonical_correlations(A, B, var, same_k=same_k)))
 
 
 # -- CKA --------------------------------------------------------------------------------------------------
@@ -147,6 +155,7 @@ def shape_distance(A: Any, B: Any, alpha: float = 1.0) -> float:
 # -- many networks ----------------------------------------------------------------------------------------
 _DISTANCES: dict[str, Callable[..., float]] = {
     "svcca": lambda A, B, **kw: 1.0 - svcca(A, B, **kw),
+    "svcca_same_k": lambda A, B, **kw: 1.0 - svcca(A, B, same_k=True, **kw),
     "cka": lambda A, B, **kw: 1.0 - cka(A, B),
     "shape": lambda A, B, **kw: shape_distance(A, B, **kw),
 }
@@ -155,7 +164,8 @@ _DISTANCES: dict[str, Callable[..., float]] = {
 def distance_matrix(activities: Sequence[Any], metric: str = "svcca", *, progress: bool = True,
                     **kwargs: Any) -> np.ndarray:  # fmt: skip
     """Pairwise distances ``D [M, M]`` between M activity matrices recorded on the same inputs:
-    ``1 - svcca`` (McMahan et al. 2024's SVCCA distance; ``var=`` passes through), ``1 - cka``, or
+    ``1 - svcca`` (McMahan et al. 2024's SVCCA distance; ``var=`` passes through), ``svcca_same_k``
+    (the same with ``same_k=True``), ``1 - cka``, or
     ``shape`` (``shape_distance``, ``alpha=`` passes through). Symmetric with a zero diagonal."""
     if metric not in _DISTANCES:
         raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(_DISTANCES)}")

@@ -54,7 +54,7 @@ def spectrum(
     batch = task_obj.sample(trials * repeat, np.random.default_rng([seed, 7]))
     u = torch.as_tensor(batch.inputs, device=dev)
     u = torch.cat(u.split(trials, dim=1), dim=0)  # [T * repeat, trials, I]: a long driven trajectory
-    spec = lyapunov_spectrum(net, u, k=k, seed=seed)
+    spec = lyapunov_spectrum(net, u, k=k, seed=seed, progress=True)
     lam1 = max_lyapunov_perturbation(net, u, seed=seed)
     adj = adjoint_norms(net, torch.as_tensor(batch.inputs[:, 0], device=dev), seed=seed)
     unit = "1/s"  # lyapunov_spectrum reports every body per second (its dt is in ms)

@@ -12,6 +12,7 @@ from .groups import bench_app
 @bench_app.command("eprop-accuracy")
 def eprop_accuracy(
     seeds: int = typer.Option(3, min=1, help="Seeds per case."),
+    first_seed: int = typer.Option(0, min=0, help="First seed (runs first_seed .. first_seed + seeds - 1)."),
     held_out: int = typer.Option(4000, min=1, help="Fresh test trials per evaluation."),
     cases: str = typer.Option("", help="Comma-separated case-name prefixes to run, e.g. bellec2020/ (default: all)."),
     device: str = device_option(),
@@ -23,7 +24,8 @@ def eprop_accuracy(
     accuracy. Rows of cases not run are kept in an existing results file."""
     from ..experiments import eprop_accuracy as X
 
-    cfg = X.EpropAccuracyConfig(seeds=seeds, held_out=held_out, cases=tuple(c for c in cases.split(",") if c))
+    cfg = X.EpropAccuracyConfig(seeds=seeds, first_seed=first_seed, held_out=held_out,
+                                cases=tuple(c for c in cases.split(",") if c))
     try:
         X.selected_cases(cfg)
     except ValueError as e:

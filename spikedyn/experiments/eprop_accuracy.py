@@ -97,6 +97,7 @@ class EpropAccuracyConfig(ExperimentConfig):
     seeds: int = 3
     held_out: int = 4000
     cases: tuple[str, ...] = ()  # name prefixes to run (empty: every case of ALL_CASES)
+    first_seed: int = 0  # seeds first_seed, ..., first_seed + seeds - 1
 
 
 def selected_cases(cfg: EpropAccuracyConfig) -> list[str]:
@@ -109,22 +110,23 @@ def selected_cases(cfg: EpropAccuracyConfig) -> list[str]:
 
 def run(cfg: EpropAccuracyConfig = EpropAccuracyConfig(), device: Any = None, progress: bool = True) -> list[dict]:
     """Train every selected case (``ALL_CASES``) for ``cfg.seeds`` seeds; one row per (case, seed)."""
-    jobs = [(name, s) for name in selected_cases(cfg) for s in range(cfg.seeds)]
+    jobs = [(name, s) for name in selected_cases(cfg) for s in range(cfg.first_seed, cfg.first_seed + cfg.seeds)]
     return [run_accuracy_case(name, s, cfg.held_out, device=device)
             for name, s in track(jobs, "eprop-accuracy", unit="run", enabled=progress)]  # fmt: skip
 
 
 def write(rows: list[dict], cfg: EpropAccuracyConfig, out_dir: Path) -> Path:
-    """``out_dir/results/eprop_accuracy.json``: the cases, the settings and the rows. Rows of cases not run
-    now are kept from an existing file with the same ``held_out`` (so one table grows case by case)."""
+    """``out_dir/results/eprop_accuracy.json``: the cases, the settings and the rows. Rows of (case, seed)
+    pairs not run now are kept from an existing file with the same ``held_out`` (one table grows run by run)."""
     import json
 
     from ..atomic import atomic_write_json
 
     path = Path(out_dir) / "results" / "eprop_accuracy.json"
-    ran = {r["case"] for r in rows}
+    ran = {(r["case"], r["seed"]) for r in rows}
     old = json.loads(path.read_text()) if path.exists() else {}
-    kept = [r for r in old.get("rows", []) if r["case"] not in ran] if old.get("held_out") == cfg.held_out else []
+    same = old.get("held_out") == cfg.held_out
+    kept = [r for r in old.get("rows", []) if (r["case"], r["seed"]) not in ran] if same else []
     atomic_write_json(path, {"held_out": cfg.held_out, "cases": ALL_CASES, "rows": kept + rows})
     return path
 

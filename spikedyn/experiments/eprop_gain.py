@@ -251,7 +251,7 @@ def plot_lyapunov(sweep: dict, out: Path) -> Path:
     axes[0][0].set_ylabel(f"max Lyapunov exponent (per {cfg['dt']:g} ms step)")
     n = len(next(iter(sweep["choice"][rules[0]].values()))["runs"])
     fig.suptitle(f"Romo, {cfg['hidden']} ReLU units: max Lyapunov exponent on {PROBE_TRIALS} fixed trials; "
-                 f"mean ± std over {n} seeds", fontsize=9)  # fmt: skip
+                 + ("one seed" if n == 1 else f"mean ± std over {n} seeds"), fontsize=9)  # fmt: skip
     fig.tight_layout()
     return atomic_save_figure(fig, out, dpi=130)
 
@@ -288,7 +288,8 @@ def plot_gain_sweep(sweep: dict, out: Path, window: int = 50, start: int = 200) 
     axes[0][0].set_ylabel(f"training loss (cross-entropy, {what};\n{window}-iteration moving mean)")
     protocol = "lr chosen per gain by the seed mean" if cfg.get("full_grid") else "lr chosen per gain on seed 0"
     fig.suptitle(f"Romo: {cfg['hidden']} ReLU units, tau {cfg['tau']:g} ms, dt {cfg['dt']:g} ms, batch "
-                 f"{cfg['batch']}, Adam ({protocol}); mean ± std over {cfg['seeds']} seeds", fontsize=9)
+                 f"{cfg['batch']}, Adam ({protocol}); " + ("one seed" if cfg["seeds"] == 1 else
+                 f"mean ± std over {cfg['seeds']} seeds"), fontsize=9)  # fmt: skip
     fig.tight_layout()
     return atomic_save_figure(fig, out, dpi=130)
 

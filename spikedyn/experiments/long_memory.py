@@ -193,15 +193,14 @@ def test_batch(task: Any, cfg: BenchmarkConfig) -> Any:
     return task.sample(cfg.test_trials, np.random.default_rng([TEST_SEED_OFFSET]), split="test")
 
 
-def search_space(name: str) -> dict[str, Any]:
-    """The Optuna space of body ``name``: lr and clip (log-uniform), plus alpha_max for the PTA bodies."""
-    from ..sweeps.config import Range
-
-    space = {"lr": Range(low=LR_RANGE[0], high=LR_RANGE[1], log=True),
-             "clip": Range(low=CLIP_RANGE[0], high=CLIP_RANGE[1], log=True)}  # fmt: skip
+def search_space(name: str) -> dict[str, tuple[float, float, bool]]:
+    """The Optuna space of body ``name`` as ``{key: (low, high, log)}``: lr and clip (log-uniform), plus
+    alpha_max for the PTA bodies. (Plain tuples: the experiments layer does not import spikedyn.sweeps,
+    which builds on it.)"""
+    space = {"lr": (LR_RANGE[0], LR_RANGE[1], True), "clip": (CLIP_RANGE[0], CLIP_RANGE[1], True)}
     if name in PTA_ALPHA_RANGE:
         lo, hi = PTA_ALPHA_RANGE[name]
-        space["alpha_max"] = Range(low=lo, high=hi)
+        space["alpha_max"] = (lo, hi, False)
     return space
 
 
@@ -251,7 +250,6 @@ def search(task: Any, name: str, cfg: BenchmarkConfig, root: Path, progress: boo
 
     from ..atomic import atomic_write_json
     from ..learning.checkpoint import RunError
-    from ..sweeps.config import optuna_suggest
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=cfg.search_seed, n_startup_trials=max(1, cfg.search_trials // 2))
@@ -259,7 +257,7 @@ def search(task: Any, name: str, cfg: BenchmarkConfig, root: Path, progress: boo
     space, trials = search_space(name), []
     for i in range(cfg.search_trials):
         asked = study.ask()
-        point = optuna_suggest(asked, space)
+        point = {key: asked.suggest_float(key, lo, hi, log=log) for key, (lo, hi, log) in space.items()}
         run_dir = root / "search" / name / f"trial{i}"
         saved = run_dir / "point.json"
         if saved.exists() and json.loads(saved.read_text()) != point:

@@ -60,7 +60,10 @@ class NetworkDeployment:
         else:
             from spikedyn.hardware.runtime import run_bundle_subprocess
 
-            options = {"precision": self.precision, "hardware": hardware, "chunk": chunk, "progress": bool(progress)}
+            from ..progress import is_quiet
+
+            options = {"precision": self.precision, "hardware": hardware, "chunk": chunk,
+                       "progress": bool(progress) and not is_quiet()}  # quiet under --json
             with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
                 directory = new_bundle_dir(workdir if workdir is not None else tmp)
                 write_bundle(directory, self.graph, x, options)

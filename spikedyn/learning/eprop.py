@@ -33,8 +33,20 @@ of ``z_j(s)`` w.r.t. ``v_j(s) - A_j(s)`` (the model's surrogate; 0 on refractory
 ``Dvv = 1 - dv`` and ``Dva = 0`` for the subtractive reset with the reset detached (the model's
 default, e-prop's LIF); the zero reset gives ``Dvv = (1 - dv)(1 - z_j(s-1))`` and an undetached reset
 adds the reset's own surrogate path. For LIF units with the subtractive reset ``eps_v`` depends on the
-presynaptic neuron only (``[B, P]``); otherwise the traces are ``[N, B, P]``. ``ebar`` is ``[N, B, P]``
-whenever ``kappa > 0``: the readout leak makes the trace depend on the postsynaptic ``psi_j``.
+presynaptic neuron only (``[B, P]``); otherwise the traces are ``[N, B, P]``.
+
+Factorised LIF traces (subtractive detached reset, no adaptation): ``e_ji(s) = psi_j(s) eps_v_i(s)`` is
+an outer product, so nothing ``[N, B, P]`` is formed per substep. The substeps are taken in chunks of
+``C`` (``TRACE_CHUNK``); within a chunk ``eps_v [C, B, P]``, ``q = (1 - kappa) psi [C, B, N]`` and the
+learning signals ``L [C, B, N]`` (0 where the loss does not look) are kept, and at the chunk's end, with
+``E = ebar`` at the chunk's start and ``Lrev(c) = sum_(c' >= c) kappa^(c'-c) L(c')`` (exact algebra, only
+the order of the sums differs):
+
+    grad  += sum_(c, b) (Lrev q)_bj(c) eps_bi(c)  +  kappa sum_b Lrev_bj(0) E_bji      (two GEMMs)
+    E     <- kappa^C E + sum_c kappa^(C-1-c) q(c) (x) eps(c)                          (one batched GEMM)
+
+so the ``[B, N, P]`` filtered trace is touched once per chunk instead of three times per substep, and
+memory stays independent of T. Without the readout filter (``kappa = 0``) ``E`` is not needed at all.
 
 Rate units (``RateRNN``, state ``x``, ``r = f(x)``): ``x_i(t) = (1-a) x_i(t-1) + a (W_rec r(t-1) + W_in
 u(t) + b) + noise``, so with ``a = alpha``
@@ -55,6 +67,7 @@ from torch import Tensor
 
 from spikedyn.hardware.neuron import not_refractory, partials, threshold_distance
 
+from ..models.fused import fused_supported
 from ..models.rate import RateRNN, activation_derivative, leaky_update
 from ..models.spiking import _XP, SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
@@ -63,6 +76,7 @@ from .regularizers import as_regularizer, online_term
 from .rules import LearningRule, register_rule
 
 FEEDBACKS = ("symmetric", "random", "adaptive")
+TRACE_CHUNK = 32  # substeps per chunk of the factorised LIF traces (module doc)
 FEEDBACK_SCALES = ("w_out", "murray2019")
 
 
@@ -287,10 +301,113 @@ def own_jacobian(p: Any, state: Any, psi_prev: Tensor, beta: Tensor) -> tuple[Te
     return d.v_v + d.v_z * psi_prev, -(d.v_z * beta * psi_prev)
 
 
+def _flush_factorised(G: Tensor, E: Tensor | None, eps: Tensor, q: Tensor, L: Tensor, kappa: float,
+                      seen: bool = True) -> None:
+    """Add one chunk of factorised LIF traces to ``G [N, P]`` and carry the filtered trace ``E [B, N, P]``
+    (module doc): ``eps [C, B, P]``, ``q = (1 - kappa) psi [C, B, N]``, learning signals ``L [C, B, N]``
+    (``seen=False``: all zero, only E moves on)."""
+    C, Bsz, N = q.shape
+    P = eps.shape[-1]
+    if E is None:  # kappa = 0: e_ji = psi_j eps_i, seen at once
+        if seen:
+            G.addmm_((L * q).reshape(C * Bsz, N).T, eps.reshape(C * Bsz, P))
+        return
+    powers = kappa ** torch.arange(C, dtype=torch.float64)
+    w = q * powers.flip(0).to(q)[:, None, None]  # kappa^(C - 1 - c) q(c)
+    if not seen:
+        E.baddbmm_(w.permute(1, 2, 0), eps.transpose(0, 1), beta=kappa**C)
+        return
+    # Lrev(c) = sum_(c' >= c) kappa^(c' - c) L(c'): an upper-triangular Toeplitz matrix of powers
+    lag = torch.arange(C)[None, :] - torch.arange(C)[:, None]
+    tri = torch.where(lag >= 0, kappa ** lag.clamp(min=0).double(), 0.0).to(L)
+    Lrev = (tri @ L.reshape(C, -1)).reshape(C, Bsz, N)
+    G.addmm_((Lrev * q).reshape(C * Bsz, N).T, eps.reshape(C * Bsz, P))
+    # what E (ebar before the chunk) contributes: sum_c kappa^(c + 1) L(c) = kappa Lrev(0)
+    G.add_(torch.einsum("bj,bji->ji", Lrev[0], E), alpha=kappa)
+    E.baddbmm_(w.permute(1, 2, 0), eps.transpose(0, 1), beta=kappa**C)
+
+
+def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
+    """``out[c] = keep out[c-1] + d[c]`` with ``out[-1] = prev``, for ``d [C, ...]``, as one GEMM with the
+    lower-triangular Toeplitz matrix of the powers ``keep^(c - c')`` (exact algebra)."""
+    C = d.shape[0]
+    lag = torch.arange(C)[:, None] - torch.arange(C)[None, :]
+    tri = torch.where(lag >= 0, keep ** lag.clamp(min=0).double(), 0.0).to(d)
+    first = (keep ** torch.arange(1, C + 1, dtype=torch.float64)).to(d)
+    out = (tri @ d.reshape(C, -1)).reshape(d.shape)
+    return out.add_(first.reshape(C, *([1] * (d.dim() - 1))) * prev)
+
+
+def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
+                       chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Factorised LIF e-prop on the fused kernel's forward loop (``models/fused.forward_substeps``), one
+    chunk of input steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the
+    forward, then every trace of the chunk is computed at once (``_leaky_filter``, ``_flush_factorised``)."""
+    from ..models.fused import forward_substeps, zero_carry
+
+    p, K = model.params, model.substeps
+    T, Bsz, I = u.shape
+    N, P, O = model.n_hidden, model.n_in + model.n_hidden + 1, model.n_out
+    W_in, W_out, b_out = model.W_in, model.W_out, model.b_out
+    W_rec, b, beta, path = model.W_rec_eff, model.b, model.beta.to(u), getattr(model, "spike_path", "auto")
+    kappa, keep = p.kappa, 1.0 - p.dv
+    norm = loss_normaliser(mask, kind)
+    Ct = max(1, int(chunk) // K)  # input steps per chunk
+    carry = zero_carry(u.new_zeros(Bsz, N))
+    eps_v, eps_u = u.new_zeros(Bsz, P), u.new_zeros(Bsz, P)
+    E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
+    G = u.new_zeros(N, P)
+    gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
+    reg_term = online_term(reg, model, u)  # firing-rate regulariser (regularizers.py): every substep counts
+    for t0 in range(0, T, Ct):
+        u_c = u[t0 : t0 + Ct]
+        n_t = u_c.shape[0]
+        z_last = carry.z.clone()
+        out = forward_substeps(p, W_rec, b, beta, u_c @ W_in.T, K, path, carry)
+        carry, S_c = out.carry, n_t * K
+        zs = out.zs if K == 1 else out.zs.to(u.dtype)
+        # presynaptic signals of each substep: [x(t), z(s - 1), 1]
+        pre = u.new_empty(S_c, Bsz, P)
+        pre[:, :, :I] = u_c.repeat_interleave(K, dim=0)
+        pre[0, :, I : I + N] = z_last
+        pre[1:, :, I : I + N] = zs[:-1]
+        pre[:, :, -1] = 1.0
+        drive = pre
+        if p.du < 1.0:  # synaptic current; the bias enters v directly
+            drive = _leaky_filter(pre, 1.0 - p.du, eps_u)
+            drive[:, :, -1] = 1.0
+            eps_u = drive[-1].clone()
+        eps = _leaky_filter(drive, keep, eps_v)
+        eps_v = eps[-1].clone()
+        psi = pseudo_derivative(torch.stack(out.xs), p.surrogate, p.slope, p.v_th)
+        if out.refr is not None:
+            psi.masked_fill_(out.refr, 0.0)
+        if reg_term is not None:  # the chunk's substeps and trials at once (sums over both)
+            reg_term.add_spiking(zs.reshape(-1, N), psi.reshape(-1, N), eps.reshape(-1, P), None, beta)
+        # the loss sees y at the last substep of each input step
+        rbar = out.rbar
+        step_value, err = loss_and_error(rbar @ W_out.T + b_out, target[t0 : t0 + n_t], mask[t0 : t0 + n_t],
+                                         kind, norm)  # fmt: skip
+        value += step_value
+        gW_out += err.reshape(-1, O).T @ rbar.reshape(-1, N)
+        gb_out += err.sum((0, 1))
+        L = u.new_zeros(S_c, Bsz, N)
+        L[K - 1 :: K] = err @ B_fb
+        _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa)
+    if reg_term is not None:
+        value = reg_term.finish(T, Bsz, value, G)
+    grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
+    if not model.self_connections:
+        grads["W_rec"] = grads["W_rec"] * model.rec_mask
+    return value, grads
+
+
 def eprop_rollout(
-    model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None
+    model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None,
+    chunk: int = TRACE_CHUNK,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc)."""
+    """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc). ``chunk``:
+    substeps per chunk of the factorised LIF traces."""
     p = model.params
     T, Bsz, I = u.shape
     N, P = model.n_hidden, model.n_in + model.n_hidden + 1
@@ -298,6 +415,9 @@ def eprop_rollout(
     beta = model.beta.to(u)
     adaptive = p.adaptive and bool((beta != 0).any())  # only then does a(s) reach the spikes
     v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
+    factorised = not v_post and not adaptive  # e_ji = psi_j eps_i (module doc)
+    if factorised and fused_supported(model):
+        return _eprop_lif_chunked(model, u, target, mask, kind, B_fb, chunk, reg)
     kappa, dv = p.kappa, p.dv
     norm = loss_normaliser(mask, kind)
     active = _active_steps(mask)
@@ -311,7 +431,12 @@ def eprop_rollout(
     eps_v = u.new_zeros(N, Bsz, P) if v_post else u.new_zeros(Bsz, P)
     eps_v_n = eps_v if v_post else eps_v[None]  # the same storage, viewed as [N or 1, B, P]
     eps_a = u.new_zeros(N, Bsz, P) if adaptive else None
-    ebar = u.new_zeros(N, Bsz, P) if (kappa > 0 or v_post or adaptive) else None
+    ebar = u.new_zeros(N, Bsz, P) if not factorised else None
+    if factorised:  # chunk buffers and the carried filtered trace E [B, N, P]
+        C = max(1, min(int(chunk), T * model.substeps))
+        eps_c, q_c, L_c = u.new_zeros(C, Bsz, P), u.new_zeros(C, Bsz, N), u.new_zeros(C, Bsz, N)
+        E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
+        c, seen = 0, False  # substeps in the chunk; whether the loss looks at any of them
     beta_t = beta[:, None, None]  # [N, 1, 1]: broadcast over [N, B, P]
     G = u.new_zeros(N, P)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
@@ -350,22 +475,31 @@ def eprop_rollout(
                 ebar.mul_(kappa).addcmul_(psi_n, eps_v_n, value=1.0 - kappa)
                 if adaptive:
                     ebar.addcmul_(psi_n * beta_t, eps_a, value=-(1.0 - kappa))
+            else:  # factorised: keep this substep's eps and psi in the chunk
+                eps_c[c] = eps_v
+                torch.mul(psi, 1.0 - kappa, out=q_c[c])
+                L_c[c].zero_()
             psi_prev = psi
             if reg_term is not None:  # sum_b e_ji = psi_j (eps_v - beta_j eps_a), unfiltered
                 reg_term.add_spiking(state.z, psi, eps_v, eps_a if adaptive else None, beta)
-            if k < model.substeps - 1 or not active[t]:
-                continue
-            # the loss sees y at the last substep of each input step
-            y = state.rbar @ W_out.T + b_out
-            step_value, err = loss_and_error(y, target[t], mask[t], kind, norm)
-            value += step_value
-            gW_out += err.T @ state.rbar
-            gb_out += err.sum(0)
-            signal = err @ B_fb  # [B, N]
-            if ebar is not None:
-                G += torch.bmm(signal.T[:, None, :], ebar)[:, 0, :]
-            else:  # kappa = 0 and presynaptic-only traces: e_ji = psi_j eps_v_i factorises
-                G += (signal * psi).T @ eps_v
+            looks = k == model.substeps - 1 and active[t]  # the loss sees y at the last substep of a step
+            if looks:
+                y = state.rbar @ W_out.T + b_out
+                step_value, err = loss_and_error(y, target[t], mask[t], kind, norm)
+                value += step_value
+                gW_out += err.T @ state.rbar
+                gb_out += err.sum(0)
+                signal = err @ B_fb  # [B, N]
+                if ebar is not None:
+                    G += torch.bmm(signal.T[:, None, :], ebar)[:, 0, :]
+                else:
+                    L_c[c] = signal
+                    seen = True
+            if ebar is None:
+                c += 1
+                if c == C or (t == T - 1 and k == model.substeps - 1):
+                    _flush_factorised(G, E, eps_c[:c], q_c[:c], L_c[:c], kappa, seen)
+                    c, seen = 0, False
     if reg_term is not None:
         value = reg_term.finish(T, Bsz, value, G)
     grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}

@@ -195,7 +195,7 @@ class FullForce:
     def config(self) -> dict[str, Any]:
         keys = ("teacher_gain", "target_scale", "hint_scale", "rls_alpha", "forget", "update_every", "fit_from_ms",
                 "train_readout", "readout_on", "target_fill", "zero_init", "percentile")
-        cfg = {k: getattr(self, k) for k in keys}
+        cfg = {k: getattr(self, k) for k in keys if k != "fit_from_ms" or self.fit_from_ms}  # older runs resume
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
         cfg["hint"] = self.hint if isinstance(self.hint, str) else getattr(self.hint, "__name__", "custom")
         return {"name": self.name, **cfg}

@@ -124,7 +124,7 @@ class Hebbian:
 
     Args:
         lr: eta, the learning rate (0.01 in Miconi 2017 and McMahan et al. 2024).
-        max_dw: per-trial clip of every weight change (Miconi's ``MAXDW`` = 2e-4).
+        max_dw: per-trial clip of every weight change (Miconi's ``MAXDW`` = 2e-4); None = no clip.
         scale_by_baseline: multiply the update by the baseline loss Rbar (Miconi's code; False = Eq. 4
             of McMahan et al. as printed).
         perturb_rate: kicks per unit per ms (Miconi: 0.003, i.e. 3 per second); per step the
@@ -144,6 +144,11 @@ class Hebbian:
             the mean loss of the other trials of its type in the same batch, a leave-one-out baseline
             that cannot lag behind the weights; the running baseline is still kept and used for the
             ``scale_by_baseline`` factor and for types with a single trial in the batch).
+        reward_ms: None (R is the task's loss over its masked steps, McMahan et al.) or a window in ms:
+            R is the error of the output against the trial's final target over the last ``reward_ms``
+            of the trial (Miconi's code: the mean absolute error over the last 200 ms of a trial), a
+            less noisy reward than the final step alone.
+        lr_decay_steps: None (a constant eta) or S: eta / (1 + step / S) at training step ``step``.
     """
 
     lr: float = 0.01
@@ -159,11 +164,21 @@ class Hebbian:
     train_bias: bool = True
     reduce: str = "sum"
     baseline: str = "running"
+    reward_ms: float | None = None
+    lr_decay_steps: float | None = None
     regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
 
     def __post_init__(self) -> None:
+        for key in ("max_dw", "reward_ms", "lr_decay_steps"):  # optional numbers; "none" from the CLI is None
+            value = getattr(self, key)
+            if isinstance(value, str) and value.strip().lower() in ("none", "null", "off"):
+                setattr(self, key, None)
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"hebbian {key} must be a number or None (CLI: {key}=none), got {value!r}")
+        if self.max_dw is not None and not self.max_dw > 0:
+            raise ValueError(f"hebbian max_dw must be > 0 or None, got {self.max_dw}")
         if self.readout not in READOUTS:
             raise ValueError(f"hebbian readout must be one of {list(READOUTS)}, got {self.readout!r}")
         if self.reward not in REWARDS:
@@ -176,9 +191,14 @@ class Hebbian:
             raise ValueError("hebbian needs lr > 0, 0 <= perturb_rate <= 1 and perturb_amp >= 0")
         if not (0 <= self.xbar_decay < 1 and 0 <= self.baseline_decay < 1):
             raise ValueError("hebbian xbar_decay and baseline_decay must be in [0, 1)")
+        if self.reward_ms is not None and not self.reward_ms >= 0:
+            raise ValueError(f"hebbian reward_ms must be >= 0 or None, got {self.reward_ms}")
+        if self.lr_decay_steps is not None and not self.lr_decay_steps > 0:
+            raise ValueError(f"hebbian lr_decay_steps must be > 0 or None, got {self.lr_decay_steps}")
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k != "regularizer"}}
+        optional = ("regularizer", "reward_ms", "lr_decay_steps")  # recorded only when set: older run dirs resume
+        return {"name": self.name, **{k: v for k, v in asdict(self).items() if v is not None or k not in optional}}
 
     # -- protocol ---------------------------------------------------------------------------------
     def init_state(self, model: torch.nn.Module, task: Any, *, seed: int) -> dict:
@@ -215,7 +235,7 @@ class Hebbian:
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
         roll = self.rollout(model, u, dt=state["dt"], generator=g)
-        R = self.trial_loss(roll["y"], target, mask)  # [(E,) B]
+        R = self.trial_loss(roll["y"], target, mask, state["dt"])  # [(E,) B]
         pop = is_population(model)
         if self.regularizer is not None:
             if pop:
@@ -234,6 +254,8 @@ class Hebbian:
         lr = self.lr
         if pop and model.lr is not None:  # the members' own learning rates
             lr = torch.tensor(model.lr, dtype=R.dtype, device=R.device)[:, None]
+        if self.lr_decay_steps is not None:
+            lr = lr / (1.0 + step / self.lr_decay_steps)
         coef = -lr * (R - ref) * (Rbar if self.scale_by_baseline else 1.0)  # [(E,) B]
         dW = self.weight_change(roll["e_rec"], coef)
         model.W_rec.add_(dW)
@@ -276,8 +298,14 @@ class Hebbian:
             dw = dw.clamp(-self.max_dw, self.max_dw)
         return dw.sum(-3) if self.reduce == "sum" else dw.mean(-3)
 
-    def trial_loss(self, y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """Per-trial loss ``R [..., B]`` over the masked (step, output) entries of ``y [..., T, B, O]``."""
+    def trial_loss(self, y: Tensor, target: Tensor, mask: Tensor, dt: float = 1.0) -> Tensor:
+        """Per-trial loss ``R [..., B]`` of ``y [..., T, B, O]``: over the masked (step, output) entries, or
+        with ``reward_ms`` against the final target over the last ``reward_ms`` of the trial (dt: ms/step)."""
+        if self.reward_ms is not None:
+            n = int(self.reward_ms / dt + 1e-9) + 1
+            target = target[-1:].expand_as(target)
+            mask = torch.zeros_like(mask)
+            mask[-n:] = 1.0
         err = (y - target) ** 2 if self.reward == "mse" else (y - target).abs()
         return (err * mask).sum((-3, -1)) / mask.sum((0, 2)).clamp(min=1.0)
 

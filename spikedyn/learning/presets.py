@@ -109,7 +109,9 @@ MCMAHAN2024 = Preset(
         "ga": {"batch_size": 500, "eval_every": 5,
                "rule_kwargs": {"population": 50, "parents": 5, "children": 50, "sigma": 0.005}},
         "hebbian": {},  # the rule's own defaults (Miconi 2017: eta = 0.01), tanh units
-        "full_force": {},  # tanh units
+        # tanh units; McMahan et al.'s code (FF_Demo.py / trainNcontext.py): target +-1 from the start,
+        # RLS from 200 ms on; P_0 = I / 100 measured here (their code: I / 10,000 with one trial at a time)
+        "full_force": {"rule_kwargs": {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}},
     },  # fmt: skip
 )
 

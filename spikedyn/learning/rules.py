@@ -296,7 +296,8 @@ class BPTT(LearningRule):
 
     def loss_and_gradients(self, model, u, target, mask, loss="mse"):
         params = dict((n, p) for n, p in model.named_parameters() if p.requires_grad)
-        roll = model(u)
+        rates = getattr(self, "regularizer", None) is not None  # a Population without a regulariser: y only
+        roll = model(u, rates=rates) if is_population(model) else model(u)
         y = roll.y
         value = member_losses(y, target, mask, loss) if is_population(model) else task_loss(y, target, mask, loss)
         if getattr(self, "regularizer", None) is not None:

@@ -13,7 +13,8 @@ in a population equals the same model trained alone with the same ``seed``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,27 @@ class TrainResult:
     __repr__ = result_repr
 
 
+@dataclass
+class MemberBatches:
+    """One TaskBatch per Population member (members trained with their own seeds), stacked:
+    ``inputs [E, T, B, I]``, ``targets`` and ``mask [E, T, B, O]``; ``batches[i]`` is member i's."""
+
+    batches: list[Any]
+
+    def __post_init__(self) -> None:
+        self.inputs, self.targets, self.mask = (np.stack([getattr(b, k) for b in self.batches])
+                                                for k in ("inputs", "targets", "mask"))  # fmt: skip
+
+
+def sample_batch(task: Any, batch_size: int, seed: int | Sequence[int], stream: int, split: str = "train") -> Any:
+    """The trials ``train`` uses for ``stream`` (a step, or ``EVAL_SEED_OFFSET``): ``rng = [seed, stream]``;
+    with one seed per member a ``MemberBatches``."""
+    if isinstance(seed, Sequence):
+        return MemberBatches([task.sample(batch_size, np.random.default_rng([int(s), stream]), split=split)
+                              for s in seed])  # fmt: skip
+    return task.sample(batch_size, np.random.default_rng([seed, stream]), split=split)
+
+
 def _to_tensors(batch: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(torch.as_tensor(a, device=device, dtype=dtype) for a in (batch.inputs, batch.targets, batch.mask))
 
@@ -72,8 +94,24 @@ def _step_seed(seed: int, step: int) -> int:
     return (int(seed) * 1_000_033 + int(step) * 7919 + 17) % (2**63 - 1)
 
 
+@contextmanager
+def _torch_draws(model: torch.nn.Module, seed: int | Sequence[int], stream: int) -> Iterator[None]:
+    """The model's own random numbers for ``stream`` (a step, or -1 for evaluation): the global torch
+    generator seeded from ``(seed, stream)``; with one seed per Population member, each member's own
+    generator (``Population.member_rng``), so it draws what it would draw alone."""
+    with torch.random.fork_rng(devices=[]):
+        if isinstance(seed, Sequence):
+            torch.manual_seed(_step_seed(seed[0], stream))
+            with model.member_rng([_step_seed(s, stream) for s in seed]):
+                yield
+        else:
+            torch.manual_seed(_step_seed(seed, stream))
+            yield
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int = 0) -> dict[str, Any]:
+def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000,
+             seed: int | Sequence[int] = 0) -> dict[str, Any]:
     """Loss and task scores of ``model`` on a fixed batch of trials (chunked over the batch). For a
     ``Population``: the mean over members, and every member's value as ``member_<score>`` lists."""
     if is_population(model):
@@ -94,24 +132,30 @@ def evaluate(model: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, s
 
 
 @torch.no_grad()
-def population_outputs(pop: torch.nn.Module, u: Tensor, chunk: int = 1000, seed: int | None = None) -> Tensor:
-    """All members' outputs ``[E, T, B, O]`` on ``u [T, B, I]``, ``chunk`` trials at a time (the chunks and
-    draws of ``evaluate`` on one model, so each member sees what it would see alone)."""
+def population_outputs(pop: torch.nn.Module, u: Tensor, chunk: int = 1000,
+                       seed: int | Sequence[int] | None = None) -> Tensor:
+    """All members' outputs ``[E, T, B, O]`` on ``u [T, B, I]`` (or per member ``[E, T, B, I]``), ``chunk``
+    trials at a time (the chunks and draws of ``evaluate`` on one model, so each member sees what it
+    would see alone; ``seed``: one torch seed, or one per member)."""
+    B = u.shape[-2]
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
+        if seed is not None and not isinstance(seed, Sequence):
             torch.manual_seed(seed)
-        return torch.cat([pop.outputs(u[:, i : i + chunk]) for i in range(0, u.shape[1], chunk)], dim=2)
+        with pop.member_rng(seed) if isinstance(seed, Sequence) else nullcontext():
+            return torch.cat([pop.outputs(u[..., i : i + chunk, :]) for i in range(0, B, chunk)], dim=2)
 
 
 def evaluate_population(
-    pop: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int = 0
+    pop: torch.nn.Module, task: Any, batch: Any, chunk: int = 1000, seed: int | Sequence[int] = 0
 ) -> dict[str, Any]:
-    """``evaluate`` for every member of a ``Population`` at once (one batched rollout per chunk)."""
+    """``evaluate`` for every member of a ``Population`` at once (one batched rollout per chunk); ``batch``
+    may be a ``MemberBatches`` (each member its own trials) and ``seed`` one torch seed per member."""
     u, target, mask = _to_tensors(batch, pop.device, pop.dtype)
     y = population_outputs(pop, u, chunk=chunk, seed=seed)
     losses = member_losses(y, target, mask, task.loss).double().cpu().tolist()
     y_np = y.float().cpu().numpy()
-    per_member = [{k: float(v) for k, v in task.score(y_np[e], batch).items()} for e in range(pop.size)]
+    own = batch.batches if isinstance(batch, MemberBatches) else [batch] * pop.size
+    per_member = [{k: float(v) for k, v in task.score(y_np[e], own[e]).items()} for e in range(pop.size)]
     out: dict[str, Any] = {"eval_loss": float(np.mean(losses))}
     for key in per_member[0]:
         out[key] = float(np.mean([m[key] for m in per_member]))
@@ -119,6 +163,17 @@ def evaluate_population(
     for key in per_member[0]:
         out[f"member_{key}"] = [m[key] for m in per_member]
     return out
+
+
+def make_run_config(model: torch.nn.Module, task: Any, rule: Any, **train_settings: Any) -> dict[str, Any]:
+    """The ``config.json`` of a run: model, task, rule and training settings (``steps``, ``batch_size``,
+    ``lr``, ``seed``, ``clip``, ``eval_every``, ``eval_trials``, ``target_accuracy``, ``weight_decay``)."""
+    return plain({
+        "model": model.config() if hasattr(model, "config") else type(model).__name__,
+        "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
+        "rule": rule.config() if hasattr(rule, "config") else {"name": rule.name},
+        "train": train_settings,
+    })  # fmt: skip
 
 
 @locks_run_dir  # one writer per run directory: a second process gets RunLocked (one line)
@@ -129,7 +184,7 @@ def train(
     steps: int = 1000,
     batch_size: int = 64,
     lr: float | Sequence[float] | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     run_dir: str | Path | None = None,
     clip: float | None = 1.0,
     eval_every: int = 50,
@@ -158,6 +213,9 @@ def train(
             wins). clip: max global gradient norm, per member (None = none). weight_decay: Adam's L2
             term. These three configure gradient rules; other rules ignore them.
         seed: seeds the batches, the held-out set, the model's noise and the rule's draws (not the init).
+            For a ``Population`` trained with a gradient rule, one seed per member: member i then sees
+            the batches, held-out set and noise of ``train(pop.member(i), seed=seed[i])`` (what a sweep
+            of same-shaped trials with different seeds runs as one Population).
         run_dir: if given, write config.json, metrics.jsonl, checkpoints/ and model.pt there (holding
             ``run_dir/.lock``), and resume from the newest intact checkpoint when ``resume`` is True.
             Resuming with other settings raises ``RunError`` (see ``spikedyn.learning.checkpoint.open_run``);
@@ -182,19 +240,23 @@ def train(
     if isinstance(rule_obj, LearningRule):
         rule_obj.set_optimizer(lr=lr_new_run, clip=clip, weight_decay=weight_decay)
     per_member = is_population(model) and not getattr(rule_obj, "trains_population", False)
+    if isinstance(seed, Sequence):
+        if not (per_member and isinstance(rule_obj, LearningRule)):
+            raise ValueError("one seed per member needs a Population trained with a gradient rule (bptt, eprop, "
+                             "rflo); give one seed")  # fmt: skip
+        if len(seed) != model.size:
+            raise ValueError(f"{len(seed)} seeds for a Population of {model.size}")
+        seed = [int(s) for s in seed]
     checkpoint_every = checkpoint_every or eval_every
-    eval_batch = task.sample(eval_trials, np.random.default_rng([seed, EVAL_SEED_OFFSET]), split="test")
+    eval_batch = sample_batch(task, eval_trials, seed, EVAL_SEED_OFFSET, split="test")
+    eval_seed = [_step_seed(s, -1) for s in seed] if isinstance(seed, list) else _step_seed(seed, -1)
 
     run_path = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, Any]] = []
     start, stopped_early, last_ckpt, finished = 1, False, None, False
-    run_config = plain({
-        "model": model.config() if hasattr(model, "config") else type(model).__name__,
-        "task": task.config() if hasattr(task, "config") else getattr(task, "name", str(task)),
-        "rule": rule_obj.config() if hasattr(rule_obj, "config") else {"name": rule_obj.name},
-        "train": dict(steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed, clip=clip, eval_every=eval_every,
-                      eval_trials=eval_trials, target_accuracy=target_accuracy, weight_decay=weight_decay),
-    })  # fmt: skip
+    run_config = make_run_config(model, task, rule_obj, steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed,
+                                 clip=clip, eval_every=eval_every, eval_trials=eval_trials,
+                                 target_accuracy=target_accuracy, weight_decay=weight_decay)  # fmt: skip
     state = rule_obj.init_state(model, task, seed=seed)
     if per_member:
         state["active"] = torch.ones(model.size, dtype=torch.bool)
@@ -234,10 +296,9 @@ def train(
     for step in range(start, steps + 1):
         if stopped_early:
             break
-        batch = task.sample(batch_size, np.random.default_rng([seed, step]))
+        batch = sample_batch(task, batch_size, seed, step)
         frozen = _freeze_inactive(model, state) if per_member else None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_step_seed(seed, step))
+        with _torch_draws(model, seed, step):
             try:
                 update = rule_obj.update(model, batch, state, step=step)
             except TrainingDiverged as e:
@@ -251,7 +312,7 @@ def train(
             _restore(model, frozen)
         record: dict[str, Any] = {"step": step, **update}
         if step % eval_every == 0 or step == steps:
-            record.update(evaluate(result_model(), task, eval_batch, seed=_step_seed(seed, -1)))
+            record.update(evaluate(result_model(), task, eval_batch, seed=eval_seed))
             stopped_early = _early_stop(record, state, target_accuracy, per_member)
         history.append(record)
         if callback is not None:

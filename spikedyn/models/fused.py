@@ -29,7 +29,7 @@ A leading member axis (``spikedyn.Population``): ``i_ext [T, E, B, N]``, ``W_rec
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -40,6 +40,105 @@ from .kernels import RECHECK, SPARSE_RATE, check_path, recurrence, use_sparse, w
 from .surrogate import pseudo_derivative, scalar
 
 
+class Carry(NamedTuple):
+    """The state ``forward_substeps`` carries between calls (tensors updated in place): u, v, the last
+    spikes z (float), a, ref and the readout trace rbar, each ``[(E,)B,N]``."""
+
+    u: Tensor
+    v: Tensor
+    z: Tensor
+    a: Tensor
+    ref: Tensor
+    rbar: Tensor
+
+
+class Substeps(NamedTuple):
+    """What ``forward_substeps`` returns: x = v - A per substep (a list of ``[(E,)B,N]``), the spikes per
+    substep ``zs`` (float with one substep: the same tensor as ``counts``; bool otherwise), the refractory
+    masks (bool, or None), spike counts and rbar at each input step ``[T,(E,)B,N]``, and the carry."""
+
+    xs: list[Tensor]
+    zs: Tensor
+    refr: Tensor | None
+    counts: Tensor
+    rbar: Tensor
+    carry: Carry
+
+
+def zero_carry(like: Tensor) -> Carry:
+    return Carry(*(like.new_zeros(like.shape) for _ in range(6)))
+
+
+def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tensor, substeps: int,
+                     path: str = "auto", carry: Carry | None = None) -> Substeps:
+    """The forward loop of the one neuron map, without autograd, over ``i_ext [T,(E,)B,N]`` (held for
+    ``substeps`` substeps each) from ``carry`` (default: the zero state), which it updates in place."""
+    T, shape = i_ext.shape[0], i_ext.shape[1:]
+    K = substeps
+    S = T * K
+    if W_rec.dim() == 3:
+        path = "dense"  # the sparse kernels are for one network
+    u, v, zf, a, ref, rbar = zero_carry(i_ext[0]) if carry is None else carry
+    xs = []  # x per substep: small tensors the allocator reuses (a fresh [S, B, N] costs page faults)
+    # spikes per substep: with one substep they are the counts the forward returns anyway (float, what
+    # the dW GEMM multiplies); with substeps, bytes. Refractory masks as bytes.
+    counts = i_ext.new_zeros((T, *shape))
+    zs = counts if K == 1 else torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device)
+    refr = torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device) if p.n_ref else None
+    raw_readout = p.kappa == 0.0 and K == 1  # rbar(t) = z(t): no filter state to carry
+    rbar_t = None if raw_readout else i_ext.new_empty((T, *shape))
+    # constants as 0-dim tensors: the map's float arithmetic without a scalar conversion per op
+    decay_u, keep, v_th = scalar(1.0 - p.du, zf), scalar(1.0 - p.dv, zf), scalar(p.v_th, zf)
+    rho, kappa = scalar(p.rho, zf), scalar(p.kappa, zf)
+    WT = W_rec.mT
+    zero_reset, adaptive, n_ref, syn = p.reset == "zero", p.adaptive, p.n_ref, p.du < 1.0
+    subtract, decayed = p.reset == "subtract", p.reset == "subtract_decayed"
+    sparse, s = False, 0
+    for t in range(T):
+        i_t = i_ext[t]
+        for _ in range(K):
+            # u = (1 - du) u + (i_ext + z @ W^T)   [u * 0 + cur == cur when du = 1]
+            if s % RECHECK == 0:
+                sparse = use_sparse(path, zf, SPARSE_RATE)
+            cur = recurrence(zf, WT, sparse).add_(i_t)
+            if syn:
+                u.mul_(decay_u).add_(cur)
+            else:
+                u = cur
+            if zero_reset:
+                v.mul_(1.0 - zf)  # v (1 - z), as the map
+            elif decayed:
+                v.sub_(zf, alpha=p.v_th)  # subtracted before the leak
+            v.mul_(keep).add_(u).add_(b)
+            if subtract:
+                v.sub_(zf, alpha=p.v_th)
+            if adaptive:
+                a.mul_(rho).add_(zf)
+                x = torch.sub(v, (beta * a).add_(v_th))
+            else:
+                x = torch.sub(v, v_th)
+            xs.append(x)
+            # z = H(x) (strict >) as floats: sign(x) clamped at 0 (4x cheaper than bool -> float)
+            zf = torch.sign(x, out=zs[s]) if K == 1 else torch.sign(x)
+            zf.clamp_(min=0.0)
+            if n_ref:
+                zf.masked_fill_(torch.gt(ref, 0.0, out=refr[s]), 0.0)
+                ref.sub_(1.0).clamp_(min=0.0).masked_fill_(zf > 0, float(n_ref))
+            if K > 1:
+                zs[s].copy_(zf)
+                counts[t].add_(zf)
+            if not raw_readout:
+                rbar.mul_(kappa).add_(zf, alpha=1.0 - p.kappa)
+            s += 1
+        if rbar_t is not None:
+            rbar_t[t] = rbar
+    if raw_readout:
+        rbar_t = counts.clone()
+        rbar = rbar_t[-1].clone()
+    # z: a copy (otherwise a view of the spike storage)
+    return Substeps(xs, zs, refr, counts, rbar_t, Carry(u, v, zf.clone(), a, ref, rbar))
+
+
 class FusedSpikingBPTT(torch.autograd.Function):
     """(i_ext [T,(E,)B,N], W_rec [(E,)N,N], b, beta) -> (rbar at each input step [T,(E,)B,N], spike counts
     [T,(E,)B,N], and the final u, v, z, a, ref [(E,)B,N] without gradient)."""
@@ -47,72 +146,15 @@ class FusedSpikingBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, substeps: int,
                 truncated: bool, path: str = "auto") -> tuple[Tensor, ...]:  # type: ignore[override]
-        T, shape = i_ext.shape[0], i_ext.shape[1:]
-        K = substeps
-        S = T * K
-        batched = W_rec.dim() == 3
-        if batched:
-            path = "dense"  # the sparse kernels are for one network
-        u, v = i_ext.new_zeros(shape), i_ext.new_zeros(shape)
-        a = i_ext.new_zeros(shape)
-        ref = i_ext.new_zeros(shape)
-        zf = i_ext.new_zeros(shape)
-        xs = []  # x per substep: small tensors the allocator reuses (a fresh [S, B, N] costs page faults)
-        # spikes per substep: with one substep they are the counts the forward returns anyway (float, what
-        # the dW GEMM multiplies); with substeps, bytes. Refractory masks as bytes.
-        counts = i_ext.new_zeros((T, *shape))
-        zs = counts if K == 1 else torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device)
-        refr = torch.empty((S, *shape), dtype=torch.bool, device=i_ext.device) if p.n_ref else None
-        raw_readout = p.kappa == 0.0 and K == 1  # rbar(t) = z(t): no filter state to carry
-        rbar = i_ext.new_zeros(shape)
-        rbar_t = None if raw_readout else i_ext.new_empty((T, *shape))
-        # constants as 0-dim tensors: the map's float arithmetic without a scalar conversion per op
-        decay_u, keep, v_th = scalar(1.0 - p.du, zf), scalar(1.0 - p.dv, zf), scalar(p.v_th, zf)
-        rho, kappa = scalar(p.rho, zf), scalar(p.kappa, zf)
-        WT = W_rec.mT
-        zero_reset, adaptive, n_ref, syn = p.reset == "zero", p.adaptive, p.n_ref, p.du < 1.0
-        sparse, s = False, 0
-        for t in range(T):
-            i_t = i_ext[t]
-            for _ in range(K):
-                # u = (1 - du) u + (i_ext + z @ W^T)   [u * 0 + cur == cur when du = 1]
-                if s % RECHECK == 0:
-                    sparse = use_sparse(path, zf, SPARSE_RATE)
-                cur = recurrence(zf, WT, sparse).add_(i_t)
-                u = u.mul_(decay_u).add_(cur) if syn else cur
-                if zero_reset:
-                    v.mul_(1.0 - zf)  # v (1 - z), as the map
-                v.mul_(keep).add_(u).add_(b)
-                if not zero_reset:
-                    v.sub_(zf, alpha=p.v_th)
-                if adaptive:
-                    a.mul_(rho).add_(zf)
-                    x = torch.sub(v, (beta * a).add_(v_th))
-                else:
-                    x = torch.sub(v, v_th)
-                xs.append(x)
-                # z = H(x) (strict >) as floats: sign(x) clamped at 0 (4x cheaper than bool -> float)
-                zf = torch.sign(x, out=zs[s]) if K == 1 else torch.sign(x)
-                zf.clamp_(min=0.0)
-                if n_ref:
-                    zf.masked_fill_(torch.gt(ref, 0.0, out=refr[s]), 0.0)
-                    ref.sub_(1.0).clamp_(min=0.0).masked_fill_(zf > 0, float(n_ref))
-                if K > 1:
-                    zs[s].copy_(zf)
-                    counts[t].add_(zf)
-                if not raw_readout:
-                    rbar.mul_(kappa).add_(zf, alpha=1.0 - p.kappa)
-                s += 1
-            if rbar_t is not None:
-                rbar_t[t] = rbar
-        if raw_readout:
-            rbar_t = counts.clone()
-        ctx.save_for_backward(zs, refr if refr is not None else zs.new_empty(0), W_rec, beta, *xs)
-        ctx.p, ctx.substeps, ctx.truncated, ctx.path, ctx.b_shape = p, substeps, truncated, path, b.shape
-        final = (u, v, zf.clone(), a, ref)  # z: a view of the spike storage otherwise
+        out = forward_substeps(p, W_rec, b, beta, i_ext, substeps, path)
+        zs, refr = out.zs, out.refr
+        ctx.save_for_backward(zs, refr if refr is not None else zs.new_empty(0), W_rec, beta, *out.xs)
+        ctx.p, ctx.substeps, ctx.truncated, ctx.b_shape = p, substeps, truncated, b.shape
+        ctx.path = "dense" if W_rec.dim() == 3 else path
+        final = tuple(out.carry[:5])
         ctx.mark_non_differentiable(*final)
         ctx.set_materialize_grads(False)
-        return (rbar_t, counts, *final)
+        return (out.rbar, out.counts, *final)
 
     @staticmethod
     def backward(ctx, g_rbar: Tensor, g_counts: Tensor, *_final: Tensor):  # type: ignore[override]
@@ -187,6 +229,17 @@ def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[T
     path = check_path(getattr(model, "spike_path", "auto"))
     return FusedSpikingBPTT.apply(i_ext, model.W_rec_eff, model.b, model.beta, model.params, model.substeps,
                                   truncated, path)
+
+
+def fused_population_rollout(p: Any, substeps: int, i_ext: Tensor, W_rec: Tensor, b: Tensor,
+                             beta: Tensor) -> tuple[Tensor, Tensor, Any]:
+    """A ``Population`` of SpikingRNNs in the fused kernel: ``i_ext [E, T, B, N]``, ``W_rec [E, N, N]``,
+    ``b``, ``beta [E, 1, N]`` -> (spike counts, rbar ``[E, T, B, N]``, final ``SpikingState [E, B, N]``)."""
+    from spikedyn.hardware.neuron import SpikingState
+
+    rbar, counts, *final = FusedSpikingBPTT.apply(i_ext.transpose(0, 1), W_rec, b, beta, p, substeps, False, "dense")
+    empty = final[0].new_zeros((0, *final[0].shape))
+    return counts.transpose(0, 1), rbar.transpose(0, 1), SpikingState(*final, rbar[-1].detach(), empty, empty)
 
 
 def fused_supported(model: Any) -> bool:

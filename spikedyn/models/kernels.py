@@ -24,10 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 PATHS = ("auto", "dense", "sparse")
-# measured crossovers (benchmarks/sparse_threshold.py, H = 256, B = 32, one CPU thread): the sparse
-# recurrence wins below this fraction of spiking neurons per substep, the sparse dW below SPARSE_DW_RATE
-SPARSE_RATE = 0.05
-SPARSE_DW_RATE = 0.02
+# measured crossovers (H = 256, B = 32, one CPU thread; docs/benchmarks.md): the sparse recurrence kernel
+# alone wins below ~7% spiking neurons per substep (benchmarks/sparse_threshold.py), but a whole training
+# step only below ~1% (0.4%: 7% faster, 0.02%: 20%; 1.35%: 9% slower), so "auto" switches at 1%; the
+# sparse dW ties the one dense GEMM at 0.5% and loses above
+SPARSE_RATE = 0.01
+SPARSE_DW_RATE = 0.005
 RECHECK = 8
 
 

@@ -155,6 +155,47 @@ class SpikingNetwork(RecurrentModel):
         net = cls(graph, surrogate=p.surrogate, surrogate_slope=rnn.surrogate_slope, detach_reset=p.detach_reset)
         return net.to(dtype=rnn.dtype, device=rnn.device)
 
+    def to_rnn(self) -> Any:
+        """This network as a ``SpikingRNN``, when it is one (the inverse of ``from_rnn``): one layer, one input
+        projection, at most one recurrent projection (delay >= 1), no projection biases, one du/dv, a reset
+        ``SpikingRNN`` has, ALIF only on its first neurons with one beta. For what is written for
+        ``SpikingRNN`` only: the online ``eprop`` rule, the fused backward, ``Population``."""
+        from .spiking import SpikingRNN
+
+        g = self.to_graph()
+        L = g.layers[0]
+        ins = [p for p in g.projections if p.src == INPUT]
+        recs = [p for p in g.projections if p.src != INPUT]
+        why = []
+        if len(g.layers) != 1:
+            why.append(f"{len(g.layers)} layers")
+        if len(ins) != 1 or len(recs) > 1 or any(p.delay < 1 for p in recs):
+            why.append("not one input and at most one delayed recurrent projection")
+        if any(p.bias is not None and np.any(p.bias != 0) for p in g.projections):
+            why.append("a projection bias (SpikingRNN's bias adds to v)")
+        if L.per_neuron_decays or L.reset not in ("zero", "subtract"):
+            why.append("per-neuron decays" if L.per_neuron_decays else f"reset={L.reset!r}")
+        nz = np.flatnonzero(L.beta)
+        if nz.size and not (np.array_equal(nz, np.arange(nz.size)) and np.all(L.beta[nz] == L.beta[nz[0]])):
+            why.append("adaptation other than one beta on the first neurons")
+        if why:
+            raise ValueError(f"this network is not a SpikingRNN: {'; '.join(why)}")
+        dt_sub = g.dt_ms / g.substeps
+        kw: dict[str, Any] = dict(
+            dt=g.dt_ms, substeps=g.substeps, du=L.du, dv=L.dv, v_th=L.v_th, reset=L.reset,
+            refractory=L.n_ref * dt_sub, kappa=g.readout.kappa, rho=L.rho, delay_in=ins[0].delay,
+            delay_rec=recs[0].delay - 1 if recs else 0, v_leak=L.v_leak, v_reset=L.v_reset,
+            surrogate=self.surrogate, surrogate_slope=self.surrogate_slope, detach_reset=self.detach_reset,
+        )  # fmt: skip
+        if nz.size:
+            kw.update(neuron="alif", n_adaptive=int(nz.size), beta_adapt=float(L.beta[nz[0]]))
+        m = SpikingRNN(g.n_in, L.size, g.n_out, **kw).to(dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            for name, value in (("W_in", ins[0].weight), ("W_rec", recs[0].weight if recs else np.zeros((L.size,) * 2)),
+                                ("b", L.bias), ("W_out", g.readout_weight()), ("b_out", g.readout_bias())):
+                getattr(m, name).copy_(torch.as_tensor(value, dtype=m.dtype))
+        return m
+
     # -- the network as data ---------------------------------------------------------------------------
     @property
     def layers(self) -> list[Layer]:

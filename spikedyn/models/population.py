@@ -18,7 +18,8 @@ The members' own step equations run on the stacked tensors:
 Common random numbers: the initial state ``x_0`` and the recurrent noise are drawn exactly as a lone
 ``RateRNN.forward`` draws them (same calls, same shapes) and shared by all members, each member scaling
 the noise by its own ``noise_std``. So member i of a population sees the same trials and the same noise
-as the same model run alone with the same torch seed.
+as the same model run alone with the same torch seed. Inside ``pop.member_rng(seeds)`` each member draws
+from its own generator instead (what ``train(pop, seed=[...])`` uses).
 
 Rate recurrence (``alpha = dt / tau``), with the noise folded into the drive ``d_t = W_in u_t + b +
 sqrt(2 alpha) sigma xi_t / alpha``::
@@ -29,65 +30,54 @@ sqrt(2 alpha) sigma xi_t / alpha``::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout
-from .rate import RateRNN, activation_fn
+from .fused import fused_population_rollout, fused_supported
+from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
+from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
 PER_MEMBER = ("gain", "noise_std")
 
-# f'(x) written in terms of r = f(x), so the fused backward only keeps the rates; ``out`` is a buffer
-_ONE = {}
+class _Stored(NamedTuple):
+    """How the fused rate rollout stores an activation: ``s = phi(kappa x)`` with ``r = f(x) = rho s``
+    and ``f'(x) = rho kappa psi(s)``; ``phi(z, out)`` writes phi(z), ``psi(g, s, out)`` writes
+    ``g * psi(s)`` (torch's fused ``*_backward`` kernels: one pass). ``kappa``, ``rho``: powers of two,
+    so folding them into the weights is exact."""
+
+    kappa: float
+    rho: float
+    phi: Callable[[Tensor, Tensor], Tensor]
+    psi: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
-def _one(like: Tensor) -> Tensor:
-    key = (like.dtype, like.device)
-    if key not in _ONE:
-        _ONE[key] = torch.ones((), dtype=like.dtype, device=like.device)
-    return _ONE[key]
+def _softplus_psi(g: Tensor, s: Tensor, out: Tensor) -> Tensor:
+    return torch.mul(g, torch.neg(s).expm1_().neg_(), out=out)  # sigmoid(x) = 1 - exp(-softplus(x))
 
 
-def _fprime_tanh(r: Tensor, out: Tensor) -> Tensor:
-    return torch.addcmul(_one(r), r, r, value=-1.0, out=out)  # 1 - r^2
-
-
-def _fprime_shifted_tanh(r: Tensor, out: Tensor) -> Tensor:
-    torch.sub(r, 1.0, out=out)  # r = 1 + tanh(x): f' = 1 - tanh^2 = 1 - (r - 1)^2
-    return torch.addcmul(_one(r), out, out, value=-1.0, out=out)
-
-
-def _fprime_relu(r: Tensor, out: Tensor) -> Tensor:
-    return out.copy_(r > 0)
-
-
-def _fprime_softplus(r: Tensor, out: Tensor) -> Tensor:
-    return torch.neg(r, out=out).expm1_().neg_()  # sigmoid(x) = 1 - exp(-softplus(x))
-
-
-_DERIVATIVE_FROM_OUTPUT: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "tanh": _fprime_tanh, "shifted_tanh": _fprime_shifted_tanh, "relu": _fprime_relu, "softplus": _fprime_softplus,
+_aten = torch.ops.aten
+_STORED: dict[str, _Stored] = {
+    "tanh": _Stored(1.0, 1.0, lambda z, o: torch.tanh(z, out=o),
+                    lambda g, s, o: _aten.tanh_backward.grad_input(g, s, grad_input=o)),
+    # 1 + tanh(x) = 2 sigmoid(2x), as rate.shifted_tanh computes it
+    "shifted_tanh": _Stored(2.0, 2.0, lambda z, o: torch.sigmoid(z, out=o),
+                            lambda g, s, o: _aten.sigmoid_backward.grad_input(g, s, grad_input=o)),
+    "relu": _Stored(1.0, 1.0, lambda z, o: torch.clamp_min(z, 0.0, out=o),
+                    lambda g, s, o: _aten.threshold_backward.grad_input(g, s, 0.0, grad_input=o)),
+    "softplus": _Stored(1.0, 1.0, lambda z, o: o.copy_(nn.functional.softplus(z)), _softplus_psi),
 }  # fmt: skip
 
 
-def _activation_into(name: str) -> Callable[[Tensor, Tensor], None]:
-    """``out[...] = f(x)`` for a rate activation, without a temporary where torch allows it."""
-    if name == "tanh":
-        return lambda x, out: torch.tanh(x, out=out)
-    if name == "shifted_tanh":  # 2 sigmoid(2x), as rate.shifted_tanh computes it
-        return lambda x, out: torch.sigmoid(torch.mul(x, 2.0), out=out).mul_(2.0)
-    f = activation_fn(name)
-    return lambda x, out: out.copy_(f(x))
-
-
 class _Workspace:
-    """Big rollout buffers kept between training steps: a fresh [E, T, B, K] tensor costs a page fault
+    """Big rollout buffers kept between training steps: a fresh [T, E, B, K] tensor costs a page fault
     per 4 KiB page on first touch (about as long as the whole forward's arithmetic on a CPU). A buffer
     is handed out again only when nothing else holds its storage (no saved graph, no returned view)."""
 
@@ -115,84 +105,103 @@ class _Workspace:
         return {"_buffers": {}}
 
 
-def _padded(W: Tensor, rows: int, cols: int) -> Tensor:
-    """``W [E, r, c]`` in the top-left corner of zeros ``[E, rows, cols]``."""
+def _padded(W: Tensor, rows: int, cols: int, scale: float = 1.0) -> Tensor:
+    """``scale * W [E, r, c]`` in the top-left corner of zeros ``[E, rows, cols]``."""
     out = W.new_zeros((W.shape[0], rows, cols))
-    out[:, : W.shape[1], : W.shape[2]] = W
+    out[:, : W.shape[1], : W.shape[2]] = W if scale == 1.0 else scale * W
     return out
 
 
-class _RatePopulationBPTT(torch.autograd.Function):
-    """The whole rate rollout of a population, one time step of [E, B, K] blocks at a time (cache-sized:
-    on a CPU the big [E, T, B, N] tensors of a layer-by-layer rollout cost more in memory traffic than
-    in arithmetic). Inputs: x0 [E,B,N], u [T,B,I] (shared) or [E,T,B,I], noise drive xi [T,B,N] and its
-    per-member scale [E] (or None), the stacked weights, a ``_Workspace`` (or None); outputs
-    y [E,T,B,O], r [E,T,B,N], x_T [E,B,N]. Forward: the Euler map of ``RateRNN``; backward: the adjoint
-    recursion of the module doc.
+def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None, W_in: Tensor, b: Tensor,
+                  W_rec: Tensor, W_out: Tensor, b_out: Tensor, alpha: float, act: _Stored,
+                  Z: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The Euler map of ``RateRNN`` for every member, one contiguous ``[E, B, K]`` block per step
+    (``K = N + I + 1``): the stored ``Z_t = [s_t | u_t | 1]`` (``s = phi(kappa x)``, see ``_Stored``) and
+    the state ``X_t = [kappa x_t | 0]``; the weights are padded with zeros to ``[E, K, K]``, so the padding
+    stays zero and every elementwise pass runs over contiguous memory. One step is one batched GEMM with
+    the leak folded in, ``X_{t+1} = (1 - alpha) X_t + kappa alpha Z_t W``, one activation pass and the
+    readout. Writes ``Z [T + 1, E, B, K]`` when given (for the backward pass), else keeps only two
+    blocks. Returns ``y [T, E, B, O]`` and the last state block ``X_T``."""
+    E, B, N = x0.shape
+    T, I = u.shape[-3], u.shape[-1]
+    K = N + I + 1
+    u_ext = x0.new_ones((T + 1, E if u.dim() == 4 else 1, B, I + 1))  # [u_t | 1]
+    u_ext[:T, ..., :I] = u.transpose(0, 1) if u.dim() == 4 else u[:, None]
+    u_ext[T, ..., :I] = 0.0
+    W_fwd = _padded(torch.cat([act.rho * W_rec, W_in, b[..., None]], dim=-1).mT, K, K)  # [E, K, K]
+    W_outT = _padded(W_out, W_out.shape[1], K, act.rho).mT  # [E, K, O]
+    b_out = b_out[:, None]
+    y = x0.new_empty((T, E, B, W_out.shape[1]))
+    noise = None  # [T, B, K] (shared) or [T, E, B, K] (per member)
+    if xi is not None:
+        xi = xi if xi.dim() == 3 else xi.transpose(0, 1)
+        noise = torch.cat([xi, xi.new_zeros((*xi.shape[:-1], K - N))], dim=-1)
+    noise_scale = None if xi is None else (act.kappa * alpha * scale)[:, None, None]
+    blocks = (x0.new_empty((E, B, K)), x0.new_empty((E, B, K))) if Z is None else None
+    X = x0.new_zeros((E, B, K))
+    X[..., :N] = x0 if act.kappa == 1.0 else act.kappa * x0
+    states = (X, torch.zeros_like(X))
+    z = Z[0] if Z is not None else blocks[0]
+    act.phi(X, z)
+    z[..., N:] = u_ext[0]
+    for t in range(T):
+        X_next = states[(t + 1) % 2]
+        if alpha == 1.0:
+            torch.bmm(z, W_fwd, out=X_next)
+            if act.kappa != 1.0:
+                X_next.mul_(act.kappa)
+        else:  # (1 - alpha) X + kappa alpha [s | u | 1] W, one call
+            torch.baddbmm(X, z, W_fwd, beta=1.0 - alpha, alpha=act.kappa * alpha, out=X_next)
+        if noise is not None:
+            X_next.addcmul_(noise[t], noise_scale)
+        X = X_next
+        z = Z[t + 1] if Z is not None else blocks[(t + 1) % 2]
+        act.phi(X, z)
+        z[..., N:] = u_ext[t + 1]
+        torch.baddbmm(b_out, z, W_outT, out=y[t])
+    return y, X
 
-    Every per-step tensor is a contiguous ``[E, B, K]`` block with ``K = N + I + 1``: the stored
-    ``Z_t = [r_t | u_t | 1]``, the state ``[x_t | 0]``, the adjoint ``[c_t | 0]``; the weights are padded
-    with zeros to ``[E, K, K]`` (``[W_rec | W_in | b]^T`` above zero columns), so the padding stays zero
-    and every elementwise pass runs over contiguous memory (a strided ``[..., :N]`` pass was 3x slower).
-    Per step: three batched GEMMs (forward ``(1 - alpha) X_t + alpha Z_t W``; backward ``c W_rec`` and
-    the weight gradient ``dW += c^T Z`` while both are in cache) and a few elementwise passes into
-    preallocated buffers."""
+
+class _RatePopulationBPTT(torch.autograd.Function):
+    """The whole rate rollout of a population with its hand-written backward (``_rate_forward`` forward,
+    the adjoint recursion of the module doc backward). Inputs: x0 [E,B,N], u [T,B,I] (shared) or
+    [E,T,B,I], noise drive xi [T,B,N] (or per member [E,T,B,N]) and its per-member scale [E] (or None),
+    the stacked weights, the activation name, a ``_Workspace`` (or None); outputs y [E,T,B,O], s [E,T,B,N] (the stored
+    ``s = r / rho``) and x_T [E,B,N].
+
+    Per step the backward is one GEMM ``acc = rho kappa (c_{t+1} W_rec + g_y W_out)``, one fused pass
+    ``acc psi(s_t)``, one ``lerp`` (``c_t = (1 - alpha) c_{t+1} + alpha f'(x_t) dL/dr_t``) and the
+    weight-gradient GEMM ``dW += c_t^T Z_{t-1}`` while both are in cache."""
 
     @staticmethod
     def forward(ctx, x0, u, xi, scale, W_in, b, W_rec, W_out, b_out, alpha, activation, workspace):  # type: ignore[override]
         ctx.set_materialize_grads(False)  # absent gradients stay None (no [E, T, B, N] of zeros)
-        f_into = _activation_into(activation)
+        act = _STORED[activation]
         E, B, N = x0.shape
         T, I = u.shape[-3], u.shape[-1]
-        K = N + I + 1
-        shape = (T + 1, E, B, K)
+        shape = (T + 1, E, B, N + I + 1)
         Z = workspace.take(shape, x0) if workspace is not None else x0.new_empty(shape)
-        u_ext = x0.new_ones((T + 1, E if u.dim() == 4 else 1, B, I + 1))  # [u_t | 1]
-        u_ext[:T, ..., :I] = u.transpose(0, 1) if u.dim() == 4 else u[:, None]
-        u_ext[T, ..., :I] = 0.0
-        W_fwd = _padded(torch.cat([W_rec, W_in, b[..., None]], dim=-1).mT, K, K)  # [E, K, K]
-        W_outT = _padded(W_out, W_out.shape[1], K).mT  # [E, K, O]
-        b_out = b_out[:, None]
-        yT = x0.new_empty((T, E, B, W_out.shape[1]))
-        noise = None
-        if xi is not None:
-            noise = torch.cat([xi, xi.new_zeros((T, B, K - N))], dim=-1)  # [T, B, K]
-            scale = (alpha * scale)[:, None, None]
-        X = x0.new_zeros((E, B, K))
-        X[..., :N] = x0
-        bufs = (X, torch.zeros_like(X))
-        f_into(X, Z[0])
-        Z[0, ..., N:] = u_ext[0]
-        for t in range(T):
-            X_next = bufs[(t + 1) % 2]
-            if alpha == 1.0:
-                torch.bmm(Z[t], W_fwd, out=X_next)
-            else:  # (1 - alpha) X + alpha [r | u | 1] W, one call
-                torch.baddbmm(X, Z[t], W_fwd, beta=1.0 - alpha, alpha=alpha, out=X_next)
-            if noise is not None:
-                X_next.addcmul_(noise[t], scale)
-            X = X_next
-            f_into(X, Z[t + 1])
-            Z[t + 1, ..., N:] = u_ext[t + 1]
-            torch.baddbmm(b_out, Z[t + 1], W_outT, out=yT[t])
+        y, X = _rate_forward(x0, u, xi, scale, W_in, b, W_rec, W_out, b_out, alpha, act, Z)
         ctx.save_for_backward(Z.view(shape), W_rec, W_out)  # a view: the workspace sees it is in use
         ctx.alpha, ctx.activation, ctx.n_in = alpha, activation, I
-        return yT.transpose(0, 1), Z[1:, ..., :N].transpose(0, 1), X[..., :N]
+        x_T = X[..., :N] if act.kappa == 1.0 else X[..., :N] / act.kappa
+        return y.transpose(0, 1), Z[1:, ..., :N].transpose(0, 1), x_T
 
     @staticmethod
-    def backward(ctx, g_y, g_r, g_x):  # type: ignore[override]
+    def backward(ctx, g_y, g_s, g_x):  # type: ignore[override]
         Z, W_rec, W_out = ctx.saved_tensors
-        alpha, fprime = ctx.alpha, _DERIVATIVE_FROM_OUTPUT[ctx.activation]
+        alpha, act = ctx.alpha, _STORED[ctx.activation]
         T1, E, B, K = Z.shape
         T, N, I, O = T1 - 1, W_rec.shape[-1], ctx.n_in, W_out.shape[1]
-        W_bwd = _padded(W_rec, K, K)  # [E, K, K]: c W_rec in the first N columns, zeros after
-        W_out_pad = _padded(W_out, O, K)  # [E, O, K]
-        dW = Z.new_zeros((E, K, K))  # rows: units (padding rows stay 0); columns: [r | u | 1]
+        rk = act.rho * act.kappa
+        W_bwd = _padded(W_rec, K, K, rk)  # [E, K, K]: rho kappa c W_rec in the first N columns, zeros after
+        W_out_pad = _padded(W_out, O, K, rk)  # [E, O, K]
+        dW = Z.new_zeros((E, K, K))  # rows: units (padding rows stay 0); columns: [s | u | 1]
         dW_out = Z.new_zeros((E, O, K))
         db_out = W_out.new_zeros((E, O))
         # the steps whose outputs carry a gradient (a masked loss touches few of them)
         with_y = [False] * T if g_y is None else (g_y != 0).any(dim=3).any(dim=2).any(dim=0).tolist()
-        acc, fp = Z.new_empty((E, B, K)), Z.new_empty((E, B, K))
+        acc = Z.new_empty((E, B, K))
         carries = (Z.new_empty((E, B, K)), Z.new_empty((E, B, K)))
         carry = None  # [c_{t+1} | 0], c_{t+1} = alpha lam_{t+1} = dL/dd_t
         for t in range(T, 0, -1):
@@ -208,26 +217,27 @@ class _RatePopulationBPTT(torch.autograd.Function):
                     acc.baddbmm_(g_yt, W_out_pad)
                 dW_out.baddbmm_(g_yt.mT, Z[t])
                 db_out.add_(g_yt.sum(1))
-            if g_r is not None:
-                acc[..., :N] += g_r[:, t - 1]
-            fprime(Z[t], fp)
-            fp[..., N:] = 0.0  # f' of the input columns: unused, and kept finite
+            if g_s is not None:  # dL/ds = rho dL/dr
+                acc[..., :N] += act.kappa * g_s[:, t - 1]
             new = carries[t % 2]
-            if carry is None:  # c_t = alpha f'(x_t) g_t + (1 - alpha) c_{t+1}
-                torch.mul(acc, fp, out=new).mul_(alpha)
+            act.psi(acc, Z[t], new)  # rho kappa psi(s) dL/dr = f'(x) dL/dr (0 in the padding: acc is 0 there)
+            if carry is None:  # c_t = alpha f'(x_t) dL/dr_t + (1 - alpha) c_{t+1}
+                new.mul_(alpha)
             else:
-                torch.mul(carry, 1.0 - alpha, out=new).addcmul_(acc, fp, value=alpha)
+                torch.lerp(carry, new, alpha, out=new)
             if t == T and g_x is not None:
                 new[..., :N] += alpha * g_x
             carry = new
             dW.baddbmm_(carry.mT, Z[t - 1])
         g0 = None
         if ctx.needs_input_grad[0] and carry is not None:  # lam_0 = f'(x_0) c_1 W_rec + (1 - alpha) lam_1
-            g0 = torch.bmm(carry, W_bwd).mul_(fprime(Z[0], fp))[..., :N]
+            g0 = act.psi(torch.bmm(carry, W_bwd), Z[0], acc)[..., :N]
             if alpha != 1.0:
                 g0 = g0 + carry[..., :N] * ((1.0 - alpha) / alpha)
-        dW_rec, dW_in, db = dW[:, :N, :N], dW[:, :N, N : N + I], dW[:, :N, N + I]
-        return g0, None, None, None, dW_in, db, dW_rec, dW_out[..., :N], db_out, None, None, None
+        rho = act.rho
+        dW_rec = dW[:, :N, :N] if rho == 1.0 else rho * dW[:, :N, :N]
+        dW_out = dW_out[..., :N] if rho == 1.0 else rho * dW_out[..., :N]
+        return g0, None, None, None, dW[:, :N, N : N + I], dW[:, :N, N + I], dW_rec, dW_out, db_out, None, None, None
 
 
 class _StepModule(nn.Module):
@@ -298,6 +308,7 @@ class Population(nn.Module):
         # a plain attribute, not a submodule: its hyper-parameters are used, its tensors are not
         object.__setattr__(self, "_template", copy.deepcopy(template))
         self._workspace = _Workspace()
+        self._generators: list[torch.Generator] | None = None  # member_rng
         for name, p in template.named_parameters():
             self.register_parameter(name, nn.Parameter(tensors[name].clone(), requires_grad=p.requires_grad))
         for name, _ in template.named_buffers():
@@ -410,13 +421,14 @@ class Population(nn.Module):
 
     # -- rollout ----------------------------------------------------------------------------------
     def _check_input(self, u: Tensor) -> Tensor:
-        u = torch.as_tensor(u).to(device=self.device, dtype=self.dtype)
+        u = torch.as_tensor(u)
         if u.dim() == 4 and u.shape[0] != self.size or u.dim() not in (3, 4) or u.shape[-1] != self.n_in:
             raise ValueError(
                 f"input must have shape [T, B, {self.n_in}] (shared) or [{self.size}, T, B, {self.n_in}] "
                 f"(per member), got {tuple(u.shape)}"
             )
-        return u
+        check_rollout_input(u if u.dim() == 3 else u.flatten(1, 2), self.n_in)  # T, B >= 1, finite
+        return u.to(device=self.device, dtype=self.dtype)
 
     def _input_projection(self, u: Tensor, W: Tensor) -> Tensor:
         """``u W^T`` for every member: [E, T, B, N] from u [T, B, I] (shared) or [E, T, B, I]."""
@@ -430,12 +442,15 @@ class Population(nn.Module):
         E, T, B, N = r.shape
         return torch.baddbmm(self.b_out[:, None], r.reshape(E, T * B, N), self.W_out.mT).view(E, T, B, -1)
 
-    def forward(self, u: Tensor, state: Any = None) -> Rollout:
-        """Roll out all members over ``u``: ``Rollout(y [E, T, B, O], r [E, T, B, N], state)``."""
+    def forward(self, u: Tensor, state: Any = None, rates: bool = True) -> Rollout:
+        """Roll out all members over ``u``: ``Rollout(y [E, T, B, O], r [E, T, B, N], state)``.
+
+        ``rates=False``: ``r`` is None where leaving it out saves work (a rate body with ``shifted_tanh``
+        stores ``r / 2``; training on the outputs alone does not need ``r``)."""
         u = self._check_input(u)
         body = self._template
-        if isinstance(body, RateRNN) and body.activation in _DERIVATIVE_FROM_OUTPUT:
-            return Rollout(*self._rate_rollout(u, state))
+        if isinstance(body, RateRNN) and body.activation in _STORED:
+            return Rollout(*self._rate_rollout(u, state, rates))
         if isinstance(body, SpikingRNN):
             r, rbar, state = self._spiking_rollout(u, state)
             return Rollout(self._readout(rbar), r, state)
@@ -447,56 +462,75 @@ class Population(nn.Module):
         of states at a time): for evaluating large populations on many trials. Same draws as forward."""
         u = self._check_input(u)
         body = self._template
-        if not isinstance(body, (RateRNN, SpikingRNN)):
+        if isinstance(body, RateRNN) and body.activation in _STORED:
+            T, B = u.shape[-3], u.shape[-2]
+            x0, xi = self._rate_x0(B), self._rate_noise(T, B)
+            scale = None if xi is None else self._noise_scale()
+            y, _ = _rate_forward(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out, self.b_out,
+                                 body.alpha, _STORED[body.activation], None)  # fmt: skip
+            return y.transpose(0, 1)
+        if not isinstance(body, SpikingRNN):
             return self._vmap_rollout(u, None).y
-        T, B = u.shape[-3], u.shape[-2]
-        if isinstance(body, RateRNN):
-            x = self._rate_x0(B)
-            xi = self._rate_noise(T, B)
-            f, alpha = body.f, body.alpha
-            r = f(x)
-        else:
-            state = self._spiking_state0(B)
-            W_rec, b, beta = self._spiking_tensors()
+        state = self._spiking_state0(u.shape[-2])
+        W_rec, b, beta = self._spiking_tensors()
         ys = []
-        for t in range(T):
-            u_t = u[t] if u.dim() == 3 else u[:, t]
-            i_t = torch.matmul(u_t, self.W_in.mT)  # [E, B, N]
-            if isinstance(body, RateRNN):
-                d = i_t + self.b[:, None]
-                if xi is not None:
-                    d = d + xi[t] * self._noise_scale()[:, None, None]
-                pre = torch.baddbmm(d, r, self.W_rec.mT)
-                x = pre if alpha == 1.0 else torch.lerp(x, pre, alpha)
-                r = f(x)
-            else:
-                for _ in range(body.substeps):
-                    state = spiking_substep(body.params, W_rec, b, beta, state, i_t)
-                r = state.rbar
-            ys.append(torch.baddbmm(self.b_out[:, None], r, self.W_out.mT))
+        for t in range(u.shape[-3]):
+            i_t = torch.matmul(u[t] if u.dim() == 3 else u[:, t], self.W_in.mT)  # [E, B, N]
+            for _ in range(body.substeps):
+                state = spiking_substep(body.params, W_rec, b, beta, state, i_t)
+            ys.append(torch.baddbmm(self.b_out[:, None], state.rbar, self.W_out.mT))
         return torch.stack(ys, 1)
 
     # rate body
+    @contextlib.contextmanager
+    def member_rng(self, seeds: Sequence[int] | None) -> Iterator[None]:
+        """Within the block, member i draws its own random numbers (a rate body's ``x_0`` and noise) from a
+        generator seeded with ``seeds[i]``, in the order and shapes a lone model draws them from the global
+        torch generator after ``torch.manual_seed(seeds[i])``: so members trained with different seeds
+        (``train(pop, seed=[...])``) see what each would see alone. ``None``: common random numbers."""
+        if seeds is None:
+            yield
+            return
+        if len(seeds) != self.size:
+            raise ValueError(f"{len(seeds)} seeds for {self.size} members")
+        previous = self._generators
+        self._generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        try:
+            yield
+        finally:
+            self._generators = previous
+
     def _rate_x0(self, B: int) -> Tensor:
-        """x_0 drawn as ``RateRNN.init_state`` draws it, shared by every member: [E, B, N]."""
-        body = self._template
-        x0 = torch.zeros(B, self.n_hidden, device=self.device, dtype=self.dtype)
+        """x_0 drawn as ``RateRNN.init_state`` draws it, shared by every member (or one draw per member
+        inside ``member_rng``): [E, B, N]."""
+        body, shape = self._template, (B, self.n_hidden)
+        if body.x0_std > 0 and self._generators is not None:
+            return torch.stack([body.x0_std * torch.randn(shape, generator=g, device=self.device, dtype=self.dtype)
+                                for g in self._generators])  # fmt: skip
+        x0 = torch.zeros(shape, device=self.device, dtype=self.dtype)
         if body.x0_std > 0:
             x0 = body.x0_std * torch.randn(x0.shape, device=self.device, dtype=self.dtype)
         return x0.expand(self.size, B, self.n_hidden)
 
     def _rate_noise(self, T: int, B: int) -> Tensor | None:
-        """The standard-normal noise ``RateRNN.forward`` draws ([T, B, N]), if any member is noisy."""
-        if not bool((self.noise_std > 0).any()):
+        """The standard-normal noise ``RateRNN.forward`` draws ([T, B, N]; inside ``member_rng``: one draw
+        per noisy member, [E, T, B, N]), if any member is noisy."""
+        noisy = (self.noise_std > 0).tolist()
+        if not any(noisy):
             return None
-        return torch.randn((T, B, self.n_hidden), device=self.device, dtype=self.dtype)
+        shape = (T, B, self.n_hidden)
+        if self._generators is not None:
+            return torch.stack([torch.randn(shape, generator=g, device=self.device, dtype=self.dtype) if on else
+                                torch.zeros(shape, device=self.device, dtype=self.dtype)
+                                for g, on in zip(self._generators, noisy)])  # fmt: skip
+        return torch.randn(shape, device=self.device, dtype=self.dtype)
 
     def _noise_scale(self) -> Tensor:
         """Per-member factor of the noise in the drive: ``sqrt(2 alpha) sigma / alpha`` [E]."""
         alpha = self._template.alpha
         return (2.0 * alpha) ** 0.5 * self.noise_std / alpha
 
-    def _rate_rollout(self, u: Tensor, state: Any) -> tuple[Tensor, Tensor, Any]:
+    def _rate_rollout(self, u: Tensor, state: Any, rates: bool = True) -> tuple[Tensor, Tensor | None, Any]:
         from .rate import RateState
 
         body, E = self._template, self.size
@@ -507,8 +541,10 @@ class Population(nn.Module):
             x0 = state.x if state.x.dim() == 3 else state.x.expand(E, B, self.n_hidden)
         xi = self._rate_noise(T, B)
         scale = None if xi is None else self._noise_scale()
-        y, r, x = _RatePopulationBPTT.apply(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out,
+        y, s, x = _RatePopulationBPTT.apply(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out,
                                             self.b_out, body.alpha, body.activation, self._workspace)  # fmt: skip
+        rho = _STORED[body.activation].rho
+        r = s if rho == 1.0 else (rho * s if rates else None)
         return y, r, RateState(x)
 
     # spiking body
@@ -524,6 +560,9 @@ class Population(nn.Module):
 
     def _spiking_rollout(self, u: Tensor, state: SpikingState | None) -> tuple[Tensor, Tensor, SpikingState]:
         body = self._template
+        if state is None and torch.is_grad_enabled() and fused_supported(body):  # the fused kernel, member axis
+            return fused_population_rollout(body.params, body.substeps, self._input_projection(u, self.W_in),
+                                            *self._spiking_tensors())  # fmt: skip
         state = self._spiking_state0(u.shape[-2]) if state is None else state
         W_rec, b, beta = self._spiking_tensors()
         counts, rbars = [], []

@@ -98,6 +98,12 @@ class SweepConfig(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     out_dir: Path | None = None
     figures: bool = True
+    # local sweeps: train same-shaped trials (differing in seed, lr, init, gain, noise_std) as one Population
+    populations: bool = True
+    # on Ray: a Ray Tune scheduler that stops trailing trials (asha | median | hyperband), its options
+    scheduler: Literal["asha", "median", "hyperband"] | None = None
+    scheduler_params: dict[str, Any] = Field(default_factory=dict)
+    max_population: int = Field(256, ge=1)  # members per Population at most
 
     @field_validator("grid")
     @classmethod
@@ -112,6 +118,8 @@ class SweepConfig(BaseModel):
             raise ConfigError(f"search = {self.search!r} needs a [space] table of the parameters to sample")
         if self.search == "grid" and self.space:
             raise ConfigError("[space] is only used by search = 'random' or 'optuna'; move its keys to [grid]")
+        if self.scheduler is not None and self.search == "optuna":
+            raise ConfigError("a Ray Tune scheduler runs grid and random searches; use search = 'grid' or 'random'")
         bad = {k for k in [*self.grid, *self.space] if k.split(".")[0] in ("run_dir",)}
         if bad:
             raise ConfigError(f"{sorted(bad)} cannot be swept (each trial gets its own run directory)")

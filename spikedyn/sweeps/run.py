@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
+from .batch import plan_groups, run_group
 from .config import (
     SweepConfig,
     TrialConfig,
@@ -53,6 +54,9 @@ class SweepResult:
     def summary(self) -> dict[str, Any]:
         out = {"out_dir": str(self.out_dir), "table": str(self.out_dir / TABLE_FILE), "trials": len(self.table),
                "ran": len(self.ran), "skipped": len(self.skipped), "failed": len(self.failed)}  # fmt: skip
+        pruned = int((self.table["status"] == "pruned").sum()) if self.table is not None and len(self.table) else 0
+        if pruned:
+            out["pruned"] = pruned  # stopped by a Ray Tune scheduler
         if self.best is not None:
             out["best"] = self.best
         return out
@@ -105,9 +109,15 @@ class _Progress:
 
 
 # -- executors ---------------------------------------------------------------------------------------
-def _local_executor(pending: list[tuple[Trial, Path]], figures: bool) -> Iterator[tuple[Trial, dict]]:
-    for trial, run_dir in pending:
-        yield trial, run_trial(trial.config.model_dump(mode="json"), run_dir, figures)
+def _local_executor(pending: list[tuple[Trial, Path]], figures: bool, root: Path, populations: bool,
+                    max_population: int) -> Iterator[tuple[Trial, dict]]:  # fmt: skip
+    """Trials in this process: same-shaped ones as one Population each (``spikedyn.sweeps.batch``)."""
+    if not populations:
+        for trial, run_dir in pending:
+            yield trial, run_trial(trial.config.model_dump(mode="json"), run_dir, figures)
+        return
+    for group in plan_groups(pending, max_population):
+        yield from run_group(group, root, figures)
 
 
 def _ray_trial(trial: dict[str, Any], run_dir: str, figures: bool) -> dict[str, Any]:
@@ -203,7 +213,7 @@ def _finished(trial: Trial, root: Path, retry_failed: bool) -> dict[str, Any] | 
     rec = read_result(root / TRIALS_DIR / trial.key)
     if rec is None or rec.get("config") != trial.config.model_dump(mode="json"):
         return None
-    if rec.get("status") != "ok" and retry_failed:
+    if rec.get("status") == "failed" and retry_failed:
         return None
     return rec
 
@@ -224,7 +234,7 @@ def _run_round(trials: list[Trial], root: Path, recorder: _Recorder, out: SweepR
     for trial, result in executor(pending):
         rec = recorder.finish(trial, result)
         out.ran.append(trial.key)
-        if rec["status"] != "ok":
+        if rec["status"] == "failed":
             out.failed.append(trial.key)
         recorder.write()
         bar.update(trial.key, rec["status"] if rec["status"] == "ok" else f"failed: {rec.get('error')}")
@@ -266,9 +276,17 @@ def sweep(
     out = SweepResult(table=None, out_dir=root)
     resources = cfg.resources.model_dump()
 
+    if cfg.scheduler is not None and ray is None:
+        raise ValueError(f"scheduler = {cfg.scheduler!r} is a Ray Tune scheduler: run the sweep on Ray (--ray auto, "
+                         "or ray='auto'), or remove it")  # fmt: skip
+
     def make_executor() -> Callable:
         if ray is None:
-            return lambda pending: _local_executor(pending, cfg.figures)
+            return lambda pending: _local_executor(pending, cfg.figures, root, cfg.populations, cfg.max_population)
+        if cfg.scheduler is not None:
+            from .tune import tune_executor
+
+            return lambda pending: tune_executor(pending, cfg, root, cfg.figures, resources)
         return lambda pending: _ray_executor(pending, cfg.figures, resources)
 
     ctx = _RayContext(ray, ray_num_cpus) if ray is not None else None

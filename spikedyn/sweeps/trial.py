@@ -65,17 +65,63 @@ def _learning_curve_figure(history: list[dict], path: Path, title: str) -> None:
     atomic_save_figure(fig, path, dpi=100)
 
 
-def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) -> dict[str, Any]:
+def build_trial(cfg: Any) -> tuple[Any, Any]:
+    """The task and the freshly built, initialised model of a trial (a ``TrialConfig``)."""
+    from ..device import resolve_device
+    from ..experiments.build import build_model, build_task
+
+    task = build_task(cfg.task, cfg.task_params)
+    if cfg.memory_model is not None:
+        from ..experiments.long_memory import build_benchmark_model
+
+        model = build_benchmark_model(cfg.memory_model, task.n_inputs, task.n_outputs, cfg.hidden, cfg.seed)
+    else:
+        model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
+    if cfg.init is not None:
+        _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
+    return task, model.to(resolve_device(cfg.device))
+
+
+def new_result() -> dict[str, Any]:
+    return {"status": "ok", "error": None, "final": {}, "steps_run": 0, "stopped_early": False, "lyapunov_max": None}
+
+
+def finish_trial(cfg: Any, task: Any, model: Any, history: list[dict], final: dict, stopped_early: bool,
+                 run_dir: Path, figures: bool, out: dict[str, Any]) -> None:
+    """Fill ``out`` from a trained trial; the Lyapunov spectrum and the figure go to ``run_dir``."""
+    out["final"] = {k: v for k, v in final.items() if k != "step"}
+    out["steps_run"] = int(history[-1]["step"]) if history else 0
+    out["stopped_early"] = bool(stopped_early)
+    if cfg.lyapunov:
+        from ..learning.checkpoint import atomic_write_json
+
+        spectrum = _lyapunov(model, task, cfg.lyapunov, cfg.seed)
+        atomic_write_json(run_dir / "lyapunov.json", spectrum)
+        out["lyapunov_max"] = spectrum["exponents"][0]
+    if figures:
+        _learning_curve_figure(history, run_dir / "learning_curve.png",
+                               f"{cfg.model} / {cfg.rule} on {cfg.task}, seed {cfg.seed}")  # fmt: skip
+
+
+def record_failure(out: dict[str, Any], e: Exception, run_dir: Path) -> None:
+    """A failing trial is recorded, not raised: the error line in ``out``, the traceback in error.txt."""
+    from ..atomic import atomic_write_bytes
+
+    out["status"] = "failed"
+    out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    atomic_write_bytes(Path(run_dir) / "error.txt", traceback.format_exc().encode())
+
+
+def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True,
+              callback: Any = None) -> dict[str, Any]:
     """Train one trial (``trial`` = a ``TrialConfig`` as a dict) into ``run_dir``; returns its result.
+    ``callback(step, record)`` is ``train``'s (Ray Tune reports each evaluation through it).
 
     The result is ``{"status": "ok"|"failed", "error", "final": {...held-out scores}, "steps_run",
     "stopped_early", "seconds", "lyapunov_max"}``; the caller records it (``result.json``).
     """
     import torch
 
-    from ..atomic import atomic_write_bytes
-    from ..device import resolve_device
-    from ..experiments.build import build_model, build_task
     from ..learning import train
     from ..learning.checkpoint import is_finished
     from ..runs import load_run
@@ -84,55 +130,32 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True) 
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
-    out: dict[str, Any] = {"status": "ok", "error": None, "final": {}, "steps_run": 0, "stopped_early": False,
-                           "lyapunov_max": None}  # fmt: skip
+    out = new_result()
     try:
         cfg = TrialConfig(**trial)
         torch.set_num_threads(cfg.threads)
-        task = build_task(cfg.task, cfg.task_params)
-        if cfg.memory_model is not None:
-            from ..experiments.long_memory import build_benchmark_model
-
-            model = build_benchmark_model(cfg.memory_model, task.n_inputs, task.n_outputs, cfg.hidden, cfg.seed)
-        else:
-            model = build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed)
-        if cfg.init is not None:
-            _apply_init(model, cfg.init, cfg.init_params, cfg.seed)
-        model = model.to(resolve_device(cfg.device))
+        task, model = build_trial(cfg)
         if is_finished(run_dir):  # trained before the sweep was killed, but not yet recorded
             run = load_run(run_dir)
-            model, history = run.model, _read_metrics(run_dir)
+            model, history = run.model, read_metrics(run_dir)
             final, stopped_early = dict(run.summary.get("final", {})), bool(run.summary.get("stopped_early"))
         else:
             result = train(
                 model, task, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                 run_dir=run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
-                target_accuracy=cfg.target_accuracy, progress=False,
+                target_accuracy=cfg.target_accuracy, progress=False, callback=callback,
             )  # fmt: skip
             model, history, final, stopped_early = result.model, result.history, result.final, result.stopped_early
-        out["final"] = {k: v for k, v in final.items() if k != "step"}
-        out["steps_run"] = int(history[-1]["step"]) if history else 0
-        out["stopped_early"] = bool(stopped_early)
-        if cfg.lyapunov:
-            from ..learning.checkpoint import atomic_write_json
-
-            spectrum = _lyapunov(model, task, cfg.lyapunov, cfg.seed)
-            atomic_write_json(run_dir / "lyapunov.json", spectrum)
-            out["lyapunov_max"] = spectrum["exponents"][0]
-        if figures:
-            _learning_curve_figure(history, run_dir / "learning_curve.png",
-                                   f"{cfg.model} / {cfg.rule} on {cfg.task}, seed {cfg.seed}")  # fmt: skip
+        finish_trial(cfg, task, model, history, final, stopped_early, run_dir, figures, out)
     except Exception as e:  # a failing trial is recorded, not raised: the sweep goes on
-        out["status"] = "failed"
-        out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
-        atomic_write_bytes(run_dir / "error.txt", traceback.format_exc().encode())
+        record_failure(out, e, run_dir)
     finally:
         torch.set_num_threads(threads)
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
 
-def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 

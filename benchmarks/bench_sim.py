@@ -1,0 +1,375 @@
+"""Simulation speed: one training step of a recurrent spiking layer, spikedyn (each kernel path) vs
+snntorch vs norse vs a plain torch loop (eager and ``torch.compile``d) vs torch's fused tanh RNN, in one run.
+
+A training step = forward over T input steps + MSE on a linear readout at every step + backward (or
+e-prop's online gradient) + Adam. Every case has the same sizes (I = 64 inputs, H units, B trials, T
+steps). All cases of one shape are built first and then timed *interleaved*, round by round (one step of
+each case per round), so that load from other jobs on the machine hits every case alike; the medians over
+the rounds are reported, as wall time and as this process's CPU time (``time.process_time``, which other
+jobs inflate less than wall time on a shared machine). Ratios are to ``spikedyn_lif`` (auto path).
+
+    .venv/bin/python benchmarks/bench_sim.py                    # CPU: H = 128, 256; B = 32; T = 200, 500
+    .venv/bin/python benchmarks/bench_sim.py --device cuda      # GPU: H = 256, 1024; B = 128; T = 500
+    .venv/bin/python benchmarks/bench_sim.py --small            # a quick check (H = 64, B = 8, T = 50)
+
+Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--no-compile``
+(skip ``torch.compile``), ``--out FILE`` (JSON lines; default: stdout only), ``--memory-shape H,B,T``.
+Peak memory, measured for each case in a fresh Python process at one shape (default the largest): on
+CUDA ``torch.cuda.max_memory_allocated`` over the first training step minus the memory allocated before
+it; on the CPU the growth of the process's peak resident memory (VmHWM, reset with
+``/proc/self/clear_refs``) over the first step (models and inputs built before it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+N_IN = 64
+
+
+# -- the cases: each returns step() (one whole training step) -----------------------------------------
+def _adam_step(params, loss_fn):
+    opt = torch.optim.Adam(params, 1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        opt.step()
+
+    return step
+
+
+def _spikedyn_model(H, dev, **kw):
+    from spikedyn.models import SpikingRNN
+
+    cfg = dict(neuron="lif", dv=0.1, tau_out=0.0)  # beta = 0.9 as the snntorch/norse cases, readout of the spikes
+    return SpikingRNN(N_IN, H, 1, **{**cfg, **kw}).to(dev)
+
+
+def spikedyn_bptt(path: str = "auto", **kw):
+    def make(H, dev, x, y):
+        m = _spikedyn_model(H, dev, **kw)
+        m.spike_path = path
+        return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(m(x).y, y))
+
+    return make
+
+
+def spikedyn_eprop(**kw):
+    def make(H, dev, x, y):
+        from spikedyn.learning import EProp
+
+        m = _spikedyn_model(H, dev, **kw)
+        rule, opt, mask = EProp(), torch.optim.Adam(m.parameters(), 1e-3), torch.ones_like(y)
+        params = dict(m.named_parameters())
+
+        def step() -> None:
+            _, grads = rule.loss_and_gradients(m, x, y, mask, "mse")
+            for name, g in grads.items():
+                params[name].grad = g
+            opt.step()
+
+        return step
+
+    return make
+
+
+def snntorch_rleaky(indexed: bool = False):
+    """snntorch's RLeaky; ``indexed``: the loop of ``benchmarks/recurrent_step.py`` (and the issue's figures),
+    which indexes the hoisted input projection ``fc(x)[t]`` (each index's backward writes a zero
+    ``[T, B, H]``: O(T^2)); otherwise ``fc(x).unbind(0)`` (the peer's best case)."""
+
+    def make(H, dev, x, y):
+        import snntorch as snn
+
+        fc, out = torch.nn.Linear(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
+        lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
+
+        def run():
+            spk, mem = lif.init_rleaky()
+            cur, zs = fc(x), []
+            for t, cur_t in enumerate(cur.unbind(0) if not indexed else range(x.shape[0])):
+                spk, mem = lif(cur[t] if indexed else cur_t, spk, mem)
+                zs.append(spk)
+            return out(torch.stack(zs))
+
+        params = [*fc.parameters(), *lif.parameters(), *out.parameters()]
+        return _adam_step(params, lambda: torch.nn.functional.mse_loss(run(), y))
+
+    return make
+
+
+def norse_lif_recurrent(H, dev, x, y):
+    import norse.torch as nt
+
+    cell, out = nt.LIFRecurrentCell(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
+
+    def run():
+        s, zs = None, []
+        for t in range(x.shape[0]):
+            z, s = cell(x[t], s)
+            zs.append(z)
+        return out(torch.stack(zs))
+
+    return _adam_step([*cell.parameters(), *out.parameters()], lambda: torch.nn.functional.mse_loss(run(), y))
+
+
+def _spike(x):
+    """Heaviside ``x > 0`` whose gradient is the fast-sigmoid surrogate ``1 / (1 + 25 |x|)^2`` (spikedyn's
+    default), written without an autograd.Function so that ``torch.compile`` can take it: ``f - f`` is 0
+    in value and has the derivative of ``f = x / (1 + 25 |x|)``."""
+    f = x / (1.0 + 25.0 * x.abs())
+    return (x > 0).to(x.dtype) + (f - f.detach())
+
+
+def _lif_step(i_t, v, z, W_rec, b):
+    """The LIF of the spikedyn cases (dv = 0.1, subtractive reset detached), written plainly."""
+    v = 0.9 * v + (i_t + z @ W_rec.T) + b - z.detach()
+    return v, _spike(v - 1.0)
+
+
+def torch_lif_loop(compiled: bool = False):
+    def make(H, dev, x, y):
+        W_in = torch.nn.Parameter(torch.randn(H, N_IN, device=dev) / N_IN**0.5)
+        W_rec = torch.nn.Parameter(torch.randn(H, H, device=dev) / H**0.5)
+        b = torch.nn.Parameter(torch.zeros(H, device=dev))
+        out = torch.nn.Linear(H, 1).to(dev)
+        step_fn = torch.compile(_lif_step, dynamic=False) if compiled else _lif_step
+
+        def run():
+            zs = []
+            v = z = x.new_zeros(x.shape[1], H)
+            for i_t in (x @ W_in.T).unbind(0):  # the input projection as one GEMM; unbind, not [t]
+                v, z = step_fn(i_t, v, z, W_rec, b)
+                zs.append(z)
+            return out(torch.stack(zs))
+
+        return _adam_step([W_in, W_rec, b, *out.parameters()], lambda: torch.nn.functional.mse_loss(run(), y))
+
+    return make
+
+
+def torch_rnn_tanh(H, dev, x, y):
+    rnn, out = torch.nn.RNN(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
+    return _adam_step([*rnn.parameters(), *out.parameters()], lambda: torch.nn.functional.mse_loss(out(rnn(x)[0]), y))
+
+
+# the e-prop benchmark's model (docs/benchmarks.md, e-prop section): readout filter 20 ms, triangle, refractory
+EPROP_MODEL = dict(tau_mem=20.0, dv=None, tau_out=20.0, surrogate="triangle", refractory=2.0, self_connections=False)
+
+CASES: dict[str, Callable] = {
+    "spikedyn_lif": spikedyn_bptt("auto"),
+    "spikedyn_lif_dense": spikedyn_bptt("dense"),
+    "spikedyn_lif_sparse": spikedyn_bptt("sparse"),
+    "spikedyn_lif_eprop": spikedyn_eprop(),
+    "spikedyn_lif_filtered_bptt": spikedyn_bptt("auto", **EPROP_MODEL),
+    "spikedyn_lif_filtered_eprop": spikedyn_eprop(**EPROP_MODEL),
+    "spikedyn_alif": spikedyn_bptt("auto", neuron="alif"),
+    "snntorch_rleaky": snntorch_rleaky(),
+    "snntorch_rleaky_indexed": snntorch_rleaky(indexed=True),
+    "norse_lif_recurrent": norse_lif_recurrent,
+    "torch_lif_loop": torch_lif_loop(False),
+    "torch_lif_loop_compiled": torch_lif_loop(True),
+    "torch_rnn_tanh": torch_rnn_tanh,
+}
+CPU_SHAPES = [(128, 32, 200), (256, 32, 200), (128, 32, 500), (256, 32, 500)]  # (H, B, T)
+GPU_SHAPES = [(256, 128, 500), (1024, 128, 500)]
+SMALL_SHAPES = [(64, 8, 50)]
+
+
+# -- measurement --------------------------------------------------------------------------------------
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _timed(step: Callable[[], None], dev: torch.device) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
+    step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def memory_worker(name: str, H: int, B: int, T: int, device: str, threads: int) -> float | None:
+    """Peak memory (MB) of the first training step of one case, in this (fresh) process."""
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    x, y = torch.randn(T, B, N_IN, device=dev), torch.randn(T, B, 1, device=dev)
+    step = CASES[name](H, dev, x, y)
+    return _peak_mb(step, dev)
+
+
+def measure_memory(name: str, H: int, B: int, T: int, device: str, threads: int) -> float | None:
+    import subprocess
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[2]); import bench_sim; "
+            "print(json.dumps(bench_sim.memory_worker(*json.loads(sys.argv[1]))))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([name, H, B, T, device, threads]),
+                           str(Path(__file__).parent)], capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _peak_mb(step: Callable[[], None], dev: torch.device) -> float | None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:  # reset VmHWM to the current RSS (Linux)
+            fh.write("5")
+    except OSError:
+        return None
+    base = _status_kb("VmRSS")
+    step()
+    peak = _status_kb("VmHWM")
+    return None if base is None or peak is None else (peak - base) / 1024
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def run_shape(H: int, B: int, T: int, cases: dict[str, Callable], rounds: int, dev: torch.device,
+              log: Callable[[str], None], memory: bool = False) -> list[dict]:
+    torch.manual_seed(0)
+    x = torch.randn(T, B, N_IN, device=dev)
+    y = torch.randn(T, B, 1, device=dev)
+    steps, setup = {}, {}
+    for name, make in cases.items():
+        t0 = time.perf_counter()
+        try:
+            torch.manual_seed(0)
+            steps[name] = make(H, dev, x, y)
+            steps[name]()  # warm-up (and, for torch.compile, the compilation)
+        except Exception as e:  # a peer library missing or failing: say so in its row
+            log(f"{name}: skipped ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            steps.pop(name, None)
+            continue
+        setup[name] = time.perf_counter() - t0
+    wall = {n: [] for n in steps}
+    cpu = {n: [] for n in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            w, c = _timed(step, dev)
+            wall[name].append(w)
+            cpu[name].append(c)
+    threads = torch.get_num_threads()
+    peak = {name: measure_memory(name, H, B, T, str(dev), threads) if memory else None for name in steps}
+    rows = []
+    ref = "spikedyn_lif"
+    for name in steps:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        row = {"case": name, "H": H, "B": B, "T": T, "I": N_IN, "device": str(dev), "threads": torch.get_num_threads(),
+               "rounds": rounds, "median_s": round(w, 5), "median_cpu_s": round(c, 5),
+               "peak_mb": None if peak[name] is None else round(peak[name], 1),
+               "first_step_s": round(setup[name], 2), "load_average": round(os.getloadavg()[0], 2)}
+        if ref in steps:
+            row["ratio_to_spikedyn_lif"] = round(w / statistics.median(wall[ref]), 3)
+            row["cpu_ratio_to_spikedyn_lif"] = round(c / statistics.median(cpu[ref]), 3)
+        rows.append(row)
+    return rows
+
+
+def table(path: str) -> str:
+    """The markdown table of a JSON-lines file this script wrote (one block per shape)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    head, rows = rows[0], [r for r in rows[1:] if "case" in r]
+    out = [f"Machine: {head['machine']}; torch {head['torch']}; load average at the start "
+           f"{head['load_average_start']}. Command: `{head['command']}`.", ""]
+    for shape in dict.fromkeys((r["H"], r["B"], r["T"]) for r in rows):
+        block = [r for r in rows if (r["H"], r["B"], r["T"]) == shape]
+        load = block[-1]["load_average"]
+        out += [f"H = {shape[0]}, B = {shape[1]}, T = {shape[2]} ({block[0]['rounds']} interleaved rounds; "
+                f"load average {load} at the end)", "",
+                "| case | median s/step (wall) | wall vs spikedyn_lif | median s/step (CPU) | CPU vs spikedyn_lif | "
+                "peak MB | build + first step s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in block:
+            peak = "" if r.get("peak_mb") is None else f"{r['peak_mb']:.0f}"
+            out.append(f"| {r['case']} | {r['median_s']:.4g} | {r.get('ratio_to_spikedyn_lif', float('nan')):.2f}x | "
+                       f"{r['median_cpu_s']:.4g} | {r.get('cpu_ratio_to_spikedyn_lif', float('nan')):.2f}x | {peak} | "
+                       f"{r['first_step_s']:.3g} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cases", default="", help="comma-separated subset of: " + ", ".join(CASES))
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile case")
+    ap.add_argument("--small", action="store_true", help="one small shape (a quick check)")
+    ap.add_argument("--out", default="", help="also write the JSON lines to this file")
+    ap.add_argument("--table", default="", help="print the markdown table of a JSON-lines file and exit")
+    ap.add_argument("--memory-shape", default="", help="H,B,T of the peak-memory measurement (default: the largest)")
+    args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is visible to torch")
+    torch.set_num_threads(args.threads)
+    cases = dict(CASES)
+    if args.cases:
+        unknown = set(args.cases.split(",")) - set(CASES)
+        if unknown:
+            sys.exit(f"unknown case(s) {sorted(unknown)}; choose from {list(CASES)}")
+        cases = {k: v for k, v in CASES.items() if k in args.cases.split(",")}
+    if args.no_compile:
+        cases.pop("torch_lif_loop_compiled", None)
+    shapes = SMALL_SHAPES if args.small else GPU_SHAPES if dev.type == "cuda" else CPU_SHAPES
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
+    out = open(args.out, "w") if args.out else None  # noqa: SIM115
+    command = " ".join([".venv/bin/python benchmarks/bench_sim.py", *(argv or sys.argv[1:])])
+    head = {"machine": device_name, "torch": torch.__version__, "command": command,
+            "load_average_start": [round(v, 2) for v in os.getloadavg()]}
+    for line in [json.dumps(head)]:
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+    mem_shape = tuple(int(v) for v in args.memory_shape.split(",")) if args.memory_shape else shapes[-1]
+    for H, B, T in shapes:
+        log = lambda s: print("#", s, file=sys.stderr, flush=True)  # noqa: E731
+        for row in run_shape(H, B, T, cases, args.rounds, dev, log, memory=(H, B, T) == mem_shape):
+            line = json.dumps({**row, "machine": device_name})
+            print(line, flush=True)
+            if out:
+                out.write(line + "\n")
+                out.flush()
+    if out:
+        out.close()
+        print(f"# wrote {Path(args.out)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
