@@ -25,6 +25,8 @@ torch.set_num_threads(1)
 
 VAL_SEED = 10**6
 HEBBIAN_CDI = {"reduce": "sum", "max_dw": 1e-4, "lr": 0.01}  # Miconi's update, a smaller clip
+# averaged update, leave-one-out baseline, batches of 400 (--only hebbian --tasks cdi)
+HEBBIAN_CDI_BATCH = {"reduce": "mean", "max_dw": None, "lr": 0.6, "baseline": "batch"}
 # the mcmahan2024 preset's full-FORCE settings (McMahan et al.'s code: target from the start, fit from 200 ms)
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
 
@@ -123,6 +125,7 @@ def main() -> None:
     runs = [
         ("hebbian", "rdm", 100.0, {"reduce": "mean", "max_dw": None, "lr": 0.3}, 100, args.hebbian_steps, 50),
         ("hebbian", "cdi", 100.0, HEBBIAN_CDI, 100, args.hebbian_steps, 50),
+        ("hebbian", "cdi", 100.0, HEBBIAN_CDI_BATCH, 400, args.hebbian_steps, 100),
         ("full_force", "rdm", 100.0, {}, 50, 40, 2),
         ("full_force", "cdi", 100.0, {}, 50, 40, 2),
         ("full_force", "cdi", 100.0, {"target_fill": "next"}, 50, 40, 2),

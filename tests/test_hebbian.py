@@ -136,6 +136,9 @@ def test_same_seed_same_weights_and_checks():
         Hebbian().init_state(seed002_net(task, activation="shifted_tanh"), task, seed=0)
     with pytest.raises(ValueError, match="readout"):
         Hebbian(readout="both")
+    assert Hebbian(max_dw="none").max_dw is None  # the CLI's --rule-param max_dw=none
+    with pytest.raises(ValueError, match="max_dw must be a number"):
+        Hebbian(max_dw="abc")
 
 
 def _train_hebbian(task_name: str, steps: int, batch: int, rule: Hebbian, seed: int = 0) -> tuple[float, int]:

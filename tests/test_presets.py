@@ -33,6 +33,10 @@ def test_preset_builds_the_papers_network():
     assert (kw["lr"], kw["batch_size"], kw["eval_trials"], kw["target_accuracy"]) == (5e-4, 500, 2000, 0.9)
     ga = p.train_kwargs("ga")
     assert ga["rule_kwargs"] == {"population": 50, "parents": 5, "children": 50, "sigma": 0.005}
+    from spikedyn.learning.rules import make_rule
+
+    ff = make_rule("full_force", **p.train_kwargs("full_force")["rule_kwargs"])  # McMahan et al.'s code settings
+    assert (ff.target_fill, ff.fit_from_ms, ff.rls_alpha) == ("next", 200.0, 100.0)
     pop = p.build_population(task, 3, seed=7)
     assert isinstance(pop, Population) and torch.equal(pop.W_rec[1], p.build_model(task, seed=8).W_rec)
     with pytest.raises(ValueError, match="unknown preset"):

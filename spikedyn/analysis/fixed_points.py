@@ -37,7 +37,7 @@ move steady states and are ignored by the map.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,6 @@ class FixedPoints:
     slow: FixedPoints | None = None
     n_inits: int = 0
     n_converged: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.points.shape[0])

@@ -154,7 +154,9 @@ def compare(
         if model.kind == "spiking":
             spikes = model.spike_trains(torch.as_tensor(batch.inputs, dtype=model.dtype))
             row.update(spike_statistics(spikes, model.W_rec_eff, step_ms / model.substeps))
-        act = activity(model, torch.as_tensor(batch.inputs, dtype=model.dtype))
+        with torch.random.fork_rng(devices=[]):  # a rate body's random initial state: same seed, same activity
+            torch.manual_seed(seed)
+            act = activity(model, torch.as_tensor(batch.inputs, dtype=model.dtype))
         activities[label] = act
         T, N = batch.inputs.shape[0], act.shape[-1]
         traj, pts = pca_project(act.reshape(T, -1, N)[:, view], dyn["points"])

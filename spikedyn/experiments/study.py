@@ -361,7 +361,11 @@ def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, An
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    act = activity(net.model, u).astype(np.float32)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the body's random initial state: same seed, same activity
+        torch.manual_seed(cfg.seed)
+        act = activity(net.model, u).astype(np.float32)
     topo = attractor_topology(net.model, probes=cfg.probes, inputs=u, n_inits=cfg.n_inits, seed=cfg.seed,
                               progress=False)  # fmt: skip
     arrays: dict[str, np.ndarray] = {

@@ -124,7 +124,7 @@ class Hebbian:
 
     Args:
         lr: eta, the learning rate (0.01 in Miconi 2017 and McMahan et al. 2024).
-        max_dw: per-trial clip of every weight change (Miconi's ``MAXDW`` = 2e-4).
+        max_dw: per-trial clip of every weight change (Miconi's ``MAXDW`` = 2e-4); None = no clip.
         scale_by_baseline: multiply the update by the baseline loss Rbar (Miconi's code; False = Eq. 4
             of McMahan et al. as printed).
         perturb_rate: kicks per unit per ms (Miconi: 0.003, i.e. 3 per second); per step the
@@ -171,6 +171,14 @@ class Hebbian:
     name = "hebbian"
 
     def __post_init__(self) -> None:
+        for key in ("max_dw", "reward_ms", "lr_decay_steps"):  # optional numbers; "none" from the CLI is None
+            value = getattr(self, key)
+            if isinstance(value, str) and value.strip().lower() in ("none", "null", "off"):
+                setattr(self, key, None)
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"hebbian {key} must be a number or None (CLI: {key}=none), got {value!r}")
+        if self.max_dw is not None and not self.max_dw > 0:
+            raise ValueError(f"hebbian max_dw must be > 0 or None, got {self.max_dw}")
         if self.readout not in READOUTS:
             raise ValueError(f"hebbian readout must be one of {list(READOUTS)}, got {self.readout!r}")
         if self.reward not in REWARDS:

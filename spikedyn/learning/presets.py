@@ -54,7 +54,7 @@ class Preset:
     def model_params(self, task: Any, rule: str = "bptt") -> dict[str, Any]:
         """``RateRNN`` keyword arguments for ``task`` (``alpha = dt / tau``)."""
         dt = float(getattr(task, "dt", 1.0))
-        return {"alpha": min(1.0, dt / self.tau_ms), "activation": RULE_ACTIVATION.get(rule, self.activation),
+        return {"dt": dt, "alpha": min(1.0, dt / self.tau_ms), "activation": RULE_ACTIVATION.get(rule, self.activation),
                 "gain": self.gain, "x0_std": math.sqrt(self.x0_var), "bias": self.bias}  # fmt: skip
 
     def build_model(self, task: Any, seed: int | None = None, rule: str = "bptt",
