@@ -3,7 +3,7 @@ bodies): train many networks, compare their representations (SVCCA) and attracto
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,19 @@ study_app = typer.Typer(
     "Resumable: finished networks are read back, not retrained.",
 )
 app.add_typer(study_app, name="study")
+
+
+# Options every study command shares, defined once (their defaults stay in each signature).
+Contexts = Annotated[int, typer.Option(help="Contexts of --task ncdi (2..6).")]
+Seed = Annotated[int, typer.Option(help="Seeds initialisations, batches and analyses.")]
+TargetAccuracy = Annotated[float, typer.Option(help="Train each network until this held-out accuracy.")]
+EvalTrials = Annotated[int, typer.Option(help="Held-out trials of the accuracy check (McMahan et al.: 2,000).")]
+AnalysisTrials = Annotated[int, typer.Option(help="Held-out trials whose activity SVCCA compares.")]
+NInits = Annotated[int, typer.Option(help="Initial states per probe input of the fixed-point search.")]
+Steps = Annotated[list[str], typer.Option(help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000.")]
+IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
+Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
+Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 
 
 def _steps(values: list[str]) -> dict[str, int]:
@@ -74,21 +87,21 @@ _RULES_HELP = "Comma-separated rules: bptt, ga, hebbian, full_force, eprop."
 @study_app.command("rules")
 def study_rules(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi (McMahan et al. 2024's tasks, 10 ms steps)."),
-    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    contexts: Contexts = None,
     rules: str = typer.Option("bptt,ga,hebbian,full_force", help=_RULES_HELP),
     nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
     bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
     noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
-    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
-    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
-    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check (the paper: 2,000)."),
-    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
-    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
-    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000."),
-    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    seed: Seed = 0,
+    target_accuracy: TargetAccuracy = 0.9,
+    eval_trials: EvalTrials = 500,
+    analysis_trials: AnalysisTrials = 50,
+    n_inits: NInits = 128,
+    steps: Steps = None,
+    include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/rules-TASK)."),
-    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
-    progress: bool = typer.Option(True, help="Progress on stderr."),
+    threads: Threads = 1,
+    progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 1: NETS networks per rule; SVCCA and topology distances, MDS, silhouettes."""
@@ -99,7 +112,7 @@ def study_rules(
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
                   bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits, steps=_steps(steps), include_failed=include_failed)  # fmt: skip
+                  n_inits=n_inits, steps=_steps(steps or []), include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"rules-{task}{contexts or ''}"
     summary = X.run_rules(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study rules on {task}", out)
@@ -110,16 +123,16 @@ def study_contexts(
     contexts: str = typer.Option("2,3,4,5,6", help="Numbers of N-CDI contexts (2..6)."),
     rules: str = typer.Option("bptt,ga", help=_RULES_HELP),
     nets: int = typer.Option(10, help="Networks per rule and N."),
-    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
-    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
-    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
-    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
-    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
-    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable)."),
-    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    seed: Seed = 0,
+    target_accuracy: TargetAccuracy = 0.9,
+    eval_trials: EvalTrials = 500,
+    analysis_trials: AnalysisTrials = 50,
+    n_inits: NInits = 128,
+    steps: Steps = None,
+    include_failed: IncludeFailed = False,
     out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
-    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
-    progress: bool = typer.Option(True, help="Progress on stderr."),
+    threads: Threads = 1,
+    progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 2: the rules study on N-CDI for each N; silhouettes against N."""
@@ -130,7 +143,7 @@ def study_contexts(
     ns = comma_list(contexts, "--contexts", int, minimum=2)
     cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits, steps=_steps(steps), include_failed=include_failed)  # fmt: skip
+                  n_inits=n_inits, steps=_steps(steps or []), include_failed=include_failed)  # fmt: skip
     summary = X.run_contexts(cfg, out, contexts=ns, progress=progress and not as_json)
     _report(summary, as_json, "study contexts (N-CDI)", out)
 
@@ -138,17 +151,17 @@ def study_contexts(
 @study_app.command("noise")
 def study_noise(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
-    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    contexts: Contexts = None,
     levels: str = typer.Option("0.1,0.5,1.0", help="Input-noise variances (McMahan et al.: 0.1, 0.5, 1.0)."),
     nets: int = typer.Option(10, help="BPTT networks per noise level."),
-    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
-    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
-    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
+    seed: Seed = 0,
+    target_accuracy: TargetAccuracy = 0.9,
+    eval_trials: EvalTrials = 500,
     analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
-    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
+    n_inits: NInits = 128,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
-    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
-    progress: bool = typer.Option(True, help="Progress on stderr."),
+    threads: Threads = 1,
+    progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
     """McMahan et al. 2024 Fig. 5: BPTT networks at each input-noise variance, labelled by the noise."""
@@ -168,18 +181,18 @@ def study_noise(
 @study_app.command("bodies")
 def study_bodies(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
-    contexts: int = typer.Option(None, help="Contexts of --task ncdi (2..6)."),
+    contexts: Contexts = None,
     nets: int = typer.Option(10, help="Rate parents (and networks per body)."),
-    seed: int = typer.Option(0, help="Seeds initialisations, batches and analyses."),
-    target_accuracy: float = typer.Option(0.9, help="Train each network until this held-out accuracy."),
-    eval_trials: int = typer.Option(500, help="Held-out trials of the accuracy check."),
-    analysis_trials: int = typer.Option(50, help="Held-out trials whose activity SVCCA compares."),
-    n_inits: int = typer.Option(128, help="Initial states per probe input of the fixed-point search."),
-    steps: list[str] = typer.Option([], help="Step budget of a rule, rule=N (repeatable), e.g. eprop=300."),
-    include_failed: bool = typer.Option(False, help="Analyse networks that missed the target accuracy too."),
+    seed: Seed = 0,
+    target_accuracy: TargetAccuracy = 0.9,
+    eval_trials: EvalTrials = 500,
+    analysis_trials: AnalysisTrials = 50,
+    n_inits: NInits = 128,
+    steps: Steps = None,
+    include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
-    threads: int = typer.Option(1, min=1, help="torch CPU threads (1: many small networks gain nothing from more)."),
-    progress: bool = typer.Option(True, help="Progress on stderr."),
+    threads: Threads = 1,
+    progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
     """Beyond the paper: rate parents (BPTT), their mirror and full-FORCE spiking twins, and LIF networks
@@ -191,7 +204,7 @@ def study_bodies(
 
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
-                  analysis_trials=analysis_trials, n_inits=n_inits, steps=_steps(steps),
+                  analysis_trials=analysis_trials, n_inits=n_inits, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
     summary = X.run_bodies(cfg, out, progress=progress and not as_json)

@@ -134,23 +134,33 @@ class Deployment:
 
     def _run_subprocess(self, x: np.ndarray, hardware: str, chunk: int | None, progress: bool,
                         workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
-        from spikedyn.hardware.runtime import run_bundle_subprocess
+        return run_in_lava_subprocess(self.graph, x, self.python, precision=self.precision, hardware=hardware,
+                                      chunk=chunk, progress=progress, workdir=workdir)  # fmt: skip
 
-        from ..progress import is_quiet
 
-        options = {"precision": self.precision, "hardware": hardware, "chunk": chunk,
-                   "progress": bool(progress) and not is_quiet()}  # quiet under --json
-        with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
-            directory = new_bundle_dir(workdir if workdir is not None else tmp)
-            write_bundle(directory, self.graph, x, options)
-            run_bundle_subprocess(directory, self.python)
-            spikes, info = read_result(directory)
-        if spikes is None:
-            where = f" (bundle kept in {directory})" if workdir is not None else ""
-            raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
-                               f"{where}")
-        timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
-        return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
+def run_in_lava_subprocess(graph: Any, x: np.ndarray, python: str, *, precision: str, hardware: str,
+                           chunk: int | None, progress: bool, workdir: str | Path | None,
+                           ) -> tuple[np.ndarray, float, dict[str, float], Path | None]:  # fmt: skip
+    """Run NIR ``graph`` on inputs ``x`` in the Lava interpreter ``python`` through a bundle (for a
+    ``SpikingRNN`` and a ``SpikingNetwork`` alike). Returns ``(spikes, seconds, timing, bundle dir or None)``;
+    the bundle is kept only under ``workdir``."""
+    from spikedyn.hardware.runtime import run_bundle_subprocess
+
+    from ..progress import is_quiet
+
+    options = {"precision": precision, "hardware": hardware, "chunk": chunk,
+               "progress": bool(progress) and not is_quiet()}  # quiet under --json
+    with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
+        directory = new_bundle_dir(workdir if workdir is not None else tmp)
+        write_bundle(directory, graph, x, options)
+        run_bundle_subprocess(directory, python)
+        spikes, info = read_result(directory)
+    if spikes is None:
+        where = f" (bundle kept in {directory})" if workdir is not None else ""
+        raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
+                           f"{where}")
+    timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
+    return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
 
 def _find_lava() -> str:

@@ -11,7 +11,6 @@ feed-forward projections keep their within-a-step timing on Lava's one-step conn
 from __future__ import annotations
 
 import copy
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.network import NetworkGraph, network_readout
 from spikedyn.hardware.validation import check_chunk, check_inputs
 
-from .deploy import BACKENDS, HardwareRollout
+from .deploy import BACKENDS, HardwareRollout, run_in_lava_subprocess
 
 
 @dataclass
@@ -58,22 +56,9 @@ class NetworkDeployment:
             spikes = np.concatenate([by_layer[L.name] for L in g.layers], axis=2)
             seconds = time.perf_counter() - t0
         else:
-            from spikedyn.hardware.runtime import run_bundle_subprocess
-
-            from ..progress import is_quiet
-
-            options = {"precision": self.precision, "hardware": hardware, "chunk": chunk,
-                       "progress": bool(progress) and not is_quiet()}  # quiet under --json
-            with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
-                directory = new_bundle_dir(workdir if workdir is not None else tmp)
-                write_bundle(directory, self.graph, x, options)
-                run_bundle_subprocess(directory, self.python)
-                spikes, info = read_result(directory)
-            if spikes is None:
-                raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written'}")
-            timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
-            seconds = float(info["seconds"])
-            bundle = directory if workdir is not None else None
+            spikes, seconds, timing, bundle = run_in_lava_subprocess(
+                self.graph, x, self.python, precision=self.precision, hardware=hardware, chunk=chunk,
+                progress=progress, workdir=workdir)  # fmt: skip
         expected = (x.shape[0] * g.substeps, x.shape[1], g.n_hidden)
         if spikes.shape != expected:
             raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")

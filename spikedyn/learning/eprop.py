@@ -394,13 +394,20 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
         L = u.new_zeros(S_c, Bsz, N)
         L[K - 1 :: K] = err @ B_fb
         _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa)
+    return _finish(model, value, G, gW_out, gb_out, reg_term, T, Bsz)
+
+
+
+def _finish(model: Any, value: Tensor, G: Tensor, gW_out: Tensor, gb_out: Tensor, reg_term: Any, T: int,
+            Bsz: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """The end of both e-prop rollouts: add the firing-rate term, split ``G`` into the parameters' gradients,
+    and keep a no-self-connection network's diagonal at zero."""
     if reg_term is not None:
         value = reg_term.finish(T, Bsz, value, G)
     grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
     if not model.self_connections:
         grads["W_rec"] = grads["W_rec"] * model.rec_mask
     return value, grads
-
 
 def eprop_rollout(
     model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None,
@@ -500,9 +507,4 @@ def eprop_rollout(
                 if c == C or (t == T - 1 and k == model.substeps - 1):
                     _flush_factorised(G, E, eps_c[:c], q_c[:c], L_c[:c], kappa, seen)
                     c, seen = 0, False
-    if reg_term is not None:
-        value = reg_term.finish(T, Bsz, value, G)
-    grads = {**_split(model, G), "W_out": gW_out, "b_out": gb_out}
-    if not model.self_connections:
-        grads["W_rec"] = grads["W_rec"] * model.rec_mask
-    return value, grads
+    return _finish(model, value, G, gW_out, gb_out, reg_term, T, Bsz)
