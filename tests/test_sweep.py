@@ -299,3 +299,22 @@ def test_variants_set_several_keys_and_are_labelled_by_name():
     assert (a.model, a.model_params, a.init, a.lr) == ("rate", {"activation": "tanh"}, "orthogonal", 1e-3)
     assert b.model == "gru" and b.init is None and b.task_params == {"dt": 10.0, "mask": "decision"}  # merged
     assert len({t.key for t in trials}) == 4 and trial_key(a) == trials[0].key
+
+
+def test_rule_params_reach_the_rule_and_preset_or_population_are_refused(tmp_path):
+    """A sweep axis over ``rule_params`` trains different rules (it was once dropped silently); ``preset`` and
+    ``population`` are not sweep settings and fail with one line before anything runs."""
+    from spikedyn.config import ConfigError
+
+    spec = {"name": "reg", "base": {**TINY, "steps": 2, "eval_every": 2,
+                                    "rule_params": {"regularizer": {"strength": 0.0, "target": 0.5}}},
+            "grid": {"rule_params.regularizer.strength": [0.0, 1.0]}}  # fmt: skip
+    res = spikedyn.sweep(spec, out_dir=tmp_path / "reg", progress=False)
+    assert (res.table["status"] == "ok").all()
+    rules = [json.loads((tmp_path / "reg" / d / "config.json").read_text())["rule"] for d in res.table["run_dir"]]
+    assert [r["regularizer"]["strength"] for r in rules] == [0.0, 1.0]
+    losses = res.table["eval_loss"].tolist()
+    assert losses[0] != losses[1]
+    for bad in ({"preset": "mcmahan2024"}, {"population": 4}):
+        with pytest.raises(ConfigError, match="not a sweep setting"):
+            spikedyn.sweep({"name": "bad", "base": {**TINY, **bad}}, out_dir=tmp_path / "bad", progress=False)

@@ -35,7 +35,7 @@ def population_signature(cfg: Any) -> str | None:
     """Trials with the same signature can train as one Population (None: this one trains alone)."""
     from ..models.population import PER_MEMBER
 
-    if cfg.rule not in BATCH_RULES or cfg.population is not None or cfg.memory_model is not None:
+    if cfg.rule not in BATCH_RULES or cfg.rule_params or cfg.memory_model is not None:
         return None
     d = cfg.model_dump(mode="json", exclude={"run_dir", *MEMBER_FIELDS})
     d["model_params"] = {k: v for k, v in d["model_params"].items() if k not in PER_MEMBER}

@@ -58,6 +58,15 @@ class TrialConfig(TrainConfig):
     # gru-pta, lstm), built exactly as the benchmark builds them; replaces model, model_params and init
     memory_model: str | None = None
 
+    @field_validator("preset", "population")
+    @classmethod
+    def _not_in_a_sweep(cls, value: Any, info: Any) -> Any:
+        # a sweep builds each trial's model itself (and batches same-shaped trials as Populations)
+        if value is not None:
+            raise ValueError(f"{info.field_name} is not a sweep setting: sweep the model, model_params and rule "
+                             "axes instead (same-shaped trials already train as one Population)")
+        return value
+
 
 class Range(BaseModel):
     """A continuous (or integer) range for random / Optuna search."""

@@ -124,6 +124,7 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True,
 
     from ..learning import train
     from ..learning.checkpoint import is_finished
+    from ..learning.rules import make_rule
     from ..runs import load_run
     from .config import TrialConfig
 
@@ -141,7 +142,8 @@ def run_trial(trial: dict[str, Any], run_dir: str | Path, figures: bool = True,
             final, stopped_early = dict(run.summary.get("final", {})), bool(run.summary.get("stopped_early"))
         else:
             result = train(
-                model, task, rule=cfg.rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                model, task, rule=make_rule(cfg.rule, **cfg.rule_params), steps=cfg.steps, batch_size=cfg.batch_size,
+                lr=cfg.lr, seed=cfg.seed,
                 run_dir=run_dir, clip=cfg.clip, eval_every=cfg.eval_every, eval_trials=cfg.eval_trials,
                 target_accuracy=cfg.target_accuracy, progress=False, callback=callback,
             )  # fmt: skip
