@@ -59,12 +59,13 @@ def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> No
     def sil(key: str) -> Any:
         return summary.get("scores", {}).get(key, {}).get("silhouette")
 
-    nets = summary.get("nets", [])
-    short = {"out": str(out), "networks": len(nets), "reached_target": sum(bool(n["reached"]) for n in nets),
-             "analysed": sum(bool(n["analysed"]) for n in nets)}  # fmt: skip
-    if "trend" in summary:
+    short: dict[str, Any] = {"out": str(out)}
+    if "trend" in summary:  # study contexts: one sub-study per N, each with its own network counts
         short.update({k: v for k, v in summary["trend"].items()})
     else:
+        nets = summary.get("nets", [])
+        short.update({"networks": len(nets), "reached_target": sum(bool(n["reached"]) for n in nets),
+                      "analysed": sum(bool(n["analysed"]) for n in nets)})  # fmt: skip
         short.update({"svcca_silhouette": sil("svcca"), "topology_silhouette": sil("topology")})
         for key in ("svcca", "topology"):
             for lab, v in summary.get("scores", {}).get(key, {}).get("silhouette_by_label", {}).items():
