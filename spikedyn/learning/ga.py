@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .regularizers import as_regularizer, population_penalty
+from .regularizers import as_regularizer, population_outputs_and_penalty
 from .rules import batch_tensors, is_population, member_losses
 
 SIGMA_IS = ("variance", "std")
@@ -121,9 +121,9 @@ class GA:
         """Score the current generation on ``batch``, keep its best, and breed the next one."""
         pop = self.generation(state)
         u, target, mask = batch_tensors(pop, batch)
-        y = torch.cat([pop.outputs(u[:, i : i + self.chunk]) for i in range(0, u.shape[1], self.chunk)], dim=2)
-        losses = member_losses(y, target, mask, state["loss_kind"]).double()
-        losses = losses + population_penalty(as_regularizer(self.regularizer), pop, u)
+        # outputs and the firing-rate term from one rollout (the rate term: only with a regulariser)
+        y, penalty = population_outputs_and_penalty(as_regularizer(self.regularizer), pop, u, self.chunk)
+        losses = member_losses(y, target, mask, state["loss_kind"]).double() + penalty
         losses = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, math.inf))
         parents = torch.argsort(losses, stable=True)[: self.parents]
         best = int(parents[0])

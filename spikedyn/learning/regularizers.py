@@ -151,17 +151,25 @@ def online_term(reg: FiringRateRegularizer | None, model: Any, like: Tensor) -> 
 
 # -- GA and Hebbian ---------------------------------------------------------------------------------------
 @torch.no_grad()
-def population_penalty(reg: FiringRateRegularizer | None, pop: Any, u: Tensor, chunk: int = 100) -> Tensor | float:
-    """``L_reg`` of every member of a Population on inputs ``u [T, B, I]``: ``[E]`` (0.0 without a regulariser).
-    The members' rates are accumulated over chunks of ``chunk`` trials (memory bound only)."""
+def population_outputs_and_penalty(reg: FiringRateRegularizer | None, pop: Any, u: Tensor,
+                                   chunk: int = 100) -> tuple[Tensor, Tensor | float]:  # fmt: skip
+    """Every member's outputs ``y [E, T, B, O]`` on inputs ``u [T, B, I]`` and, from the same rollout, its
+    ``L_reg`` ``[E]`` (0.0 without a regulariser), over chunks of ``chunk`` trials (memory bound only)."""
     if reg is None:
-        return 0.0
-    total = None
+        return torch.cat([pop.outputs(u[:, i : i + chunk]) for i in range(0, u.shape[1], chunk)], dim=2), 0.0
+    ys, total = [], None
     for i in range(0, u.shape[1], chunk):
-        part = pop(u[:, i : i + chunk]).r.sum(dim=(-3, -2))
+        roll = pop(u[:, i : i + chunk])
+        ys.append(roll.y)
+        part = roll.r.sum(dim=(-3, -2))
         total = part if total is None else total + part
     rates = total / (u.shape[0] * u.shape[1]) / (float(body_of(pop).dt) if is_spiking(pop) else 1.0)
-    return reg.penalty(pop, rates).double()
+    return torch.cat(ys, dim=2), reg.penalty(pop, rates).double()
+
+
+def population_penalty(reg: FiringRateRegularizer | None, pop: Any, u: Tensor, chunk: int = 100) -> Tensor | float:
+    """``L_reg`` of every member of a Population on inputs ``u [T, B, I]``: ``[E]`` (0.0 without a regulariser)."""
+    return population_outputs_and_penalty(reg, pop, u, chunk)[1]
 
 
 def trial_penalty(reg: FiringRateRegularizer | None, model: Any, r: Tensor) -> Tensor | float:
@@ -171,5 +179,5 @@ def trial_penalty(reg: FiringRateRegularizer | None, model: Any, r: Tensor) -> T
     return reg.penalty(model, reg.mean_rates(model, r, per_trial=True))
 
 
-__all__ = ["FiringRateRegularizer", "OnlineRateTerm", "as_regularizer", "online_term", "population_penalty",
-           "trial_penalty"]  # fmt: skip
+__all__ = ["FiringRateRegularizer", "OnlineRateTerm", "as_regularizer", "online_term",
+           "population_outputs_and_penalty", "population_penalty", "trial_penalty"]  # fmt: skip
