@@ -60,6 +60,18 @@ def atomic_write_json(path: Path, obj: Any, default: Callable[[Any], Any] | None
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=default) + "\n").encode())
 
 
+def atomic_write_npz(path: Path, **arrays: Any) -> Path:
+    """Write numpy arrays as one ``.npz`` atomically (``numpy`` imported here: the module stays stdlib-only)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def atomic_save_figure(fig: Any, path: Path, dpi: int = 120, **savefig_kwargs: Any) -> Path:
     """Save a matplotlib figure as PNG atomically and close it (the format is PNG whatever the suffix)."""
     import io

@@ -192,11 +192,7 @@ def pta_region_map(regime: str = "discrete", recompute: bool = False, save: bool
 
 def save_region_map(rmap: RegionMap, path: Path) -> None:
     """Write a map as .npz atomically."""
-    import io
+    from ..atomic import atomic_write_npz
 
-    from ..atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.savez(buf, alphas=rmap.alphas, thetas=rmap.thetas, lam=rmap.lam, oscillates=rmap.oscillates,
-             **{k: np.asarray(v) for k, v in rmap.settings.items()})  # fmt: skip
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_npz(Path(path), alphas=rmap.alphas, thetas=rmap.thetas, lam=rmap.lam, oscillates=rmap.oscillates,
+                     **{k: np.asarray(v) for k, v in rmap.settings.items()})  # fmt: skip

@@ -375,13 +375,9 @@ def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, An
         **{f"attractors_{j}": topo.attractors(j).detach().cpu().numpy().astype(np.float64)
            for j in range(len(topo.probes))},
     }  # fmt: skip
-    import io
+    from ..atomic import atomic_write_npz
 
-    from ..atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_npz(path, **arrays)
     return arrays
 
 
@@ -515,14 +511,10 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
             if any(n.group == twin for n in used):
                 summary.setdefault("twins", {})[twin] = {k: twin_distances(D[k], used, twin, "bptt-rate") for k in D}
     summary["attractors"] = _attractor_counts(analyses, used, cfg.probes)
-    import io
+    from ..atomic import atomic_write_npz
 
-    from ..atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.savez(buf, svcca_distance=D["svcca"], topology_distance=D["topology"], labels=np.asarray(labels, dtype=str),
-             ids=np.asarray([n.id for n in used], dtype=str))  # fmt: skip
-    atomic_write_bytes(out / "distances.npz", buf.getvalue())
+    atomic_write_npz(out / "distances.npz", svcca_distance=D["svcca"], topology_distance=D["topology"],
+                     labels=np.asarray(labels, dtype=str), ids=np.asarray([n.id for n in used], dtype=str))
     if "scores" in summary:
         summary["figure"] = str(plot_study(summary, D, out / "figures" / f"{kind}.png"))
     atomic_write_json(out / "study.json", summary)
