@@ -28,7 +28,7 @@ from .config import (
     trial_key,
 )
 from .store import SWEEP_FILE, TABLE_FILE, TRIALS_DIR, build_table, write_table
-from .trial import RESULT_FILE, read_result, run_trial
+from .trial import RESULT_FILE, lost_worker_result, read_result, run_trial
 
 
 @dataclass
@@ -138,8 +138,7 @@ def _ray_executor(pending: list[tuple[Trial, Path]], figures: bool, resources: d
         try:
             result = ray.get(done[0])
         except Exception as e:  # the worker died (out of memory, node lost): record it, go on
-            result = {"status": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0]}", "final": {},
-                      "steps_run": 0, "stopped_early": False, "lyapunov_max": None, "seconds": None}  # fmt: skip
+            result = lost_worker_result(e)
         yield trial, result
 
 

@@ -86,6 +86,17 @@ def new_result() -> dict[str, Any]:
     return {"status": "ok", "error": None, "final": {}, "steps_run": 0, "stopped_early": False, "lyapunov_max": None}
 
 
+def error_line(e: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (just the type name for an empty message)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def lost_worker_result(e: BaseException) -> dict[str, Any]:
+    """The result of a trial whose Ray worker died (out of memory, node lost): failed, nothing measured."""
+    return {**new_result(), "status": "failed", "error": error_line(e), "seconds": None}
+
+
 def finish_trial(cfg: Any, task: Any, model: Any, history: list[dict], final: dict, stopped_early: bool,
                  run_dir: Path, figures: bool, out: dict[str, Any]) -> None:
     """Fill ``out`` from a trained trial; the Lyapunov spectrum and the figure go to ``run_dir``."""
@@ -108,7 +119,7 @@ def record_failure(out: dict[str, Any], e: Exception, run_dir: Path) -> None:
     from ..atomic import atomic_write_bytes
 
     out["status"] = "failed"
-    out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    out["error"] = error_line(e)
     atomic_write_bytes(Path(run_dir) / "error.txt", traceback.format_exc().encode())
 
 

@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .trial import lost_worker_result
+
 SCHEDULERS = ("asha", "median", "hyperband")
 RESULT_KEY = "spikedyn_result"  # the trial's full result, in its last report
 
@@ -89,9 +91,7 @@ def tune_executor(pending: list[tuple[Any, Path]], cfg: Any, root: Path, figures
         if RESULT_KEY in metrics:
             result = json.loads(metrics[RESULT_KEY])
         elif res.error is not None:  # the Tune trial itself died (worker lost, out of memory)
-            first = str(res.error).strip().splitlines()[0] if str(res.error).strip() else ""
-            result = {"status": "failed", "error": f"{type(res.error).__name__}: {first}".rstrip(": "), "final": {},
-                      "steps_run": 0, "stopped_early": False, "lyapunov_max": None, "seconds": None}  # fmt: skip
+            result = lost_worker_result(res.error)
         else:  # stopped by the scheduler after an evaluation
             scores = {k: v for k, v in metrics.items() if k not in _TUNE_KEYS and isinstance(v, (int, float))}
             result = {"status": "pruned", "error": None, "final": scores, "steps_run": int(metrics.get("step", 0)),
