@@ -102,3 +102,28 @@ def test_an_early_stopped_run_is_read_back_finished(tmp_path):
     again = train(RateRNN(1, 4, 1, dt=10.0), task, **kw)
     for p, q in zip(first.model.parameters(), again.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seeded):
+    """``study noise`` labels networks by their input-noise level; ``study bodies`` derives the mirror and
+    full-FORCE twins of its rate parents and measures each twin against its own parent."""
+    import json
+
+    common = ["--nets", "2", "--eval-trials", "20", "--analysis-trials", "4", "--n-inits", "8", "--no-progress"]
+    noise = tmp_path / "noise"
+    assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--out", str(noise), "--json"]) == 0
+    summary = json.loads((noise / "study.json").read_text())
+    assert [n["label"] for n in summary["nets"]] == ["noise 0.1", "noise 0.1", "noise 1", "noise 1"]
+    assert (noise / "figures" / "noise_rdm.png").stat().st_size > 1000
+    bodies = tmp_path / "bodies"
+    assert main(["study", "bodies", *common, "--steps", "bptt=3", "--steps", "eprop=2", "--steps", "full_force=2",
+                 "--include-failed", "--out", str(bodies), "--json"]) == 0
+    summary = json.loads((bodies / "study.json").read_text())
+    assert [n["id"].split("/")[0] for n in summary["nets"]][::2] == ["bptt-rate", "mirror", "ff-twin", "bptt-lif",
+                                                                     "eprop-lif"]
+    for twin in ("mirror", "ff-twin"):  # each twin is paired with its own parent, on both distances
+        for key in ("svcca", "topology"):
+            d = summary["twins"][twin][key]
+            assert d["pairs"] == 2 and d["own_parent"] >= 0 and d["other_parents"] >= 0
+    assert set(summary["attractors"]) == {"rate parent (BPTT)", "mirror twin", "full-FORCE twin", "BPTT LIF",
+                                          "e-prop LIF"}
