@@ -131,6 +131,23 @@ def test_build_a_stack_and_train_it_with_bptt():
     assert type(rebuilt) is SpikingNetwork and rebuilt.config() == net.config()
 
 
+def test_training_settings_survive_nir_and_the_fixed_point_body(tmp_path):
+    """surrogate, its slope and detach_reset have no NIR field: they travel in the graph's metadata, and
+    quantized() / as_float() keep them (they were once dropped, silently)."""
+    net = SpikingNetwork.build(3, [dict(size=6, neuron="lif", recurrent=True), dict(size=4, neuron="lif")],
+                               n_out=2, dt=1.0, seed=0)  # fmt: skip
+    net = SpikingNetwork(net.to_graph(), surrogate="triangle", surrogate_slope=0.3, detach_reset=False)
+    def settings(m):
+        return {k: m.config()[k] for k in ("surrogate", "surrogate_slope", "detach_reset")}
+
+    want = {"surrogate": "triangle", "surrogate_slope": 0.3, "detach_reset": False}
+    assert settings(from_nir(to_nir(net, path=tmp_path / "net.nir"))) == want
+    assert settings(from_nir(tmp_path / "net.nir")) == want
+    assert settings(net.quantized()) == want and net.quantized().as_float().config() == net.config()
+    with pytest.raises(ValueError, match="nested= is for a SpikingRNN"):
+        to_nir(net, nested=True)
+
+
 def test_multi_layer_features_torch_equals_numpy_and_fixed_point():
     """Feed-forward, recurrent, skip (input -> layer 2) and delayed feedback projections, CubaLIF, IF and
     ALIF layers, per-neuron decays: torch float64 = the numpy reference in every spike; the Loihi-2 body =

@@ -29,6 +29,7 @@ from spikedyn.hardware.nir_network import NETWORK_KEY, NEURONS, graph_from_nir, 
 from spikedyn.hardware.spec import NetworkSpec
 
 MODEL_KEY = "spikedyn_model"
+NETWORK_SETTINGS = ("surrogate", "surrogate_slope", "detach_reset")  # a SpikingNetwork's, beside its graph
 
 
 def _is_network(model: Any) -> bool:
@@ -186,7 +187,11 @@ def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bo
         if target is not None:
             raise ValueError("target= is for a SpikingRNN; a SpikingNetwork's own graph is what norse reads "
                              "(use fold_r=True for LIF layers, whose r norse ignores)")
+        if nested:
+            raise ValueError("nested= is for a SpikingRNN; a SpikingNetwork's graph keeps its own sub-graphs")
         graph = graph_to_nir(model.to_graph(), dt=dt, fold_r=fold_r)
+        # the training settings NIR has no field for, so that from_nir gives the same body back
+        graph.metadata[MODEL_KEY] = json.dumps({k: v for k, v in model.config().items() if k in NETWORK_SETTINGS})
         if path is not None:
             _write(graph, path)
         return graph
@@ -254,7 +259,10 @@ def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | dict[str,
     if network:
         from spikedyn.models.network import SpikingNetwork
 
-        return SpikingNetwork(graph_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale))
+        raw = graph.metadata.get(MODEL_KEY) if isinstance(graph.metadata, dict) else None
+        settings = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
+        settings = {k: v for k, v in settings.items() if k in NETWORK_SETTINGS}  # nothing else is read
+        return SpikingNetwork(graph_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale), **settings)
     if isinstance(reset, dict):
         raise ValueError("reset= by layer name is for multi-layer graphs; this graph has one spiking layer")
     spec = spec_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale)

@@ -229,7 +229,8 @@ class SpikingNetwork(RecurrentModel):
         """The Loihi-2 fixed-point body of this network (a copy of the weights)."""
         if kind != "loihi2":
             raise ValueError(f"unknown fixed-point body {kind!r}; spikedyn has 'loihi2'")
-        q = Loihi2Network(self.to_graph(), surrogate=self.surrogate, surrogate_slope=self.surrogate_slope)
+        q = Loihi2Network(self.to_graph(), surrogate=self.surrogate, surrogate_slope=self.surrogate_slope,
+                          detach_reset=self.detach_reset)
         return q.to(device=self.device)
 
     # -- protocol --------------------------------------------------------------------------------------
@@ -316,7 +317,8 @@ class Loihi2Network(SpikingNetwork):
         return hn.quantize_network(self.to_graph())
 
     def as_float(self) -> SpikingNetwork:
-        return SpikingNetwork(self.to_graph(), surrogate=self.surrogate, surrogate_slope=self.surrogate_slope)
+        return SpikingNetwork(self.to_graph(), surrogate=self.surrogate, surrogate_slope=self.surrogate_slope,
+                              detach_reset=self.detach_reset)
 
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> NetworkState:
         return hn.init_state(_XP, self.plan, [L.size for L in self._graph.layers], self.n_in, batch, self.dtype,
