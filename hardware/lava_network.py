@@ -221,7 +221,8 @@ def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float
     fx = quantize_network(graph) if precision == "fixed" else None
     T, B, _ = x.shape
     S = T * graph.substeps
-    step = chunk or int(max(1, min(B, MAX_CHUNK, SINK_BUDGET_BYTES // max(1, graph.n_hidden * S))))
+    recorded = S + max(lava_skew(graph).values(), default=0)  # each sink also records the layers' skew
+    step = chunk or int(max(1, min(B, MAX_CHUNK, SINK_BUDGET_BYTES // max(1, graph.n_hidden * recorded))))
     out = {L.name: np.zeros((S, B, L.size), dtype=np.uint8) for L in graph.layers}
     for start in range(0, B, step):
         stop = min(B, start + step)

@@ -481,7 +481,7 @@ def _read_repaired(path: Any) -> Any:
         if not repairs:
             return None
         graph = nir.dict2NIRNode({**data, "type_check": True})
-    except Exception:
+    except (OSError, KeyError, ValueError, TypeError):  # not a file this repair understands: nir.read decides
         return None
     warnings.warn(f"{path}: {'; '.join(repairs)}", NIRRepairWarning, stacklevel=3)
     return graph
