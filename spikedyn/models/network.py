@@ -256,11 +256,16 @@ class SpikingNetwork(RecurrentModel):
 
     def _run(self, u: Tensor, state: NetworkState, detach_recurrent: bool = False,
              keep_spikes: bool = False) -> tuple[list[Tensor], list[Tensor], NetworkState, list[list[Tensor]]]:
-        sub, K = self._substep_fn(detach_recurrent), self.substeps
+        return self._rollout(u, state, self._substep_fn(detach_recurrent), keep_spikes)
+
+    def _rollout(self, xs: Tensor, state: NetworkState, sub: Any, keep_spikes: bool,
+                 ) -> tuple[list[Tensor], list[Tensor], NetworkState, list[list[Tensor]]]:  # fmt: skip
+        """The loop of every rollout: ``substeps`` calls of ``sub(state, x_t)`` per input step; the outputs,
+        the spike counts per input step, and (``keep_spikes``) every substep's spikes by layer."""
         ys, rs, trains = [], [], []
-        for x_t in u.unbind(0):
+        for x_t in xs.unbind(0):
             counts = None
-            for _ in range(K):
+            for _ in range(self.substeps):
                 state = sub(state, x_t)
                 z = torch.cat([ls.z for ls in state.layers], dim=-1)
                 counts = z if counts is None else counts + z
@@ -333,25 +338,15 @@ class Loihi2Network(SpikingNetwork):
                  if fl.current_bias is not None else None for fl in fx.layers]
         v_bias = tuple(torch.as_tensor(fl.bias, dtype=torch.int64, device=dev) for fl in fx.layers)
         ones = torch.full((u.shape[1], 1), float(1 << fx.input_frac_bits), dtype=torch.float64, device=dev)
-        kappa, plan, K = self._graph.readout.kappa, self.plan, self.substeps
+        kappa, plan = self._graph.readout.kappa, self.plan
 
         def matmul(src: Tensor, j: int) -> Tensor:  # float64 sums of integers < 2**53: exact
             return (src.double() @ mats[j].T).long()
 
-        ys, rs, trains = [], [], []
         with torch.no_grad():
             X = torch.round(u.double() * float(2**fx.input_frac_bits)).clamp(-(2**23 - 1), 2**23 - 1).long()
-            for x_t in X.unbind(0):
-                counts = None
-                for _ in range(K):
-                    state = hn.fixed_network_substep(plan, fx, kappa, state, x_t, matmul, ones, v_bias)
-                    z = torch.cat([ls.z for ls in state.layers], dim=-1)
-                    counts = z if counts is None else counts + z
-                    if keep_spikes:
-                        trains.append([ls.z for ls in state.layers])
-                rs.append(counts)
-                ys.append(self.output(state))
-        return ys, rs, state, trains
+            return self._rollout(X, state, lambda st, x_t: hn.fixed_network_substep(plan, fx, kappa, st, x_t, matmul,
+                                                                                    ones, v_bias), keep_spikes)
 
 
 def graph_from_structure(structure: dict[str, Any]) -> NetworkGraph:
