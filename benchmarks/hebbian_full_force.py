@@ -53,7 +53,7 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
 
     val = task.sample(2000, np.random.default_rng([seed, VAL_SEED]))
     state = rule.init_state(model, task, seed=seed)
-    t0, acc, step, curve = time.perf_counter(), 0.0, 0, []
+    t0, c0, acc, step, curve = time.perf_counter(), time.process_time(), 0.0, 0, []
     for step in range(1, max_steps + 1):
         rule.update(model, task.sample(batch, np.random.default_rng([seed, step])), state, step=step)
         if step % eval_every == 0 or step == max_steps:
@@ -63,7 +63,8 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
             if acc >= 0.9:
                 break
     return {"curve": curve, "steps": step, "trials": step * batch, "batch": batch, "accuracy": round(acc, 4),
-            "reached": acc >= 0.9, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            "reached": acc >= 0.9, "wall_s": round(time.perf_counter() - t0, 1),
+            "cpu_s": round(time.process_time() - c0, 1)}  # fmt: skip
 
 
 def spikes_per_trial(model: torch.nn.Module, batch: Any) -> float:
