@@ -31,18 +31,20 @@ HEBBIAN_CDI_BATCH = {"reduce": "mean", "max_dw": None, "lr": 0.6, "baseline": "b
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
 
 
-def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0) -> torch.nn.Module:
+def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0, bias: bool = False) -> torch.nn.Module:
     """McMahan et al. 2024 Sec. 2.1: N = 50, W_rec ~ N(0, 1/N), W_in ~ N(0, 0.5), W_out ~ N(0, 0.1),
-    x0 ~ N(0, 0.3) (variances), no bias; tau (not given in the paper) 100 ms unless asked."""
+    x0 ~ N(0, 0.3) (variances), no bias; tau (not given in the paper) 100 ms unless asked. ``bias=True``
+    adds a learned bias starting at 0 (the Hebbian rule learns it as Miconi's clamped bias units)."""
     from spikedyn.models import RateRNN
 
     torch.manual_seed(seed)
     m = RateRNN(task.n_inputs, 50, task.n_outputs, alpha=min(1.0, task.dt / tau_ms), activation=activation,
-                x0_std=math.sqrt(0.3), bias=False)  # fmt: skip
+                x0_std=math.sqrt(0.3), bias=bias)  # fmt: skip
     with torch.no_grad():
         m.W_rec.normal_(0, 1 / math.sqrt(50))
         m.W_in.normal_(0, math.sqrt(0.5))
         m.W_out.normal_(0, math.sqrt(0.1))
+        m.b.zero_()
     return m
 
 

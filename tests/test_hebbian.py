@@ -220,12 +220,36 @@ def test_paired_baseline_compares_each_trial_with_its_twin():
         rule.rollout(m, u[:, :3], dt=task.dt, repeat_x0=2)
 
 
+def test_antithetic_baseline_flips_the_twins_kicks():
+    """baseline="antithetic": the twin runs the trial's own kicks with the opposite sign (same x0, inputs)."""
+    from spikedyn.learning.hebbian import batch_tensors, rule_generator
+
+    task = tasks.make("rdm", dt=50.0)
+    m = seed002_net(task, dtype=torch.float64)
+    rule = Hebbian(baseline="antithetic", reduce="mean", max_dw=None, lr=0.1, perturb_rate=0.05)
+    st = rule.init_state(m, task, seed=2)
+    rule.update(m, task.sample(6, 1), st, step=1)
+    Rbar0, batch = dict(st["baseline"]), task.sample(6, 2)
+    u, target, mask = batch_tensors(m, batch)
+    g = rule_generator(2, 2, m.device)
+    kicks = rule.draw_perturbations(u.shape[0], 6, 50, task.dt, m.device, m.dtype, g)
+    assert kicks.abs().sum() > 0
+    u2, target2, mask2 = (torch.cat([a, a], 1) for a in (u, target, mask))
+    roll = rule.rollout(m, u2, dt=task.dt, generator=g, perturb=torch.cat([kicks, -kicks], 1), repeat_x0=2)
+    R = (((roll["y"] - target2) ** 2 * mask2).sum((0, 2)) / mask2.sum((0, 2))).numpy()
+    coef = -0.1 * np.array([Rbar0[t] for t in trial_types(batch) * 2]) * (R - np.roll(R, 6))
+    W0 = m.W_rec.detach().clone()
+    rule.update(m, batch, st, step=2)
+    np.testing.assert_allclose(m.W_rec.detach().numpy() - W0.numpy(),
+                               sum(coef[i] * roll["e_rec"][i].numpy() for i in range(12)) / 12, rtol=1e-9, atol=1e-15)
+
+
 def _max_rel_diff(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
     return {n: float(((p - q).abs().max() / p.abs().max().clamp(min=1e-12)).detach())
             for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters())}  # fmt: skip
 
 
-@pytest.mark.parametrize("baseline", ["running", "batch", "paired"])
+@pytest.mark.parametrize("baseline", ["running", "batch", "paired", "antithetic"])
 def test_population_members_equal_the_networks_trained_alone(baseline):
     """train(Population, rule="hebbian"): one batched rollout for all members, member i ends as the same
     network trained alone on the same batches (float64; own eta per member, noisy members, a learned bias,

@@ -45,7 +45,7 @@ from .regularizers import as_regularizer, trial_penalty
 
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
-BASELINES = ("running", "batch", "paired")
+BASELINES = ("running", "batch", "paired", "antithetic")
 
 
 def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
@@ -148,7 +148,9 @@ class Hebbian:
             (every trial of the batch is run twice, from the same ``x0`` with the same inputs and two
             independent draws of the kicks, and each run is compared with its twin: the reward predictor is
             the same stimulus explored otherwise, Miconi's "one reward predictor for each possible
-            stimulus combination" for tasks whose stimuli are continuous; twice the rollouts per batch).
+            stimulus combination" for tasks whose stimuli are continuous; twice the rollouts per batch) or
+            "antithetic" (the same twins, but the twin's kicks are the trial's own with the opposite sign,
+            so ``R - R_twin`` keeps the odd orders of the loss's response to the kicks, a central difference).
         reward_ms: None (R is the task's loss over its masked steps, McMahan et al.) or a window in ms:
             R is the error of the output against the trial's final target over the last ``reward_ms``
             of the trial (Miconi's code: the mean absolute error over the last 200 ms of a trial), a
@@ -239,10 +241,15 @@ class Hebbian:
         Population at once; baselines are per member)."""
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
-        paired = self.baseline == "paired"
-        if paired:  # each trial twice: same inputs and x0, independent kicks (trials b and b + B are twins)
+        paired = self.baseline in ("paired", "antithetic")
+        kicks = None
+        if paired:  # each trial twice: same inputs and x0, other kicks (trials b and b + B are twins)
+            if self.baseline == "antithetic":  # the twin's kicks: the same ones, sign flipped
+                T, B = u.shape[:2]
+                kicks = self.draw_perturbations(T, B, model.n_hidden, state["dt"], model.device, model.dtype, g)
+                kicks = torch.cat([kicks, -kicks], 1)
             u, target, mask = (torch.cat([a, a], 1) for a in (u, target, mask))
-        roll = self.rollout(model, u, dt=state["dt"], generator=g, repeat_x0=2 if paired else 1)
+        roll = self.rollout(model, u, dt=state["dt"], generator=g, perturb=kicks, repeat_x0=2 if paired else 1)
         R = self.trial_loss(roll["y"], target, mask, state["dt"])  # [(E,) B] (2B when paired)
         pop = is_population(model)
         if self.regularizer is not None:  # each trial's own L_reg, per member for a Population
