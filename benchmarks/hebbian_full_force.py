@@ -35,6 +35,11 @@ HEBBIAN_CDI_STAGES = [({**_ANTI, "lr": 0.6}, 200, 700), ({**_ANTI, "lr": 5.0, "p
                       ({**_ANTI, "lr": 4.0, "perturb_amp": 0.35}, 400, 4000)]  # fmt: skip
 # the mcmahan2024 preset's full-FORCE settings (McMahan et al.'s code: target from the start, fit from 200 ms)
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
+# variants of it (--only full_force_variants): the teacher sees the running evidence instead of the answer
+FF_VARIANTS = {"preset": {}, "evidence_hint_no_target": {"hint": "evidence", "target_scale": 0.0},
+               "evidence_hint_x3_no_target": {"hint": "evidence", "target_scale": 0.0, "hint_scale": 3.0},
+               "evidence_hint_no_target_readout_on_mask": {"hint": "evidence", "target_scale": 0.0,
+                                                           "readout_on": "mask"}}  # fmt: skip
 
 
 def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0, bias: bool = False) -> torch.nn.Module:
@@ -157,7 +162,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bench/hebbian_full_force.json")
     ap.add_argument("--only", default="hebbian,full_force,full_force_seeds,twin",
-                    help="comma list of hebbian, hebbian_staged, full_force, full_force_seeds, twin")
+                    help="comma list of hebbian, hebbian_staged, full_force, full_force_seeds, full_force_variants, "
+                         "twin")
     ap.add_argument("--tasks", default="rdm,cdi")
     ap.add_argument("--hebbian-steps", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
@@ -215,6 +221,19 @@ def main() -> None:
                 print(key, rows[-1], flush=True)
             out[key] = {"rule": FullForce(**FF_PRESET).config(), "dt_ms": dt, "tau_ms": tau, "batch": 50,
                         "eval_every": 3, "seeds": rows}  # fmt: skip
+            save(out, args.out)
+    if "full_force_variants" in only and "cdi" in args.tasks.split(","):
+        # the preset's settings changed one way at a time, tau = 100 ms, 90 batches of 50 (docs/training.md)
+        task = tasks.make("cdi", dt=10.0)
+        for name, kw in FF_VARIANTS.items():
+            rows = []
+            for seed in (int(s) for s in args.ff_seeds.split(",")):
+                net = seed002_net(task, "tanh", seed, 100.0)
+                res = fit(net, task, FullForce(**{**FF_PRESET, **kw}), 50, 90, 3, seed)
+                rows.append({"seed": seed, **res, "test_accuracy_4000": test_accuracy(net, task, seed)})
+                print(name, rows[-1], flush=True)
+            out[f"full_force/cdi/tau=100ms/variant={name}"] = {"rule": FullForce(**{**FF_PRESET, **kw}).config(),
+                                                              "batch": 50, "eval_every": 3, "seeds": rows}  # fmt: skip
             save(out, args.out)
     if "twin" in only:
         out["twin"] = twin_comparison(args.seed)
