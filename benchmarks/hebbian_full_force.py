@@ -32,7 +32,7 @@ HEBBIAN_CDI_BATCH = {"reduce": "mean", "max_dw": None, "lr": 0.6, "baseline": "b
 _ANTI = {"reduce": "mean", "max_dw": None, "baseline": "antithetic"}
 HEBBIAN_CDI_STAGES = [({**_ANTI, "lr": 0.6}, 200, 700), ({**_ANTI, "lr": 5.0, "perturb_amp": 0.5}, 200, 800),
                       ({**_ANTI, "lr": 1.5, "perturb_amp": 0.5}, 200, 1000),
-                      ({**_ANTI, "lr": 4.0, "perturb_amp": 0.35}, 400, 4000)]  # fmt: skip
+                      ({**_ANTI, "lr": 4.0, "perturb_amp": 0.35}, 400, 3000)]  # fmt: skip
 # the mcmahan2024 preset's full-FORCE settings (McMahan et al.'s code: target from the start, fit from 200 ms)
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
 # variants of it (--only full_force_variants): the teacher sees the running evidence instead of the answer
