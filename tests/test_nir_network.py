@@ -276,6 +276,50 @@ def test_what_a_network_graph_cannot_express_names_the_node():
         from_nir(nir.NIRGraph(nodes=short, edges=edges), dt=1e-3)
 
 
+def test_nir_round_trip_keeps_the_structure_bias_flags_included(tmp_path):
+    """A projection with a bias parameter exports as an ``Affine`` even when the bias is zero, and comes back
+    with its bias parameter (it used to come back without: same arithmetic, another structure); a
+    projection without one stays a ``Linear``; the readout's bias flag survives both ways."""
+    rng = np.random.default_rng(2)
+    layers = [Layer("a", 6, du=0.5, dv=0.1, reset="zero"), Layer("b", 4, du=1.0, dv=0.2, reset="subtract")]
+    proj = [Projection(INPUT, "a", rng.normal(size=(6, 3)) * 2, np.zeros(6)),       # bias parameter, zero
+            Projection("a", "a", rng.normal(size=(6, 6)), None, 1),                 # none
+            Projection("a", "b", rng.normal(size=(4, 6)) * 2, rng.uniform(0, .1, 4))]  # bias parameter, not zero
+    for readout_bias in (np.zeros(2), None):
+        net = SpikingNetwork(NetworkGraph(3, layers, proj, Readout("b", 0.9, rng.normal(size=(2, 4)), readout_bias)))
+        graph = to_nir(net, path=tmp_path / "net.nir")
+        kinds = {k: type(v).__name__ for k, v in graph.nodes.items()}
+        assert kinds["w_input_a"] == "Affine" and kinds["w_a_a"] == "Linear" and kinds["w_a_b"] == "Affine"
+        assert kinds["w_out"] == ("Affine" if readout_bias is not None else "Linear")
+        for back in (from_nir(graph), from_nir(tmp_path / "net.nir")):
+            assert back.to_graph().structure() == net.to_graph().structure()
+            assert sorted(dict(back.named_parameters())) == sorted(dict(net.named_parameters()))
+            x = _x(T=40, B=2)
+            for k, z in back.layer_spikes(x).items():
+                torch.testing.assert_close(z, net.layer_spikes(x)[k], rtol=0, atol=0)
+
+
+def test_an_affine_reached_by_several_paths_keeps_its_bias_only_if_zero():
+    """A biased ``Affine`` that two layers feed has no single projection for its bias: refused with the
+    node's name; with a zero bias it adds nothing and the two projections get no bias parameter."""
+    lif = lambda n: nir.LIF(tau=np.full(n, 1e-2), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))  # noqa: E731
+
+    def graph(bias):
+        return nir.NIRGraph(nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}), "w1": nir.Linear(weight=np.ones((3, 2))),
+            "w2": nir.Linear(weight=np.ones((3, 2))), "a": lif(3), "b": lif(3),
+            "shared": nir.Affine(weight=np.ones((2, 3)), bias=np.full(2, bias)), "c": lif(2),
+            "output": nir.Output(output_type={"output": np.array([2])})},
+            edges=[("input", "w1"), ("w1", "a"), ("input", "w2"), ("w2", "b"), ("a", "shared"), ("b", "shared"),
+                   ("shared", "c"), ("c", "output")])  # fmt: skip
+
+    with pytest.raises(ValueError, match="'shared': a biased Affine reached by 2 paths"):
+        from_nir(graph(0.5), dt=1e-3)
+    net = from_nir(graph(0.0), dt=1e-3)
+    into_c = [p for p in net.to_graph().projections if p.dst == "c"]
+    assert [p.src for p in into_c] == ["a", "b"] and all(p.bias is None for p in into_c)
+
+
 # -- the NIR paper's Braille graphs ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(BRAILLE))
 def test_braille_graphs_import_run_and_round_trip(name, tmp_path):
