@@ -197,6 +197,41 @@ def test_multi_layer_features_torch_equals_numpy_and_fixed_point():
         SpikingNetwork(g).quantized("loihi2")
 
 
+def test_loihi2_network_quantizes_once_until_its_weights_change(monkeypatch):
+    """``Loihi2Network.step`` used to re-quantize every weight at every call. The integers are now cached:
+    one ``quantize_network`` call for a whole step-by-step rollout (which equals ``forward`` bit for bit),
+    and a fresh one after a weight is changed in place (then equal to a body built from the new weights)."""
+    import spikedyn.hardware.network as hn
+
+    net = SpikingNetwork.build(3, [dict(size=10, neuron="lif", recurrent=True, gain=2.0, du=0.5, dv=0.1),
+                                   dict(size=4, neuron="lif", du=1.0, dv=0.2)], n_out=2, seed=3)  # fmt: skip
+    q = net.quantized("loihi2")
+    calls = []
+    real = hn.quantize_network
+    monkeypatch.setattr(hn, "quantize_network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = 2.0 * _x(T=30, B=2)
+
+    def stepwise(m):
+        state, rs = m.init_state(2), []
+        for t in range(x.shape[0]):
+            state, r = m.step(state, x[t])
+            rs.append(r)
+        return torch.stack(rs)
+
+    r_steps = stepwise(q)
+    assert len(calls) == 1 and r_steps.sum() > 20
+    torch.testing.assert_close(r_steps, q(x).r, rtol=0, atol=0)
+    assert len(calls) == 1  # forward reuses the same integers
+    with torch.no_grad():
+        q.weights[0].mul_(1.5)  # in place: the cache must notice
+    r_new = stepwise(q)
+    assert len(calls) == 2
+    with torch.no_grad():
+        net.weights[0].mul_(1.5)
+    torch.testing.assert_close(r_new, stepwise(net.quantized("loihi2")), rtol=0, atol=0)
+    assert not torch.equal(r_new, r_steps)
+
+
 # -- NIR: a hand-written multi-layer graph against NIR's own equations ----------------------------------
 def test_foreign_multi_layer_nir_graph_runs_nir_equations():
     """LIF -> CubaLIF (recurrent, per-neuron tau_syn) -> IF output, a skip Linear from the input, written by
