@@ -7,14 +7,13 @@
 The network travels as a NIR graph (``to_nir``) plus the inputs (``.npz``) in a bundle directory;
 ``python -m spikedyn.hardware.run BUNDLE`` runs it in the Lava interpreter (Python 3.10 + lava-nc,
 found by ``spikedyn.hardware.runtime.find_lava_python``) and the spikes come back. In a Python that
-imports lava-nc itself, the run is in-process. The readout is computed here from the spikes, exactly
-as the torch model computes it.
+imports lava-nc itself, the same runner runs on the same bundle in-process. The readout is computed
+here from the spikes, exactly as the torch model computes it.
 """
 from __future__ import annotations
 
 import copy
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,43 +108,30 @@ class Deployment:
         Each run writes its bundle (graph.nir, inputs.npz, options.json, result.*) to a directory of
         its own: a fresh temporary one (removed afterwards), or, with ``workdir``, a new
         ``bundle-*`` directory under it that is kept (``rollout.bundle``). Concurrent runs sharing a
-        ``workdir`` therefore never exchange files.
+        ``workdir`` therefore never exchange files. ``progress``: the Lava runner's progress on stderr
+        (a bar on a terminal, one line per chunk otherwise; off under ``--json``). Both hold for the
+        Lava subprocess and for the in-process run (``python=None``).
         """
         x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
         x = check_inputs(x, self.spec.n_in)
-        chunk = check_chunk(self.chunk)
-        hardware = BACKENDS[self.backend]
-        t0 = time.perf_counter()
-        bundle = None
-        if self.python is None:
-            from spikedyn.hardware.lava_backend import run_lava
-
-            timing: dict[str, float] = {}
-            spikes = run_lava(self.spec, x, precision=self.precision, hardware=hardware, chunk=chunk,
-                              stats=timing)
-            seconds = time.perf_counter() - t0
-        else:
-            spikes, seconds, timing, bundle = self._run_subprocess(x, hardware, chunk, progress, workdir)
+        spikes, seconds, timing, bundle = run_in_lava(self.graph, x, self.python, precision=self.precision,
+                                                      hardware=BACKENDS[self.backend], chunk=check_chunk(self.chunk),
+                                                      progress=progress, workdir=workdir)  # fmt: skip
         expected = (x.shape[0] * self.spec.substeps, x.shape[1], self.spec.n_hidden)
         if spikes.shape != expected:
             raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
         counts, y = readout(self.spec, spikes)
         return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
-    def _run_subprocess(self, x: np.ndarray, hardware: str, chunk: int | None, progress: bool,
-                        workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
-        return run_in_lava_subprocess(self.graph, x, self.python, precision=self.precision, hardware=hardware,
-                                      chunk=chunk, progress=progress, workdir=workdir)  # fmt: skip
 
-
-def run_in_lava_subprocess(graph: Any, x: np.ndarray, python: str, *, precision: str, hardware: str,
-                           chunk: int | None, progress: bool, workdir: str | Path | None,
-                           ) -> tuple[np.ndarray, float, dict[str, float], Path | None]:  # fmt: skip
-    """Run NIR ``graph`` on inputs ``x`` in the Lava interpreter ``python`` through a bundle (for a
-    ``SpikingRNN`` and a ``SpikingNetwork`` alike). Returns ``(spikes, seconds, timing, bundle dir or None)``;
-    the bundle is kept only under ``workdir``."""
-    from spikedyn.hardware.runtime import run_bundle_subprocess
-
+def run_in_lava(graph: Any, x: np.ndarray, python: str | None, *, precision: str, hardware: str,
+                chunk: int | None, progress: bool, workdir: str | Path | None,
+                ) -> tuple[np.ndarray, float, dict[str, float], Path | None]:  # fmt: skip
+    """Run NIR ``graph`` on inputs ``x`` through a bundle (for a ``SpikingRNN`` and a ``SpikingNetwork``
+    alike): in the Lava interpreter ``python`` (``python -m spikedyn.hardware.run BUNDLE``), or, with
+    ``python=None`` (lava-nc imports here), the same runner in this process, so both paths honour
+    ``progress`` and ``workdir`` and report failures the same way. Returns ``(spikes, seconds, timing,
+    bundle dir or None)``; the bundle is kept only under ``workdir``."""
     from ..progress import is_quiet
 
     options = {"precision": precision, "hardware": hardware, "chunk": chunk,
@@ -153,7 +139,14 @@ def run_in_lava_subprocess(graph: Any, x: np.ndarray, python: str, *, precision:
     with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
         directory = new_bundle_dir(workdir if workdir is not None else tmp)
         write_bundle(directory, graph, x, options)
-        run_bundle_subprocess(directory, python)
+        if python is None:
+            from spikedyn.hardware.run import main as run_here
+
+            run_here([str(directory)])  # writes result.json, {"ok": false, ...} on failure, as the subprocess
+        else:
+            from spikedyn.hardware.runtime import run_bundle_subprocess
+
+            run_bundle_subprocess(directory, python)
         spikes, info = read_result(directory)
     if spikes is None:
         where = f" (bundle kept in {directory})" if workdir is not None else ""
