@@ -84,6 +84,39 @@ def lava_python_or_none() -> str | None:
         return None
 
 
+def describe_lava_python(python: str) -> str:
+    """Which of the places in ``SEARCHED`` ``python`` is, in words without its local path (for results files
+    that travel: ``SPIKEDYN_LAVA_PYTHON``, ``.venv-lava``, ``python3.10 on PATH``, ``pyenv 3.10``)."""
+    where = os.path.abspath(python)
+    env = os.environ.get(ENV_VAR)
+    if env and os.path.abspath(env) == where:
+        return ENV_VAR
+    if where == os.path.abspath(repo_root() / ".venv-lava" / "bin" / "python"):
+        return ".venv-lava"
+    which = shutil.which("python3.10")
+    if which and os.path.abspath(which) == where:
+        return "python3.10 on PATH"
+    if "pyenv" in Path(where).parts or ".pyenv" in Path(where).parts:
+        return "pyenv 3.10"
+    return "a Python 3.10 with lava-nc"
+
+
+def lava_version(python: str) -> str | None:
+    """lava-nc's version in ``python`` (None when it has none or cannot be started)."""
+    code = "import importlib.metadata as m; print(m.version('lava-nc'))"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def lava_runtime(python: str) -> dict[str, str | None]:
+    """What a results file records about the Lava interpreter: ``{"lava_nc": version, "lava_python": where}``
+    (``describe_lava_python``; never a local path)."""
+    return {"lava_nc": lava_version(python), "lava_python": describe_lava_python(python)}
+
+
 def loihi_installed(python: str) -> bool:
     """True when Intel's lava-loihi is importable in ``python`` (needed for ``Loihi2HwCfg``)."""
     code = "import sys; from lava.utils.loihi import is_installed; sys.exit(0 if is_installed() else 1)"

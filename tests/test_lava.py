@@ -170,6 +170,32 @@ def test_missing_lava_runtime_is_one_clear_line(monkeypatch):
         runtime.find_lava_python.cache_clear()
 
 
+def test_results_files_name_the_lava_interpreter_without_a_local_path(monkeypatch, tmp_path):
+    """``lava_runtime`` (what benchmarks write into docs/results): the lava-nc version and where the
+    interpreter was found, in words; a results file once recorded ``/work/wt-hd/.venv-lava/bin/python``."""
+    from spikedyn.hardware import runtime
+
+    repo_venv = str(runtime.repo_root() / ".venv-lava" / "bin" / "python")
+    monkeypatch.delenv("SPIKEDYN_LAVA_PYTHON", raising=False)
+    assert runtime.describe_lava_python(repo_venv) == ".venv-lava"
+    assert runtime.describe_lava_python(str(tmp_path / "elsewhere" / "python")) == "a Python 3.10 with lava-nc"
+    assert runtime.describe_lava_python("/home/u/.pyenv/versions/3.10.14/bin/python") == "pyenv 3.10"
+    monkeypatch.setenv("SPIKEDYN_LAVA_PYTHON", str(tmp_path / "lava" / "python"))
+    assert runtime.describe_lava_python(str(tmp_path / "lava" / "python")) == "SPIKEDYN_LAVA_PYTHON"
+    # torch's Python has no lava-nc; an interpreter that cannot start has no version either
+    assert runtime.lava_version(sys.executable) is None
+    assert runtime.lava_runtime(str(tmp_path / "missing")) == {"lava_nc": None,
+                                                                 "lava_python": "a Python 3.10 with lava-nc"}
+
+
+@pytest.mark.lava
+def test_lava_runtime_reports_the_lava_version(lava_python):
+    from spikedyn.hardware.runtime import lava_runtime
+
+    info = lava_runtime(lava_python)
+    assert info["lava_nc"] == "0.10.0" and "/" not in info["lava_python"]
+
+
 def test_deploy_rejects_bad_requests_before_running():
     with pytest.raises(ValueError, match="backend"):
         spikedyn.deploy(_net(n_hidden=8), backend="loihi3")
