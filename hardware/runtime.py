@@ -21,7 +21,8 @@ SEARCHED = (
 
 
 class LavaNotFound(RuntimeError):
-    """No interpreter with lava-nc (and spikedyn) was found."""
+    """The Lava runtime asked for is not installed: no interpreter with lava-nc (and spikedyn), or, for
+    ``backend="lava-loihi"``, no lava-loihi. Something the user installs (``spikedyn deploy``: exit code 2)."""
 
 
 def repo_root() -> Path:

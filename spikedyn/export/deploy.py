@@ -25,6 +25,7 @@ from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
 from spikedyn.hardware.nir_network import NETWORK_KEY, graph_from_nir
 from spikedyn.hardware.reference import readout
+from spikedyn.hardware.runtime import LavaNotFound
 from spikedyn.hardware.spec import NetworkSpec
 from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
@@ -33,6 +34,10 @@ from .nir import _is_network, _require_spiking, spec_from_model, to_nir
 
 BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
+
+
+class LavaRunFailed(RuntimeError):
+    """A Lava run started but wrote no result (the runner's one-line error, and where the bundle was kept)."""
 
 
 class HardwareRollout(Rollout):
@@ -150,8 +155,8 @@ def run_in_lava(graph: Any, x: np.ndarray, python: str | None, *, precision: str
         spikes, info = read_result(directory)
     if spikes is None:
         where = f" (bundle kept in {directory})" if workdir is not None else ""
-        raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
-                           f"{where}")
+        raise LavaRunFailed(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
+                            f"{where}")
     timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
     return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
@@ -219,13 +224,13 @@ def deploy(
             from spikedyn.hardware.lava_backend import loihi_available
 
             if not loihi_available():
-                raise RuntimeError("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
+                raise LavaNotFound("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
     else:
         from spikedyn.hardware.runtime import find_lava_python, loihi_installed
 
         python = lava_python or find_lava_python()
         if backend == "lava-loihi" and not loihi_installed(python):
-            raise RuntimeError(
+            raise LavaNotFound(
                 f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; use 'lava-sim'"
             )
     return Deployment(spec=spec, graph=graph, backend=backend, precision=precision, python=python, chunk=chunk)
