@@ -88,13 +88,10 @@ def graph_dt(graph: Any, dt: float | None) -> float | None:
 
 
 def _exact(graph: Any) -> dict[str, Any] | None:
-    meta = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
-    raw = meta.get(NETWORK_KEY)
-    if raw is None:
-        return None
-    exact = json.loads(raw) if isinstance(raw, (str, bytes)) else None
-    if not isinstance(exact, dict) or "structure" not in exact:
-        raise ValueError(f"graph.metadata[{NETWORK_KEY!r}] is not spikedyn's JSON object of constants")
+    exact = checks.metadata_json(graph, NETWORK_KEY)
+    if exact is not None and "structure" not in exact:
+        raise ValueError(f"graph.metadata[{NETWORK_KEY!r}] has no network structure; delete that entry to import "
+                         "the graph's own constants")
     return exact
 
 
