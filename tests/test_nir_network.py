@@ -355,6 +355,88 @@ def test_an_affine_reached_by_several_paths_keeps_its_bias_only_if_zero():
     assert [p.src for p in into_c] == ["a", "b"] and all(p.bias is None for p in into_c)
 
 
+def _lif(n, **kw):
+    return nir.LIF(**{"tau": np.full(n, 1e-2), "r": np.ones(n), "v_leak": np.zeros(n), "v_threshold": np.ones(n),
+                      **kw})
+
+
+def _two_layers(**changes):
+    """input(2) -> w -> a (LIF 3) -> w2 -> b (LIF 2) -> [readout] -> output, with nodes replaced/added."""
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "w": nir.Linear(weight=np.ones((3, 2))),
+             "a": _lif(3), "w2": nir.Linear(weight=np.ones((2, 3))), "b": _lif(2),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    edges = [("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output")]
+    nodes.update(changes.pop("nodes", {}))
+    edges = changes.pop("edges", edges)
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+_LI_READOUT = [("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "li"), ("li", "wo"), ("wo", "output")]
+_LI = {"li": nir.LI(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2)), "wo": nir.Affine(weight=np.eye(2),
+                                                                                               bias=np.zeros(2))}
+IMPORT_ERRORS = {
+    "per-neuron size": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3))},
+                             edges=_LI_READOUT), r"NIR node 'li': tau has 3 values, the layer has 2 neurons"),
+    "non-finite": (dict(nodes={"a": _lif(3, v_leak=np.array([0, np.nan, 0]))}), r"'a': v_leak holds NaN or Inf"),
+    "negative tau": (dict(nodes={"a": _lif(3, tau=np.full(3, -1e-2))}), r"'a': tau must be a time constant > 0"),
+    "two outputs": (dict(nodes={"out2": nir.Output(output_type={"output": np.array([3])})},
+                         edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                ("a", "out2")]), r"one Input and one Output node; found \['input'\]"),
+    "no neuron": (dict(nodes={"a": nir.Linear(weight=np.eye(3)), "b": nir.Linear(weight=np.ones((2, 3)))}),
+                  "no spiking layer"),
+    "feeds the input": (dict(edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                    ("w2", "input")]), r"'w2' feeds the Input node 'input'"),
+    "wire cycle": (dict(nodes={"w3": nir.Linear(weight=np.eye(3))},
+                        edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"), ("w", "w3"),
+                               ("w3", "w")]), "form a cycle without a neuron"),
+    "weight not a matrix": (dict(nodes={"w2": nir.Linear(weight=np.ones((2, 3, 1)))}),
+                            r"'w2': weight must be a matrix"),
+    "columns": (dict(nodes={"w2": nir.Linear(weight=np.ones((2, 4)))}),
+                r"'w2': weight has 4 columns, but its input has 3"),
+    "rows": (dict(nodes={"w2": nir.Linear(weight=np.ones((3, 3)))}), r"'w2': 3 outputs into 'b', which has 2 neurons"),
+    "unreached": (dict(nodes={"c": _lif(2), "wc": nir.Linear(weight=np.ones((2, 2)))},
+                       edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"), ("c", "wc"),
+                              ("wc", "c")]), r"\['c'\] are not reached from the Input node"),
+    "reset with v_reset": (dict(nodes={"a": _lif(3, v_reset=np.full(3, -0.5))}),
+                           r"'a': reset='subtract' has no v_reset"),
+    "output from the input": (dict(nodes={"w0": nir.Linear(weight=np.ones((2, 2)))},
+                                   edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("input", "w0"),
+                                          ("w0", "output")]), "the Output is fed straight from the input"),
+    "two readouts": (dict(edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                 ("a", "output")]), "one readout path from a spiking layer to the Output"),
+    "delay in the readout": (dict(nodes={"d": nir.Delay(delay=np.full(2, 1e-3))},
+                                  edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "d"),
+                                         ("d", "output")]), "Delay nodes in the readout"),
+    "biased LI": (dict(nodes={**_LI, "wb": nir.Affine(weight=np.eye(2), bias=np.ones(2))},
+                       edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "wb"), ("wb", "li"),
+                              ("li", "wo"), ("wo", "output")]), r"'li': a leaky integrator after a biased readout"),
+    "LI taus": (dict(nodes={**_LI, "li": nir.LI(tau=np.array([1e-2, 2e-2]), r=np.ones(2), v_leak=np.zeros(2))},
+                     edges=_LI_READOUT), r"'li': the readout filter needs one tau"),
+    "LI v_leak": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.ones(2))},
+                       edges=_LI_READOUT), r"'li': a readout leaky integrator with v_leak != 0"),
+    "LI too fast": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(2, 1e-4), r=np.ones(2), v_leak=np.zeros(2))},
+                         edges=_LI_READOUT), r"'li': tau = 0.0001 s is shorter than dt"),
+    "LI branches": (dict(nodes={**_LI, "wo2": nir.Linear(weight=np.eye(2))},
+                         edges=[*_LI_READOUT, ("li", "wo2"), ("wo2", "output")]), "must be one chain"),
+    "scale after LI": (dict(nodes={**_LI, "wo": nir.Scale(scale=np.ones(2))}, edges=_LI_READOUT),
+                       r"'wo' \(Scale\) in the readout after 'li' is not supported"),
+    "dt": (dict(), "dt must be > 0 seconds"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMPORT_ERRORS))
+def test_network_import_errors_are_one_line_naming_the_node(case):
+    """Each shape of graph spikedyn's network reader cannot express (``hardware/nir_network.py``) is one
+    ``ValueError`` line naming the node and what is wrong (these branches had no test)."""
+    changes, message = IMPORT_ERRORS[case]
+    graph = _two_layers(**dict(changes))
+    with pytest.raises(ValueError, match=message) as e:
+        from_nir(graph, dt=-1e-3 if case == "dt" else 1e-3, network=True,
+                 reset="subtract" if case == "reset with v_reset" else None)
+    assert "\n" not in str(e.value)
+    assert isinstance(from_nir(_two_layers(), dt=1e-3), SpikingNetwork)  # the unchanged graph reads
+
+
 # -- the NIR paper's Braille graphs ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(BRAILLE))
 def test_braille_graphs_import_run_and_round_trip(name, tmp_path):
