@@ -437,6 +437,20 @@ def test_network_import_errors_are_one_line_naming_the_node(case):
     assert isinstance(from_nir(_two_layers(), dt=1e-3), SpikingNetwork)  # the unchanged graph reads
 
 
+@pytest.mark.parametrize("layer, message", [
+    (dict(du=0.5, dv=0.0), "NIR has no current-based non-leaky neuron"),
+    (dict(du=1.0, dv=np.array([0.1, 0.0, 0.1])), "mixes leaky and non-leaky neurons"),
+    (dict(du=0.0, dv=0.1), r"du = 0 \(a current that never decays\) has no CubaLIF form"),
+], ids=["cuba-if", "mixed", "du0"])  # fmt: skip
+def test_what_nir_cannot_hold_is_refused_on_export_naming_the_layer(layer, message):
+    g = NetworkGraph(2, [Layer("a", 3, reset="zero", **layer)], [Projection(INPUT, "a", np.ones((3, 2)))],
+                     Readout("a"))
+    with pytest.raises(ValueError, match=rf"^layer 'a': {message}"):
+        to_nir(SpikingNetwork(g))
+    with pytest.raises(ValueError, match="dt must be > 0 seconds"):
+        to_nir(SpikingNetwork.build(2, [dict(size=3)]), dt=0.0)
+
+
 # -- the NIR paper's Braille graphs ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(BRAILLE))
 def test_braille_graphs_import_run_and_round_trip(name, tmp_path):
