@@ -25,6 +25,11 @@ class LavaNotFound(RuntimeError):
     ``backend="lava-loihi"``, no lava-loihi. Something the user installs (``spikedyn deploy``: exit code 2)."""
 
 
+class LavaRunFailed(RuntimeError):
+    """A Lava run started but gave no result: the runner's one-line error (or its exit code), and where the
+    bundle was kept (``spikedyn deploy``: exit code 1)."""
+
+
 def repo_root() -> Path:
     """The checkout that holds ``hardware/`` (``spikedyn.hardware`` maps to it)."""
     return Path(__file__).resolve().parent.parent
@@ -138,5 +143,5 @@ def run_bundle_subprocess(directory: Path, python: str | None = None, timeout: f
     except OSError as e:
         raise LavaNotFound(f"cannot start the Lava interpreter {python}: {e.strerror or e}; run `make lava` "
                            f"or set {ENV_VAR}") from None
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")
+    if proc.returncode not in (0, 1):  # 1: the runner's own failure, reported in result.json
+        raise LavaRunFailed(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")

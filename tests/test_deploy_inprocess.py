@@ -108,3 +108,34 @@ def test_in_process_failure_is_reported_like_the_subprocess(in_process, monkeypa
     info = json.loads((bundle / RESULT_INFO).read_text())
     assert info == {"ok": False, "error": "ValueError: Lava refused the graph"}
     assert not (bundle / RESULT).exists()
+
+
+# -- the subprocess path's outcomes (fake interpreters) -------------------------------------------------
+@pytest.mark.parametrize("outcome, error, message", [
+    ("nothing", "LavaRunFailed", r"^Lava run failed: no result written \(see messages above\)$"),
+    ("damaged", "ValueError", r"^cannot read the Lava result .*result.json: JSONDecodeError"),
+    ("list", "ValueError", r"result.json is not a result object$"),
+])  # fmt: skip
+def test_subprocess_results_that_say_nothing_are_one_line(outcome, error, message, monkeypatch):
+    from spikedyn.hardware import runtime
+
+    def fake(directory, python=None, timeout=None):
+        if outcome != "nothing":
+            (directory / RESULT_INFO).write_text("{ok" if outcome == "damaged" else "[1, 2]")
+
+    monkeypatch.setattr("spikedyn.hardware.runtime.run_bundle_subprocess", fake)
+    with pytest.raises((runtime.LavaRunFailed, ValueError), match=message) as e:
+        spikedyn.deploy(_rnn(), lava_python="/fake").run(X, progress=False)
+    assert type(e.value).__name__ == error and "\n" not in str(e.value)
+
+
+def test_an_interpreter_that_cannot_start_or_dies_is_one_line(tmp_path):
+    from spikedyn.hardware.runtime import LavaNotFound, LavaRunFailed, run_bundle_subprocess
+
+    with pytest.raises(LavaNotFound, match="cannot start the Lava interpreter .*; run `make lava`"):
+        run_bundle_subprocess(tmp_path, str(tmp_path / "no-python"))
+    dying = tmp_path / "python"
+    dying.write_text("#!/bin/sh\nexit 3\n")
+    dying.chmod(0o755)
+    with pytest.raises(LavaRunFailed, match=r"exited with code 3; see the messages above$"):
+        run_bundle_subprocess(tmp_path, str(dying))

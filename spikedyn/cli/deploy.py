@@ -54,8 +54,7 @@ def deploy(
         raise ValueError("--run-dir is required (a `spikedyn train` run directory)")
     run_dir = cfg.run_dir
     model, task, run_config = load_run(run_dir)
-    from ..export.deploy import LavaRunFailed
-    from ..hardware.runtime import LavaNotFound
+    from ..hardware.runtime import LavaNotFound, LavaRunFailed
 
     try:
         result = X.run(model, task, run_config, **cfg.model_dump(exclude={"run_dir"}))

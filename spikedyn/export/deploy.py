@@ -25,7 +25,7 @@ from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
 from spikedyn.hardware.nir_network import NETWORK_KEY, graph_from_nir
 from spikedyn.hardware.reference import readout
-from spikedyn.hardware.runtime import LavaNotFound
+from spikedyn.hardware.runtime import LavaNotFound, LavaRunFailed
 from spikedyn.hardware.spec import NetworkSpec
 from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
@@ -34,10 +34,6 @@ from .nir import _is_network, _require_spiking, spec_from_model, to_nir
 
 BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
-
-
-class LavaRunFailed(RuntimeError):
-    """A Lava run started but wrote no result (the runner's one-line error, and where the bundle was kept)."""
 
 
 class HardwareRollout(Rollout):
