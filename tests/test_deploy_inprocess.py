@@ -139,3 +139,22 @@ def test_an_interpreter_that_cannot_start_or_dies_is_one_line(tmp_path):
     dying.chmod(0o755)
     with pytest.raises(LavaRunFailed, match=r"exited with code 3; see the messages above$"):
         run_bundle_subprocess(tmp_path, str(dying))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "network"])
+def test_both_models_choose_the_lava_interpreter_alike(kind, monkeypatch):
+    """``SpikingRNN`` and ``SpikingNetwork`` deployments pick the interpreter in one place: in-process when
+    lava-nc imports here, else the one given; ``lava-loihi`` without lava-loihi is one ``LavaNotFound`` line
+    (a network used to skip that check and fail later, inside the Lava runner)."""
+    from spikedyn.hardware.runtime import LavaNotFound
+
+    model = _rnn() if kind == "rnn" else _net()
+    monkeypatch.setattr("spikedyn.export.deploy._lava_here", lambda: True)
+    assert spikedyn.deploy(model).python is None
+    assert spikedyn.deploy(model, lava_python="/given").python == "/given"
+    monkeypatch.setattr("spikedyn.hardware.lava_backend.loihi_available", lambda: False)
+    with pytest.raises(LavaNotFound, match=r"^backend 'lava-loihi' needs Intel's lava-loihi \(not installed\)"):
+        spikedyn.deploy(model, backend="lava-loihi")
+    monkeypatch.setattr("spikedyn.hardware.runtime.loihi_installed", lambda python: False)
+    with pytest.raises(LavaNotFound, match="which /given cannot import; use 'lava-sim'"):
+        spikedyn.deploy(model, backend="lava-loihi", lava_python="/given")

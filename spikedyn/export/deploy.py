@@ -157,10 +157,24 @@ def run_in_lava(graph: Any, x: np.ndarray, python: str | None, *, precision: str
     return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
 
-def _find_lava() -> str:
-    from spikedyn.hardware.runtime import find_lava_python
+def _lava_interpreter(backend: str, lava_python: str | None) -> str | None:
+    """The Lava interpreter a deployment runs in (None: in-process, when lava-nc imports here and none was
+    given); ``LavaNotFound`` (one line) when there is none, or when ``backend="lava-loihi"`` and it has no
+    lava-loihi. The one choice for ``SpikingRNN`` and ``SpikingNetwork`` deployments."""
+    from spikedyn.hardware.runtime import find_lava_python, loihi_installed
 
-    return find_lava_python()
+    if lava_python is None and _lava_here():
+        if backend == "lava-loihi":
+            from spikedyn.hardware.lava_backend import loihi_available
+
+            if not loihi_available():
+                raise LavaNotFound("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
+        return None
+    python = lava_python or find_lava_python()
+    if backend == "lava-loihi" and not loihi_installed(python):
+        raise LavaNotFound(f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; "
+                           "use 'lava-sim'")
+    return python
 
 
 def _lava_here() -> bool:
@@ -195,8 +209,7 @@ def deploy(
     if isinstance(model, torch.nn.Module) and _is_network(model):  # a multi-layer SpikingNetwork
         from .deploy_network import deploy_network
 
-        python = None if lava_python is None and _lava_here() else (lava_python or _find_lava())
-        return deploy_network(model, backend, precision, chunk, python)
+        return deploy_network(model, backend, precision, chunk, lava_python)
     if isinstance(model, torch.nn.Module):
         m = _require_spiking(model)
         spec, graph = spec_from_model(m), to_nir(m)
@@ -214,21 +227,7 @@ def deploy(
         )
     if backend == "lava-loihi" and not spec.lava_lif_compatible():
         raise ValueError(f"Loihi runs Lava's LIF; this network has {spec.lava_lif_reason()} (simulator only)")
-    if lava_python is None and _lava_here():
-        python = None
-        if backend == "lava-loihi":
-            from spikedyn.hardware.lava_backend import loihi_available
-
-            if not loihi_available():
-                raise LavaNotFound("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
-    else:
-        from spikedyn.hardware.runtime import find_lava_python, loihi_installed
-
-        python = lava_python or find_lava_python()
-        if backend == "lava-loihi" and not loihi_installed(python):
-            raise LavaNotFound(
-                f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; use 'lava-sim'"
-            )
+    python = _lava_interpreter(backend, lava_python)
     return Deployment(spec=spec, graph=graph, backend=backend, precision=precision, python=python, chunk=chunk)
 
 

@@ -61,18 +61,21 @@ class NetworkDeployment:
         return out
 
 
-def deploy_network(net: Any, backend: str, precision: str, chunk: int | None, python: str | None) -> NetworkDeployment:
-    """``spikedyn.deploy`` of a ``SpikingNetwork`` (checks first: one line for what Lava cannot run)."""
+def deploy_network(net: Any, backend: str, precision: str, chunk: int | None,
+                   lava_python: str | None) -> NetworkDeployment:  # fmt: skip
+    """``spikedyn.deploy`` of a ``SpikingNetwork``: first one line for what Lava cannot run, then the Lava
+    interpreter, chosen as for a ``SpikingRNN`` (``deploy._lava_interpreter``)."""
     from spikedyn.hardware.lava_network import check_lava_network
 
+    from .deploy import _lava_interpreter
     from .nir import to_nir
 
     g = net.to_graph()
     check_lava_network(g, precision)
     if backend == "lava-loihi" and g.lava_lif_reason():
         raise ValueError(f"Loihi runs Lava's LIF; {g.lava_lif_reason()} (simulator only)")
-    return NetworkDeployment(network=g, graph=to_nir(net), backend=backend, precision=precision, python=python,
-                             chunk=chunk)
+    return NetworkDeployment(network=g, graph=to_nir(net), backend=backend, precision=precision,
+                             python=_lava_interpreter(backend, lava_python), chunk=chunk)
 
 
 def network_torch_reference(net: Any, u: Any, precision: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
