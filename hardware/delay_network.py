@@ -267,12 +267,10 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
 
 # -- running Lava from the torch environment -------------------------------------------------------------
 def lava_importable() -> bool:
-    """True when this interpreter can import lava-nc (then Lava runs in-process)."""
-    try:
-        import lava.magma.core.run_configs  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when this interpreter can import lava-nc (then Lava runs in-process): ``lava_available``."""
+    from .lava_backend import lava_available
+
+    return lava_available()
 
 
 def run_lava_subprocess(net: DelayNetwork, ext: np.ndarray, python: str | None = None,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .quantize import Loihi2Params, quantize_input, quantize_loihi2, shift
+from .quantize import Loihi2Params, check_input_range, quantize_input, quantize_loihi2, shift
 from .spec import NetworkSpec
 from .validation import check_chunk, check_inputs
 
@@ -270,6 +270,7 @@ def run_lava(
                 "use precision='float'"
             )
         q = q if q is not None else quantize_spec(spec)
+        check_input_range(quantize_input(x, q.input_frac_bits), q.w_in, q.w_in_exp)  # int32, as Lava sums
     else:
         q = None
     T, B, _ = x.shape

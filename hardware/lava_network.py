@@ -31,7 +31,7 @@ import numpy as np
 
 from .lava_backend import PRECISIONS, _connection, chunk_size, lava_available, run_in_chunks, run_recorded
 from .network import INPUT, FixedNetwork, NetworkGraph, quantize_network
-from .quantize import quantize_input, shift
+from .quantize import check_input_range, quantize_input, shift
 from .validation import check_chunk, check_inputs
 
 
@@ -183,6 +183,11 @@ def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float
     check_lava_network(graph, precision)
     x, chunk = check_inputs(x, graph.n_in), check_chunk(chunk)
     fx = quantize_network(graph) if precision == "fixed" else None
+    if fx is not None:  # Lava sums graded inputs in int32
+        X = quantize_input(x, fx.input_frac_bits)
+        for p, fp in zip(graph.projections, fx.projections, strict=True):
+            if p.src == INPUT:
+                check_input_range(X, fp.w, fp.exp)
     T, B, _ = x.shape
     S = T * graph.substeps
     recorded = S + max(lava_skew(graph).values(), default=0)  # each sink also records the layers' skew

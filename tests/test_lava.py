@@ -263,6 +263,33 @@ def test_lava_float_runs_nir_v_leak_and_v_reset(lava_python):
     np.testing.assert_array_equal(out.spikes, spikes)
 
 
+def test_inputs_that_would_overflow_lavas_int32_accumulator_are_refused():
+    """Lava's bit-accurate Dense sums ``w @ X`` in int32, where numpy wraps silently (the torch body would
+    not): ``check_input_range`` (once defined and never called) now guards both fixed-point compilers."""
+    from spikedyn.hardware.quantize import check_input_range, quantize_input
+
+    w = np.full((4, 3), 510)  # the largest 8-bit mantissa, doubled
+    X = quantize_input(np.full((5, 2, 3), 100.0))  # 3 * 25600 * 510 = 3.9e7: fits
+    check_input_range(X, w)
+    with pytest.raises(ValueError, match=r"too large for Loihi's 32-bit input accumulator .*>= 2\*\*31"):
+        check_input_range(X, w, exp=6)  # << 6 after the sum: 2.5e9
+    with pytest.raises(ValueError, match="scale the inputs down"):
+        check_input_range(quantize_input(np.full((5, 2, 3), 6000.0)), w)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("kind", ["rnn", "network"])
+def test_lava_fixed_point_refuses_inputs_its_accumulator_would_wrap(kind, lava_python):
+    from spikedyn.hardware.runtime import LavaRunFailed
+
+    from spikedyn.models import SpikingNetwork
+
+    m = _net(n_hidden=8) if kind == "rnn" else SpikingNetwork.from_rnn(_net(n_hidden=8))
+    x = 1e5 * torch.ones(4, 1, 4)
+    with pytest.raises(LavaRunFailed, match="ValueError: inputs too large for Loihi's 32-bit input accumulator"):
+        spikedyn.deploy(m, precision="fixed", lava_python=lava_python).run(x, progress=False)
+
+
 @pytest.mark.lava
 def test_lava_loihi_backend_says_what_is_missing(lava_python):
     with pytest.raises(RuntimeError, match="lava-loihi"):
