@@ -157,6 +157,31 @@ print("BAD" if bad else "OK", bad)
     assert out.stdout.startswith("OK"), out.stdout
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(W_rec=np.zeros((3, 4))), r"W_in must be \[N, I\], W_rec \[N, N\]"),
+    (dict(bias=np.zeros(2)), r"bias and beta must have shape \[4\]"),
+    (dict(W_out=np.zeros((2, 3))), r"W_out must be \[O, 4\], b_out \[O\]"),
+    (dict(reset="hard"), "unknown reset 'hard'"),
+    (dict(du=1.5), r"du must be in \[0, 1\], got 1.5"),
+    (dict(v_th=0.0), "v_th must be > 0"),
+    (dict(substeps=0), r"substeps must be a non-negative integer \(substeps >= 1\), got 0"),
+    (dict(delay_in=-1), "delay_in must be a non-negative integer"),
+    (dict(reset="subtract", v_reset=0.5), "v_reset is the value reset='zero' resets to"),
+])  # fmt: skip
+def test_network_spec_refuses_what_no_backend_can_run_in_one_line(change, message):
+    """``NetworkSpec`` (what every hardware backend compiles) refuses malformed networks in one line."""
+    from dataclasses import replace
+
+    from spikedyn.hardware.spec import NetworkSpec
+
+    ok = NetworkSpec(W_in=np.zeros((4, 2)), W_rec=np.zeros((4, 4)), bias=np.zeros(4), W_out=np.zeros((2, 4)),
+                     b_out=np.zeros(2), du=0.5, dv=0.1, v_th=1.0)
+    assert ok.lava_lif_compatible() and ok.beta.shape == (4,)
+    with pytest.raises(ValueError, match=message) as e:
+        replace(ok, **change)
+    assert "\n" not in str(e.value)
+
+
 def test_missing_lava_runtime_is_one_clear_line(monkeypatch):
     from spikedyn.hardware import runtime
 
