@@ -12,7 +12,8 @@ jobs inflate less than wall time on a shared machine). Ratios are to ``spikedyn_
     .venv/bin/python benchmarks/bench_sim.py --device cuda      # GPU: H = 256, 1024; B = 128; T = 500
     .venv/bin/python benchmarks/bench_sim.py --small            # a quick check (H = 64, B = 8, T = 50)
 
-Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--no-compile``
+Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--shape H,B,T``
+(repeatable: these shapes only), ``--no-compile``
 (skip ``torch.compile``), ``--out FILE`` (JSON lines; default: stdout only), ``--memory-shape H,B,T``.
 Peak memory, measured for each case in a fresh Python process at one shape (default the largest): on
 CUDA ``torch.cuda.max_memory_allocated`` over the first training step minus the memory allocated before
@@ -174,6 +175,9 @@ CASES: dict[str, Callable] = {
     "spikedyn_lif_filtered_bptt": spikedyn_bptt("auto", **EPROP_MODEL),
     "spikedyn_lif_filtered_eprop": spikedyn_eprop(**EPROP_MODEL),
     "spikedyn_alif": spikedyn_bptt("auto", neuron="alif"),
+    "spikedyn_alif_eprop": spikedyn_eprop(neuron="alif"),
+    "spikedyn_alif_filtered_bptt": spikedyn_bptt("auto", neuron="alif", **EPROP_MODEL),
+    "spikedyn_alif_filtered_eprop": spikedyn_eprop(neuron="alif", **EPROP_MODEL),
     "snntorch_rleaky": snntorch_rleaky(),
     "snntorch_rleaky_indexed": snntorch_rleaky(indexed=True),
     "norse_lif_recurrent": norse_lif_recurrent,
@@ -322,9 +326,13 @@ def table(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: torch's own default, one per core, ran up to 50x slower "
+                         "on the loaded shared machine)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    ap.add_argument("--shape", action="append", default=[],
+                    help="H,B,T to run (repeatable; default: the device's shapes, module doc)")
     ap.add_argument("--cases", default="", help="comma-separated subset of: " + ", ".join(CASES))
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile case")
     ap.add_argument("--small", action="store_true", help="one small shape (a quick check)")
@@ -348,6 +356,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_compile:
         cases.pop("torch_lif_loop_compiled", None)
     shapes = SMALL_SHAPES if args.small else GPU_SHAPES if dev.type == "cuda" else CPU_SHAPES
+    if args.shape:
+        try:
+            shapes = [tuple(int(v) for v in spec.split(",")) for spec in args.shape]
+        except ValueError:
+            sys.exit(f"--shape takes H,B,T (three integers), got {args.shape}")
+        if any(len(sh) != 3 or min(sh) < 1 for sh in shapes):
+            sys.exit(f"--shape takes H,B,T (three positive integers), got {args.shape}")
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
     command = " ".join([".venv/bin/python benchmarks/bench_sim.py", *(argv or sys.argv[1:])])

@@ -105,15 +105,23 @@ def test_sparse_and_dense_gradients_agree_at_a_low_firing_rate_in_float32():
 
 
 # -- e-prop: the factorised LIF traces, over several chunks ----------------------------------------------
+_ALIF = dict(neuron="alif", tau_adapt=50.0, beta_adapt=0.4)
+
+
 @pytest.mark.parametrize("kw", [dict(tau_out=20.0, refractory=2.0), dict(tau_out=0.0, du=0.3),
-                                dict(tau_out=5.0, substeps=2, dt=2.0)])  # fmt: skip
-@pytest.mark.parametrize("chunk", [1, 4, 7])
-def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk):
+                                dict(tau_out=5.0, substeps=2, dt=2.0),
+                                # ALIF: the adaptation trace eps_a carried across chunk boundaries
+                                dict(_ALIF, tau_out=20.0, refractory=2.0), dict(_ALIF, tau_out=0.0, du=0.3),
+                                dict(_ALIF, n_adaptive=5, tau_out=5.0, substeps=2, dt=2.0, refractory=2.0),
+                                ])  # fmt: skip
+@pytest.mark.parametrize(("chunk", "regularised"), [(1, False), (4, False), (7, False), (7, True)])
+def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk, regularised):
     from spikedyn.learning.eprop import eprop_rollout
     from spikedyn.learning.losses import task_loss
+    from spikedyn.learning.regularizers import FiringRateRegularizer
 
     torch.manual_seed(2)
-    m = SpikingRNN(3, 12, 2, neuron="lif", v_th=0.5, surrogate="triangle", self_connections=False, **kw).double()
+    m = SpikingRNN(3, 12, 2, v_th=0.5, surrogate="triangle", self_connections=False, **{"neuron": "lif", **kw}).double()
     with torch.no_grad():
         m.W_rec.mul_(3.0)
         m.b.fill_(0.05)
@@ -121,13 +129,14 @@ def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chun
     u = 2.0 * torch.randn(23, 4, 3, generator=g, dtype=torch.float64)
     target = torch.randn(23, 4, 2, generator=g, dtype=torch.float64)
     mask = (torch.rand(23, 4, 2, generator=g) > 0.3).double()
-    mask[:3] = 0.0
-    y = m(u, state=m.init_state(4), detach_recurrent=True).y  # the plain loop under autograd
-    ref = task_loss(y, target, mask, "mse")
+    mask[:3] = 0.0  # the first chunks are not seen by the loss (only their traces move on)
+    reg = FiringRateRegularizer(strength=5.0, target=30.0) if regularised else None
+    out = m(u, state=m.init_state(4), detach_recurrent=True)  # the plain loop under autograd
+    ref = task_loss(out.y, target, mask, "mse") + (reg.loss(m, out.r) if reg else 0.0)
     params = dict(m.named_parameters())
     g_ref = dict(zip(params, torch.autograd.grad(ref, list(params.values()))))
     with torch.no_grad():
-        value, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=chunk)
+        value, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), reg, chunk=chunk)
     torch.testing.assert_close(value, ref.detach(), rtol=1e-12, atol=0)
     for name, a in g_ref.items():
         assert float(a.norm()) > 0
