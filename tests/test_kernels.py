@@ -201,3 +201,35 @@ def test_fused_kernel_on_the_gpu_equals_the_cpu_in_float64(kw):
     assert torch.equal(out["cpu"][0], out["cuda"][0])
     for a, b in zip(out["cpu"][1], out["cuda"][1]):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
+
+
+# -- benchmarks/sparse_threshold.py: the crossover it reports ---------------------------------------------
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sparse_threshold_reports_the_first_rate_at_which_sparse_loses(capsys):
+    """It used to report the last rate at which sparse won, even past a loss (a noisy win at 20% after a
+    loss at 10% read as "sparse wins up to 20%")."""
+    import json
+
+    bench = _benchmark("sparse_threshold")
+    got = bench.crossover([0.01, 0.05, 0.1, 0.2, 0.3], [True, True, False, True, False])
+    assert got == {"sparse_first_loses_at": 0.1, "sparse_wins_up_to": 0.05, "sparse_wins_again_at": [0.2]}
+    assert bench.crossover([0.01, 0.1], [False, True])["sparse_wins_up_to"] is None
+    assert bench.crossover([0.01, 0.1], [True, True])["sparse_first_loses_at"] is None
+    n = torch.get_num_threads()
+    try:
+        bench.main(["--hidden", "16", "--batch", "2", "--steps", "4", "--threads", "1"])
+    finally:
+        torch.set_num_threads(n)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == len(bench.RATES) + 1 and all(row["threads"] == 1 for row in lines[:-1])
+    assert set(lines[-1]["recurrence"]) == {"sparse_first_loses_at", "sparse_wins_up_to", "sparse_wins_again_at"}
