@@ -113,6 +113,9 @@ _ALIF = dict(neuron="alif", tau_adapt=50.0, beta_adapt=0.4)
                                 # ALIF: the adaptation trace eps_a carried across chunk boundaries
                                 dict(_ALIF, tau_out=20.0, refractory=2.0), dict(_ALIF, tau_out=0.0, du=0.3),
                                 dict(_ALIF, n_adaptive=5, tau_out=5.0, substeps=2, dt=2.0, refractory=2.0),
+                                # the zero reset: eps_v gated by each neuron's own spikes, carried per neuron
+                                dict(reset="zero", tau_out=20.0, refractory=2.0),
+                                dict(_ALIF, reset="zero", du=0.5, substeps=2, dt=2.0, tau_out=5.0),
                                 ])  # fmt: skip
 @pytest.mark.parametrize(("chunk", "regularised"), [(1, False), (4, False), (7, False), (7, True)])
 def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk, regularised):

@@ -33,8 +33,10 @@ of ``z_j(s)`` w.r.t. ``v_j(s) - A_j(s)`` (the model's surrogate; 0 on refractory
 ``Dvv = 1 - dv`` and ``Dva = 0`` for the subtractive reset with the reset detached (the model's
 default, e-prop's LIF); the zero reset gives ``Dvv = (1 - dv)(1 - z_j(s-1))`` and an undetached reset
 adds the reset's own surrogate path. With the subtractive detached reset ``eps_v`` depends on the
-presynaptic neuron only (``[B, P]``), for LIF and ALIF units alike; with the zero reset or an undetached
-reset (and with synaptic delays) the rollout steps the traces ``[N, B, P]`` substep by substep.
+presynaptic neuron only (``[B, P]``), for LIF and ALIF units alike. With the zero reset it is gated by each
+neuron's own spikes and carried per neuron, in chunks too (``_flush_gated``: the adjoint of the pair
+``(eps_v, eps_a)`` through each chunk). Only an undetached reset and synaptic delays make the rollout step
+``[N, B, P]`` traces substep by substep.
 
 Factorised LIF traces (subtractive detached reset, no adaptation): ``e_ji(s) = psi_j(s) eps_v_i(s)`` is
 an outer product, so nothing ``[N, B, P]`` is formed per substep. The substeps are taken in chunks of
@@ -91,11 +93,12 @@ from .regularizers import as_regularizer, online_term
 from .rules import LearningRule, register_rule
 
 FEEDBACKS = ("symmetric", "random", "adaptive")
-# substeps per chunk of the factorised traces (module doc), LIF and ALIF: measured with benchmarks/eprop_chunk.py
-# (docs/benchmarks.md). ALIF's two batched GEMMs per chunk gain from longer chunks (64: 1.27x faster than 32);
-# LIF gains 10% at 64 but its chunk buffers then double e-prop's extra memory, so it keeps 32.
+# substeps per chunk of the factorised traces (module doc), measured with benchmarks/eprop_chunk.py
+# (docs/benchmarks.md). Traces carried per neuron (ALIF's eps_a, the zero reset's eps_v: a batched GEMM each per
+# chunk) gain from longer chunks (ALIF, 64: 1.27x faster than 32); the subtractive LIF gains 10% at 64 but its
+# chunk buffers then double e-prop's extra memory, so it keeps 32.
 TRACE_CHUNK = 32
-TRACE_CHUNK_ALIF = 64
+TRACE_CHUNK_CARRIED = 64
 FEEDBACK_SCALES = ("w_out", "murray2019")
 
 
@@ -415,6 +418,87 @@ def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Ten
     A.mul_(on_a[F][:, :, None]).baddbmm_(nu[F].permute(1, 2, 0), per_trial)
 
 
+def _flush_gated(G: Tensor, E: Tensor | None, V: Tensor, A: Tensor | None, d: Tensor, D: Tensor, psi: Tensor,
+                 psi_prev: Tensor, L: Tensor | None, kappa: float, rho: float, beta: Tensor,
+                 reg: Tensor | None) -> None:
+    """``_flush_adaptive`` for traces whose ``eps_v`` depends on the postsynaptic neuron through its own
+    leak, ``eps_v_ji(c) = D_j(c) eps_v_ji(c-1) + d_i(c)`` (the zero reset: ``D = (1 - dv)(1 - z_j(c-1))``),
+    with or without adaptation (``A`` None: LIF). Carries ``V = eps_v``, ``A = eps_a`` and ``E = ebar``
+    ``[B, N, P]`` from the previous chunk's last substep to this chunk's, in place. ``d [C, B, P]``: the shared
+    drive (presynaptic signals or synaptic current); ``D, psi [C, B, N]``; ``L`` as ``_flush_adaptive``.
+
+    The adjoint of the pair ``(eps_v, eps_a)`` runs backwards through the chunk on ``[B, N]`` tensors:
+    ``mu_v(c) = om_v(c) + D(c+1) mu_v(c+1) + psi(c) mu_a(c+1)``, ``mu_a(c) = om_a(c) + g(c) mu_a(c+1)``, with
+    ``om_v = W psi``, ``om_a = -beta W psi`` for a functional ``sum_c W(c) e(c)`` and a unit ``om`` at the last
+    substep for the carried traces; then ``F = sum_c mu_v(c) (x) d(c) + (D(0) mu_v(0) + psi(-1) mu_a(0)) V(-1)
+    + g(-1) mu_a(0) A(-1)`` (exact algebra)."""
+    C, Bsz, N = psi.shape
+    weights: dict[str, Tensor | None] = {}
+    Lrev0 = None
+    if L is not None:
+        if E is not None:
+            Lrev = _reverse_filter(L, kappa)
+            Lrev0 = Lrev[0].clone()
+            weights["G"] = Lrev.mul_(1.0 - kappa)
+        else:
+            weights["G"] = L
+    if E is not None:
+        powers = ((1.0 - kappa) * kappa ** torch.arange(C - 1, -1, -1, dtype=torch.float64)).to(psi)
+        weights["E"] = powers[:, None, None]
+    if reg is not None:
+        weights["R"] = None
+    F = len(weights)
+    picks = ["V", "A"] if A is not None else ["V"]
+    n = F + len(picks)
+    om = psi.new_empty(n, C, Bsz, N)  # om_v; om_a = -beta om_v for the e-functionals
+    for f, W in enumerate(weights.values()):
+        om[f].copy_(psi) if W is None else torch.mul(W, psi, out=om[f])
+    om[F:].zero_()
+    om[F, C - 1] = 1.0  # the pick of eps_v(C - 1); the pick of eps_a enters through mu_a below
+    mu_v = psi.new_empty(n, C, Bsz, N)
+    mu_v[:, C - 1] = om[:, C - 1]
+    if A is not None:
+        g = psi * -beta + rho
+        om_a = om * -beta
+        om_a[F:].zero_()
+        om_a[F + 1, C - 1] = 1.0
+        mu_a = psi.new_empty(n, C, Bsz, N)
+        mu_a[:, C - 1] = om_a[:, C - 1]
+        for c in range(C - 2, -1, -1):
+            torch.addcmul(om_a[:, c], g[c], mu_a[:, c + 1], out=mu_a[:, c])
+            torch.addcmul(om[:, c], D[c + 1], mu_v[:, c + 1], out=mu_v[:, c]).addcmul_(psi[c], mu_a[:, c + 1])
+        on_v = (D[0] * mu_v[:, 0]).addcmul_(psi_prev, mu_a[:, 0])
+        on_a = mu_a[:, 0] * (psi_prev * -beta + rho)
+    else:
+        for c in range(C - 2, -1, -1):
+            torch.addcmul(om[:, c], D[c + 1], mu_v[:, c + 1], out=mu_v[:, c])
+        on_v, on_a = D[0] * mu_v[:, 0], None
+    P = d.shape[-1]
+    rows, per_trial = d.reshape(-1, P), d.transpose(0, 1)  # [C B, P] and [B, C, P]
+    idx = {name: f for f, name in enumerate([*weights, *picks])}
+
+    def carried(f: int) -> Tensor:  # sum_b of the carried traces' share in functional f, [N, P]
+        out = torch.einsum("bj,bji->ji", on_v[f], V)
+        return out if A is None else out.add_(torch.einsum("bj,bji->ji", on_a[f], A))
+
+    for name, out in (("G", G), ("R", reg)):
+        if name in idx:
+            out.addmm_(mu_v[idx[name]].reshape(-1, N).T, rows).add_(carried(idx[name]))
+    if Lrev0 is not None:
+        G.add_(torch.einsum("bj,bji->ji", Lrev0, E), alpha=kappa)
+    if E is not None:
+        f = idx["E"]
+        E.mul_(kappa**C).addcmul_(V, on_v[f][:, :, None])
+        if A is not None:
+            E.addcmul_(A, on_a[f][:, :, None])
+        E.baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
+    if A is not None:  # before V moves on: the new eps_a reads the old eps_v
+        f = idx["A"]
+        A.mul_(on_a[f][:, :, None]).addcmul_(V, on_v[f][:, :, None]).baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
+    f = idx["V"]
+    V.mul_(on_v[f][:, :, None]).baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
+
+
 def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
     """``out[c] = keep out[c-1] + d[c]`` with ``out[-1] = prev``, for ``d [C, ...]``, as one GEMM with the
     lower-triangular Toeplitz matrix of the powers ``keep^(c - c')`` (exact algebra)."""
@@ -428,10 +512,11 @@ def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
 
 def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
                    chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """Factorised LIF / ALIF e-prop (subtractive detached reset) on the fused kernel's forward loop
+    """Chunked LIF / ALIF e-prop (detached subtractive or zero reset) on the fused kernel's forward loop
     (``models/fused.forward_substeps``), one chunk of input steps at a time: the chunk's spikes, ``x = v - A``
     and refractory masks come from the forward, then every trace of the chunk is computed at once
-    (``_leaky_filter``; ``_flush_factorised`` for LIF, ``_flush_adaptive`` for ALIF)."""
+    (``_leaky_filter``; ``_flush_factorised`` for LIF, ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the
+    zero reset)."""
     from ..models.fused import forward_substeps, zero_carry
 
     p, K = model.params, model.substeps
@@ -440,12 +525,14 @@ def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, k
     W_in, W_out, b_out = model.W_in, model.W_out, model.b_out
     W_rec, b, beta, path = model.W_rec_eff, model.b, model.beta.to(u), getattr(model, "spike_path", "auto")
     adaptive = p.adaptive and bool((beta != 0).any())
+    gated = p.reset == "zero"  # eps_v gated by each neuron's own spikes: carried [B, N, P] (_flush_gated)
     kappa, keep = p.kappa, 1.0 - p.dv
     norm = loss_normaliser(mask, kind)
     active = _active_steps(mask)
     Ct = max(1, int(chunk) // K)  # input steps per chunk
     carry = zero_carry(u.new_zeros(Bsz, N))
     eps_v, eps_u = u.new_zeros(Bsz, P), u.new_zeros(Bsz, P)
+    V = u.new_zeros(Bsz, N, P) if gated else None  # eps_v per neuron at the last substep of the previous chunk
     E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
     A = u.new_zeros(Bsz, N, P) if adaptive else None  # eps_a at the last substep of the previous chunk
     psi_prev = u.new_zeros(Bsz, N)
@@ -470,14 +557,15 @@ def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, k
             drive = _leaky_filter(pre, 1.0 - p.du, eps_u)
             drive[:, :, -1] = 1.0
             eps_u = drive[-1].clone()
-        eps = _leaky_filter(drive, keep, eps_v)
-        ev_prev, eps_v = eps_v, eps[-1].clone()
+        if not gated:
+            eps = _leaky_filter(drive, keep, eps_v)
+            ev_prev, eps_v = eps_v, eps[-1].clone()
         psi = pseudo_derivative(torch.stack(out.xs), p.surrogate, p.slope, p.v_th)
         if out.refr is not None:
             psi.masked_fill_(out.refr, 0.0)
-        if reg_term is not None and not adaptive:  # the chunk's substeps and trials at once (sums over both)
+        if reg_term is not None and not (adaptive or gated):  # the chunk's substeps and trials at once
             reg_term.add_spiking(zs.reshape(-1, N), psi.reshape(-1, N), eps.reshape(-1, P), None, beta)
-        elif reg_term is not None:  # its sum_(b, s) e_ji goes through the ALIF flush below
+        elif reg_term is not None:  # its sum_(b, s) e_ji goes through the flush below
             reg_term.activity += zs.reshape(-1, N).sum(0)
         # the loss sees y at the last substep of each input step
         rbar = out.rbar
@@ -493,9 +581,13 @@ def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, k
         elif seen:
             L = u.new_zeros(S_c, Bsz, N)
             L[K - 1 :: K] = err @ B_fb
-        if adaptive:
-            _flush_adaptive(G, E, A, eps, psi, psi_prev, ev_prev, L, kappa, p.rho, beta,
-                            None if reg_term is None else reg_term.deriv)  # fmt: skip
+        reg_deriv = None if reg_term is None else reg_term.deriv
+        if gated:  # D(s) = (1 - dv)(1 - z(s - 1))
+            D = torch.sub(1.0, pre[:, :, I : I + N]).mul_(keep)
+            _flush_gated(G, E, V, A, drive, D, psi, psi_prev, L, kappa, p.rho, beta, reg_deriv)
+            psi_prev = psi[-1]
+        elif adaptive:
+            _flush_adaptive(G, E, A, eps, psi, psi_prev, ev_prev, L, kappa, p.rho, beta, reg_deriv)
             psi_prev = psi[-1]
         else:
             _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa, seen)
@@ -518,7 +610,8 @@ def eprop_rollout(
     chunk: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc). ``chunk``:
-    substeps per chunk of the factorised LIF/ALIF traces (None: ``TRACE_CHUNK`` / ``TRACE_CHUNK_ALIF``)."""
+    substeps per chunk of the factorised LIF/ALIF traces (None: ``TRACE_CHUNK``, or ``TRACE_CHUNK_CARRIED``
+    for ALIF and the zero reset)."""
     p = model.params
     T, Bsz, I = u.shape
     N, P = model.n_hidden, model.n_in + model.n_hidden + 1
@@ -528,8 +621,8 @@ def eprop_rollout(
     v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
     factorised = not v_post and not adaptive  # e_ji = psi_j eps_i (module doc)
     if chunk is None:
-        chunk = TRACE_CHUNK_ALIF if adaptive else TRACE_CHUNK
-    if not v_post and fused_supported(model):  # shared eps_v: LIF and ALIF in chunks (module doc)
+        chunk = TRACE_CHUNK_CARRIED if adaptive or p.reset == "zero" else TRACE_CHUNK
+    if fused_supported(model) and (not v_post or p.reset == "zero"):  # LIF and ALIF in chunks (module doc)
         return _eprop_chunked(model, u, target, mask, kind, B_fb, chunk, reg)
     kappa, dv = p.kappa, p.dv
     norm = loss_normaliser(mask, kind)
