@@ -1,5 +1,5 @@
 """Where the sparse-spike kernels beat the dense GEMMs: CPU time of the recurrence ``z @ W^T`` of one
-substep and of ``dW = du^T z`` over a whole rollout, dense vs sparse, at firing rates from 0.5% to 30%.
+substep and of ``dW = du^T z`` over a whole rollout, dense vs sparse, at firing rates from 0.1% to 30%.
 The crossovers set ``SPARSE_RATE`` / ``SPARSE_DW_RATE`` in ``spikedyn/models/kernels.py``.
 
     .venv/bin/python benchmarks/sparse_threshold.py [--hidden 256] [--batch 32] [--steps 500] [--threads 1]
@@ -20,7 +20,7 @@ import torch
 
 from spikedyn.models import kernels as K
 
-RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
+RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
 
 
 def cpu_time(fn, reps: int) -> float:
