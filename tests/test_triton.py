@@ -247,3 +247,36 @@ def test_compiled_kernels_on_the_gpu_equal_the_map_in_float64(name):
     assert torch.equal(r.cpu(), r_ref)
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+
+
+def test_kernels_compile_for_an_h100_without_a_gpu():
+    """Triton's compiler lowers every kernel family to an sm_90 cubin here (the interpreter above runs the
+    kernels but neither type-checks nor lowers them): what a GPU machine would compile first."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "triton_compile.py"), "90"], capture_output=True,
+                          text=True, cwd=ROOT, env={**env, "TRITON_DEFAULT_FP_FUSION": "0"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 6 and all(r["cubin_bytes"] > 10_000 for r in rows)
+
+
+def test_gpu_cases_of_the_benchmark_run_on_the_cpu(tmp_path):
+    """The names gpu_all.sh passes exist in bench_sim.py, and its GPU-only cases build and step here."""
+    import json
+    import re
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_sim
+
+    names = re.search(r"^cases=(\S+)$", (ROOT / "benchmarks" / "gpu_all.sh").read_text(), re.M).group(1)
+    assert set(names.split(",")) <= set(bench_sim.CASES)
+    out = tmp_path / "b.jsonl"
+    bench_sim.main(["--small", "--rounds", "1", "--cases", ",".join(bench_sim.GPU_CASES), "--out", str(out),
+                    "--memory-shape", "0,0,0"])  # no peak-memory subprocesses
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["triton_kernels"] is False
+    assert {r["case"] for r in rows[1:]} == set(bench_sim.GPU_CASES)

@@ -28,7 +28,9 @@ float64, a leading member axis (``Population``). Everything ``fused_supported`` 
 Floating point: the neuron update is the map's operations in the map's order (``neuron.neuron_update``);
 only the recurrence's summation order is ``tl.dot``'s, so the spikes equal the map's where that order
 does not move a membrane across the threshold (identical on the tests' shapes under the interpreter). In
-float32 the dot runs in IEEE float32 (``input_precision="ieee"``; TF32 would round ``W`` to 10 bits).
+float32 the dot runs in IEEE float32 (``input_precision="ieee"``; TF32 would round ``W`` to 10 bits), and
+the kernels are compiled without contracting ``a * b + c`` into fused multiply-adds
+(``enable_fp_fusion=False``), so each operation rounds as torch's separate operations do.
 """
 from __future__ import annotations
 
@@ -314,7 +316,7 @@ class TritonSpikingBPTT(torch.autograd.Function):
         launcher(_spiking_forward, I4)[grid](
             I4, W3, b2, beta2, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, T, E, B, N, int(p.n_ref),
             K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=_precision(dt))
+            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=_precision(dt), enable_fp_fusion=False)
         ctx.save_for_backward(X, Z, REFR, W3, beta2, C)
         ctx.p, ctx.K, ctx.truncated, ctx.batched, ctx.b_shape = p, K, truncated, batched, b.shape
         ctx.tiles = (BN, resident)
@@ -351,7 +353,7 @@ class TritonSpikingBPTT(torch.autograd.Function):
             K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
             SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
             TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
-            PREC=_precision(dt))
+            PREC=_precision(dt), enable_fp_fusion=False)
         d_iext = DI if ctx.batched else DI[:, 0]
         dW = None
         if ctx.needs_input_grad[1]:

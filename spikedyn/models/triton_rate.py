@@ -162,7 +162,7 @@ class TritonRateBPTT(torch.autograd.Function):
         grid = (E, triton.cdiv(B, BB))
         launcher(_rate_forward, dc)[grid](x0c, dc, xic, Wc, X, T, E, B, N, a, BB=BB, BN=BN,
                                           ACT=ACT_CODE[activation], HAS_NOISE=xi is not None,
-                                          W_RESIDENT=resident, PREC="ieee")
+                                          W_RESIDENT=resident, PREC="ieee", enable_fp_fusion=False)
         ctx.save_for_backward(x0c, X, Wc, a)
         ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, (BN, resident)
         return X
@@ -177,7 +177,7 @@ class TritonRateBPTT(torch.autograd.Function):
         grid = (E, triton.cdiv(B, BB))
         launcher(_rate_backward, X)[grid](X, g.contiguous(), W, LAM, T, E, B, N, a, BB=BB, BN=BN,
                                           ACT=ACT_CODE[ctx.activation], TRUNC=bool(ctx.truncated),
-                                          W_RESIDENT=resident, PREC="ieee")
+                                          W_RESIDENT=resident, PREC="ieee", enable_fp_fusion=False)
         lam0 = LAM[0]
         dx0 = dW = None
         if ctx.needs_input_grad[0]:
