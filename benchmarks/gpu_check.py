@@ -1,6 +1,8 @@
 """The Triton kernels against their references on a CUDA GPU, at the issue's shapes: one JSON line per check.
 
     .venv/bin/python benchmarks/gpu_check.py --out runs/gpu/check.jsonl [--T 100] [--checks lif,alif]
+    TRITON_INTERPRET=1 .venv/bin/python benchmarks/gpu_check.py --device cpu --sizes 32 --batch 8 --T 30 --out F
+        (the same checks on the CPU, the kernels in Triton's interpreter: tiny sizes only)
 
 Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled), B = 128, I = 64:
 
@@ -13,12 +15,14 @@ Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled
 - ``storage_rel_err``: the same error of float16 / bfloat16 storage of the membrane distance against
   float32 storage (the issue asks <= 1e-3).
 
-Exit code 2 without a CUDA device. ``benchmarks/gpu_all.sh`` runs this and ``bench_sim.py --device cuda``.
+Exit code 2 without a CUDA device (``--device cpu`` without ``TRITON_INTERPRET=1``).
+``benchmarks/gpu_all.sh`` runs this and ``bench_sim.py --device cuda``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -66,7 +70,8 @@ def _grads(model, u: torch.Tensor, mode: str, loop: bool = False, storage: str |
     with use_triton(mode, storage=storage):
         out = model(u, **kw)
         grads = torch.autograd.grad(out.y.square().mean(), list(model.parameters()))
-    torch.cuda.synchronize()
+    if u.is_cuda:
+        torch.cuda.synchronize()
     return out.r.detach(), grads
 
 
@@ -74,12 +79,12 @@ def _rel(g, g_ref) -> float:
     return max(((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item() for a, b in zip(g, g_ref))
 
 
-def run_check(name: str, H: int, T: int, dev: torch.device) -> dict:
+def run_check(name: str, H: int, T: int, dev: torch.device, batch: int = BATCH) -> dict:
     make = CHECKS[name]
-    row: dict = {"check": name, "H": H, "B": BATCH, "T": T, "I": N_IN}
+    row: dict = {"check": name, "H": H, "B": batch, "T": T, "I": N_IN}
     t0 = time.perf_counter()
     torch.manual_seed(1)
-    u = 2.0 * torch.randn(T, BATCH, N_IN, device=dev)
+    u = 2.0 * torch.randn(T, batch, N_IN, device=dev)
     m32 = make(H, torch.float32, dev)
     if m32.kind != "rate":
         from spikedyn.models.fused import fused_rollout
@@ -114,24 +119,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--T", type=int, default=100, help="input steps per check (default 100)")
     ap.add_argument("--checks", default="", help="comma-separated subset of: " + ", ".join(CHECKS))
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="hidden sizes H (default 64,256,1024)")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"trials B (default {BATCH})")
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (needs TRITON_INTERPRET=1)")
     args = ap.parse_args(argv)
     names = args.checks.split(",") if args.checks else list(CHECKS)
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
         print(f"unknown check(s) {unknown}; choose from {list(CHECKS)}", file=sys.stderr)
         sys.exit(2)
-    if not torch.cuda.is_available():
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device is visible to torch (run it on a GPU machine)", file=sys.stderr)
+        sys.exit(2)
+    if dev.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        print("gpu_check --device cpu: set TRITON_INTERPRET=1 (Triton's interpreter runs the kernels)", file=sys.stderr)
         sys.exit(2)
     out = Path(args.out)
     if out.exists():
         print(f"gpu_check: {out} exists; give a new file", file=sys.stderr)
         sys.exit(2)
     out.parent.mkdir(parents=True, exist_ok=True)
-    dev = torch.device("cuda")
     import triton
 
-    head = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__, "triton": triton.__version__,
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU (Triton interpreter)"
+    head = {"device": device_name, "torch": torch.__version__, "triton": triton.__version__,
             "command": " ".join(["benchmarks/gpu_check.py", *(argv if argv is not None else sys.argv[1:])])}
     with out.open("w") as fh:
         fh.write(json.dumps(head) + "\n")
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             for H in (int(h) for h in args.sizes.split(",")):
                 try:
-                    row = run_check(name, H, args.T, dev)
+                    row = run_check(name, H, args.T, dev, args.batch)
                 except Exception as e:  # record the failure and go on with the other checks
                     row = {"check": name, "H": H, "error": f"{type(e).__name__}: {e}",
                            "traceback": traceback.format_exc()[-2000:]}
