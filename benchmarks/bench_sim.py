@@ -196,8 +196,8 @@ def spikedyn_rate():
     return make
 
 
-def triton_mode(mode: str, make: Callable) -> Callable:
-    """The case ``make`` with every step run under ``spikedyn.models.triton_support.use_triton(mode)``."""
+def triton_mode(mode: str, make: Callable, precision: str | None = None) -> Callable:
+    """The case ``make`` with every step run under ``spikedyn.models.triton_support.use_triton(mode, ...)``."""
 
     def wrapped(H, dev, x, y):
         from spikedyn.models.triton_support import use_triton
@@ -205,7 +205,7 @@ def triton_mode(mode: str, make: Callable) -> Callable:
         step = make(H, dev, x, y)
 
         def run() -> None:
-            with use_triton(mode):
+            with use_triton(mode, precision=precision):
                 step()
 
         return run
@@ -215,6 +215,8 @@ def triton_mode(mode: str, make: Callable) -> Callable:
 
 GPU_CASES: dict[str, Callable] = {
     "spikedyn_lif_torch_ops": triton_mode("off", spikedyn_bptt("auto")),
+    "spikedyn_lif_tf32x3": triton_mode("auto", spikedyn_bptt("auto"), "tf32x3"),
+    "spikedyn_alif_tf32x3": triton_mode("auto", spikedyn_bptt("auto", neuron="alif"), "tf32x3"),
     "spikedyn_alif_torch_ops": triton_mode("off", spikedyn_bptt("auto", neuron="alif")),
     "spikedyn_rate_leaky": spikedyn_rate(),
     "spikedyn_rate_leaky_torch_ops": triton_mode("off", spikedyn_rate()),

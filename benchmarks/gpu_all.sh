@@ -2,7 +2,8 @@
 # One-shot GPU measurement of issue 13 (about 5-8 min on one H100/H200), everything written under OUT_DIR:
 #   check.jsonl          benchmarks/gpu_check.py: the Triton kernels vs the neuron map / autograd on the GPU
 #   bench_sim_cuda.jsonl benchmarks/bench_sim.py --device cuda: one training step at H = 256 and 1024, B = 128,
-#                        T = 500 (I = 64): spikedyn's Triton LIF / ALIF / leaky rate kernels, the same models on
+#                        T = 500 (I = 64): spikedyn's Triton LIF / ALIF / leaky rate kernels (IEEE float32 and
+#                        TF32x3 products), the same models on
 #                        torch ops, snntorch RLeaky, norse LIFRecurrentCell, a plain torch LIF loop, its
 #                        torch.compile, cuDNN's nn.RNN; interleaved rounds, medians, peak memory
 #   bench_sim_cuda.md    the markdown table of bench_sim_cuda.jsonl
@@ -41,7 +42,7 @@ rc=0
 # 1. correctness on the GPU (the kernels compile here for the first time: a failure is recorded per check)
 timeout 120 "$PY" benchmarks/gpu_check.py --out "$out/check.jsonl" || { echo "gpu_check failed or timed out (rc $?)" >&2; rc=1; }
 # 2. the training-step benchmark, all cases interleaved per shape
-cases=spikedyn_lif,spikedyn_lif_torch_ops,spikedyn_alif,spikedyn_alif_torch_ops,spikedyn_rate_leaky,spikedyn_rate_leaky_torch_ops,snntorch_rleaky,norse_lif_recurrent,torch_lif_loop,torch_lif_loop_compiled,torch_rnn_tanh
+cases=spikedyn_lif,spikedyn_lif_tf32x3,spikedyn_lif_torch_ops,spikedyn_alif,spikedyn_alif_tf32x3,spikedyn_alif_torch_ops,spikedyn_rate_leaky,spikedyn_rate_leaky_torch_ops,snntorch_rleaky,norse_lif_recurrent,torch_lif_loop,torch_lif_loop_compiled,torch_rnn_tanh
 timeout 360 "$PY" benchmarks/bench_sim.py --device cuda --rounds 5 --cases "$cases" --out "$out/bench_sim_cuda.jsonl" \
   > "$out/bench_sim_cuda.log" 2>&1 || { echo "bench_sim failed or timed out (rc $?; see $out/bench_sim_cuda.log)" >&2; rc=1; }
 [ -s "$out/bench_sim_cuda.jsonl" ] && "$PY" benchmarks/bench_sim.py --table "$out/bench_sim_cuda.jsonl" > "$out/bench_sim_cuda.md"

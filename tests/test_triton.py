@@ -199,6 +199,10 @@ def test_mode_knob_errors_are_one_line(monkeypatch):
     assert ts.triton_mode() == "off"
     with pytest.raises(ValueError, match="unknown storage"):
         ts.set_triton("on", storage="int4")
+    with pytest.raises(ValueError, match="unknown precision"):
+        ts.set_triton("on", precision="fp8")
+    monkeypatch.setenv("SPIKEDYN_TRITON_PRECISION", "tf32x3")
+    assert ts.triton_precision() == "tf32x3"
     monkeypatch.setattr(ts, "triton_available", lambda: False)
     with ts.use_triton("on"), pytest.raises(RuntimeError, match="pip install triton"):
         ts.wants_triton(torch.zeros(1))
@@ -235,6 +239,26 @@ def test_gpu_check_refuses_without_cuda_and_lists_its_checks():
         assert exc.value.code == 2
 
 
+@needs_interpreter
+def test_gpu_check_runs_its_checks_on_the_cpu(tmp_path, monkeypatch):
+    """The GPU script's own code path, on the CPU under the interpreter at a tiny size (what the GPU run
+    executes unchanged at the issue's sizes)."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    out = tmp_path / "check.jsonl"
+    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky", "--sizes", "16", "--batch", "4", "--T", "8",
+                    "--out", str(out)])
+    head, lif, rate = (json.loads(line) for line in out.read_text().splitlines())
+    assert head["device"] == "CPU (Triton interpreter)" and "error" not in lif and "error" not in rate
+    assert lif["spike_agreement_fp32"] == 1.0 and lif["grad_rel_err_fp64"] < 1e-10
+    assert lif["storage_rel_err"]["float16"] < 1e-3 and lif["tf32x3"]["count_agreement"] == 1.0
+    assert rate["grad_rel_err_fp64"] < 1e-10
+
+
 # -- on a GPU: the compiled kernels --------------------------------------------------------------------------
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch (GPU test)")
@@ -261,7 +285,7 @@ def test_kernels_compile_for_an_h100_without_a_gpu():
     import json
 
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == 6 and all(r["cubin_bytes"] > 10_000 for r in rows)
+    assert len(rows) == 7 and all(r["cubin_bytes"] > 10_000 for r in rows)
 
 
 def test_gpu_cases_of_the_benchmark_run_on_the_cpu(tmp_path):

@@ -42,6 +42,7 @@ def spiking(resident: bool, **kw) -> dict:
 F16_X = {"X": "*fp16"}  # the half-precision storage of the membrane distance
 KERNELS = [
     ("spiking_forward_tiled_fp32_f16storage", triton_lif._spiking_forward, spiking(False), "fp32", F16_X),
+    ("spiking_forward_tiled_tf32x3", triton_lif._spiking_forward, spiking(False, PREC="tf32x3"), "fp32", {}),
     ("spiking_forward_resident_fp64", triton_lif._spiking_forward, spiking(True, RESET=0, K=1), "fp64", {}),
     ("spiking_backward_tiled_fp32_f16storage", triton_lif._spiking_backward,
      spiking(False, HAS_GR=True, HAS_GC=True, TRUNC=False, SURR=0), "fp32", F16_X),

@@ -28,7 +28,8 @@ float64, a leading member axis (``Population``). Everything ``fused_supported`` 
 Floating point: the neuron update is the map's operations in the map's order (``neuron.neuron_update``);
 only the recurrence's summation order is ``tl.dot``'s, so the spikes equal the map's where that order
 does not move a membrane across the threshold (identical on the tests' shapes under the interpreter). In
-float32 the dot runs in IEEE float32 (``input_precision="ieee"``; TF32 would round ``W`` to 10 bits), and
+float32 the dot runs in IEEE float32 by default (``input_precision="ieee"``; TF32 would round ``W`` to 10
+bits; ``SPIKEDYN_TRITON_PRECISION=tf32x3`` trades the last bits for tensor cores, ``triton_support``), and
 the kernels are compiled without contracting ``a * b + c`` into fused multiply-adds
 (``enable_fp_fusion=False``), so each operation rounds as torch's separate operations do.
 """
@@ -280,7 +281,10 @@ def _tiles(N: int, block_n: int | None) -> tuple[int, bool]:
 
 
 def _precision(dtype: torch.dtype) -> str:
-    return "ieee"  # float32: IEEE (not TF32); float64: the only choice
+    """``tl.dot``'s input precision: float64 is IEEE; float32 as ``triton_precision()`` (default IEEE)."""
+    from .triton_support import triton_precision
+
+    return "ieee" if dtype == torch.float64 else triton_precision()
 
 
 def _per_member(t: Tensor, E: int, N: int) -> Tensor:
@@ -304,6 +308,7 @@ class TritonSpikingBPTT(torch.autograd.Function):
         dt, dev = I4.dtype, I4.device
         x_dtype = dt if dt == torch.float64 else STORAGE[storage]
         BN, resident = _tiles(N, block_n)
+        prec = _precision(dt)
         C = _constants(p, I4)
         b2, beta2 = _per_member(b, E, N), _per_member(beta, E, N)
         X = torch.empty((S, E, B, N), dtype=x_dtype, device=dev)
@@ -316,10 +321,10 @@ class TritonSpikingBPTT(torch.autograd.Function):
         launcher(_spiking_forward, I4)[grid](
             I4, W3, b2, beta2, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, T, E, B, N, int(p.n_ref),
             K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=_precision(dt), enable_fp_fusion=False)
+            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
         ctx.save_for_backward(X, Z, REFR, W3, beta2, C)
         ctx.p, ctx.K, ctx.truncated, ctx.batched, ctx.b_shape = p, K, truncated, batched, b.shape
-        ctx.tiles = (BN, resident)
+        ctx.tiles = (BN, resident, prec)
         ctx.set_materialize_grads(False)
 
         def out(t: Tensor) -> Tensor:
@@ -346,14 +351,14 @@ class TritonSpikingBPTT(torch.autograd.Function):
         DU = torch.empty((S, E, B, N), dtype=dt, device=dev)
         DI = torch.empty((T, E, B, N), dtype=dt, device=dev) if K > 1 else DU
         DB, DV, DA, DR = (torch.zeros((E, B, N), dtype=dt, device=dev) for _ in range(4))
-        BN, resident = ctx.tiles
+        BN, resident, prec = ctx.tiles
         grid = (E, triton.cdiv(B, BB))
         launcher(_spiking_backward, DU)[grid](
             X, Z, REFR, W3, beta2, C, GR, GC, DU, DI, DB, DV, DA, DR, T, E, B, N,
             K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
             SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
             TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
-            PREC=_precision(dt), enable_fp_fusion=False)
+            PREC=prec, enable_fp_fusion=False)
         d_iext = DI if ctx.batched else DI[:, 0]
         dW = None
         if ctx.needs_input_grad[1]:

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_lif import BB, _tiles
+from .triton_lif import BB, _precision, _tiles
 from .triton_support import launcher
 
 ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
@@ -159,12 +159,13 @@ class TritonRateBPTT(torch.autograd.Function):
         X = torch.empty((T, E, B, N), dtype=dt, device=d.device)
         a = torch.tensor([alpha], dtype=dt, device=d.device)
         BN, resident = _tiles(N, block_n)
+        prec = _precision(dt)
         grid = (E, triton.cdiv(B, BB))
         launcher(_rate_forward, dc)[grid](x0c, dc, xic, Wc, X, T, E, B, N, a, BB=BB, BN=BN,
                                           ACT=ACT_CODE[activation], HAS_NOISE=xi is not None,
-                                          W_RESIDENT=resident, PREC="ieee", enable_fp_fusion=False)
+                                          W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
         ctx.save_for_backward(x0c, X, Wc, a)
-        ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, (BN, resident)
+        ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, (BN, resident, prec)
         return X
 
     @staticmethod
@@ -173,11 +174,11 @@ class TritonRateBPTT(torch.autograd.Function):
         T, E, B, N = X.shape
         alpha = ctx.alpha
         LAM = torch.empty_like(X)
-        BN, resident = ctx.tiles
+        BN, resident, prec = ctx.tiles
         grid = (E, triton.cdiv(B, BB))
         launcher(_rate_backward, X)[grid](X, g.contiguous(), W, LAM, T, E, B, N, a, BB=BB, BN=BN,
                                           ACT=ACT_CODE[ctx.activation], TRUNC=bool(ctx.truncated),
-                                          W_RESIDENT=resident, PREC="ieee", enable_fp_fusion=False)
+                                          W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
         lam0 = LAM[0]
         dx0 = dW = None
         if ctx.needs_input_grad[0]:

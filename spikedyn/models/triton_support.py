@@ -13,6 +13,11 @@ The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``wi
 stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
 ``"bfloat16"`` (float64 models always store float64).
 
+``SPIKEDYN_TRITON_PRECISION`` / ``set_triton(mode, precision=...)``: how ``tl.dot`` multiplies float32 in the
+recurrence, ``"ieee"`` (default: float32 FMAs), ``"tf32x3"`` (three TF32 tensor-core products, close to
+float32: the spikes are exact in TF32, so only ``W``'s split loses bits) or ``"tf32"`` (one product; ``W``
+rounded to 10 mantissa bits). float64 is always IEEE.
+
 A kernel is written as a plain Python function in Triton's language and decorated with ``triton.jit`` on
 first use. CPU tensors need Triton's interpreter, which Triton selects only when ``TRITON_INTERPRET=1`` is
 in the environment before ``triton`` is imported (its own library functions are decorated at import):
@@ -30,8 +35,10 @@ import torch
 
 MODES = ("auto", "on", "off")
 STORAGES = ("float32", "float16", "bfloat16")
+PRECISIONS = ("ieee", "tf32x3", "tf32")
 _mode: str | None = None  # None: read SPIKEDYN_TRITON
 _storage: str | None = None  # None: read SPIKEDYN_TRITON_STORAGE
+_precision: str | None = None  # None: read SPIKEDYN_TRITON_PRECISION
 
 
 def triton_mode() -> str:
@@ -50,21 +57,33 @@ def triton_storage() -> str:
     return name
 
 
-def set_triton(mode: str | None, storage: str | None = None) -> None:
-    """Set the mode (and the storage dtype) for this process; ``None``: back to the environment / default."""
-    global _mode, _storage
+def triton_precision() -> str:
+    """The float32 product of the kernels' ``tl.dot`` (module doc)."""
+    name = (_precision if _precision is not None
+            else os.environ.get("SPIKEDYN_TRITON_PRECISION", "ieee").strip().lower())
+    if name not in PRECISIONS:
+        raise ValueError(f"SPIKEDYN_TRITON_PRECISION={name!r}: choose one of {list(PRECISIONS)}")
+    return name
+
+
+def set_triton(mode: str | None, storage: str | None = None, precision: str | None = None) -> None:
+    """Set the mode, the storage dtype and the float32 dot precision for this process (module doc);
+    ``None``: back to the environment / default."""
+    global _mode, _storage, _precision
     if mode is not None and mode not in MODES:
         raise ValueError(f"unknown Triton mode {mode!r}; choose one of {list(MODES)}")
     if storage is not None and storage not in STORAGES:
         raise ValueError(f"unknown storage {storage!r}; choose one of {list(STORAGES)}")
-    _mode, _storage = mode, storage
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    _mode, _storage, _precision = mode, storage, precision
 
 
 @contextlib.contextmanager
-def use_triton(mode: str, storage: str | None = None) -> Iterator[None]:
+def use_triton(mode: str, storage: str | None = None, precision: str | None = None) -> Iterator[None]:
     """``with use_triton("on"):`` ... (restores the previous settings afterwards)."""
-    old = (_mode, _storage)
-    set_triton(mode, storage)
+    old = (_mode, _storage, _precision)
+    set_triton(mode, storage, precision)
     try:
         yield
     finally:
