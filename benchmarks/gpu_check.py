@@ -12,9 +12,9 @@ Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled
   identical up to the first differing step;
 - ``grad_rel_err_fp64``: max |g - g_ref| / max |g_ref| over every parameter's gradient, kernel vs autograd
   through the neuron map (spiking) or the step loop (rate), float64 on the GPU (the issue asks <= 1e-5);
-- ``storage_rel_err``: the same error of float16 / bfloat16 storage of the membrane distance against
+- ``storage_rel_err`` (LIF and ALIF): the same error of float16 / bfloat16 storage of the membrane distance against
   float32 storage (the issue asks <= 1e-3);
-- ``tf32x3``: spike agreement and gradient error of ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores)
+- ``tf32x3`` (LIF and ALIF): spike-count agreement and gradient error of ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores)
   against the default IEEE float32 products.
 
 Exit code 2 without a CUDA device (``--device cpu`` without ``TRITON_INTERPRET=1``).
@@ -35,6 +35,7 @@ import torch
 
 N_IN, BATCH = 64, 128
 SIZES = (64, 256, 1024)
+STORAGE_CHECKS = ("lif", "alif")  # where the storage and TF32x3 errors are measured (each is a compile)
 
 
 def _spiking(neuron: str, **kw) -> Callable:
@@ -101,13 +102,14 @@ def run_check(name: str, H: int, T: int, dev: torch.device, batch: int = BATCH) 
         row["spike_agreement_fp32"] = (counts == ref_counts).float().mean().item()
         row["identical_steps_fp32"] = int(same.int().cumprod(0).sum().item())
         row["firing_rate"] = (trains.mean() / m32.dt_sub * 1000.0).item()  # Hz
+    if name in STORAGE_CHECKS:
         grads = {}
         for storage in ("float32", "float16", "bfloat16"):
             _, grads[storage] = _grads(m32, u, "on", storage=storage)
+        r32, _ = _grads(m32, u, "on")
         row["storage_rel_err"] = {s: _rel(grads[s], grads["float32"]) for s in ("float16", "bfloat16")}
-        r_ieee, _ = _grads(m32, u, "on")
         r_tc, g_tc = _grads(m32, u, "on", precision="tf32x3")
-        row["tf32x3"] = {"count_agreement": (r_tc == r_ieee).float().mean().item(),
+        row["tf32x3"] = {"count_agreement": (r_tc == r32).float().mean().item(),
                          "grad_rel_err": _rel(g_tc, grads["float32"])}
     m64 = make(H, torch.float64, dev)
     u64 = u.double()

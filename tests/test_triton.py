@@ -304,3 +304,19 @@ def test_gpu_cases_of_the_benchmark_run_on_the_cpu(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["triton_kernels"] is False
     assert {r["case"] for r in rows[1:]} == set(bench_sim.GPU_CASES)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch (GPU test)")
+@pytest.mark.parametrize(("activation", "alpha", "noise"), RATE, ids=[a for a, *_ in RATE])
+def test_compiled_rate_kernels_on_the_gpu_equal_the_step_loop_in_float64(activation, alpha, noise):
+    torch.manual_seed(2)
+    m = RateRNN(4, 96, 2, alpha=alpha, activation=activation, noise_std=noise, gain=1.5).double().cuda()
+    u = torch.randn(20, 8, 4, dtype=torch.float64, device="cuda")
+    res = {}
+    for mode in ("auto", "off"):
+        with ts.use_triton(mode):
+            out = m(u, generator=torch.Generator(device="cuda").manual_seed(3))
+        res[mode] = torch.autograd.grad(out.y.square().sum(), list(m.parameters()))
+    for a, b in zip(res["auto"], res["off"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
