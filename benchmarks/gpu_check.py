@@ -12,10 +12,10 @@ Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled
   identical up to the first differing step;
 - ``grad_rel_err_fp64``: max |g - g_ref| / max |g_ref| over every parameter's gradient, kernel vs autograd
   through the neuron map (spiking) or the step loop (rate), float64 on the GPU (the issue asks <= 1e-5);
-- ``storage_rel_err`` (LIF and ALIF): the same error of float16 / bfloat16 storage of the membrane distance against
-  float32 storage (the issue asks <= 1e-3);
-- ``tf32x3`` (LIF and ALIF): spike-count agreement and gradient error of ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores)
-  against the default IEEE float32 products.
+- ``storage_rel_err`` (LIF and ALIF): the same error of float16 / bfloat16 storage of the membrane
+  distance against float32 storage (the issue asks <= 1e-3);
+- ``tf32x3`` (LIF and ALIF): spike-count agreement and gradient error of
+  ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores) against the default IEEE float32 products.
 
 Exit code 2 without a CUDA device (``--device cpu`` without ``TRITON_INTERPRET=1``).
 ``benchmarks/gpu_all.sh`` runs this and ``bench_sim.py --device cuda``.
