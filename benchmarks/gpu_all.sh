@@ -6,7 +6,7 @@
 #                        TF32x3 products), the same models on torch ops, snntorch RLeaky, norse
 #                        LIFRecurrentCell, a plain torch LIF loop, its torch.compile, cuDNN's nn.RNN;
 #                        interleaved rounds, medians, peak memory (+ bench_sim_cuda.md, its table; .log)
-#   pytest_cuda.log      the `cuda`-marked tests of tests/test_triton.py (compiled kernels vs the map)
+#   pytest_cuda.log      the `cuda`-marked tests of tests/test_triton.py and test_kernels.py
 #   env.txt              nvidia-smi, python / torch / triton versions
 #   population.json      with --population: benchmarks/population.py --members 1024 --device cuda (+ .log)
 # Usage: bash benchmarks/gpu_all.sh [--population] OUT_DIR     (OUT_DIR must not exist yet)
@@ -61,8 +61,8 @@ cases=spikedyn_lif,spikedyn_lif_tf32x3,spikedyn_lif_torch_ops,spikedyn_alif,spik
 timeout 290 "$PY" benchmarks/bench_sim.py --device cuda --rounds 5 --cases "$cases" --out "$out/bench_sim_cuda.jsonl" \
   > "$out/bench_sim_cuda.log" 2>&1 || { echo "bench_sim failed or timed out (rc $?; see $out/bench_sim_cuda.log)" >&2; rc=1; }
 [ -s "$out/bench_sim_cuda.jsonl" ] && "$PY" benchmarks/bench_sim.py --table "$out/bench_sim_cuda.jsonl" > "$out/bench_sim_cuda.md"
-# 3. the GPU tests (compiled kernels against the neuron map and the rate step loop, float64)
-timeout 50 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py > "$out/pytest_cuda.log" 2>&1 \
+# 3. the GPU tests (compiled kernels against the neuron map, the rate step loop and the CPU kernel, float64)
+timeout 50 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py tests/test_kernels.py > "$out/pytest_cuda.log" 2>&1 \
   || { echo "the cuda tests failed or timed out (rc $?; see $out/pytest_cuda.log)" >&2; rc=1; }
 # 4. optional (adds up to 2 min): a population of 1,024 CTRNNs vs one at a time (benchmarks/population.py)
 if [ "$population" -eq 1 ]; then
