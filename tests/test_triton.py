@@ -151,6 +151,24 @@ def test_rate_kernels_equal_autograd_through_the_step_loop_float64(activation, a
 
 
 @needs_interpreter
+@pytest.mark.parametrize("truncated", [False, True], ids=["bptt", "rflo_truncation"])
+def test_rate_kernels_gradient_of_a_given_initial_state(truncated):
+    """A state carried in from an earlier chunk (with gradient): d loss / d x0 as autograd's."""
+    from spikedyn.models.rate import RateState
+
+    torch.manual_seed(4)
+    m = RateRNN(4, 20, 2, alpha=0.3, activation="softplus").double()
+    u = torch.randn(6, 3, 4, dtype=torch.float64)
+    grads = {}
+    for mode in ("on", "off"):
+        x0 = torch.randn(3, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(5)).requires_grad_()
+        with ts.use_triton(mode):
+            out = m(u, state=RateState(x0), detach_recurrent=truncated)
+        (grads[mode],) = torch.autograd.grad(out.y.square().sum() + out.state.x.sum(), [x0])
+    torch.testing.assert_close(grads["on"], grads["off"], rtol=1e-10, atol=1e-12)
+
+
+@needs_interpreter
 def test_rate_kernels_member_axis_and_tiles_float32(monkeypatch):
     """Three members in the grid's member axis, N = 24 in two tiles of 16, float32: each member equals its
     own torch loop to float32 round-off."""
