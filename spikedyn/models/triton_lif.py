@@ -9,12 +9,13 @@ recursion; its module doc has them) written as persistent Triton programs that l
   between substeps);
 - per substep it walks over tiles of ``BN`` neurons, accumulating the recurrence ``z(s-1) @ W^T`` with
   ``tl.dot`` over tiles of the previous spikes (read back as bytes from the spike store). When one tile
-  holds all neurons (``N <= BN``), ``W^T`` is loaded once per program and stays in registers for the
-  whole rollout; otherwise its tiles are re-read every substep (from L2 on a GPU: 4 MiB at N = 1024);
+  holds all neurons (``N <= MAX_RESIDENT``), ``W^T`` is loaded once per program and stays in registers
+  for the whole rollout; otherwise its ``TILE x TILE`` tiles are re-read every substep (from L2 on a GPU:
+  4 MiB at N = 1024);
 - it stores only what the backward needs: the spikes and not-refractory masks as ``int8`` and the
   membrane distance to threshold ``x = v - A`` in the compute dtype, or in ``float16`` / ``bfloat16``
-  (``storage=``, about half the bytes; the gradient error this costs is measured in
-  ``tests/test_triton.py``).
+  (``storage=``, half the bytes; the gradient error this costs is measured in ``tests/test_triton.py``
+  and ``benchmarks/gpu_check.py``).
 
 The backward program runs the recursion from the last substep to the first with the same tiling
 (``du(s+1) @ W`` over tiles) and writes ``du`` per substep; ``dW_rec = sum_s du(s)^T z(s-1)`` is then one
