@@ -154,6 +154,16 @@ def test_condition_inputs_are_mcmahan_et_al_noiseless_coherences():
         np.testing.assert_array_equal(rows[:, :3], np.eye(3)[[k] * 4])
         np.testing.assert_allclose(rows[:, 3 + k], np.linspace(-0.1857, 0.1857, 4))
         assert not np.delete(rows[:, 3:], k, axis=1).any()
+    # the condition activity starts from x0 = 0 whatever the network's random initial state
+    import torch
+
+    net = X.build_net(rdm, "rate", "bptt", seed=0)
+    assert net.x0_std > 0
+    torch.manual_seed(1)
+    a = X.condition_activity(net, rdm)
+    torch.manual_seed(2)
+    np.testing.assert_array_equal(X.condition_activity(net, rdm), a)
+    assert a.shape == (rdm.n_steps * 10, 50) and net.x0_std > 0  # the network itself is unchanged
 
 
 def test_population_batching_is_what_the_rule_declares():
