@@ -16,6 +16,8 @@ so it holds tensors, python scalars, strings and lists/dicts of them. Optional a
   ``train`` evaluates, early-stops on and saves that one (the genetic algorithm returns its best member).
 - ``trains_population = True``: the rule treats a ``Population`` as one search (GA), so ``train`` does not
   evaluate or early-stop its members one by one.
+- ``trains_members = True``: the rule trains every member of a ``Population`` as its own network (one
+  batched run equals the members trained one by one); ``spikedyn study`` batches only rules that say so.
 
 For a ``Population``, ``train`` keeps ``state["active"]`` (bool ``[E]``): members that reached the target
 accuracy are False and ``train`` restores their weights after every update, so they stop changing.
@@ -283,6 +285,8 @@ class BPTT(LearningRule):
     For a ``Population``, the loss is the sum of the members' losses, so each member gets its own gradient
     from one batched backward pass; the returned loss is per member ``[E]``. ``regularizer``: a firing-rate
     term added to the loss (``spikedyn.learning.regularizers``; None = off)."""
+
+    trains_members = True  # a Population's members train as independent networks (module doc)
 
     def __init__(self, *args: Any, regularizer: Any = None, **kwargs: Any) -> None:
         from .regularizers import as_regularizer
