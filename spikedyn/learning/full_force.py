@@ -170,6 +170,7 @@ class FullForce:
     percentile: float = 99.0
 
     name = "full_force"
+    trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
         if not 0 < self.forget <= 1:

@@ -176,6 +176,7 @@ class Hebbian:
     regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
+    trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
         for key in ("max_dw", "reward_ms", "lr_decay_steps"):  # optional numbers; "none" from the CLI is None
