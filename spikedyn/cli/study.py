@@ -104,6 +104,8 @@ def study_rules(
     nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
     bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
     noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
+    tau_ms: float = typer.Option(None, help="Rate networks' time constant in ms (default: the preset's 100 ms; "
+                                 "McMahan et al.'s code: 10 ms)."),
     seed: Seed = 0,
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
@@ -123,7 +125,7 @@ def study_rules(
     _threads(threads)
 
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
-                  bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed,
+                  bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed, tau_ms=tau_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip

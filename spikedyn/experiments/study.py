@@ -89,7 +89,9 @@ class StudyConfig(ExperimentConfig):
     ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
     fewer for quick checks); ``steps``: rule -> step budget
-    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too."""
+    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
+    ``tau_ms``: the rate networks' time constant instead of the preset's 100 ms (McMahan et al.'s code:
+    alpha = 0.1 per 1 ms step, i.e. 10 ms)."""
 
     task: str = "rdm"
     n_contexts: int | None = None
@@ -106,6 +108,7 @@ class StudyConfig(ExperimentConfig):
     probes: tuple[float, ...] = PROBES
     steps: dict[str, int] = {}
     include_failed: bool = False
+    tau_ms: float | None = None
 
     def check(self) -> StudyConfig:
         if self.task not in TASKS:
@@ -126,6 +129,8 @@ class StudyConfig(ExperimentConfig):
             raise ValueError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
         if self.eval_trials < 1 or self.analysis_trials < 2 or self.n_inits < 1:
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
+        if self.tau_ms is not None and not self.tau_ms > 0:
+            raise ValueError(f"--tau-ms must be > 0 ms, got {self.tau_ms}")
         if not 1 <= self.signature_probes <= 21:
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
@@ -222,14 +227,19 @@ def init_seed(cfg: StudyConfig, index: int) -> int:
     return int(cfg.seed) * 100_003 + int(index)
 
 
-def build_net(task: Any, body: str, rule: str, seed: int) -> Any:
-    """An untrained network: McMahan et al.'s rate net (``mcmahan2024`` preset) or a 50-unit LIF net."""
+def build_net(task: Any, body: str, rule: str, seed: int, tau_ms: float | None = None) -> Any:
+    """An untrained network: McMahan et al.'s rate net (``mcmahan2024`` preset; ``tau_ms`` replaces its time
+    constant, e.g. 10 ms as in McMahan et al.'s code) or a 50-unit LIF net."""
+    import dataclasses
+
     import torch
 
     from ..learning import presets
     from ..models import SpikingRNN
 
     preset = presets.get("mcmahan2024")
+    if tau_ms is not None:
+        preset = dataclasses.replace(preset, tau_ms=float(tau_ms))
     if body == "rate":
         return preset.build_model(task, seed=seed, rule=rule)
     with torch.random.fork_rng(devices=[]):
@@ -275,7 +285,8 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
     if population_capable(group.rule, group.body, cfg.task):
         from ..models.population import Population
 
-        pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i)) for i in range(cfg.nets)])
+        pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i), cfg.tau_ms)
+                                 for i in range(cfg.nets)])  # fmt: skip
         rule_obj = make_rule_object(group.rule, settings)
         result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
         accs = result.final.get("member_accuracy") or [None] * cfg.nets
@@ -291,9 +302,9 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
 
             size = int(settings["rule_kwargs"]["population"])
             seeds = [init_seed(cfg, 1000 + i * GA_POPULATION + j) for j in range(size)]
-            model = Population.stack([build_net(task, group.body, group.rule, s) for s in seeds])
+            model = Population.stack([build_net(task, group.body, group.rule, s, cfg.tau_ms) for s in seeds])
         else:
-            model = build_net(task, group.body, group.rule, init_seed(cfg, i))
+            model = build_net(task, group.body, group.rule, init_seed(cfg, i), cfg.tau_ms)
         rule_obj = make_rule_object(group.rule, settings)
         try:
             result = train(model, task, rule=rule_obj, seed=cfg.seed, run_dir=run_dir, progress=False, **kwargs)
@@ -561,8 +572,10 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 # -- the study --------------------------------------------------------------------------------------------
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
-    resumed study may change (a rule's runs with another budget are refused by ``train`` itself)."""
-    cfg = {k: v for k, v in record.get("config", {}).items() if k not in ("steps", "include_failed")}
+    resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
+    left at None counts as absent, so a study made before such an option existed still resumes."""
+    cfg = {k: v for k, v in record.get("config", {}).items()
+           if k not in ("steps", "include_failed") and v is not None}  # fmt: skip
     return {**record, "config": cfg}
 
 
