@@ -217,7 +217,8 @@ def _check_distances(D: Any) -> np.ndarray:
 def mds_embedding(D: Any, n_components: int = 2, seed: int = 0) -> np.ndarray:
     """Metric MDS of a precomputed distance matrix (scikit-learn's SMACOF, started from classical MDS
     where the installed scikit-learn offers it): coordinates ``[M, n_components]``. For plots only;
-    McMahan et al. 2024 compute silhouettes on ``D`` itself (``silhouette``)."""
+    McMahan et al. 2024 compute silhouettes on the high-dimensional data, not on these coordinates
+    (``silhouette`` on ``D``, ``silhouette_rows`` as their code)."""
     from sklearn.manifold import MDS
 
     D = _check_distances(D)

@@ -2,12 +2,14 @@
 representation, its attractor topology, or both?
 
 ``spikedyn study rules`` (Fig. 1): ``nets`` networks per learning rule (and body) on one task, each trained
-to the target accuracy; then for every network its activity on the same held-out trials (``activity``:
-rates, or the readout's r̄ for spiking bodies) and its attractor topology at the probe inputs
-{-0.5, -0.2, 0, 0.2, 0.5} (``attractor_topology``, Maheswaranathan et al. 2019). Two distance matrices
-between all networks — 1 - SVCCA (representation) and ``topology_distance`` (topology) — their MDS
-embeddings (for the eye only) and silhouette scores with the rule as the label, computed on the distance
-matrices themselves as the paper did.
+to the target accuracy; then for every network its activity on the same inputs (``activity``: rates, or
+the readout's r̄ for spiking bodies) and its attractor topology at the probe inputs
+{-0.5, -0.2, 0, 0.2, 0.5} (``attractor_topology``, Maheswaranathan et al. 2019), and the nearest-neighbour
+signature of its fixed points at 21 small inputs (``neighbour_signature``, what McMahan et al.'s code
+compares). Four distance matrices between all networks (``DISTANCES``: SVCCA on McMahan et al.'s
+noiseless condition inputs and on noisy trials, the signature distance and the graph edit distance), their
+MDS embeddings (for the eye only) and silhouette scores with the rule as the label, on each matrix and on
+its rows (McMahan et al.'s code).
 
 Variants: ``contexts`` (Fig. 2: N-CDI with N = 2..6 contexts, BPTT vs GA; silhouettes against N),
 ``noise`` (Fig. 5: BPTT at input-noise variances 0.1, 0.5, 1.0, labelled by the noise), and ``bodies``
@@ -16,11 +18,13 @@ by each parent, and LIF networks trained from scratch with BPTT and e-prop; silh
 every twin the distance to its own parent against the distance to the other parents).
 
 Networks: McMahan et al.'s (``presets.get("mcmahan2024")``: N = 50, 1 + tanh, tanh for Hebbian and
-full-FORCE, their initialisation) for rate bodies; LIF bodies are 50 LIF units at the task's 10 ms step
-(``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this library's small-scale ones, stated next
-to the paper's in docs/comparison.md. Rules that train a ``Population`` train all ``nets`` of a group in
-one batched run; the others (and the genetic algorithm, whose population makes one network) train one
-run directory per network.
+full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms) for rate bodies; LIF bodies are 50
+LIF units at the task's 10 ms step (``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this
+library's small-scale ones, stated next to the paper's in docs/comparison.md. Rules that declare
+``trains_members`` train all ``nets`` of a group in one batched ``Population`` run; the others (and the
+genetic algorithm, whose population makes one network) train one run directory per network. One sampling
+design either way: every network trains on the study's batch stream (seed ``seed``) and differs from the
+others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
