@@ -213,6 +213,47 @@ CASES: dict[str, Callable] = {
     "torch_lif_loop_compiled": torch_lif_loop(True),
     "torch_rnn_tanh": torch_rnn_tanh,
 }
+
+
+# -- GPU-only cases (issue 13 item 1): on CUDA, spikedyn_lif / spikedyn_alif / spikedyn_rate_leaky run the Triton
+# kernels (spikedyn/models/triton_lif.py, triton_rate.py; SPIKEDYN_TRITON=auto); "_torch_ops" is the same
+# model with the kernels switched off (the fused path as torch ops, or the rate step loop under autograd)
+def spikedyn_rate():
+    def make(H, dev, x, y):
+        from spikedyn.models import RateRNN
+
+        m = RateRNN(N_IN, H, 1, alpha=0.1, activation="relu").to(dev)
+        return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(m(x).y, y))
+
+    return make
+
+
+def triton_mode(mode: str, make: Callable, precision: str | None = None) -> Callable:
+    """The case ``make`` with every step run under ``spikedyn.models.triton_support.use_triton(mode, ...)``."""
+
+    def wrapped(H, dev, x, y):
+        from spikedyn.models.triton_support import use_triton
+
+        step = make(H, dev, x, y)
+
+        def run() -> None:
+            with use_triton(mode, precision=precision):
+                step()
+
+        return run
+
+    return wrapped
+
+
+GPU_CASES: dict[str, Callable] = {
+    "spikedyn_lif_torch_ops": triton_mode("off", spikedyn_bptt("auto")),
+    "spikedyn_lif_tf32x3": triton_mode("auto", spikedyn_bptt("auto"), "tf32x3"),
+    "spikedyn_alif_tf32x3": triton_mode("auto", spikedyn_bptt("auto", neuron="alif"), "tf32x3"),
+    "spikedyn_alif_torch_ops": triton_mode("off", spikedyn_bptt("auto", neuron="alif")),
+    "spikedyn_rate_leaky": spikedyn_rate(),
+    "spikedyn_rate_leaky_torch_ops": triton_mode("off", spikedyn_rate()),
+}
+CASES.update(GPU_CASES)  # run by default only with --device cuda
 CPU_SHAPES = [(128, 32, 200), (256, 32, 200), (128, 32, 500), (256, 32, 500)]  # (H, B, T)
 GPU_SHAPES = [(256, 128, 500), (1024, 128, 500)]
 SMALL_SHAPES = [(64, 8, 50)]
@@ -375,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
     torch.set_num_threads(args.threads)
-    cases = dict(CASES)
+    cases = {k: v for k, v in CASES.items() if dev.type == "cuda" or k not in GPU_CASES}
     if args.cases:
         unknown = set(args.cases.split(",")) - set(CASES)
         if unknown:
@@ -394,7 +435,10 @@ def main(argv: list[str] | None = None) -> None:
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
     command = " ".join([".venv/bin/python benchmarks/bench_sim.py", *(argv or sys.argv[1:])])
+    from spikedyn.models.triton_support import triton_available
+
     head = {"machine": device_name, "torch": torch.__version__, "command": command,
+            "triton_kernels": dev.type == "cuda" and triton_available(),  # spikedyn_* cases run them
             "load_average_start": [round(v, 2) for v in os.getloadavg()]}
     for line in [json.dumps(head)]:
         print(line, flush=True)
