@@ -1,15 +1,28 @@
 """Population speed: E networks trained as one ``spikedyn.Population`` vs the same E trained one after another.
 
-Both sides run ``spikedyn.train`` with BPTT on the same task and settings: McMahan et al. 2024's CTRNN
-(``mcmahan2024`` preset: N = 50, 1 + tanh), ``rdm`` at 10 ms steps cut to T = 75 steps (740 ms), batch 64,
-``--steps`` training steps per network. Throughput is network-steps per second (members x training steps /
-wall time). Each side runs in its own subprocess (so each reports its own peak resident memory), the two
-alternating for ``--rounds`` rounds; the ratio is computed per round and the median reported.
+Every side runs ``spikedyn.train`` with BPTT (Adam, clip 1, lr 1e-3) on the same task and settings:
+McMahan et al. 2024's CTRNN (``mcmahan2024`` preset: N = 50, 1 + tanh, alpha = 0.1), ``rdm`` at 10 ms
+steps cut to T = 75 steps (740 ms), batch 64, ``--steps`` training steps per network, one evaluation on
+64 held-out trials at the last step. The sides:
 
-    .venv/bin/python benchmarks/population.py                      # 64 members, the issue's case
+- ``population``: the E networks as one ``Population`` (one batched rollout and backward for all);
+- ``sequential``: one after another, ``train(net)``: spikedyn's default and fastest single-network path
+  for this body (BPTT runs a lone ``RateRNN`` through the population kernel with one member: the same
+  fused rollout and hand-written backward with E = 1); the baseline the speed-up claim rests on;
+- ``autograd``: one after another, ``train(net, rule_kwargs={"fused": False})``: autograd through
+  ``RateRNN``'s own step loop (the single-model path before the kernel was used for lone nets), for
+  reference.
+
+Throughput is network-steps per second (networks x training steps / time), in wall time and in CPU
+time (``time.process_time``: all threads of the process). Each side runs in its own subprocess after an
+untimed one-step warm-up (so each reports its own peak memory); sides and thread counts alternate within
+every round (the order rotates between rounds) and the median ratio over rounds is reported, with the
+load average before and after each side. The one-after-another sides time at most
+``--sequential-members`` networks (default: all of them up to 128; the networks are independent and of
+equal cost, so network-steps/s over a subset is the rate of the whole).
+
+    .venv/bin/python benchmarks/population.py                      # 64 members, threads 1 and 2, CPU
     .venv/bin/python benchmarks/population.py --members 1024 --device cuda
-
-The machine's load average is recorded beside the numbers: on a shared machine both sides slow down.
 """
 from __future__ import annotations
 
@@ -23,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+SIDES = ("population", "sequential", "autograd")
+
 
 def _task():
     import spikedyn.tasks as tasks
@@ -30,35 +45,75 @@ def _task():
     return tasks.make("rdm", dt=10.0, duration_ms=740.0)  # t = 0..740 ms: 75 steps
 
 
+def _train_side(mode: str, nets: list, task, kw: dict) -> None:
+    import spikedyn
+    from spikedyn.models.population import Population
+
+    if mode == "population":
+        spikedyn.train(Population.stack(nets), task, **kw)
+    else:
+        options = {"rule_kwargs": {"fused": False}} if mode == "autograd" else {}
+        for net in nets:
+            spikedyn.train(net, task, **kw, **options)
+
+
 def child(mode: str, args: argparse.Namespace) -> dict:
+    """Time one side in this process: ``{"wall_s", "cpu_s", "network_steps", "peak_rss_mb", ...}``."""
     import torch
 
-    import spikedyn
     from spikedyn.learning.presets import get
 
     torch.set_num_threads(args.threads)
+    cuda = args.device.startswith("cuda")
     task = _task()
     p = get("mcmahan2024")
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    nets = [p.build_model(task, seed=i).to(args.device) for i in range(args.members)]
+    n = args.members if mode == "population" else min(args.members, args.sequential_members)
+    nets = [p.build_model(task, seed=i).to(args.device) for i in range(n)]
     kw = dict(rule="bptt", steps=args.steps, batch_size=args.batch, lr=1e-3, seed=0, eval_every=args.steps,
               eval_trials=args.batch, progress=False)  # fmt: skip
+    # untimed warm-up on copies (lazy imports, first calls): one step of the same side, two networks
+    warm = [p.build_model(task, seed=10_000 + i).to(args.device) for i in range(2)]
+    _train_side(mode, warm, task, {**kw, "steps": 1, "eval_every": 1})
+    del warm
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0, c0 = time.perf_counter(), time.process_time()
-    if mode == "population":
-        from spikedyn.models.population import Population
-
-        spikedyn.train(Population.stack(nets), task, **kw)
-    else:
-        for net in nets:
-            spikedyn.train(net, task, **kw)
-    if args.device.startswith("cuda"):
+    _train_side(mode, nets, task, kw)
+    if cuda:
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"mode": mode, "wall_s": wall, "cpu_s": cpu, "network_steps": args.members * args.steps,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_import_mb": rss0,
+    out = {"mode": mode, "threads": args.threads, "networks": n, "wall_s": wall, "cpu_s": cpu,
+           "network_steps": n * args.steps, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "T": task.n_steps}  # fmt: skip
-    if args.device.startswith("cuda"):
+    if cuda:
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def _rate(side: dict, clock: str) -> float:
+    return side["network_steps"] / side[f"{clock}_s"]
+
+
+def summarise(rounds: list[dict], threads: list[int], sides: list[str]) -> dict:
+    """Median speed-ups of the population over each one-after-another side, per thread count."""
+    out: dict = {}
+    for th in threads:
+        rows = [r[str(th)] for r in rounds]
+        entry: dict = {}
+        for side in sides:
+            entry[f"{side}_network_steps_per_s_wall"] = statistics.median(_rate(r[side], "wall") for r in rows)
+            entry[f"{side}_network_steps_per_s_cpu"] = statistics.median(_rate(r[side], "cpu") for r in rows)
+            entry[f"{side}_peak_rss_mb"] = max(r[side]["peak_rss_mb"] for r in rows)
+            if "peak_cuda_mb" in rows[0][side]:
+                entry[f"{side}_peak_cuda_mb"] = max(r[side]["peak_cuda_mb"] for r in rows)
+        for side in sides:
+            if side == "population" or "population" not in sides:
+                continue
+            for clock in ("wall", "cpu"):
+                entry[f"speedup_vs_{side}_{clock}"] = statistics.median(
+                    _rate(r["population"], clock) / _rate(r[side], clock) for r in rows)
+        out[str(th)] = entry
     return out
 
 
@@ -67,42 +122,58 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=64)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5, help="training steps per network")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts, each side at each")
+    ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    ap.add_argument("--sequential-members", type=int, default=128,
+                    help="networks the one-after-another sides time (at most --members)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    ap.add_argument("--mode", choices=["population", "sequential"], help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=SIDES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
+        args.threads = args.threads[0]
         print(json.dumps(child(args.mode, args)))
         return
+    if min(args.members, args.batch, args.steps, args.rounds, args.sequential_members, *args.threads) < 1:
+        ap.error("--members, --batch, --steps, --rounds, --sequential-members and --threads must be >= 1")
     base = [sys.executable, __file__, "--members", str(args.members), "--batch", str(args.batch), "--steps",
-            str(args.steps), "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+            str(args.steps), "--device", args.device, "--sequential-members", str(args.sequential_members)]  # fmt: skip
     rounds = []
     for r in range(args.rounds):
-        row = {"load_before": os.getloadavg()[0]}
-        for mode in ("population", "sequential") if r % 2 == 0 else ("sequential", "population"):
-            done = subprocess.run([*base, "--mode", mode], check=True, capture_output=True, text=True)
-            row[mode] = json.loads(done.stdout.strip().splitlines()[-1])
-        row["load_after"] = os.getloadavg()[0]
-        pop, seq = row["population"], row["sequential"]
-        row["speedup_wall"] = (pop["network_steps"] / pop["wall_s"]) / (seq["network_steps"] / seq["wall_s"])
-        row["speedup_cpu"] = (pop["network_steps"] / pop["cpu_s"]) / (seq["network_steps"] / seq["cpu_s"])
+        row: dict = {}
+        for th in args.threads if r % 2 == 0 else args.threads[::-1]:
+            k = r % len(args.sides)
+            order = args.sides[k:] + args.sides[:k]
+            cell: dict = {}
+            for mode in order:
+                load0 = os.getloadavg()[0]
+                done = subprocess.run([*base, "--threads", str(th), "--mode", mode], check=True,
+                                      capture_output=True, text=True)  # fmt: skip
+                cell[mode] = {**json.loads(done.stdout.strip().splitlines()[-1]), "load_before": load0,
+                              "load_after": os.getloadavg()[0]}  # fmt: skip
+            row[str(th)] = cell
+            parts = [f"{m} {_rate(cell[m], 'wall'):.1f}/s wall {_rate(cell[m], 'cpu'):.1f}/s cpu "
+                     f"({cell[m]['peak_rss_mb']:.0f} MB)" for m in args.sides]  # fmt: skip
+            ratios = [f"x{_rate(cell['population'], c) / _rate(cell[m], c):.1f} {c} vs {m}"
+                      for m in args.sides if m != "population" and "population" in cell for c in ("wall", "cpu")]
+            lo, hi = min(c["load_before"] for c in cell.values()), max(c["load_after"] for c in cell.values())
+            loads = f"load {lo:.1f}-{hi:.1f}"
+            print(f"round {r + 1}, {th} thread(s): {'; '.join(parts)}: {', '.join(ratios)}; {loads}", flush=True)
         rounds.append(row)
-        print(f"round {r + 1}: population {pop['network_steps'] / pop['wall_s']:.1f} network-steps/s "
-              f"(peak RSS {pop['peak_rss_mb']:.0f} MB), sequential {seq['network_steps'] / seq['wall_s']:.1f} "
-              f"(peak RSS {seq['peak_rss_mb']:.0f} MB): x{row['speedup_wall']:.1f} wall, "
-              f"x{row['speedup_cpu']:.1f} CPU time; load {row['load_before']:.1f} -> {row['load_after']:.1f}",
-              flush=True)  # fmt: skip
     summary = {"members": args.members, "batch": args.batch, "steps": args.steps, "threads": args.threads,
-               "device": args.device, "cpus": os.cpu_count(),
-               "median_speedup_wall": statistics.median(r["speedup_wall"] for r in rounds),
-               "median_speedup_cpu": statistics.median(r["speedup_cpu"] for r in rounds), "rounds": rounds}  # fmt: skip
-    print(f"median speed-up: x{summary['median_speedup_wall']:.1f} (wall), x{summary['median_speedup_cpu']:.1f} "
-          "(CPU time)")
+               "sides": args.sides, "sequential_members": min(args.members, args.sequential_members),
+               "device": args.device, "cpus": os.cpu_count(), "medians": summarise(rounds, args.threads, args.sides),
+               "rounds": rounds}  # fmt: skip
+    for th, entry in summary["medians"].items():
+        ratios = [f"x{v:.1f} {k.removeprefix('speedup_vs_').replace('_', ' ')}" for k, v in entry.items()
+                  if k.startswith("speedup_vs_")]  # fmt: skip
+        print(f"median over {args.rounds} rounds, {th} thread(s): {', '.join(ratios)}")
     if args.out is not None:
+        from spikedyn.atomic import atomic_write_json
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=1))
+        atomic_write_json(args.out, summary)
 
 
 if __name__ == "__main__":

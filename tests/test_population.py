@@ -118,8 +118,8 @@ def test_member_trained_in_a_population_equals_the_model_trained_alone(body):
                   progress=False)  # fmt: skip
         res = spikedyn.train(pop, task, **kw)
         stopped = [r["step"] for r in res.history if r.get("members_active", 4) < 4]
-        for i, m in enumerate(alone):
-            spikedyn.train(m, task, lr=lrs[i], **kw)
+        for i, m in enumerate(alone):  # alone: autograd through the model's own forward (not the kernel)
+            spikedyn.train(m, task, lr=lrs[i], rule_kwargs={"fused": False}, **kw)
             trained = pop.member(i)
             for (n, p), (_, q) in zip(m.named_parameters(), trained.named_parameters()):
                 rel = float(((p - q).abs().max() / p.abs().max().clamp(min=1e-12)).detach())
@@ -142,7 +142,7 @@ def test_members_with_their_own_seeds_equal_the_models_trained_alone():
         kw = dict(steps=8, batch_size=8, eval_every=4, eval_trials=32, progress=False)
         res = spikedyn.train(pop, task, seed=seeds, **kw)
         for i, m in enumerate(alone):
-            own = spikedyn.train(m, task, seed=seeds[i], lr=lrs[i], **kw)
+            own = spikedyn.train(m, task, seed=seeds[i], lr=lrs[i], rule_kwargs={"fused": False}, **kw)
             assert abs(own.final["eval_loss"] - res.final["member_eval_loss"][i]) <= 1e-9
             assert own.final["accuracy"] == res.final["member_accuracy"][i]
             for (n, p), (_, q) in zip(m.named_parameters(), pop.member(i).named_parameters()):
@@ -197,3 +197,73 @@ def test_rollout_buffers_are_not_reused_while_held():
     torch.testing.assert_close(torch.autograd.grad(again.y.sum(), pop.W_rec)[0], g1, rtol=0, atol=0)
     with pytest.raises(ValueError, match="non-finite"):
         pop(torch.full((3, 2, 2), float("nan")))
+
+
+LONE = {
+    "shifted_tanh_noisy": lambda: RateRNN(2, 7, 2, alpha=0.1, activation="shifted_tanh", x0_std=0.5,
+                                          noise_std=0.2),
+    "tanh": lambda: RateRNN(2, 7, 2, alpha=0.5, activation="tanh"),
+    "relu_noisy_vanilla": lambda: RateRNN(2, 7, 2, alpha=1.0, activation="relu", noise_std=0.1),
+    "softplus": lambda: RateRNN(2, 7, 2, alpha=0.3, activation="softplus", bias=False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("body", sorted(LONE))
+def test_bptt_on_a_lone_rate_net_uses_the_kernel_and_equals_autograd(body):
+    """BPTT on one RateRNN runs the population kernel with E = 1 (lone_rate_rollout); its loss and
+    gradients equal autograd through RateRNN.forward under the same torch seed (same x_0 and noise
+    draws), float64."""
+    from spikedyn.learning.rules import make_rule
+    from spikedyn.models.population import lone_rate_rollout
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(2)
+        model = LONE[body]()
+        u = torch.randn(15, 5, 2, generator=torch.Generator().manual_seed(3))
+        target = torch.randn(15, 5, 2, generator=torch.Generator().manual_seed(4))
+        mask = (torch.arange(15) >= 9).double()[:, None, None].expand(15, 5, 2)
+        torch.manual_seed(5)
+        assert lone_rate_rollout(model, u) is not None
+        got, ref = [], []
+        for fused, out in ((True, got), (False, ref)):
+            torch.manual_seed(5)
+            out.append(make_rule("bptt", fused=fused).loss_and_gradients(model, u, target, mask, "mse"))
+        torch.testing.assert_close(got[0][0], ref[0][0], rtol=1e-12, atol=1e-12)
+        assert set(got[0][1]) == set(ref[0][1])
+        for n in ref[0][1]:
+            torch.testing.assert_close(got[0][1][n], ref[0][1][n], rtol=1e-10, atol=1e-12, msg=n)
+        torch.manual_seed(5)
+        roll = lone_rate_rollout(model, u)
+        torch.manual_seed(5)
+        torch.testing.assert_close(roll.y, model(u).y, rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    # the vanilla tanh net keeps RateRNN.forward's native RNN kernel; other bodies are not taken
+    assert lone_rate_rollout(RateRNN(2, 4, 1, alpha=1.0, activation="tanh"), torch.zeros(3, 2, 2)) is None
+    assert lone_rate_rollout(GRURNN(2, 4, 1), torch.zeros(3, 2, 2)) is None
+
+
+def test_population_benchmark_sides_run_and_summarise():
+    """benchmarks/population.py at toy size: every side trains and reports its time and memory, and the
+    summary's speed-ups are the ratios of the sides' network-steps per second."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "population.py"
+    spec = importlib.util.spec_from_file_location("population_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(members=3, batch=4, steps=1, threads=torch.get_num_threads(), device="cpu",
+                              sequential_members=2)  # fmt: skip
+    cell = {side: bench.child(side, args) for side in bench.SIDES}
+    assert cell["population"]["networks"] == 3 and cell["sequential"]["networks"] == 2
+    for side in bench.SIDES:
+        assert cell[side]["network_steps"] == cell[side]["networks"] and cell[side]["T"] == 75
+        assert cell[side]["wall_s"] > 0 and cell[side]["cpu_s"] > 0 and cell[side]["peak_rss_mb"] > 0
+    th = str(args.threads)
+    summary = bench.summarise([{th: cell}], [args.threads], list(bench.SIDES))[th]
+    rate = {s: cell[s]["network_steps"] / cell[s]["wall_s"] for s in bench.SIDES}
+    assert summary["speedup_vs_sequential_wall"] == pytest.approx(rate["population"] / rate["sequential"])
+    assert summary["speedup_vs_autograd_wall"] == pytest.approx(rate["population"] / rate["autograd"])
