@@ -67,6 +67,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     cuda = args.device.startswith("cuda")
     task = _task()
     p = get("mcmahan2024")
+    rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = args.members if mode == "population" else min(args.members, args.sequential_members)
     nets = [p.build_model(task, seed=i).to(args.device) for i in range(n)]
     kw = dict(rule="bptt", steps=args.steps, batch_size=args.batch, lr=1e-3, seed=0, eval_every=args.steps,
@@ -85,7 +86,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = {"mode": mode, "threads": args.threads, "networks": n, "wall_s": wall, "cpu_s": cpu,
            "network_steps": n * args.steps, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "T": task.n_steps}  # fmt: skip
+           "rss_after_import_mb": rss_import, "T": task.n_steps}  # fmt: skip
     if cuda:
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
