@@ -12,7 +12,8 @@ jobs inflate less than wall time on a shared machine). Ratios are to ``spikedyn_
     .venv/bin/python benchmarks/bench_sim.py --device cuda      # GPU: H = 256, 1024; B = 128; T = 500
     .venv/bin/python benchmarks/bench_sim.py --small            # a quick check (H = 64, B = 8, T = 50)
 
-Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--no-compile``
+Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--shape H,B,T``
+(repeatable: these shapes only), ``--no-compile``
 (skip ``torch.compile``), ``--out FILE`` (JSON lines; default: stdout only), ``--memory-shape H,B,T``.
 Peak memory, measured for each case in a fresh Python process at one shape (default the largest): on
 CUDA ``torch.cuda.max_memory_allocated`` over the first training step minus the memory allocated before
@@ -83,10 +84,13 @@ def spikedyn_eprop(**kw):
     return make
 
 
-def snntorch_rleaky(indexed: bool = False):
-    """snntorch's RLeaky; ``indexed``: the loop of ``benchmarks/recurrent_step.py`` (and the issue's figures),
-    which indexes the hoisted input projection ``fc(x)[t]`` (each index's backward writes a zero
-    ``[T, B, H]``: O(T^2)); otherwise ``fc(x).unbind(0)`` (the peer's best case)."""
+def snntorch_rleaky(loop: str = "hoisted"):
+    """snntorch's ``RLeaky(beta=0.9, linear_features=H, all_to_all=True)`` (its defaults otherwise: threshold 1,
+    subtractive reset, atan surrogate, learnable recurrent ``nn.Linear`` with bias), states from ``reset_mem()``.
+    ``loop``: "documented" applies ``fc`` inside the time loop, as the ``RLeaky`` docstring's example does;
+    "hoisted" runs ``fc`` once over the sequence and ``unbind``s it (the peer's best case); "indexed" is the
+    hoisted loop of the issue's anchor script (``../shared/bench/anchors.py``) and of ``recurrent_step.py`` before
+    this audit, which indexes ``fc(x)[t]`` (each index's backward writes a zero ``[T, B, H]``: O(T^2))."""
 
     def make(H, dev, x, y):
         import snntorch as snn
@@ -95,11 +99,17 @@ def snntorch_rleaky(indexed: bool = False):
         lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
 
         def run():
-            spk, mem = lif.init_rleaky()
-            cur, zs = fc(x), []
-            for t, cur_t in enumerate(cur.unbind(0) if not indexed else range(x.shape[0])):
-                spk, mem = lif(cur[t] if indexed else cur_t, spk, mem)
-                zs.append(spk)
+            spk, mem = lif.reset_mem()
+            zs = []
+            if loop == "documented":
+                for x_t in x.unbind(0):
+                    spk, mem = lif(fc(x_t), spk, mem)
+                    zs.append(spk)
+            else:
+                cur = fc(x)
+                for t, cur_t in enumerate(cur.unbind(0)):
+                    spk, mem = lif(cur[t] if loop == "indexed" else cur_t, spk, mem)
+                    zs.append(spk)
             return out(torch.stack(zs))
 
         params = [*fc.parameters(), *lif.parameters(), *out.parameters()]
@@ -109,18 +119,31 @@ def snntorch_rleaky(indexed: bool = False):
 
 
 def norse_lif_recurrent(H, dev, x, y):
+    """norse's ``LIFRecurrentCell(I, H)`` with its defaults (``LIFParameters()``: synaptic current with
+    tau_syn_inv = 200 and tau_mem_inv = 100 per s at dt = 1 ms, i.e. du = 0.2 and dv = 0.1; reset to zero;
+    SuperSpike surrogate, alpha = 100; no autapses), stepped in a Python loop as norse's cell examples do."""
     import norse.torch as nt
 
     cell, out = nt.LIFRecurrentCell(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
 
     def run():
         s, zs = None, []
-        for t in range(x.shape[0]):
-            z, s = cell(x[t], s)
+        for x_t in x.unbind(0):
+            z, s = cell(x_t, s)
             zs.append(z)
         return out(torch.stack(zs))
 
     return _adam_step([*cell.parameters(), *out.parameters()], lambda: torch.nn.functional.mse_loss(run(), y))
+
+
+def norse_lif_recurrent_layer(H, dev, x, y):
+    """norse's ``LIFRecurrent(I, H)``: the same neuron as the cell, as norse's module over the whole sequence
+    (it loops over time inside)."""
+    import norse.torch as nt
+
+    layer, out = nt.LIFRecurrent(N_IN, H).to(dev), torch.nn.Linear(H, 1).to(dev)
+    return _adam_step([*layer.parameters(), *out.parameters()],
+                      lambda: torch.nn.functional.mse_loss(out(layer(x)[0]), y))  # fmt: skip
 
 
 def _spike(x):
@@ -174,13 +197,63 @@ CASES: dict[str, Callable] = {
     "spikedyn_lif_filtered_bptt": spikedyn_bptt("auto", **EPROP_MODEL),
     "spikedyn_lif_filtered_eprop": spikedyn_eprop(**EPROP_MODEL),
     "spikedyn_alif": spikedyn_bptt("auto", neuron="alif"),
-    "snntorch_rleaky": snntorch_rleaky(),
-    "snntorch_rleaky_indexed": snntorch_rleaky(indexed=True),
+    "spikedyn_alif_eprop": spikedyn_eprop(neuron="alif"),
+    "spikedyn_alif_filtered_bptt": spikedyn_bptt("auto", neuron="alif", **EPROP_MODEL),
+    "spikedyn_alif_filtered_eprop": spikedyn_eprop(neuron="alif", **EPROP_MODEL),
+    # norse's neuron map in spikedyn (module doc of models/spiking.py): synaptic current du = 0.2, dv = 0.1,
+    # reset to zero, no self-connections, SuperSpike = fast_sigmoid with slope 100; no bias as norse's cell
+    "spikedyn_lif_norse_map": spikedyn_bptt("auto", du=0.2, reset="zero", self_connections=False,
+                                            surrogate_slope=100.0, bias=False),
+    "snntorch_rleaky": snntorch_rleaky("hoisted"),
+    "snntorch_rleaky_documented": snntorch_rleaky("documented"),
+    "snntorch_rleaky_indexed": snntorch_rleaky("indexed"),
     "norse_lif_recurrent": norse_lif_recurrent,
+    "norse_lif_recurrent_layer": norse_lif_recurrent_layer,
     "torch_lif_loop": torch_lif_loop(False),
     "torch_lif_loop_compiled": torch_lif_loop(True),
     "torch_rnn_tanh": torch_rnn_tanh,
 }
+
+
+# -- GPU-only cases (issue 13 item 1): on CUDA, spikedyn_lif / spikedyn_alif / spikedyn_rate_leaky run the Triton
+# kernels (spikedyn/models/triton_lif.py, triton_rate.py; SPIKEDYN_TRITON=auto); "_torch_ops" is the same
+# model with the kernels switched off (the fused path as torch ops, or the rate step loop under autograd)
+def spikedyn_rate():
+    def make(H, dev, x, y):
+        from spikedyn.models import RateRNN
+
+        m = RateRNN(N_IN, H, 1, alpha=0.1, activation="relu").to(dev)
+        return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(m(x).y, y))
+
+    return make
+
+
+def triton_mode(mode: str, make: Callable, precision: str | None = None) -> Callable:
+    """The case ``make`` with every step run under ``spikedyn.models.triton_support.use_triton(mode, ...)``."""
+
+    def wrapped(H, dev, x, y):
+        from spikedyn.models.triton_support import use_triton
+
+        step = make(H, dev, x, y)
+
+        def run() -> None:
+            with use_triton(mode, precision=precision):
+                step()
+
+        return run
+
+    return wrapped
+
+
+GPU_CASES: dict[str, Callable] = {
+    "spikedyn_lif_torch_ops": triton_mode("off", spikedyn_bptt("auto")),
+    "spikedyn_lif_tf32x3": triton_mode("auto", spikedyn_bptt("auto"), "tf32x3"),
+    "spikedyn_alif_tf32x3": triton_mode("auto", spikedyn_bptt("auto", neuron="alif"), "tf32x3"),
+    "spikedyn_alif_torch_ops": triton_mode("off", spikedyn_bptt("auto", neuron="alif")),
+    "spikedyn_rate_leaky": spikedyn_rate(),
+    "spikedyn_rate_leaky_torch_ops": triton_mode("off", spikedyn_rate()),
+}
+CASES.update(GPU_CASES)  # run by default only with --device cuda
 CPU_SHAPES = [(128, 32, 200), (256, 32, 200), (128, 32, 500), (256, 32, 500)]  # (H, B, T)
 GPU_SHAPES = [(256, 128, 500), (1024, 128, 500)]
 SMALL_SHAPES = [(64, 8, 50)]
@@ -322,9 +395,13 @@ def table(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: torch's own default, one per core, ran up to 50x slower "
+                         "on the loaded shared machine)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    ap.add_argument("--shape", action="append", default=[],
+                    help="H,B,T to run (repeatable; default: the device's shapes, module doc)")
     ap.add_argument("--cases", default="", help="comma-separated subset of: " + ", ".join(CASES))
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile case")
     ap.add_argument("--small", action="store_true", help="one small shape (a quick check)")
@@ -339,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
     torch.set_num_threads(args.threads)
-    cases = dict(CASES)
+    cases = {k: v for k, v in CASES.items() if dev.type == "cuda" or k not in GPU_CASES}
     if args.cases:
         unknown = set(args.cases.split(",")) - set(CASES)
         if unknown:
@@ -348,10 +425,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_compile:
         cases.pop("torch_lif_loop_compiled", None)
     shapes = SMALL_SHAPES if args.small else GPU_SHAPES if dev.type == "cuda" else CPU_SHAPES
+    if args.shape:
+        try:
+            shapes = [tuple(int(v) for v in spec.split(",")) for spec in args.shape]
+        except ValueError:
+            sys.exit(f"--shape takes H,B,T (three integers), got {args.shape}")
+        if any(len(sh) != 3 or min(sh) < 1 for sh in shapes):
+            sys.exit(f"--shape takes H,B,T (three positive integers), got {args.shape}")
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
     command = " ".join([".venv/bin/python benchmarks/bench_sim.py", *(argv or sys.argv[1:])])
+    from spikedyn.models.triton_support import triton_available
+
     head = {"machine": device_name, "torch": torch.__version__, "command": command,
+            "triton_kernels": dev.type == "cuda" and triton_available(),  # spikedyn_* cases run them
             "load_average_start": [round(v, 2) for v in os.getloadavg()]}
     for line in [json.dumps(head)]:
         print(line, flush=True)

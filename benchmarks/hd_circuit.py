@@ -80,8 +80,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="simulated seconds per timing")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--out", default="docs/results/hd_bench.json")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     circuit = HeadDirectionCircuit()
     rows = [_torch_rate(circuit, args.seconds, b, True, args.device) for b in (1, 10, 100)]
     rows.append(_torch_rate(circuit, args.seconds, 10, False, args.device))

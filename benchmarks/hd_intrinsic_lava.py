@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from spikedyn.hardware.runtime import find_lava_python
+from spikedyn.hardware.runtime import find_lava_python, lava_runtime
 
 from spikedyn.circuits import IntrinsicHeadDirectionCircuit
 from spikedyn.experiments import hd_measure as X
@@ -72,7 +72,7 @@ def main() -> None:
         "torch_rmse_deg": rmse(res.decoded, res.heading), "torch_phase_rmse_deg": rmse(res.phase_heading, res.heading),
         "lava_rmse_deg": rmse(lava_res.decoded, lava_res.heading),
         "lava_phase_rmse_deg": rmse(lava_res.phase_heading, lava_res.heading),
-        "torch_wall_s": torch_wall, "lava_wall_s": lava_wall, "lava_python": python,
+        "torch_wall_s": torch_wall, "lava_wall_s": lava_wall, **lava_runtime(python),  # no local path
         "path_integration": extra,
     }  # fmt: skip
     print(json.dumps(out, indent=2))

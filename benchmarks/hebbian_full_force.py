@@ -31,18 +31,20 @@ HEBBIAN_CDI_BATCH = {"reduce": "mean", "max_dw": None, "lr": 0.6, "baseline": "b
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
 
 
-def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0) -> torch.nn.Module:
+def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0, bias: bool = False) -> torch.nn.Module:
     """McMahan et al. 2024 Sec. 2.1: N = 50, W_rec ~ N(0, 1/N), W_in ~ N(0, 0.5), W_out ~ N(0, 0.1),
-    x0 ~ N(0, 0.3) (variances), no bias; tau (not given in the paper) 100 ms unless asked."""
+    x0 ~ N(0, 0.3) (variances), no bias; tau (not given in the paper) 100 ms unless asked. ``bias=True``
+    adds a learned bias starting at 0 (the Hebbian rule learns it as Miconi's clamped bias units)."""
     from spikedyn.models import RateRNN
 
     torch.manual_seed(seed)
     m = RateRNN(task.n_inputs, 50, task.n_outputs, alpha=min(1.0, task.dt / tau_ms), activation=activation,
-                x0_std=math.sqrt(0.3), bias=False)  # fmt: skip
+                x0_std=math.sqrt(0.3), bias=bias)  # fmt: skip
     with torch.no_grad():
         m.W_rec.normal_(0, 1 / math.sqrt(50))
         m.W_in.normal_(0, math.sqrt(0.5))
         m.W_out.normal_(0, math.sqrt(0.1))
+        m.b.zero_()
     return m
 
 
@@ -53,7 +55,7 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
 
     val = task.sample(2000, np.random.default_rng([seed, VAL_SEED]))
     state = rule.init_state(model, task, seed=seed)
-    t0, acc, step, curve = time.perf_counter(), 0.0, 0, []
+    t0, c0, acc, step, curve = time.perf_counter(), time.process_time(), 0.0, 0, []
     for step in range(1, max_steps + 1):
         rule.update(model, task.sample(batch, np.random.default_rng([seed, step])), state, step=step)
         if step % eval_every == 0 or step == max_steps:
@@ -63,7 +65,8 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
             if acc >= 0.9:
                 break
     return {"curve": curve, "steps": step, "trials": step * batch, "batch": batch, "accuracy": round(acc, 4),
-            "reached": acc >= 0.9, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            "reached": acc >= 0.9, "wall_s": round(time.perf_counter() - t0, 1),
+            "cpu_s": round(time.process_time() - c0, 1)}  # fmt: skip
 
 
 def spikes_per_trial(model: torch.nn.Module, batch: Any) -> float:

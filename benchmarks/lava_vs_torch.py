@@ -37,6 +37,20 @@ from spikedyn.atomic import atomic_save_figure
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _portable(path: str | None) -> str | None:
+    """``path`` relative to the checkout (or the working directory) for the results file, never a local
+    absolute path; else only its name."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    for base in (ROOT, Path.cwd()):
+        try:
+            return str(p.relative_to(base.resolve()))
+        except ValueError:
+            pass
+    return p.name
+
+
 def _network(run_dir: str | None):
     from spikedyn.models import SpikingRNN
 
@@ -241,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
                     "python": sys.version.split()[0]},
         "network": {"neurons": model.n_hidden, "inputs": model.n_in, "substeps": model.substeps,
-                    "run_dir": args.run_dir},
+                    "run_dir": _portable(args.run_dir)},
         "load_before": os.getloadavg(),
         "speed": speed_table(model, python, args.steps, args.batch, args.rounds),
         "load_after": os.getloadavg(),

@@ -1,7 +1,7 @@
 """Profile one spikedyn LIF training step (forward + MSE on a readout every step + backward + Adam) with
-torch.profiler on one CPU thread; prints the ops that take the most self CPU time.
+torch.profiler on one CPU thread (``--threads``); prints the ops that take the most self CPU time.
 
-    .venv/bin/python benchmarks/profile_step.py [--hidden 256] [--batch 32] [--steps 500] [--path auto]
+    .venv/bin/python benchmarks/profile_step.py [--hidden 256] [--batch 32] [--steps 500] [--path auto] [--threads 1]
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--path", default="auto", choices=["auto", "dense", "sparse"])
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from spikedyn.models import SpikingRNN
 
     torch.manual_seed(0)

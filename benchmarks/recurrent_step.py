@@ -4,7 +4,10 @@ A step = forward over T input steps + MSE on a linear readout at every step + ba
 Every case has the same sizes (I inputs, H units, B trials, T steps); each prints one JSON line with the
 median seconds per step over `reps` repetitions and its ratio to spikedyn's LIF.
 
-    .venv/bin/python benchmarks/recurrent_step.py [--small] [--threads N] [--device cuda]
+    .venv/bin/python benchmarks/recurrent_step.py [--small] [--threads 1] [--device cuda] [--snntorch-loop hoisted]
+
+The cases are built and timed one after another (not interleaved); ``benchmarks/bench_sim.py`` is the
+interleaved successor with more cases, whose figures docs/benchmarks.md reports.
 """
 from __future__ import annotations
 
@@ -37,17 +40,30 @@ def spikedyn_rate_vanilla(I, H, dev):
     return lambda x: m(x).y, list(m.parameters())
 
 
+SNNTORCH_LOOP = "hoisted"  # set by --snntorch-loop
+
+
 def snntorch_rleaky(I, H, dev):
+    """snntorch's RLeaky; the loops as ``benchmarks/bench_sim.py``'s ``snntorch_rleaky`` (docstring there):
+    "hoisted" (``fc(x).unbind(0)``, the default), "documented" (``fc`` inside the time loop) or "indexed"
+    (``fc(x)[t]``, whose backward grows as T^2: the loop of the Foundation table in docs/benchmarks.md)."""
     import snntorch as snn
 
     fc, out = torch.nn.Linear(I, H).to(dev), torch.nn.Linear(H, 1).to(dev)
     lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
+    loop = SNNTORCH_LOOP
 
     def run(x):
-        spk, mem = lif.init_rleaky()
-        cur, zs = fc(x), []
-        for t in range(x.shape[0]):
-            spk, mem = lif(cur[t], spk, mem)
+        spk, mem = lif.reset_mem()
+        zs = []
+        if loop == "documented":
+            for x_t in x.unbind(0):
+                spk, mem = lif(fc(x_t), spk, mem)
+                zs.append(spk)
+            return out(torch.stack(zs))
+        cur = fc(x)
+        for t, cur_t in enumerate(cur.unbind(0)):
+            spk, mem = lif(cur[t] if loop == "indexed" else cur_t, spk, mem)
             zs.append(spk)
         return out(torch.stack(zs))
 
@@ -109,10 +125,16 @@ def time_case(make, I, H, B, T, reps, dev):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="H=128, B=16, T=100 (quick)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1; 0 = torch's default, one per core, which ran up to 50x "
+                         "slower on the loaded shared machine)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--snntorch-loop", default="hoisted", choices=["hoisted", "documented", "indexed"],
+                    help="how the snntorch case feeds RLeaky (default hoisted; see snntorch_rleaky)")
     args = ap.parse_args()
+    global SNNTORCH_LOOP
+    SNNTORCH_LOOP = args.snntorch_loop
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -122,7 +144,8 @@ def main() -> None:
         base = results["spikedyn_lif"]
         for name, sec in results.items():
             print(json.dumps({"case": name, "I": I, "H": H, "B": B, "T": T, "device": str(dev),
-                              "threads": torch.get_num_threads(), "median_s": round(sec, 5),
+                              "threads": torch.get_num_threads(), "snntorch_loop": args.snntorch_loop,
+                              "median_s": round(sec, 5),
                               "ratio_to_spikedyn_lif": round(sec / base, 3)}), flush=True)
 
 

@@ -47,15 +47,13 @@ def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
 def write_bundle(directory: Path, graph: Any, u: np.ndarray, options: dict[str, Any]) -> Path:
     """Write graph, inputs and options into ``directory`` (created). ``options`` and the inputs are
     checked first (a ``ValueError`` names the bad one), so a refused bundle writes nothing."""
-    import nir
+    from .nir_io import graph_bytes
 
     options = check_options(options)
     u = check_inputs(u, None, "bundle inputs")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    nir.write(buf, graph)
-    atomic_write_bytes(directory / GRAPH, buf.getvalue())
+    atomic_write_bytes(directory / GRAPH, graph_bytes(graph))
     atomic_savez(directory / INPUTS, u=np.asarray(u, dtype=np.float64))
     atomic_write_json(directory / OPTIONS, options)
     for stale in (RESULT, RESULT_INFO):

@@ -30,11 +30,9 @@ Command line (used by the torch side through :func:`run_lava_subprocess`)::
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -209,17 +207,15 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
     One ``LIF`` process per group of neurons sharing (du, dv, vth); one ``DelayDense`` per (source group,
     target group, layer) with ``delays = latency - 1``; ``ext`` reaches each group through a
     ``RingBuffer`` source wired straight into ``a_in`` (no delay; none where ``ext`` is all zero);
-    spikes are read from ``RingBuffer`` sinks. ``loihi_delays=True`` refuses delays above Loihi 2's 63
-    steps (the float model has no limit).
+    spikes are recorded per group and run as the other Lava backends run (``lava_backend.run_recorded``).
+    ``loihi_delays=True`` refuses delays above Loihi 2's 63 steps (the float model has no limit).
     """
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF, LIFRefractory
 
-    recorder = _spike_recorder()
+    from .lava_backend import run_recorded
+
     ext = _check_ext(net, ext)
     T = ext.shape[0]
     if T < 1:
@@ -233,9 +229,8 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
     for g, idx in enumerate(groups):
         group_of[idx] = g
         slot_of[idx] = np.arange(idx.size)
-    procs, sources, sinks, files = [], [], [], []
-    workdir = tempfile.mkdtemp(prefix="spikedyn-delaynet-")
-    for g, idx in enumerate(groups):
+    procs, sources = [], []
+    for idx in groups:
         i0 = idx[0]
         kw = dict(shape=(idx.size,), du=float(net.du[i0]), dv=float(net.dv[i0]), vth=float(net.vth[i0]),
                   bias_mant=net.bias[idx].copy(), bias_exp=0)
@@ -245,15 +240,7 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
             src = Source(data=np.ascontiguousarray(ext[:, idx].T))
             src.s_out.connect(lif.a_in)
             sources.append(src)
-        if recorder is not None:  # a memory-mapped file: Lava's Var.get() sends one element per message
-            files.append(os.path.join(workdir, f"group{g}.npy"))
-            np.lib.format.open_memmap(files[-1], mode="w+", dtype=np.uint8, shape=(T, idx.size)).flush()
-            sink = recorder(shape=(idx.size,), path=files[-1])
-        else:
-            sink = Sink(shape=(idx.size,), buffer=T)
-        lif.s_out.connect(sink.a_in)
         procs.append(lif)
-        sinks.append(sink)
     conns = []
     for g_pre in range(len(groups)):
         for g_post in range(len(groups)):
@@ -270,44 +257,20 @@ def run_lava(net: DelayNetwork, ext: np.ndarray, loihi_delays: bool = False) -> 
                 procs[g_pre].s_out.connect(conn.s_in)
                 conn.a_out.connect(procs[g_post].a_in)
                 conns.append(conn)
+    recorded = run_recorded(procs[0], {g: (procs[g], idx.size) for g, idx in enumerate(groups)}, T, fixed=False,
+                            hardware="sim", stats={})
     spikes = np.zeros((T, net.n_neurons), dtype=bool)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Lava's process-model search warns about unrelated modules
-            try:
-                procs[0].run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-                if recorder is None:
-                    for idx, sink in zip(groups, sinks, strict=True):
-                        spikes[:, idx] = sink.data.get().T > 0
-            finally:
-                procs[0].stop()
-        for idx, path in zip(groups, files, strict=True):
-            spikes[:, idx] = np.load(path) > 0
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for g, idx in enumerate(groups):
+        spikes[:, idx] = recorded[g] > 0
     return spikes
-
-
-def _spike_recorder():
-    """The memory-mapped spike sink of ``hardware/lava_recorder.py``, or None (then RingBuffer sinks)."""
-    try:
-        from .lava_recorder import SpikeRecorder
-    except ImportError:  # run as a plain script
-        try:
-            from spikedyn.hardware.lava_recorder import SpikeRecorder
-        except ImportError:
-            return None
-    return SpikeRecorder
 
 
 # -- running Lava from the torch environment -------------------------------------------------------------
 def lava_importable() -> bool:
-    """True when this interpreter can import lava-nc (then Lava runs in-process)."""
-    try:
-        import lava.magma.core.run_configs  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when this interpreter can import lava-nc (then Lava runs in-process): ``lava_available``."""
+    from .lava_backend import lava_available
+
+    return lava_available()
 
 
 def run_lava_subprocess(net: DelayNetwork, ext: np.ndarray, python: str | None = None,

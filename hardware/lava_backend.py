@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .quantize import Loihi2Params, quantize_input, quantize_loihi2, shift
+from .quantize import Loihi2Params, check_input_range, quantize_input, quantize_loihi2, shift
 from .spec import NetworkSpec
 from .validation import check_chunk, check_inputs
 
@@ -75,9 +75,62 @@ def source_stream(spec: NetworkSpec, x: np.ndarray) -> tuple[np.ndarray, np.ndar
     return src, x_sub[0]
 
 
-def chunk_size(spec: NetworkSpec, n_steps: int, batch: int) -> int:
-    per_trial = spec.n_hidden * max(n_steps, 1)
+def chunk_size(n_neurons: int, n_steps: int, batch: int) -> int:
+    """Trials per Lava run: as many as fit ``SINK_BUDGET_BYTES`` of recorded spikes (``n_neurons * n_steps``
+    bytes a trial), at most ``MAX_CHUNK`` and ``batch``, at least 1."""
+    per_trial = max(1, n_neurons) * max(1, n_steps)
     return int(max(1, min(batch, MAX_CHUNK, SINK_BUDGET_BYTES // per_trial)))
+
+
+def run_in_chunks(batch: int, step: int, run: Callable[[int, int], None],
+                  progress: Callable[[int, int], None] | None = None) -> None:
+    """``run(start, stop)`` for consecutive chunks of at most ``step`` of ``batch`` trials, then
+    ``progress(stop, batch)``."""
+    for start in range(0, batch, step):
+        stop = min(batch, start + step)
+        run(start, stop)
+        if progress is not None:
+            progress(stop, batch)
+
+
+def run_recorded(start: object, recorded: dict[str, tuple[object, int]], steps: int, fixed: bool, hardware: str,
+                 stats: dict[str, float]) -> dict[str, np.ndarray]:
+    """Record the spikes of every ``{key: (process, size)}`` in ``recorded`` (a ``SpikeRecorder`` each: one
+    uint8 row per step in a memory map), run the process graph of ``start`` for ``steps`` Lava steps (the
+    first alone: compilation, runtime start and one step) and stop it. Returns ``{key: spikes [steps,
+    size]}`` and adds ``setup_s`` (the first step with compilation), ``step_s`` and ``steps`` (the rest) to
+    ``stats``. The one run-and-time block of the single-layer and the network backends."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    from .lava_recorder import SpikeRecorder
+
+    workdir = tempfile.mkdtemp(prefix="spikedyn-spikes-")
+    try:
+        paths, sinks = {}, []  # keep the sinks referenced until the run is over
+        for k, (key, (proc, size)) in enumerate(recorded.items()):
+            paths[key] = os.path.join(workdir, f"spikes{k}.npy")
+            np.lib.format.open_memmap(paths[key], mode="w+", dtype=np.uint8, shape=(steps, size)).flush()
+            sinks.append(SpikeRecorder(shape=(size,), path=paths[key]))
+            proc.s_out.connect(sinks[-1].a_in)
+        cfg = _run_cfg("fixed_pt" if fixed else "floating_pt", hardware)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lava's process-model search warns about every unrelated module
+            t0 = time.perf_counter()
+            start.run(condition=RunSteps(num_steps=1), run_cfg=cfg)  # compiles, starts the runtime, 1 step
+            try:
+                t1 = time.perf_counter()
+                if steps > 1:
+                    start.run(condition=RunSteps(num_steps=steps - 1), run_cfg=cfg)
+                t2 = time.perf_counter()
+            finally:
+                start.stop()
+        out = {key: np.load(path) for key, path in paths.items()}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    stats["setup_s"] = stats.get("setup_s", 0.0) + (t1 - t0)
+    stats["step_s"] = stats.get("step_s", 0.0) + (t2 - t1)
+    stats["steps"] = stats.get("steps", 0) + (steps - 1)
+    return out
 
 
 def _block(W: np.ndarray, copies: int):
@@ -137,10 +190,7 @@ def _run_chunk(spec: NetworkSpec, x: np.ndarray, q: Loihi2Params | None, hardwar
                stats: dict[str, float]) -> np.ndarray:
     """Spikes ``[S, B, N]`` of one Lava run over the B trials of ``x [T, B, I]``; adds the seconds spent
     compiling/starting (with the first step) and stepping to ``stats``."""
-    from lava.magma.core.run_conditions import RunSteps
     from lava.proc.io.source import RingBuffer as Source
-
-    from .lava_recorder import SpikeRecorder
 
     T, B, I = x.shape
     N, S = spec.n_hidden, x.shape[0] * spec.substeps
@@ -162,35 +212,12 @@ def _run_chunk(spec: NetworkSpec, x: np.ndarray, q: Loihi2Params | None, hardwar
     # simulator this is the same sum as the binary-spike path, without its slow column indexing.
     syn_rec = _connection(W_rec, B, graded=B > 1, fixed=fixed, exp=q.w_rec_exp if fixed else 0,
                           delay=spec.delay_rec)
-    workdir = tempfile.mkdtemp(prefix="spikedyn-spikes-")
-    record = os.path.join(workdir, "spikes.npy")
-    np.lib.format.open_memmap(record, mode="w+", dtype=np.uint8, shape=(S, B * N)).flush()
-    sink = SpikeRecorder(shape=(B * N,), path=record)
     source.s_out.connect(syn_in.s_in)
     syn_in.a_out.connect(neurons.a_in)
     neurons.s_out.connect(syn_rec.s_in)
     syn_rec.a_out.connect(neurons.a_in)
-    neurons.s_out.connect(sink.a_in)
-    cfg = _run_cfg("fixed_pt" if fixed else "floating_pt", hardware)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Lava's process-model search warns about every unrelated module
-            t0 = time.perf_counter()
-            neurons.run(condition=RunSteps(num_steps=1), run_cfg=cfg)  # compiles, starts the runtime, 1 step
-            try:
-                t1 = time.perf_counter()
-                if S > 1:
-                    neurons.run(condition=RunSteps(num_steps=S - 1), run_cfg=cfg)
-                t2 = time.perf_counter()
-            finally:
-                neurons.stop()
-        spikes = np.load(record).reshape(S, B, N)  # trial-major neuron index
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    stats["setup_s"] = stats.get("setup_s", 0.0) + (t1 - t0)
-    stats["step_s"] = stats.get("step_s", 0.0) + (t2 - t1)
-    stats["steps"] = stats.get("steps", 0) + (S - 1)
-    return spikes
+    spikes = run_recorded(neurons, {"z": (neurons, B * N)}, S, fixed, hardware, stats)["z"]
+    return spikes.reshape(S, B, N)  # trial-major neuron index
 
 
 def _run_cfg(tag: str, hardware: str):
@@ -243,14 +270,15 @@ def run_lava(
                 "use precision='float'"
             )
         q = q if q is not None else quantize_spec(spec)
+        check_input_range(quantize_input(x, q.input_frac_bits), q.w_in, q.w_in_exp)  # int32, as Lava sums
     else:
         q = None
     T, B, _ = x.shape
-    step = chunk or chunk_size(spec, T * spec.substeps, B)
+    stats = stats if stats is not None else {}
     out = np.zeros((T * spec.substeps, B, spec.n_hidden), dtype=np.uint8)
-    for start in range(0, B, step):
-        stop = min(B, start + step)
-        out[:, start:stop] = _run_chunk(spec, x[:, start:stop], q, hardware, stats if stats is not None else {})
-        if progress is not None:
-            progress(stop, B)
+
+    def run(start: int, stop: int) -> None:
+        out[:, start:stop] = _run_chunk(spec, x[:, start:stop], q, hardware, stats)
+
+    run_in_chunks(B, chunk or chunk_size(spec.n_hidden, T * spec.substeps, B), run, progress)
     return out

@@ -25,18 +25,13 @@ rest until then).
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from .lava_backend import MAX_CHUNK, PRECISIONS, SINK_BUDGET_BYTES, _connection, _run_cfg, lava_available
+from .lava_backend import PRECISIONS, _connection, chunk_size, lava_available, run_in_chunks, run_recorded
 from .network import INPUT, FixedNetwork, NetworkGraph, quantize_network
-from .quantize import quantize_input, shift
+from .quantize import check_input_range, quantize_input, shift
 from .validation import check_chunk, check_inputs
 
 
@@ -81,12 +76,10 @@ def _stream(x_sub: np.ndarray, lead: int, steps: int) -> np.ndarray:
 
 def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hardware: str,
                stats: dict[str, float], spikedyn_fixed: bool = False) -> dict[str, np.ndarray]:
-    from lava.magma.core.run_conditions import RunSteps
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
 
     from .lava_neuron import SpikedynFixedLIF, SpikedynLIF
-    from .lava_recorder import SpikeRecorder
 
     T, B, _ = x.shape
     fixed = fx is not None
@@ -170,39 +163,10 @@ def _run_chunk(graph: NetworkGraph, x: np.ndarray, fx: FixedNetwork | None, hard
         src.s_out.connect(conn.s_in)
         conn.a_out.connect(neurons[L.name].a_in)
         keep += [src, conn]
-    workdir = tempfile.mkdtemp(prefix="spikedyn-net-spikes-")
-    records = {}
-    try:
-        for L in graph.layers:
-            path = os.path.join(workdir, f"layer{len(records)}.npy")
-            np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(total, B * L.size)).flush()
-            sink = SpikeRecorder(shape=(B * L.size,), path=path)
-            neurons[L.name].s_out.connect(sink.a_in)
-            records[L.name] = path
-            keep.append(sink)
-        first = neurons[graph.layers[0].name]
-        cfg = _run_cfg("fixed_pt" if fixed else "floating_pt", hardware)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
-            first.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
-            try:
-                t1 = time.perf_counter()
-                if total > 1:
-                    first.run(condition=RunSteps(num_steps=total - 1), run_cfg=cfg)
-                t2 = time.perf_counter()
-            finally:
-                first.stop()
-        out = {}
-        for L in graph.layers:
-            rec = np.load(records[L.name]).reshape(total, B, L.size)
-            out[L.name] = rec[sigma[L.name]:sigma[L.name] + S].copy()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    stats["setup_s"] = stats.get("setup_s", 0.0) + (t1 - t0)
-    stats["step_s"] = stats.get("step_s", 0.0) + (t2 - t1)
-    stats["steps"] = stats.get("steps", 0) + (total - 1)
-    return out
+    recorded = {L.name: (neurons[L.name], B * L.size) for L in graph.layers}
+    got = run_recorded(neurons[graph.layers[0].name], recorded, total, fixed, hardware, stats)
+    return {L.name: got[L.name].reshape(total, B, L.size)[sigma[L.name]:sigma[L.name] + S].copy()
+            for L in graph.layers}
 
 
 def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float", hardware: str = "sim",
@@ -219,16 +183,20 @@ def run_network_lava(graph: NetworkGraph, x: np.ndarray, precision: str = "float
     check_lava_network(graph, precision)
     x, chunk = check_inputs(x, graph.n_in), check_chunk(chunk)
     fx = quantize_network(graph) if precision == "fixed" else None
+    if fx is not None:  # Lava sums graded inputs in int32
+        X = quantize_input(x, fx.input_frac_bits)
+        for p, fp in zip(graph.projections, fx.projections, strict=True):
+            if p.src == INPUT:
+                check_input_range(X, fp.w, fp.exp)
     T, B, _ = x.shape
     S = T * graph.substeps
     recorded = S + max(lava_skew(graph).values(), default=0)  # each sink also records the layers' skew
-    step = chunk or int(max(1, min(B, MAX_CHUNK, SINK_BUDGET_BYTES // max(1, graph.n_hidden * recorded))))
+    stats = stats if stats is not None else {}
     out = {L.name: np.zeros((S, B, L.size), dtype=np.uint8) for L in graph.layers}
-    for start in range(0, B, step):
-        stop = min(B, start + step)
-        got = _run_chunk(graph, x[:, start:stop], fx, hardware, stats if stats is not None else {}, spikedyn_fixed)
-        for name, z in got.items():
+
+    def run(start: int, stop: int) -> None:
+        for name, z in _run_chunk(graph, x[:, start:stop], fx, hardware, stats, spikedyn_fixed).items():
             out[name][:, start:stop] = z
-        if progress is not None:
-            progress(stop, B)
+
+    run_in_chunks(B, chunk or chunk_size(graph.n_hidden, recorded, B), run, progress)
     return out

@@ -7,6 +7,7 @@ refused with the node's name, instead of the metadata winning quietly or numpy f
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,6 +18,23 @@ import numpy as np
 RTOL = 1e-9
 METADATA_HINT = ("the graph was changed after export; delete graph.metadata['spikedyn'] (and "
                  "'spikedyn_model') to import the graph's own constants")
+
+
+def metadata_json(graph: Any, key: str) -> dict[str, Any] | None:
+    """``graph.metadata[key]`` (spikedyn's JSON object) parsed, None when absent; one ``ValueError`` that
+    names the entry and says what to do when it is not a JSON object (a damaged or foreign file)."""
+    meta = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
+    raw = meta.get(key)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"graph.metadata[{key!r}] is not spikedyn's JSON object; delete that entry to import the "
+                         "graph's own constants")
+    return value
 
 
 def time_constant(values: Any, node: str, field: str, scale: float = 1.0) -> float:

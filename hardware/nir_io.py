@@ -204,10 +204,7 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
         substeps, dt_ms: input-step structure (spikedyn metadata or 1 substep of ``dt``).
     """
     nir = _nir()
-    meta = graph.metadata.get(METADATA_KEY) if isinstance(getattr(graph, "metadata", None), dict) else None
-    exact = json.loads(meta) if isinstance(meta, (str, bytes)) else None
-    if exact is not None and not isinstance(exact, dict):
-        raise ValueError(f"graph.metadata[{METADATA_KEY!r}] is not spikedyn's JSON object of constants")
+    exact = checks.metadata_json(graph, METADATA_KEY)
     if exact is not None and dt is not None and not np.isclose(float(dt), float(exact["dt_s"]), rtol=1e-12):
         raise ValueError(f"dt={dt} s disagrees with the graph's spikedyn metadata (dt_s = {exact['dt_s']}); "
                          "omit dt= for spikedyn's own graphs")
@@ -413,6 +410,15 @@ def spec_from_nir(graph: Any, dt: float | None = None, reset: str | None = None,
     if dt_ms is not None:
         kwargs["dt_ms"] = float(dt_ms)
     return NetworkSpec(**kwargs)
+
+
+def graph_bytes(graph: Any) -> bytes:
+    """``graph`` as the bytes of a ``.nir`` (HDF5) file, for atomic writes."""
+    import io
+
+    buf = io.BytesIO()
+    _nir().write(buf, graph)
+    return buf.getvalue()
 
 
 def read_graph(graph_or_path: Any) -> Any:

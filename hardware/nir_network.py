@@ -88,13 +88,10 @@ def graph_dt(graph: Any, dt: float | None) -> float | None:
 
 
 def _exact(graph: Any) -> dict[str, Any] | None:
-    meta = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
-    raw = meta.get(NETWORK_KEY)
-    if raw is None:
-        return None
-    exact = json.loads(raw) if isinstance(raw, (str, bytes)) else None
-    if not isinstance(exact, dict) or "structure" not in exact:
-        raise ValueError(f"graph.metadata[{NETWORK_KEY!r}] is not spikedyn's JSON object of constants")
+    exact = checks.metadata_json(graph, NETWORK_KEY)
+    if exact is not None and "structure" not in exact:
+        raise ValueError(f"graph.metadata[{NETWORK_KEY!r}] has no network structure; delete that entry to import "
+                         "the graph's own constants")
     return exact
 
 
@@ -173,9 +170,8 @@ def graph_from_nir(graph: Any, dt: float | None = None, reset: str | dict[str, s
                 if kind == "Affine" and getattr(node, "bias", None) is not None:
                     bias = checks.finite_array(node.bias, nxt, "bias").reshape(-1)
                     checks.check_shape(bias, (A.shape[0],), nxt, "bias", f"its weight has {A.shape[0]} rows")
-                    if np.any(bias != 0):
-                        biased_paths[nxt] = biased_paths.get(nxt, 0) + 1
-                        b2 = (b2 if b2 is not None else 0.0) + bias * np.ones(A.shape[0])
+                    biased_paths[nxt] = biased_paths.get(nxt, 0) + 1  # a zero bias too: spikedyn's bias flag
+                    b2 = (b2 if b2 is not None else 0.0) + bias * np.ones(A.shape[0])
             elif kind == "Scale":
                 s = checks.finite_array(node.scale, nxt, "scale").reshape(-1)
                 W2 = np.diag(s) if W is None else s[:, None] * W
@@ -192,9 +188,13 @@ def graph_from_nir(graph: Any, dt: float | None = None, reset: str | dict[str, s
     for src in [inputs[0], *layer_names]:
         walk(src, src, None, None, 0, [])
     for name, count in biased_paths.items():
-        if count > 1:
+        if count > 1 and np.any(_arr(nodes[name].bias) != 0):
             raise ValueError(f"NIR node {name!r}: a biased Affine reached by {count} paths has no single place for "
                              "its bias in spikedyn (give it one input, or move the bias)")
+    # an Affine's bias, zero included, becomes the bias of the one projection through it (the round trip keeps
+    # spikedyn's bias flags); a zero bias reached by several paths has no single place and adds nothing: dropped
+    found = [(s, d, W, None if b is not None and all(biased_paths[v] > 1 for v in via if v in biased_paths) else b,
+              k, via) for s, d, W, b, k, via in found]
 
     # execution order: depth-first from the input; an edge to a layer on the stack closes a cycle
     proj = [f for f in found if kinds[f[1]] in NEURONS]

@@ -170,9 +170,10 @@ def quantize_input(x: np.ndarray, frac_bits: int = DEFAULT_INPUT_FRAC_BITS) -> n
     return np.clip(X, -GRADED_MAX, GRADED_MAX).astype(np.int64)
 
 
-def check_input_range(X: np.ndarray, w_in: np.ndarray) -> None:
-    """Lava's fixed ``Dense`` accumulates ``w @ X`` in int32: refuse inputs that could overflow it."""
-    worst = float(np.abs(X).sum(axis=-1).max(initial=0)) * float(np.abs(w_in).max(initial=0))
+def check_input_range(X: np.ndarray, w_in: np.ndarray, exp: int = 0) -> None:
+    """Lava's bit-accurate ``Dense``/``Sparse`` accumulate ``w @ X`` (then ``<< exp``) in int32, where numpy
+    wraps silently (torch's ``Loihi2RNN`` would not): refuse graded inputs ``X [..., I]`` that could overflow it."""
+    worst = float(np.abs(X).sum(axis=-1).max(initial=0)) * float(np.abs(w_in).max(initial=0)) * 2.0 ** max(0, exp)
     if worst >= 2**31:
         raise ValueError(
             f"inputs too large for Loihi's 32-bit input accumulator (|w| * sum|X| = {worst:.3g} >= 2**31); "

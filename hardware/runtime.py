@@ -21,7 +21,13 @@ SEARCHED = (
 
 
 class LavaNotFound(RuntimeError):
-    """No interpreter with lava-nc (and spikedyn) was found."""
+    """The Lava runtime asked for is not installed: no interpreter with lava-nc (and spikedyn), or, for
+    ``backend="lava-loihi"``, no lava-loihi. Something the user installs (``spikedyn deploy``: exit code 2)."""
+
+
+class LavaRunFailed(RuntimeError):
+    """A Lava run started but gave no result: the runner's one-line error (or its exit code), and where the
+    bundle was kept (``spikedyn deploy``: exit code 1)."""
 
 
 def repo_root() -> Path:
@@ -84,6 +90,39 @@ def lava_python_or_none() -> str | None:
         return None
 
 
+def describe_lava_python(python: str) -> str:
+    """Which of the places in ``SEARCHED`` ``python`` is, in words without its local path (for results files
+    that travel: ``SPIKEDYN_LAVA_PYTHON``, ``.venv-lava``, ``python3.10 on PATH``, ``pyenv 3.10``)."""
+    where = os.path.abspath(python)
+    env = os.environ.get(ENV_VAR)
+    if env and os.path.abspath(env) == where:
+        return ENV_VAR
+    if where == os.path.abspath(repo_root() / ".venv-lava" / "bin" / "python"):
+        return ".venv-lava"
+    which = shutil.which("python3.10")
+    if which and os.path.abspath(which) == where:
+        return "python3.10 on PATH"
+    if "pyenv" in Path(where).parts or ".pyenv" in Path(where).parts:
+        return "pyenv 3.10"
+    return "a Python 3.10 with lava-nc"
+
+
+def lava_version(python: str) -> str | None:
+    """lava-nc's version in ``python`` (None when it has none or cannot be started)."""
+    code = "import importlib.metadata as m; print(m.version('lava-nc'))"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def lava_runtime(python: str) -> dict[str, str | None]:
+    """What a results file records about the Lava interpreter: ``{"lava_nc": version, "lava_python": where}``
+    (``describe_lava_python``; never a local path)."""
+    return {"lava_nc": lava_version(python), "lava_python": describe_lava_python(python)}
+
+
 def loihi_installed(python: str) -> bool:
     """True when Intel's lava-loihi is importable in ``python`` (needed for ``Loihi2HwCfg``)."""
     code = "import sys; from lava.utils.loihi import is_installed; sys.exit(0 if is_installed() else 1)"
@@ -104,5 +143,5 @@ def run_bundle_subprocess(directory: Path, python: str | None = None, timeout: f
     except OSError as e:
         raise LavaNotFound(f"cannot start the Lava interpreter {python}: {e.strerror or e}; run `make lava` "
                            f"or set {ENV_VAR}") from None
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")
+    if proc.returncode not in (0, 1):  # 1: the runner's own failure, reported in result.json
+        raise LavaRunFailed(f"the Lava runner ({python}) exited with code {proc.returncode}; see the messages above")

@@ -15,8 +15,7 @@ Lava's ``LIF`` process fed by ``Dense`` processes (see ``docs/hardware.md``). No
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -130,19 +129,6 @@ class NetworkSpec:
         if self.v_leak or self.v_reset:
             why.append(f"v_leak={self.v_leak:g} / v_reset={self.v_reset:g} (Lava's LIF leaks toward 0 and resets to 0)")
         return ", ".join(why)
-
-    # -- serialisation (npz / NIR metadata) ---------------------------------------------------
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Arrays and a JSON string of the scalars, for ``np.savez``."""
-        scalars = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
-        out = {name: getattr(self, name) for name in _ARRAYS}
-        out["scalars_json"] = np.array(json.dumps(scalars))
-        return out
-
-    @classmethod
-    def from_arrays(cls, data: Any) -> NetworkSpec:
-        scalars = json.loads(str(np.asarray(data["scalars_json"])))
-        return cls(**{name: np.asarray(data[name]) for name in _ARRAYS}, **scalars)
 
     def scalars(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in _ARRAYS}

@@ -7,6 +7,11 @@ import os
 import pytest
 import torch
 
+# Triton's kernels (spikedyn/models/triton_*.py) run on CPU tensors only in Triton's interpreter, which must
+# be chosen before triton is imported: on a machine without CUDA, tests/test_triton.py runs them there.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 @pytest.fixture
 def one_thread_seeded():

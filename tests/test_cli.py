@@ -125,6 +125,21 @@ def test_bench_memory_cli_smoke(tmp_path):
     assert "copy_memory k = 3, early-stopped" in table and "temporal_order, final" in table
     assert (tmp_path / "runs" / "figures" / "analysis_memory_temporal_order.png").stat().st_size > 1000
     assert main(["bench", "memory", "--models", "tanh,rnn", "--out", str(tmp_path / "x")]) == 2
+    # --include: an earlier run's tasks join this run's table and results.json, marked as not rerun here
+    earlier = tmp_path / "runs" / "results.json"
+    more = ["--delay", "3", "--hidden", "8", "--steps", "2", "--eval-every", "2", "--eval-trials", "16", "--seeds",
+            "1", "--search-trials", "0", "--models", "tanh", "--no-progress", "--json"]  # fmt: skip
+    assert main(["bench", "memory", "--task", "random_delay_copy", *more, "--include", str(earlier),
+                 "--out", str(tmp_path / "more")]) == 0  # fmt: skip
+    joined = json.loads((tmp_path / "more" / "results.json").read_text())["tasks"]
+    assert [t["task"] for t in joined] == ["copy_memory", "temporal_order", "random_delay_copy"]
+    assert [t.get("included_from") for t in joined] == [str(earlier), str(earlier), None]
+    assert "copy_memory k = 3, early-stopped" in (tmp_path / "more" / "table.md").read_text()
+    # a task in both is refused (exit 2), and so is a file that is not a results.json
+    assert main(["bench", "memory", "--task", "temporal_order", *more, "--include", str(earlier),
+                 "--out", str(tmp_path / "again")]) == 2  # fmt: skip
+    assert main(["bench", "memory", "--task", "random_delay_copy", *more, "--include", str(tmp_path / "runs" /
+                 "table.md"), "--out", str(tmp_path / "again")]) == 2  # fmt: skip
 
 
 def test_analyze_commands(tmp_path):

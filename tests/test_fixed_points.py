@@ -362,3 +362,33 @@ def test_pulse_command_rejects_bad_options():
     with pytest.raises(SystemExit) as e:
         main(["--noise", "low,high", "--out", "unused"])
     assert e.value.code == 2
+
+
+def test_neighbour_signature_is_mcmahan_et_al_nearest_neighbour_embedding():
+    """The topology embedding of McMahan et al.'s code: the probe inputs of each of the first fixed points'
+    nearest fixed points; checked against scikit-learn's NearestNeighbors (what their code calls), and
+    unchanged by rotating, scaling and shifting state space."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from spikedyn.analysis.topology import SIGNATURE_PROBES, neighbour_signature
+
+    assert SIGNATURE_PROBES[:5] == (0.0, 0.003, -0.003, 0.006, -0.006) and len(SIGNATURE_PROBES) == 21
+    rng = np.random.default_rng(0)
+    probes = list(SIGNATURE_PROBES[:7])
+    points = [rng.normal(size=(k, 6)) for k in (3, 1, 1, 2, 1, 0, 1)]  # e.g. two attractors and a saddle at 0
+    sig = neighbour_signature(points, probes, n_neighbors=3, n_points=8)
+    X = np.concatenate([p for p in points if len(p)])
+    inp = np.concatenate([[q] * len(p) for p, q in zip(points, probes)])
+    _, idx = NearestNeighbors(n_neighbors=3).fit(X).kneighbors(X)
+    np.testing.assert_array_equal(sig, inp[idx][:8].reshape(-1))
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    moved = [2.5 * p @ Q + 1.0 for p in points]
+    np.testing.assert_array_equal(neighbour_signature(moved, probes, n_neighbors=3, n_points=8), sig)
+    # a line of single fixed points, one per input, ordered by input: each point's neighbours are the
+    # neighbouring inputs; too few points leave zero rows
+    line = [np.array([[10.0 * q, 0.0]]) for q in probes]
+    sig = neighbour_signature(line, probes, n_neighbors=3, n_points=9).reshape(9, 3)
+    np.testing.assert_allclose(sig[0], [0.0, 0.003, -0.003])
+    np.testing.assert_allclose(sig[1, 0], 0.003)
+    assert set(np.round(sig[1, 1:], 6)) == {0.0, 0.006}
+    np.testing.assert_array_equal(sig[7:], 0.0)

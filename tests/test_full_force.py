@@ -232,3 +232,26 @@ def test_population_members_equal_the_networks_trained_alone(student):
         assert max(rel.values()) <= 1e-6, f"member {i}: {rel}"
         assert res.history[-1]["member_loss"][i] == pytest.approx(alone.history[-1]["loss"], rel=1e-6)
     assert len({float(pop.W_rec.detach()[i].abs().sum()) for i in range(3)}) == 3  # the members differ
+
+
+def test_population_substep_equals_each_members_substep():
+    """The public spiking API full-FORCE steps a Population with: ``spiking_state`` is every member's
+    ``init_state``, ``substep`` is every member's own ``substep`` (no self-connections masked as alone)."""
+    from spikedyn.models import SpikingRNN
+    from spikedyn.models.population import Population
+
+    nets = []
+    for s in range(3):
+        torch.manual_seed(s)
+        nets.append(SpikingRNN(2, 6, 1, self_connections=False).double())
+    pop = Population.stack(nets)
+    s_pop = pop.spiking_state(4)
+    assert all(torch.equal(a[i], b) for i in range(3) for a, b in zip(s_pop, nets[i].init_state(4)) if a.dim() == 3)
+    i_ext = torch.randn(3, 4, 6, dtype=torch.float64)
+    for _ in range(3):
+        s_pop = pop.substep(s_pop, i_ext)
+    for i, net in enumerate(nets):
+        s = net.init_state(4)
+        for _ in range(3):
+            s = net.substep(s, i_ext[i])
+        assert torch.allclose(s_pop.v[i], s.v, rtol=1e-12, atol=1e-12) and torch.equal(s_pop.z[i], s.z)

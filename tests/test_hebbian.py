@@ -188,15 +188,72 @@ def test_leave_one_out_baseline():
         Hebbian(baseline="global")
 
 
+def test_paired_baseline_compares_each_trial_with_its_twin():
+    """baseline="paired": each trial runs twice (same inputs and x0, other kicks) and is scored against its
+    twin's loss: dW = mean over the 2B runs of -eta * Rbar * e_b * (R_b - R_twin(b)); no kicks, no change."""
+    from spikedyn.learning.hebbian import batch_tensors, rule_generator
+
+    task = tasks.make("cdi", dt=50.0)
+    m = seed002_net(task, dtype=torch.float64)
+    still = Hebbian(baseline="paired", reduce="mean", max_dw=None, lr=0.1, perturb_amp=0.0)
+    st = still.init_state(m, task, seed=1)
+    W0 = m.W_rec.detach().clone()
+    for s in (1, 2):
+        rec = still.update(m, task.sample(8, s), st, step=s)
+    assert torch.equal(m.W_rec, W0) and rec["advantage"] == 0.0  # twins without exploration are identical
+    rule = Hebbian(baseline="paired", reduce="mean", max_dw=None, lr=0.1, perturb_rate=0.05)
+    st = rule.init_state(m, task, seed=1)
+    rule.update(m, task.sample(8, 1), st, step=1)
+    Rbar0 = dict(st["baseline"])
+    batch = task.sample(8, 2)
+    u, target, mask = (torch.cat([a, a], 1) for a in batch_tensors(m, batch))
+    roll = rule.rollout(m, u, dt=task.dt, generator=rule_generator(1, 2, m.device), repeat_x0=2)
+    R = (((roll["y"] - target) ** 2 * mask).sum((0, 2)) / mask.sum((0, 2))).numpy()
+    Rbar = np.array([Rbar0[t] for t in trial_types(batch) * 2])
+    coef = -0.1 * Rbar * (R - np.roll(R, 8))
+    W0 = m.W_rec.detach().clone()
+    rule.update(m, batch, st, step=2)
+    np.testing.assert_allclose(m.W_rec.detach().numpy() - W0.numpy(),
+                               sum(coef[i] * roll["e_rec"][i].numpy() for i in range(16)) / 16, rtol=1e-9, atol=1e-15)
+    assert not np.allclose(R[:8], R[8:])  # the twins explored differently
+    with pytest.raises(ValueError, match="repeat_x0"):
+        rule.rollout(m, u[:, :3], dt=task.dt, repeat_x0=2)
+
+
+def test_antithetic_baseline_flips_the_twins_kicks():
+    """baseline="antithetic": the twin runs the trial's own kicks with the opposite sign (same x0, inputs)."""
+    from spikedyn.learning.hebbian import batch_tensors, rule_generator
+
+    task = tasks.make("rdm", dt=50.0)
+    m = seed002_net(task, dtype=torch.float64)
+    rule = Hebbian(baseline="antithetic", reduce="mean", max_dw=None, lr=0.1, perturb_rate=0.05)
+    st = rule.init_state(m, task, seed=2)
+    rule.update(m, task.sample(6, 1), st, step=1)
+    Rbar0, batch = dict(st["baseline"]), task.sample(6, 2)
+    u, target, mask = batch_tensors(m, batch)
+    g = rule_generator(2, 2, m.device)
+    kicks = rule.draw_perturbations(u.shape[0], 6, 50, task.dt, m.device, m.dtype, g)
+    assert kicks.abs().sum() > 0
+    u2, target2, mask2 = (torch.cat([a, a], 1) for a in (u, target, mask))
+    roll = rule.rollout(m, u2, dt=task.dt, generator=g, perturb=torch.cat([kicks, -kicks], 1), repeat_x0=2)
+    R = (((roll["y"] - target2) ** 2 * mask2).sum((0, 2)) / mask2.sum((0, 2))).numpy()
+    coef = -0.1 * np.array([Rbar0[t] for t in trial_types(batch) * 2]) * (R - np.roll(R, 6))
+    W0 = m.W_rec.detach().clone()
+    rule.update(m, batch, st, step=2)
+    np.testing.assert_allclose(m.W_rec.detach().numpy() - W0.numpy(),
+                               sum(coef[i] * roll["e_rec"][i].numpy() for i in range(12)) / 12, rtol=1e-9, atol=1e-15)
+
+
 def _max_rel_diff(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
     return {n: float(((p - q).abs().max() / p.abs().max().clamp(min=1e-12)).detach())
             for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters())}  # fmt: skip
 
 
-@pytest.mark.parametrize("baseline", ["running", "batch"])
+@pytest.mark.parametrize("baseline", ["running", "batch", "paired", "antithetic"])
 def test_population_members_equal_the_networks_trained_alone(baseline):
     """train(Population, rule="hebbian"): one batched rollout for all members, member i ends as the same
-    network trained alone on the same batches (float64; own eta per member, noisy members, a learned bias)."""
+    network trained alone on the same batches (float64; own eta per member, noisy members, a learned bias,
+    the firing-rate regulariser on each trial's loss)."""
     import spikedyn
     from spikedyn.models.population import Population
 
@@ -207,7 +264,7 @@ def test_population_members_equal_the_networks_trained_alone(baseline):
     pop = Population.stack(nets, lr=lrs)
     W0 = pop.W_rec.detach().clone()
     kw = dict(rule="hebbian", steps=4, batch_size=16, seed=3, eval_every=2, eval_trials=32, progress=False)
-    rk = {"baseline": baseline, "max_dw": 1e-3}
+    rk = {"baseline": baseline, "max_dw": 1e-3, "regularizer": {"strength": 2.0, "target": 0.1}}
     res = spikedyn.train(pop, task, rule_kwargs=rk, **kw)
     for i, net in enumerate(nets):
         alone = spikedyn.train(net, task, rule_kwargs={**rk, "lr": lrs[i]}, **kw)

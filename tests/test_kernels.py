@@ -105,15 +105,26 @@ def test_sparse_and_dense_gradients_agree_at_a_low_firing_rate_in_float32():
 
 
 # -- e-prop: the factorised LIF traces, over several chunks ----------------------------------------------
+_ALIF = dict(neuron="alif", tau_adapt=50.0, beta_adapt=0.4)
+
+
 @pytest.mark.parametrize("kw", [dict(tau_out=20.0, refractory=2.0), dict(tau_out=0.0, du=0.3),
-                                dict(tau_out=5.0, substeps=2, dt=2.0)])  # fmt: skip
-@pytest.mark.parametrize("chunk", [1, 4, 7])
-def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk):
+                                dict(tau_out=5.0, substeps=2, dt=2.0),
+                                # ALIF: the adaptation trace eps_a carried across chunk boundaries
+                                dict(_ALIF, tau_out=20.0, refractory=2.0), dict(_ALIF, tau_out=0.0, du=0.3),
+                                dict(_ALIF, n_adaptive=5, tau_out=5.0, substeps=2, dt=2.0, refractory=2.0),
+                                # the zero reset: eps_v gated by each neuron's own spikes, carried per neuron
+                                dict(reset="zero", tau_out=20.0, refractory=2.0),
+                                dict(_ALIF, reset="zero", du=0.5, substeps=2, dt=2.0, tau_out=5.0),
+                                ])  # fmt: skip
+@pytest.mark.parametrize(("chunk", "regularised"), [(1, False), (4, False), (7, False), (7, True)])
+def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chunk, regularised):
     from spikedyn.learning.eprop import eprop_rollout
     from spikedyn.learning.losses import task_loss
+    from spikedyn.learning.regularizers import FiringRateRegularizer
 
     torch.manual_seed(2)
-    m = SpikingRNN(3, 12, 2, neuron="lif", v_th=0.5, surrogate="triangle", self_connections=False, **kw).double()
+    m = SpikingRNN(3, 12, 2, v_th=0.5, surrogate="triangle", self_connections=False, **{"neuron": "lif", **kw}).double()
     with torch.no_grad():
         m.W_rec.mul_(3.0)
         m.b.fill_(0.05)
@@ -121,13 +132,14 @@ def test_factorised_eprop_traces_equal_truncated_autograd_across_chunks(kw, chun
     u = 2.0 * torch.randn(23, 4, 3, generator=g, dtype=torch.float64)
     target = torch.randn(23, 4, 2, generator=g, dtype=torch.float64)
     mask = (torch.rand(23, 4, 2, generator=g) > 0.3).double()
-    mask[:3] = 0.0
-    y = m(u, state=m.init_state(4), detach_recurrent=True).y  # the plain loop under autograd
-    ref = task_loss(y, target, mask, "mse")
+    mask[:3] = 0.0  # the first chunks are not seen by the loss (only their traces move on)
+    reg = FiringRateRegularizer(strength=5.0, target=30.0) if regularised else None
+    out = m(u, state=m.init_state(4), detach_recurrent=True)  # the plain loop under autograd
+    ref = task_loss(out.y, target, mask, "mse") + (reg.loss(m, out.r) if reg else 0.0)
     params = dict(m.named_parameters())
     g_ref = dict(zip(params, torch.autograd.grad(ref, list(params.values()))))
     with torch.no_grad():
-        value, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=chunk)
+        value, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), reg, chunk=chunk)
     torch.testing.assert_close(value, ref.detach(), rtol=1e-12, atol=0)
     for name, a in g_ref.items():
         assert float(a.norm()) > 0
@@ -192,3 +204,35 @@ def test_fused_kernel_on_the_gpu_equals_the_cpu_in_float64(kw):
     assert torch.equal(out["cpu"][0], out["cuda"][0])
     for a, b in zip(out["cpu"][1], out["cuda"][1]):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
+
+
+# -- benchmarks/sparse_threshold.py: the crossover it reports ---------------------------------------------
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sparse_threshold_reports_the_first_rate_at_which_sparse_loses(capsys):
+    """It used to report the last rate at which sparse won, even past a loss (a noisy win at 20% after a
+    loss at 10% read as "sparse wins up to 20%")."""
+    import json
+
+    bench = _benchmark("sparse_threshold")
+    got = bench.crossover([0.01, 0.05, 0.1, 0.2, 0.3], [True, True, False, True, False])
+    assert got == {"sparse_first_loses_at": 0.1, "sparse_wins_up_to": 0.05, "sparse_wins_again_at": [0.2]}
+    assert bench.crossover([0.01, 0.1], [False, True])["sparse_wins_up_to"] is None
+    assert bench.crossover([0.01, 0.1], [True, True])["sparse_first_loses_at"] is None
+    n = torch.get_num_threads()
+    try:
+        bench.main(["--hidden", "16", "--batch", "2", "--steps", "4", "--threads", "1"])
+    finally:
+        torch.set_num_threads(n)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == len(bench.RATES) + 1 and all(row["threads"] == 1 for row in lines[:-1])
+    assert set(lines[-1]["recurrence"]) == {"sparse_first_loses_at", "sparse_wins_up_to", "sparse_wins_again_at"}

@@ -157,6 +157,31 @@ print("BAD" if bad else "OK", bad)
     assert out.stdout.startswith("OK"), out.stdout
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(W_rec=np.zeros((3, 4))), r"W_in must be \[N, I\], W_rec \[N, N\]"),
+    (dict(bias=np.zeros(2)), r"bias and beta must have shape \[4\]"),
+    (dict(W_out=np.zeros((2, 3))), r"W_out must be \[O, 4\], b_out \[O\]"),
+    (dict(reset="hard"), "unknown reset 'hard'"),
+    (dict(du=1.5), r"du must be in \[0, 1\], got 1.5"),
+    (dict(v_th=0.0), "v_th must be > 0"),
+    (dict(substeps=0), r"substeps must be a non-negative integer \(substeps >= 1\), got 0"),
+    (dict(delay_in=-1), "delay_in must be a non-negative integer"),
+    (dict(reset="subtract", v_reset=0.5), "v_reset is the value reset='zero' resets to"),
+])  # fmt: skip
+def test_network_spec_refuses_what_no_backend_can_run_in_one_line(change, message):
+    """``NetworkSpec`` (what every hardware backend compiles) refuses malformed networks in one line."""
+    from dataclasses import replace
+
+    from spikedyn.hardware.spec import NetworkSpec
+
+    ok = NetworkSpec(W_in=np.zeros((4, 2)), W_rec=np.zeros((4, 4)), bias=np.zeros(4), W_out=np.zeros((2, 4)),
+                     b_out=np.zeros(2), du=0.5, dv=0.1, v_th=1.0)
+    assert ok.lava_lif_compatible() and ok.beta.shape == (4,)
+    with pytest.raises(ValueError, match=message) as e:
+        replace(ok, **change)
+    assert "\n" not in str(e.value)
+
+
 def test_missing_lava_runtime_is_one_clear_line(monkeypatch):
     from spikedyn.hardware import runtime
 
@@ -168,6 +193,32 @@ def test_missing_lava_runtime_is_one_clear_line(monkeypatch):
         assert "\n" not in str(e.value) and "make lava" in str(e.value)
     finally:
         runtime.find_lava_python.cache_clear()
+
+
+def test_results_files_name_the_lava_interpreter_without_a_local_path(monkeypatch, tmp_path):
+    """``lava_runtime`` (what benchmarks write into docs/results): the lava-nc version and where the
+    interpreter was found, in words; a results file once recorded ``/work/wt-hd/.venv-lava/bin/python``."""
+    from spikedyn.hardware import runtime
+
+    repo_venv = str(runtime.repo_root() / ".venv-lava" / "bin" / "python")
+    monkeypatch.delenv("SPIKEDYN_LAVA_PYTHON", raising=False)
+    assert runtime.describe_lava_python(repo_venv) == ".venv-lava"
+    assert runtime.describe_lava_python(str(tmp_path / "elsewhere" / "python")) == "a Python 3.10 with lava-nc"
+    assert runtime.describe_lava_python("/home/u/.pyenv/versions/3.10.14/bin/python") == "pyenv 3.10"
+    monkeypatch.setenv("SPIKEDYN_LAVA_PYTHON", str(tmp_path / "lava" / "python"))
+    assert runtime.describe_lava_python(str(tmp_path / "lava" / "python")) == "SPIKEDYN_LAVA_PYTHON"
+    # torch's Python has no lava-nc; an interpreter that cannot start has no version either
+    assert runtime.lava_version(sys.executable) is None
+    assert runtime.lava_runtime(str(tmp_path / "missing")) == {"lava_nc": None,
+                                                                 "lava_python": "a Python 3.10 with lava-nc"}
+
+
+@pytest.mark.lava
+def test_lava_runtime_reports_the_lava_version(lava_python):
+    from spikedyn.hardware.runtime import lava_runtime
+
+    info = lava_runtime(lava_python)
+    assert info["lava_nc"] == "0.10.0" and "/" not in info["lava_python"]
 
 
 def test_deploy_rejects_bad_requests_before_running():
@@ -235,6 +286,33 @@ def test_lava_float_runs_nir_v_leak_and_v_reset(lava_python):
     out = spikedyn.deploy(m, precision="float", lava_python=lava_python).run(x, progress=False)
     assert spikes.sum() > 100
     np.testing.assert_array_equal(out.spikes, spikes)
+
+
+def test_inputs_that_would_overflow_lavas_int32_accumulator_are_refused():
+    """Lava's bit-accurate Dense sums ``w @ X`` in int32, where numpy wraps silently (the torch body would
+    not): ``check_input_range`` (once defined and never called) now guards both fixed-point compilers."""
+    from spikedyn.hardware.quantize import check_input_range, quantize_input
+
+    w = np.full((4, 3), 510)  # the largest 8-bit mantissa, doubled
+    X = quantize_input(np.full((5, 2, 3), 100.0))  # 3 * 25600 * 510 = 3.9e7: fits
+    check_input_range(X, w)
+    with pytest.raises(ValueError, match=r"too large for Loihi's 32-bit input accumulator .*>= 2\*\*31"):
+        check_input_range(X, w, exp=6)  # << 6 after the sum: 2.5e9
+    with pytest.raises(ValueError, match="scale the inputs down"):
+        check_input_range(quantize_input(np.full((5, 2, 3), 6000.0)), w)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("kind", ["rnn", "network"])
+def test_lava_fixed_point_refuses_inputs_its_accumulator_would_wrap(kind, lava_python):
+    from spikedyn.hardware.runtime import LavaRunFailed
+
+    from spikedyn.models import SpikingNetwork
+
+    m = _net(n_hidden=8) if kind == "rnn" else SpikingNetwork.from_rnn(_net(n_hidden=8))
+    x = 1e5 * torch.ones(4, 1, 4)
+    with pytest.raises(LavaRunFailed, match="ValueError: inputs too large for Loihi's 32-bit input accumulator"):
+        spikedyn.deploy(m, precision="fixed", lava_python=lava_python).run(x, progress=False)
 
 
 @pytest.mark.lava

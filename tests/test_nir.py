@@ -267,3 +267,27 @@ def test_unsupported_graphs_raise_clear_errors():
         to_nir(RateRNN(I, N, O))
     with pytest.raises(FileNotFoundError, match="no NIR file"):
         from_nir("/nonexistent/net.nir")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "network"])
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]"])
+def test_damaged_spikedyn_metadata_is_one_line_naming_the_entry(kind, damage):
+    """spikedyn's metadata entries that are not JSON objects (a damaged or foreign file) used to raise
+    ``json.JSONDecodeError: Expecting value: line 1 column 1``; now one line naming the entry."""
+    from spikedyn.hardware.nir_io import METADATA_KEY
+    from spikedyn.hardware.nir_network import NETWORK_KEY
+
+    from spikedyn.export.nir import MODEL_KEY
+    from spikedyn.models import SpikingNetwork
+
+    if kind == "rnn":
+        model, keys = SpikingRNN(2, 4, 1, reset="zero"), (MODEL_KEY, METADATA_KEY)
+    else:
+        model, keys = SpikingNetwork.build(2, [dict(size=4), dict(size=3)], n_out=1, seed=0), (MODEL_KEY, NETWORK_KEY)
+    for key in keys:
+        graph = to_nir(model)
+        assert key in graph.metadata
+        graph.metadata[key] = damage
+        with pytest.raises(ValueError, match=rf"^graph.metadata\['{key}'\] is not spikedyn's JSON object; delete") as e:
+            from_nir(graph)
+        assert "\n" not in str(e.value)

@@ -197,6 +197,41 @@ def test_multi_layer_features_torch_equals_numpy_and_fixed_point():
         SpikingNetwork(g).quantized("loihi2")
 
 
+def test_loihi2_network_quantizes_once_until_its_weights_change(monkeypatch):
+    """``Loihi2Network.step`` used to re-quantize every weight at every call. The integers are now cached:
+    one ``quantize_network`` call for a whole step-by-step rollout (which equals ``forward`` bit for bit),
+    and a fresh one after a weight is changed in place (then equal to a body built from the new weights)."""
+    import spikedyn.hardware.network as hn
+
+    net = SpikingNetwork.build(3, [dict(size=10, neuron="lif", recurrent=True, gain=2.0, du=0.5, dv=0.1),
+                                   dict(size=4, neuron="lif", du=1.0, dv=0.2)], n_out=2, seed=3)  # fmt: skip
+    q = net.quantized("loihi2")
+    calls = []
+    real = hn.quantize_network
+    monkeypatch.setattr(hn, "quantize_network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = 2.0 * _x(T=30, B=2)
+
+    def stepwise(m):
+        state, rs = m.init_state(2), []
+        for t in range(x.shape[0]):
+            state, r = m.step(state, x[t])
+            rs.append(r)
+        return torch.stack(rs)
+
+    r_steps = stepwise(q)
+    assert len(calls) == 1 and r_steps.sum() > 20
+    torch.testing.assert_close(r_steps, q(x).r, rtol=0, atol=0)
+    assert len(calls) == 1  # forward reuses the same integers
+    with torch.no_grad():
+        q.weights[0].mul_(1.5)  # in place: the cache must notice
+    r_new = stepwise(q)
+    assert len(calls) == 2
+    with torch.no_grad():
+        net.weights[0].mul_(1.5)
+    torch.testing.assert_close(r_new, stepwise(net.quantized("loihi2")), rtol=0, atol=0)
+    assert not torch.equal(r_new, r_steps)
+
+
 # -- NIR: a hand-written multi-layer graph against NIR's own equations ----------------------------------
 def test_foreign_multi_layer_nir_graph_runs_nir_equations():
     """LIF -> CubaLIF (recurrent, per-neuron tau_syn) -> IF output, a skip Linear from the input, written by
@@ -274,6 +309,146 @@ def test_what_a_network_graph_cannot_express_names_the_node():
     short = dict(base, a=nir.LIF(tau=np.full(3, 1e-4), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)))
     with pytest.raises(ValueError, match="'a'.*shorter than dt"):
         from_nir(nir.NIRGraph(nodes=short, edges=edges), dt=1e-3)
+
+
+def test_nir_round_trip_keeps_the_structure_bias_flags_included(tmp_path):
+    """A projection with a bias parameter exports as an ``Affine`` even when the bias is zero, and comes back
+    with its bias parameter (it used to come back without: same arithmetic, another structure); a
+    projection without one stays a ``Linear``; the readout's bias flag survives both ways."""
+    rng = np.random.default_rng(2)
+    layers = [Layer("a", 6, du=0.5, dv=0.1, reset="zero"), Layer("b", 4, du=1.0, dv=0.2, reset="subtract")]
+    proj = [Projection(INPUT, "a", rng.normal(size=(6, 3)) * 2, np.zeros(6)),       # bias parameter, zero
+            Projection("a", "a", rng.normal(size=(6, 6)), None, 1),                 # none
+            Projection("a", "b", rng.normal(size=(4, 6)) * 2, rng.uniform(0, .1, 4))]  # bias parameter, not zero
+    for readout_bias in (np.zeros(2), None):
+        net = SpikingNetwork(NetworkGraph(3, layers, proj, Readout("b", 0.9, rng.normal(size=(2, 4)), readout_bias)))
+        graph = to_nir(net, path=tmp_path / "net.nir")
+        kinds = {k: type(v).__name__ for k, v in graph.nodes.items()}
+        assert kinds["w_input_a"] == "Affine" and kinds["w_a_a"] == "Linear" and kinds["w_a_b"] == "Affine"
+        assert kinds["w_out"] == ("Affine" if readout_bias is not None else "Linear")
+        for back in (from_nir(graph), from_nir(tmp_path / "net.nir")):
+            assert back.to_graph().structure() == net.to_graph().structure()
+            assert sorted(dict(back.named_parameters())) == sorted(dict(net.named_parameters()))
+            x = _x(T=40, B=2)
+            for k, z in back.layer_spikes(x).items():
+                torch.testing.assert_close(z, net.layer_spikes(x)[k], rtol=0, atol=0)
+
+
+def test_an_affine_reached_by_several_paths_keeps_its_bias_only_if_zero():
+    """A biased ``Affine`` that two layers feed has no single projection for its bias: refused with the
+    node's name; with a zero bias it adds nothing and the two projections get no bias parameter."""
+    lif = lambda n: nir.LIF(tau=np.full(n, 1e-2), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))  # noqa: E731
+
+    def graph(bias):
+        return nir.NIRGraph(nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}), "w1": nir.Linear(weight=np.ones((3, 2))),
+            "w2": nir.Linear(weight=np.ones((3, 2))), "a": lif(3), "b": lif(3),
+            "shared": nir.Affine(weight=np.ones((2, 3)), bias=np.full(2, bias)), "c": lif(2),
+            "output": nir.Output(output_type={"output": np.array([2])})},
+            edges=[("input", "w1"), ("w1", "a"), ("input", "w2"), ("w2", "b"), ("a", "shared"), ("b", "shared"),
+                   ("shared", "c"), ("c", "output")])  # fmt: skip
+
+    with pytest.raises(ValueError, match="'shared': a biased Affine reached by 2 paths"):
+        from_nir(graph(0.5), dt=1e-3)
+    net = from_nir(graph(0.0), dt=1e-3)
+    into_c = [p for p in net.to_graph().projections if p.dst == "c"]
+    assert [p.src for p in into_c] == ["a", "b"] and all(p.bias is None for p in into_c)
+
+
+def _lif(n, **kw):
+    return nir.LIF(**{"tau": np.full(n, 1e-2), "r": np.ones(n), "v_leak": np.zeros(n), "v_threshold": np.ones(n),
+                      **kw})
+
+
+def _two_layers(**changes):
+    """input(2) -> w -> a (LIF 3) -> w2 -> b (LIF 2) -> [readout] -> output, with nodes replaced/added."""
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "w": nir.Linear(weight=np.ones((3, 2))),
+             "a": _lif(3), "w2": nir.Linear(weight=np.ones((2, 3))), "b": _lif(2),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    edges = [("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output")]
+    nodes.update(changes.pop("nodes", {}))
+    edges = changes.pop("edges", edges)
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+_LI_READOUT = [("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "li"), ("li", "wo"), ("wo", "output")]
+_LI = {"li": nir.LI(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2)), "wo": nir.Affine(weight=np.eye(2),
+                                                                                               bias=np.zeros(2))}
+IMPORT_ERRORS = {
+    "per-neuron size": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3))},
+                             edges=_LI_READOUT), r"NIR node 'li': tau has 3 values, the layer has 2 neurons"),
+    "non-finite": (dict(nodes={"a": _lif(3, v_leak=np.array([0, np.nan, 0]))}), r"'a': v_leak holds NaN or Inf"),
+    "negative tau": (dict(nodes={"a": _lif(3, tau=np.full(3, -1e-2))}), r"'a': tau must be a time constant > 0"),
+    "two outputs": (dict(nodes={"out2": nir.Output(output_type={"output": np.array([3])})},
+                         edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                ("a", "out2")]), r"one Input and one Output node; found \['input'\]"),
+    "no neuron": (dict(nodes={"a": nir.Linear(weight=np.eye(3)), "b": nir.Linear(weight=np.ones((2, 3)))}),
+                  "no spiking layer"),
+    "feeds the input": (dict(edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                    ("w2", "input")]), r"'w2' feeds the Input node 'input'"),
+    "wire cycle": (dict(nodes={"w3": nir.Linear(weight=np.eye(3))},
+                        edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"), ("w", "w3"),
+                               ("w3", "w")]), "form a cycle without a neuron"),
+    "weight not a matrix": (dict(nodes={"w2": nir.Linear(weight=np.ones((2, 3, 1)))}),
+                            r"'w2': weight must be a matrix"),
+    "columns": (dict(nodes={"w2": nir.Linear(weight=np.ones((2, 4)))}),
+                r"'w2': weight has 4 columns, but its input has 3"),
+    "rows": (dict(nodes={"w2": nir.Linear(weight=np.ones((3, 3)))}), r"'w2': 3 outputs into 'b', which has 2 neurons"),
+    "unreached": (dict(nodes={"c": _lif(2), "wc": nir.Linear(weight=np.ones((2, 2)))},
+                       edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"), ("c", "wc"),
+                              ("wc", "c")]), r"\['c'\] are not reached from the Input node"),
+    "reset with v_reset": (dict(nodes={"a": _lif(3, v_reset=np.full(3, -0.5))}),
+                           r"'a': reset='subtract' has no v_reset"),
+    "output from the input": (dict(nodes={"w0": nir.Linear(weight=np.ones((2, 2)))},
+                                   edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("input", "w0"),
+                                          ("w0", "output")]), "the Output is fed straight from the input"),
+    "two readouts": (dict(edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "output"),
+                                 ("a", "output")]), "one readout path from a spiking layer to the Output"),
+    "delay in the readout": (dict(nodes={"d": nir.Delay(delay=np.full(2, 1e-3))},
+                                  edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "d"),
+                                         ("d", "output")]), "Delay nodes in the readout"),
+    "biased LI": (dict(nodes={**_LI, "wb": nir.Affine(weight=np.eye(2), bias=np.ones(2))},
+                       edges=[("input", "w"), ("w", "a"), ("a", "w2"), ("w2", "b"), ("b", "wb"), ("wb", "li"),
+                              ("li", "wo"), ("wo", "output")]), r"'li': a leaky integrator after a biased readout"),
+    "LI taus": (dict(nodes={**_LI, "li": nir.LI(tau=np.array([1e-2, 2e-2]), r=np.ones(2), v_leak=np.zeros(2))},
+                     edges=_LI_READOUT), r"'li': the readout filter needs one tau"),
+    "LI v_leak": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.ones(2))},
+                       edges=_LI_READOUT), r"'li': a readout leaky integrator with v_leak != 0"),
+    "LI too fast": (dict(nodes={**_LI, "li": nir.LI(tau=np.full(2, 1e-4), r=np.ones(2), v_leak=np.zeros(2))},
+                         edges=_LI_READOUT), r"'li': tau = 0.0001 s is shorter than dt"),
+    "LI branches": (dict(nodes={**_LI, "wo2": nir.Linear(weight=np.eye(2))},
+                         edges=[*_LI_READOUT, ("li", "wo2"), ("wo2", "output")]), "must be one chain"),
+    "scale after LI": (dict(nodes={**_LI, "wo": nir.Scale(scale=np.ones(2))}, edges=_LI_READOUT),
+                       r"'wo' \(Scale\) in the readout after 'li' is not supported"),
+    "dt": (dict(), "dt must be > 0 seconds"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMPORT_ERRORS))
+def test_network_import_errors_are_one_line_naming_the_node(case):
+    """Each shape of graph spikedyn's network reader cannot express (``hardware/nir_network.py``) is one
+    ``ValueError`` line naming the node and what is wrong (these branches had no test)."""
+    changes, message = IMPORT_ERRORS[case]
+    graph = _two_layers(**dict(changes))
+    with pytest.raises(ValueError, match=message) as e:
+        from_nir(graph, dt=-1e-3 if case == "dt" else 1e-3, network=True,
+                 reset="subtract" if case == "reset with v_reset" else None)
+    assert "\n" not in str(e.value)
+    assert isinstance(from_nir(_two_layers(), dt=1e-3), SpikingNetwork)  # the unchanged graph reads
+
+
+@pytest.mark.parametrize("layer, message", [
+    (dict(du=0.5, dv=0.0), "NIR has no current-based non-leaky neuron"),
+    (dict(du=1.0, dv=np.array([0.1, 0.0, 0.1])), "mixes leaky and non-leaky neurons"),
+    (dict(du=0.0, dv=0.1), r"du = 0 \(a current that never decays\) has no CubaLIF form"),
+], ids=["cuba-if", "mixed", "du0"])  # fmt: skip
+def test_what_nir_cannot_hold_is_refused_on_export_naming_the_layer(layer, message):
+    g = NetworkGraph(2, [Layer("a", 3, reset="zero", **layer)], [Projection(INPUT, "a", np.ones((3, 2)))],
+                     Readout("a"))
+    with pytest.raises(ValueError, match=rf"^layer 'a': {message}"):
+        to_nir(SpikingNetwork(g))
+    with pytest.raises(ValueError, match="dt must be > 0 seconds"):
+        to_nir(SpikingNetwork.build(2, [dict(size=3)]), dt=0.0)
 
 
 # -- the NIR paper's Braille graphs ------------------------------------------------------------------------

@@ -177,3 +177,25 @@ def test_svcca_same_k_truncates_both_to_the_smaller_dimension():
     # noise-dominated B: each keeps its own K, so A's two directions are found among B's many
     C = np.c_[0.3 * signal, rng.normal(size=(3000, 30))]
     assert svcca(A, C) > svcca(A, C, same_k=True)
+
+
+def test_silhouette_rows_is_the_euclidean_silhouette_of_the_rows_of_D():
+    """McMahan et al.'s code scores ``silhouette_score(D, labels)`` (the rows of D as features); the paper's
+    wording (and ``silhouette``) is the silhouette on D itself. Both against scikit-learn by hand."""
+    from sklearn.metrics import silhouette_score
+
+    from spikedyn.analysis.similarity import silhouette_rows
+
+    rng = np.random.default_rng(3)
+    P = np.concatenate([rng.normal(0.0, 1.0, size=(5, 3)), rng.normal(0.8, 1.0, size=(5, 3))])
+    D = scipy.spatial.distance.squareform(scipy.spatial.distance.pdist(P))
+    labels = ["a"] * 5 + ["b"] * 5
+    R = scipy.spatial.distance.squareform(scipy.spatial.distance.pdist(D))  # distances between rows
+    assert silhouette_rows(D, labels) == pytest.approx(silhouette_score(R, labels, metric="precomputed"))
+    assert silhouette(D, labels) == pytest.approx(silhouette_score(P, labels))
+    # a group whose members are far from everything, themselves included, is a cluster only by its rows
+    far = np.full((8, 8), 0.1)
+    far[:4, :] = far[:, :4] = 1.0
+    np.fill_diagonal(far, 0.0)
+    lab = ["h"] * 4 + ["rest"] * 4
+    assert silhouette(far, lab) < 0.5 < silhouette_rows(far, lab)

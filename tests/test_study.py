@@ -56,19 +56,23 @@ def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, one_thre
 
     out = tmp_path / "study"
     args = ["study", "rules", "--task", "rdm", "--rules", "bptt,full_force", "--nets", "2", "--eval-trials", "20",
-            "--analysis-trials", "4", "--n-inits", "8", "--steps", "bptt=3", "--steps", "full_force=2",
-            "--include-failed", "--no-progress", "--out", str(out)]
+            "--analysis-trials", "4", "--n-inits", "8", "--signature-probes", "5", "--steps", "bptt=3", "--steps",
+            "full_force=2", "--include-failed", "--no-progress", "--out", str(out)]
     assert main([*args, "--json"]) == 0
     summary = json.loads((out / "study.json").read_text())
     assert [n["id"] for n in summary["nets"]] == ["bptt-rate/0", "bptt-rate/1", "full_force-rate/0",
                                                   "full_force-rate/1"]
     D = np.load(out / "distances.npz")
-    for key in ("svcca_distance", "topology_distance"):
-        M = D[key]
+    for key in X.DISTANCES:
+        M = D[f"{key}_distance"]
         assert M.shape == (4, 4) and np.allclose(M, M.T) and np.allclose(np.diag(M), 0) and (M >= -1e-9).all()
-    for key in ("svcca", "topology"):
-        s = summary["scores"][key]["silhouette"]
-        assert -1 <= s <= 1 and len(summary["scores"][key]["mds"]) == 4
+        sc = summary["scores"][key]
+        assert -1 <= sc["silhouette"] <= 1 and -1 <= sc["silhouette_rows"] <= 1 and len(sc["mds"]) == 4
+    # the topology distance is the Euclidean distance between the networks' neighbour signatures
+    cached = [dict(np.load(out / "analysis" / f"{i.replace('/', '-')}.npz")) for i in summary["ids"]]
+    sig = np.stack([X.signature(a) for a in cached])
+    assert sig.shape == (4, 30) and set(np.round(sig[:, 0], 6)) == {0.0}  # each first point is at u = 0
+    np.testing.assert_allclose(D["topology_distance"], np.linalg.norm(sig[:, None] - sig[None], axis=-1))
     assert set(summary["attractors"]) == {"bptt", "full_force"}
     assert (out / "figures" / "rules_rdm.png").stat().st_size > 1000
     cached = sorted(p.name for p in (out / "analysis").iterdir())
@@ -109,7 +113,8 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
     full-FORCE twins of its rate parents and measures each twin against its own parent."""
     import json
 
-    common = ["--nets", "2", "--eval-trials", "20", "--analysis-trials", "4", "--n-inits", "8", "--no-progress"]
+    common = ["--nets", "2", "--eval-trials", "20", "--analysis-trials", "4", "--n-inits", "8", "--signature-probes",
+              "3", "--no-progress"]
     noise = tmp_path / "noise"
     assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--out", str(noise), "--json"]) == 0
     summary = json.loads((noise / "study.json").read_text())
@@ -127,3 +132,46 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
             assert d["pairs"] == 2 and d["own_parent"] >= 0 and d["other_parents"] >= 0
     assert set(summary["attractors"]) == {"rate parent (BPTT)", "mirror twin", "full-FORCE twin", "BPTT LIF",
                                           "e-prop LIF"}
+    # one sampling design: networks trained one by one (e-prop) see the study's batches, as a Population's do
+    seeds = {json.loads((bodies / "nets" / g / sub / "config.json").read_text())["train"]["seed"]
+             for g, sub in (("eprop-lif", "net-00"), ("eprop-lif", "net-01"), ("bptt-lif", "."))}
+    assert seeds == {0}
+
+
+def test_condition_inputs_are_mcmahan_et_al_noiseless_coherences():
+    import numpy as np
+
+    rdm = X.make_task(X.StudyConfig(task="rdm"))
+    u = X.condition_inputs(rdm)
+    assert u.shape == (rdm.n_steps, 10, 1)
+    np.testing.assert_allclose(u[0, :, 0], np.linspace(-0.1857, 0.1857, 10))
+    assert (u == u[:1]).all()  # constant over the trial, no noise
+    cdi = X.make_task(X.StudyConfig(task="ncdi", n_contexts=3))
+    u = X.condition_inputs(cdi, levels=4)
+    assert u.shape == (cdi.n_steps, 12, 6)
+    for k in range(3):  # context k on, its stream carries the coherence, the others are silent
+        rows = u[0, 4 * k: 4 * (k + 1)]
+        np.testing.assert_array_equal(rows[:, :3], np.eye(3)[[k] * 4])
+        np.testing.assert_allclose(rows[:, 3 + k], np.linspace(-0.1857, 0.1857, 4))
+        assert not np.delete(rows[:, 3:], k, axis=1).any()
+    # the condition activity starts from x0 = 0 whatever the network's random initial state
+    import torch
+
+    net = X.build_net(rdm, "rate", "bptt", seed=0)
+    assert net.x0_std > 0
+    torch.manual_seed(1)
+    a = X.condition_activity(net, rdm)
+    torch.manual_seed(2)
+    np.testing.assert_array_equal(X.condition_activity(net, rdm), a)
+    assert a.shape == (rdm.n_steps * 10, 50) and net.x0_std > 0  # the network itself is unchanged
+
+
+def test_population_batching_is_what_the_rule_declares():
+    """BPTT, Hebbian and full-FORCE declare ``trains_members``; e-prop does not and the GA treats a
+    population as one search: decided from the declarations, nothing is tried."""
+    assert [X.population_capable(r, "rate") for r in ("bptt", "hebbian", "full_force", "eprop", "ga")] == [
+        True, True, True, False, False]
+    assert X.population_capable("bptt", "lif") and not X.population_capable("eprop", "lif")
+    s = X.rule_settings("ga", "rate", "ncdi")["rule_kwargs"]
+    assert s["population"] == s["children"] == X.GA_POPULATION_CONTEXTS == 20
+    assert X.rule_settings("ga", "rate", "rdm")["rule_kwargs"]["population"] == 50

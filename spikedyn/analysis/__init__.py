@@ -36,10 +36,10 @@ __all__ = [
 # public name -> module (imported on first use: scikit-learn and scipy load only when needed)
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("FixedPoints", "RateEquivalentMap", "fixed_points"), "fixed_points"),
-    **dict.fromkeys(("PROBES", "Topology", "attractor_topology", "probe_input", "topology_distance",
-                     "topology_distance_matrix"), "topology"),
+    **dict.fromkeys(("PROBES", "SIGNATURE_PROBES", "Topology", "attractor_topology", "neighbour_signature",
+                     "probe_input", "topology_distance", "topology_distance_matrix"), "topology"),
     **dict.fromkeys(("activity", "cka", "distance_matrix", "mds_embedding", "shape_distance", "silhouette",
-                     "silhouette_by_label", "svcca"), "similarity"),
+                     "silhouette_by_label", "silhouette_rows", "svcca"), "similarity"),
     **dict.fromkeys(("ComparisonTable",), "compare"),
 }
 __all__ += sorted(_LAZY)

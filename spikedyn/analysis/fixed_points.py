@@ -37,6 +37,7 @@ move steady states and are ignored by the map.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,6 +48,14 @@ from torch import Tensor
 __all__ = ["FixedPoints", "RateEquivalentMap", "fixed_points"]
 
 _STABLE_TOL = 1e-6  # |lambda| < 1 + this counts as stable (a line attractor's neutral direction)
+
+
+# f-I tables of the rate-equivalent map, shared by all maps of the same neuron constants (a fixed lattice of
+# drives, so a table read from here gives the same values as one built afresh); at most _FI_MAX of them
+_FI_TABLES: dict[tuple, tuple[int, Tensor]] = {}
+_FI_MAX = 16
+_MAX_DRIVE = 64  # drives beyond +-64 v_th read the table's edge (the f-I curve is flat there)
+_BLOCK = 1024  # tables span whole blocks of lattice points (4 thresholds at 256 points per threshold)
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ class RateEquivalentMap:
 
     space = "rbar"
 
-    def __init__(self, model: Any, grid: int = 801, sim_substeps: int = 4000) -> None:
+    def __init__(self, model: Any, per_threshold: int = 256, sim_substeps: int = 4000) -> None:
         if hasattr(model, "as_float"):  # Loihi2RNN: the float body with the same constants
             model = model.as_float()
         p = model.params
@@ -174,22 +183,38 @@ class RateEquivalentMap:
         beta = model.beta.detach()
         self.adaptive = (beta > 0) if p.adaptive else torch.zeros(model.n_hidden, dtype=torch.bool)
         self.closed_form = p.dv == 0.0 and p.reset == "subtract" and p.n_ref == 0 and not p.v_leak and not p.adaptive
-        self.grid, self.sim_substeps = int(grid), int(sim_substeps)
-        self._table: tuple[Tensor, Tensor] | None = None
+        self.h = p.v_th / int(per_threshold)  # the table's lattice: drives c_k = k h
+        self.per_threshold, self.sim_substeps = int(per_threshold), int(sim_substeps)
+        self._table: tuple[int, Tensor] | None = None  # (k0, rates [kinds, G]) for c = (k0 + i) h
 
     # f-I curve
-    def _build_table(self, lo: float, hi: float, dtype: torch.dtype, device: Any) -> None:
+    def _table_key(self) -> tuple:
+        kinds = (False, True) if bool(self.adaptive.any()) else (False,)
+        return (self.p, float(self.model.beta_adapt) if kinds[-1] else None, kinds, self.per_threshold,
+                self.sim_substeps)  # fmt: skip
+
+    def _build_table(self, k0: int, k1: int, dtype: torch.dtype, device: Any) -> None:
+        """The f-I table on the lattice points ``k0..k1`` (``k0`` a multiple of ``_BLOCK`` and <= 0, so that
+        the running maximum below starts where no neuron fires and every table agrees where they overlap),
+        shared through ``_FI_TABLES`` by every map of the same neuron constants."""
         from spikedyn.hardware.neuron import neuron_update
 
         from ..models.spiking import torch_ops
 
+        key = self._table_key()
+        cached = _FI_TABLES.get(key)
+        if cached is not None:
+            ck0, crates = cached
+            if ck0 <= k0 and k1 <= ck0 + crates.shape[-1] - 1:
+                self._table = (ck0, crates.to(device=device, dtype=dtype))
+                return
+            k0, k1 = min(k0, ck0), max(k1, ck0 + crates.shape[-1] - 1)
         p, m = self.p, self.model
-        c = torch.linspace(lo, hi, self.grid, dtype=dtype, device=device)
-        kinds = [False, True] if bool(self.adaptive.any()) else [False]
+        c = torch.arange(k0, k1 + 1, dtype=torch.float64) * self.h
         ops = torch_ops(p.surrogate, p.slope, p.v_th)
         rates = []
         with torch.no_grad():
-            for adaptive in kinds:
+            for adaptive in key[2]:
                 beta = torch.full_like(c, float(m.beta_adapt) if adaptive else 0.0)
                 z = v = a = ref = torch.zeros_like(c)
                 u0 = torch.zeros_like(c)  # drive enters v directly: the current is part of c
@@ -201,32 +226,41 @@ class RateEquivalentMap:
                         count = count + z
                 r = count / self.sim_substeps
                 rates.append(torch.cummax(r, 0).values)  # f-I curves are non-decreasing
-        self._table = (c, torch.stack(rates))  # [G], [kinds, G]
+        table = torch.stack(rates)  # [kinds, G]
+        if len(_FI_TABLES) >= _FI_MAX:
+            _FI_TABLES.pop(next(iter(_FI_TABLES)))
+        _FI_TABLES[key] = (k0, table)
+        self._table = (k0, table.to(device=device, dtype=dtype))
 
     def phi(self, c: Tensor) -> tuple[Tensor, Tensor]:
-        """``phi(c)`` and ``phi'(c)`` for drives ``c [B, N]``."""
+        """``phi(c)`` and ``phi'(c)`` for drives ``c [B, N]`` (the table interpolated linearly)."""
         if self.closed_form:
             x = c / self.p.v_th
             inside = (x > 0) & (x < 1)
             return x.clamp(0.0, 1.0), inside.to(c.dtype) / self.p.v_th
-        lo, hi = float(c.min()), float(c.max())
-        if self._table is None or lo < float(self._table[0][0]) or hi > float(self._table[0][-1]):
-            span = max(hi - lo, self.p.v_th)
-            lo2 = lo - span if self._table is None else min(lo - span, float(self._table[0][0]))
-            hi2 = hi + span if self._table is None else max(hi + span, float(self._table[0][-1]))
-            self._build_table(lo2, hi2, c.dtype, c.device)
-        grid, rates = self._table
+        cap = _MAX_DRIVE * self.per_threshold  # beyond +-64 thresholds the curve is taken as flat
+        pos = (c / self.h).clamp(-cap, cap)  # lattice coordinate
+        lo, hi = math.floor(float(pos.min())), math.ceil(float(pos.max())) + 1
+        have = self._table
+        if have is None or lo < have[0] or hi > have[0] + have[1].shape[-1] - 1:
+            span = max(hi - lo, self.per_threshold)  # room around the drives seen so far
+            k0 = min(0, math.floor((lo - span) / _BLOCK) * _BLOCK)
+            k1 = math.ceil((hi + span) / _BLOCK) * _BLOCK
+            if have is not None:
+                k0, k1 = min(k0, have[0]), max(k1, have[0] + have[1].shape[-1] - 1)
+            self._build_table(k0, k1, c.dtype, c.device)
+        k0, rates = self._table
         kind = self.adaptive.to(device=c.device).long() if rates.shape[0] > 1 else torch.zeros(
             c.shape[-1], dtype=torch.long, device=c.device)  # fmt: skip
-        G = grid.numel()
-        pos = ((c - grid[0]) / (grid[-1] - grid[0]) * (G - 1)).clamp(0, G - 1 - 1e-9)
+        G = rates.shape[-1]
+        pos = (pos - k0).clamp(0, G - 1 - 1e-9)
         i0 = pos.floor().long()
         w = pos - i0
         table = rates[kind]  # [N, G]
         N = c.shape[-1]
         idx = torch.arange(N, device=c.device)
         r0, r1 = table[idx, i0], table[idx, i0 + 1]
-        slope = (r1 - r0) / (grid[1] - grid[0])
+        slope = (r1 - r0) / self.h
         return r0 + w * (r1 - r0), slope
 
     def drive(self, r: Tensor, u: Tensor) -> Tensor:

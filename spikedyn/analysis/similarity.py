@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = [
     "activity", "cka", "distance_matrix", "mds_embedding", "shape_distance", "silhouette", "silhouette_by_label",
-    "svcca",
+    "silhouette_rows", "svcca",
 ]  # fmt: skip
 
 
@@ -233,6 +233,18 @@ def silhouette(D: Any, labels: Sequence[Any]) -> float:
 
     D = _check_distances(D)
     return float(silhouette_score(D, _labels(labels, D.shape[0]), metric="precomputed"))
+
+
+def silhouette_rows(D: Any, labels: Sequence[Any]) -> float:
+    """Mean silhouette with each network described by its row of ``D`` (its distances to every network) and
+    Euclidean distances between rows: what McMahan et al.'s code computes (``silhouette_score(D, labels)``,
+    scikit-learn's default metric). Two networks score as close when they are at similar distances from all
+    the others, so a group whose members are all far from the rest clusters even when its members are far
+    apart too; ``silhouette`` (on ``D`` itself) is the paper's wording."""
+    from sklearn.metrics import silhouette_score
+
+    D = _check_distances(D)
+    return float(silhouette_score(D, _labels(labels, D.shape[0]), metric="euclidean"))
 
 
 def silhouette_by_label(D: Any, labels: Sequence[Any]) -> dict[str, float]:

@@ -11,6 +11,13 @@ integrator at zero input that merge into the single attractor at +-0.5 -- and no
 attractors lie, so it is unchanged by any rotation, scaling or translation of activity space: rate nets
 and their spiking twins (points in ``r̄``) are comparable.
 
+``neighbour_signature(fixed_points, probes)`` is the topology embedding of McMahan et al.'s code
+(``fixed_point_input_topology.py``), which their Fig. 1e and 2d-e report: every fixed point found (stable or
+not) at the 21 small inputs ``SIGNATURE_PROBES`` (|u| <= 0.03, smallest first), and for each of the first
+``n_points`` (10) of them the inputs of its ``n_neighbors`` (3) nearest fixed points in state space (itself
+first). Networks are compared by the Euclidean distance between these vectors: two networks are close when
+their fixed points continue into each other across small inputs in the same way.
+
 ``topology_distance(t1, t2)`` is the graph edit distance between the two graphs (unit cost to insert or
 delete a node or an edge; a node may only be matched to a node of the same probe), computed exactly by
 a dynamic programme over the probes (the edges only join neighbouring probes). It is 0 for
@@ -33,10 +40,13 @@ from torch import Tensor
 
 from .fixed_points import FixedPoints, fixed_points
 
-__all__ = ["PROBES", "Topology", "attractor_topology", "probe_input", "topology_distance",
-           "topology_distance_matrix"]  # fmt: skip
+__all__ = ["PROBES", "SIGNATURE_PROBES", "Topology", "attractor_topology", "neighbour_signature", "probe_input",
+           "topology_distance", "topology_distance_matrix"]  # fmt: skip
 
 PROBES = (-0.5, -0.2, 0.0, 0.2, 0.5)  # McMahan et al. 2024 Fig. 1c
+# McMahan et al.'s code (rnnanalysis.py, "small" RDM inputs): 21 inputs 0.03 * {0, 0.1, -0.1, ..., 1, -1},
+# smallest |u| first; their topology embedding uses the fixed points found at these
+SIGNATURE_PROBES = (0.0, *(round(s * 0.003 * k, 6) for k in range(1, 11) for s in (1, -1)))
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,39 @@ def attractor_topology(
     node_probe, edges = _graph_edges(fps)
     return Topology(probes=probes, inputs=us, fixed_points=tuple(fps), counts=tuple(fp.n_stable for fp in fps),
                     node_probe=node_probe, edges=edges)  # fmt: skip
+
+
+def neighbour_signature(points: Sequence[Any], probes: Sequence[float], *, n_neighbors: int = 3,
+                        n_points: int = 10) -> np.ndarray:  # fmt: skip
+    """McMahan et al.'s topology embedding (module doc): ``[n_points * n_neighbors]`` input values.
+
+    Args:
+        points: per probe input, its fixed points ``[K_j, n]`` (a ``FixedPoints``' ``.points``: all of them,
+            stable or not), in the order given: probe by probe, within a probe as listed (``fixed_points``
+            lists them slowest first).
+        probes: the probe value of each entry (their code: ``SIGNATURE_PROBES``, smallest |u| first).
+        n_neighbors: nearest fixed points per point (the point itself included, at distance 0).
+        n_points: the first fixed points kept. A network with fewer fixed points in all gets zero rows for
+            the missing ones (the code assumes enough; 21 probes with at least one fixed point each are).
+    """
+    if len(points) != len(probes):
+        raise ValueError(f"one set of fixed points per probe: got {len(points)} for {len(probes)} probes")
+    if n_neighbors < 1 or n_points < 1:
+        raise ValueError(f"n_neighbors and n_points must be >= 1, got {n_neighbors}, {n_points}")
+    pts = [torch.as_tensor(np.asarray(P, dtype=np.float64)) for P in points]
+    probes = [float(p) for P, p in zip(pts, probes) if len(P)]
+    pts = [P for P in pts if len(P)]
+    inp = np.concatenate([np.full(len(P), float(p)) for P, p in zip(pts, probes)]) if pts else np.zeros(0)
+    out = np.zeros((n_points, n_neighbors))
+    if not len(inp):
+        return out.reshape(-1)
+    X = torch.cat(pts)
+    k = min(n_neighbors, X.shape[0])
+    m = min(n_points, X.shape[0])
+    D = torch.cdist(X[:m], X)
+    idx = torch.argsort(D, dim=1, stable=True)[:, :k].numpy()
+    out[:m, :k] = inp[idx]
+    return out.reshape(-1)
 
 
 def _layer_maps(a: list[int], b: list[int]) -> list[dict[int, int]]:

@@ -29,6 +29,8 @@ def memory(
     eval_trials: int = typer.Option(300, min=1, help="Validation trials per evaluation."),
     test_trials: int = typer.Option(1000, min=1, help="Test trials (synthetic tasks; psdigits: its test split)."),
     out: Path = out_option("bench_memory", "run directories (resumable), table.md and figures/"),
+    include: Path = typer.Option(None, help="An earlier results.json (of other tasks) whose rows join this run's in "
+                                 "table.md and results.json, marked included_from (not rerun)."),
     report_only: bool = typer.Option(False, help="Only rebuild table and figures from finished runs."),
     progress: bool = typer.Option(True, help="Progress bars on stderr."),
     device: str = device_option(),
@@ -41,8 +43,15 @@ def memory(
 
     if clip <= 0 or lr <= 0:
         raise typer.BadParameter("--lr and --clip must be > 0")
+    names = comma_list(task, "--task")
+    included = []
+    if include is not None:
+        try:
+            included = X.included_summaries(include, names)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--include") from e
     summaries, figures = [], []
-    for name in comma_list(task, "--task"):
+    for name in names:
         if name not in X.TASKS:
             raise typer.BadParameter(f"unknown task {name!r}; choose from {', '.join(X.TASKS)}", param_hint="--task")
         cfg = X.BenchmarkConfig(task=name, delay=delay, models=comma_list(models, "--models"), hidden=hidden,
@@ -55,7 +64,7 @@ def memory(
             summary = X.run(cfg, out, progress=progress, log=lambda s: typer.echo(s, err=True), device=device)
         figures.append(X.plot_curves(out / name, cfg, out / "figures" / f"analysis_memory_{name}.png"))
         summaries.append(summary)
-    table_path, table = X.write_table(summaries, out)
+    table_path, table = X.write_table(included + summaries, out)
     result = {"table": str(table_path), "figures": [str(f) for f in figures], **X.result_lines(summaries)}
     if not as_json:
         print(table)

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from . import app
+from . import CLIError, app
 from .common import emit, json_option
 
 
@@ -54,7 +54,15 @@ def deploy(
         raise ValueError("--run-dir is required (a `spikedyn train` run directory)")
     run_dir = cfg.run_dir
     model, task, run_config = load_run(run_dir)
-    result = X.run(model, task, run_config, **cfg.model_dump(exclude={"run_dir"}))
+    from ..hardware.runtime import LavaNotFound, LavaRunFailed
+
+    try:
+        result = X.run(model, task, run_config, **cfg.model_dump(exclude={"run_dir"}))
+    except LavaNotFound as e:  # Lava (or lava-loihi) to install: a user error, exit 2
+        raise CLIError(str(e)) from None
+    except LavaRunFailed as e:  # the run failed: one line, exit 1
+        typer.echo(f"spikedyn: error: {e}", err=True)
+        raise typer.Exit(1) from None
     table = X.write(run_dir, result)
     rows = result["rows"]
     lava_row, torch_row = rows[-1], rows[-2]

@@ -25,7 +25,10 @@ Seed = Annotated[int, typer.Option(help="Seeds initialisations, batches and anal
 TargetAccuracy = Annotated[float, typer.Option(help="Train each network until this held-out accuracy.")]
 EvalTrials = Annotated[int, typer.Option(help="Held-out trials of the accuracy check (McMahan et al.: 2,000).")]
 AnalysisTrials = Annotated[int, typer.Option(help="Held-out trials whose activity SVCCA compares.")]
-NInits = Annotated[int, typer.Option(help="Initial states per probe input of the fixed-point search.")]
+NInits = Annotated[int, typer.Option(help="Initial states per probe input of the fixed-point search "
+                                     "(McMahan et al.'s code: 100).")]
+SignatureProbes = Annotated[int, typer.Option(min=1, max=21, help="Small inputs of the topology signature: the "
+                                              "first K of McMahan et al.'s 21 (|u| <= 0.03, smallest first).")]
 Steps = Annotated[list[str], typer.Option(help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000.")]
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
 Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
@@ -56,9 +59,6 @@ def _config(**kw: Any) -> Any:
 
 
 def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> None:
-    def sil(key: str) -> Any:
-        return summary.get("scores", {}).get(key, {}).get("silhouette")
-
     short: dict[str, Any] = {"out": str(out)}
     if "trend" in summary:  # study contexts: one sub-study per N, each with its own network counts
         short.update({k: v for k, v in summary["trend"].items()})
@@ -66,7 +66,10 @@ def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> No
         nets = summary.get("nets", [])
         short.update({"networks": len(nets), "reached_target": sum(bool(n["reached"]) for n in nets),
                       "analysed": sum(bool(n["analysed"]) for n in nets)})  # fmt: skip
-        short.update({"svcca_silhouette": sil("svcca"), "topology_silhouette": sil("topology")})
+        for key in ("svcca", "topology", "svcca_trials", "topology_graph"):
+            sc = summary.get("scores", {}).get(key, {})
+            short[f"{key}_silhouette"] = sc.get("silhouette")
+            short[f"{key}_silhouette_rows"] = sc.get("silhouette_rows")
         for key in ("svcca", "topology"):
             for lab, v in summary.get("scores", {}).get(key, {}).get("silhouette_by_label", {}).items():
                 short[f"{key}_silhouette[{lab}]"] = v
@@ -97,7 +100,8 @@ def study_rules(
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
     analysis_trials: AnalysisTrials = 50,
-    n_inits: NInits = 128,
+    n_inits: NInits = 100,
+    signature_probes: SignatureProbes = 21,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/rules-TASK)."),
@@ -113,7 +117,8 @@ def study_rules(
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
                   bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits, steps=_steps(steps or []), include_failed=include_failed)  # fmt: skip
+                  n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
+                  include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"rules-{task}{contexts or ''}"
     summary = X.run_rules(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study rules on {task}", out)
@@ -128,7 +133,8 @@ def study_contexts(
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
     analysis_trials: AnalysisTrials = 50,
-    n_inits: NInits = 128,
+    n_inits: NInits = 100,
+    signature_probes: SignatureProbes = 21,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
@@ -144,7 +150,8 @@ def study_contexts(
     ns = comma_list(contexts, "--contexts", int, minimum=2)
     cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits, steps=_steps(steps or []), include_failed=include_failed)  # fmt: skip
+                  n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
+                  include_failed=include_failed)  # fmt: skip
     summary = X.run_contexts(cfg, out, contexts=ns, progress=progress and not as_json)
     _report(summary, as_json, "study contexts (N-CDI)", out)
 
@@ -159,7 +166,8 @@ def study_noise(
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
     analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
-    n_inits: NInits = 128,
+    n_inits: NInits = 100,
+    signature_probes: SignatureProbes = 21,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
     threads: Threads = 1,
     progress: Progress = True,
@@ -173,7 +181,7 @@ def study_noise(
     vs = comma_list(levels, "--levels", float, minimum=0.0)
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits)  # fmt: skip
+                  n_inits=n_inits, signature_probes=signature_probes)  # fmt: skip
     out = out or Path("runs") / "study" / f"noise-{task}{contexts or ''}"
     summary = X.run_noise(cfg, out, levels=vs, progress=progress and not as_json)
     _report(summary, as_json, f"study noise on {task}", out)
@@ -188,7 +196,8 @@ def study_bodies(
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
     analysis_trials: AnalysisTrials = 50,
-    n_inits: NInits = 128,
+    n_inits: NInits = 100,
+    signature_probes: SignatureProbes = 21,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
@@ -205,7 +214,8 @@ def study_bodies(
 
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
-                  analysis_trials=analysis_trials, n_inits=n_inits, steps=_steps(steps or []),
+                  analysis_trials=analysis_trials, n_inits=n_inits, signature_probes=signature_probes,
+                  steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
     summary = X.run_bodies(cfg, out, progress=progress and not as_json)

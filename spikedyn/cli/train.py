@@ -38,7 +38,8 @@ def train(
     population: int = typer.Option(None, help="Train E networks at once as one Population (seeds seed..seed+E-1); "
                                    "with --rule ga: the size of generation zero (default 50)."),
     preset: str = typer.Option(None, help="A paper's network and training settings: mcmahan2024 (alias seed002, "
-                               "McMahan et al. 2024); flags given here win."),
+                               "McMahan et al. 2024), bellec2020 (Bellec et al. 2020: --model lif|alif, "
+                               "--rule eprop|bptt); flags given here win."),
     rule_param: list[str] = typer.Option([], help="Rule option key=value (repeatable), e.g. sigma_is=std for ga."),
     device: str = device_option(None),
     progress: bool = typer.Option(True, help="Progress on stderr: a bar on a terminal, a log line every 30 s "

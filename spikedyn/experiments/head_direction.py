@@ -176,7 +176,7 @@ def lava_check(circuit, seconds: float, seed: int) -> dict:
     import numpy as np
     import torch
 
-    from ..hardware.runtime import lava_python_or_none
+    from ..hardware.runtime import lava_python_or_none, lava_runtime
     from . import hd_measure as X
 
     python = lava_python_or_none()
@@ -192,4 +192,4 @@ def lava_check(circuit, seconds: float, seed: int) -> dict:
     torch_spikes = np.stack([res.spikes[n] for n in circuit.network().names], axis=1)
     mism = int(np.sum(torch_spikes != lava_spikes))
     return {"seconds": seconds, "steps": int(lava_spikes.shape[0]), "spikes": int(lava_spikes.sum()),
-            "identical": mism == 0, "mismatches": mism, "wall_s": wall, "python": python}
+            "identical": mism == 0, "mismatches": mism, "wall_s": wall, **lava_runtime(python)}

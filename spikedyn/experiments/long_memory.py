@@ -518,6 +518,22 @@ def write_table(summaries: list[dict[str, Any]], out_dir: Path) -> tuple[Path, s
     return path, table
 
 
+def included_summaries(path: Path, tasks: list[str]) -> list[dict[str, Any]]:
+    """The task summaries of an earlier benchmark's ``results.json`` (``write_table``'s), to report them in
+    one table beside this run's ``tasks``; each is marked ``included_from`` (the file: not rerun here). A
+    task that this run also has is refused (one table, one result per task)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        earlier = list(data["tasks"])
+        names = [s["task"] for s in earlier]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a results.json of `spikedyn bench memory` ({type(e).__name__}: {e})") from e
+    both = sorted(set(names) & set(tasks))
+    if both:
+        raise ValueError(f"{path} already has {', '.join(both)}; include a file without the tasks this run has")
+    return [{**s, "included_from": str(path)} for s in earlier]
+
+
 def result_lines(summaries: list[dict[str, Any]]) -> dict[str, str]:
     """One line per (task, body): test cross-entropy early-stopped and final, mean ± std over seeds;
     and one per ratio."""

@@ -65,6 +65,18 @@ RULE_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
                     "rule_kwargs": {"population": GA_POPULATION, "parents": 5, "children": GA_POPULATION,
                                     "sigma": 0.005, "sigma_is": "std", "chunk": 500}},
 }  # fmt: skip
+GA_POPULATION_CONTEXTS = 20  # McMahan et al.'s code (train_models.py) runs its CDI / N-CDI GAs with 20 networks
+
+
+def rule_settings(rule: str, body: str, task: str = "rdm") -> dict[str, Any]:
+    """``RULE_SETTINGS`` of ``(rule, body)`` on ``task``: the genetic algorithm searches with
+    ``GA_POPULATION_CONTEXTS`` networks on CDI and N-CDI (McMahan et al.'s code), 50 on RDM (their text)."""
+    s = copy.deepcopy(RULE_SETTINGS[(rule, body)])
+    if rule == "ga" and task in ("cdi", "ncdi"):
+        s["rule_kwargs"].update(population=GA_POPULATION_CONTEXTS, children=GA_POPULATION_CONTEXTS)
+    return s
+
+
 FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
 TWIN_SUBSTEPS = 10
 
@@ -74,7 +86,9 @@ class StudyConfig(ExperimentConfig):
     """A population study (see the module doc). ``nets`` networks per group; ``seed`` seeds inits,
     batches and analyses; ``target_accuracy`` on ``eval_trials`` held-out trials stops training (McMahan
     et al.: 90 % on 2,000); ``analysis_trials`` held-out trials give every network's activity for SVCCA;
-    ``n_inits`` initial states per probe input for the fixed points; ``steps``: rule -> step budget
+    ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
+    ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
+    fewer for quick checks); ``steps``: rule -> step budget
     overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too."""
 
     task: str = "rdm"
@@ -87,7 +101,8 @@ class StudyConfig(ExperimentConfig):
     target_accuracy: float = 0.9
     eval_trials: int = 500
     analysis_trials: int = 50
-    n_inits: int = 128
+    n_inits: int = 100
+    signature_probes: int = 21
     probes: tuple[float, ...] = PROBES
     steps: dict[str, int] = {}
     include_failed: bool = False
@@ -111,6 +126,8 @@ class StudyConfig(ExperimentConfig):
             raise ValueError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
         if self.eval_trials < 1 or self.analysis_trials < 2 or self.n_inits < 1:
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
+        if not 1 <= self.signature_probes <= 21:
+            raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
             raise ValueError(f"noise_var must be >= 0, got {self.noise_var}")
         return self
@@ -226,34 +243,17 @@ def make_rule_object(rule: str, settings: dict[str, Any]) -> Any:
     return make_rule(rule, **settings.get("rule_kwargs", {}))
 
 
-def population_capable(rule: str, body: str, task: Any) -> bool:
-    """Whether ``rule`` trains a ``Population`` of ``body`` networks one by one (each member its own
-    network), found by trying one update on a throw-away two-member population of tiny trials. The
-    genetic algorithm treats a population as one search and is never batched this way."""
-    import torch
-
-    from ..models.population import Population
-
-    if rule == "ga":
-        return False
-    settings = RULE_SETTINGS[(rule, body)]
-    rule_obj = make_rule_object(rule, settings)
-    if getattr(rule_obj, "trains_population", False):
-        return False
-    try:
-        pop = Population.stack([build_net(task, body, rule, s) for s in (0, 1)])
-        if hasattr(rule_obj, "set_optimizer"):
-            rule_obj.set_optimizer(lr=settings.get("lr", 1e-3))
-        state = rule_obj.init_state(pop, task, seed=0)
-        with torch.random.fork_rng(devices=[]):
-            rule_obj.update(pop, task.sample(2, np.random.default_rng(0)), state, step=1)
-    except (TypeError, ValueError, NotImplementedError):
-        return False
-    return True
+def population_capable(rule: str, body: str, task: str = "rdm") -> bool:
+    """Whether the study trains the ``body`` networks of ``rule`` as one ``Population`` (one batched run), as
+    the rule declares: ``trains_members = True`` (BPTT, Hebbian, full-FORCE) trains every member as its own
+    network. Rules without it (e-prop, RFLO) and the genetic algorithm (``trains_population``: a population
+    is one search) get one network at a time. Nothing is tried and no error is taken as an answer."""
+    rule_obj = make_rule_object(rule, rule_settings(rule, body, task))
+    return bool(getattr(rule_obj, "trains_members", False)) and not getattr(rule_obj, "trains_population", False)
 
 
 def _train_kwargs(cfg: StudyConfig, rule: str, body: str) -> dict[str, Any]:
-    s = dict(RULE_SETTINGS[(rule, body)])
+    s = rule_settings(rule, body, cfg.task)
     s.pop("rule_kwargs", None)
     if rule in cfg.steps:
         s["steps"] = int(cfg.steps[rule])
@@ -271,11 +271,12 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
     if group.derive is not None:
         return _derive_group(cfg, group, task, root, parents or [], progress)
     kwargs = _train_kwargs(cfg, group.rule, group.body)
-    if population_capable(group.rule, group.body, task):
+    settings = rule_settings(group.rule, group.body, cfg.task)
+    if population_capable(group.rule, group.body, cfg.task):
         from ..models.population import Population
 
         pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i)) for i in range(cfg.nets)])
-        rule_obj = make_rule_object(group.rule, RULE_SETTINGS[(group.rule, group.body)])
+        rule_obj = make_rule_object(group.rule, settings)
         result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
         accs = result.final.get("member_accuracy") or [None] * cfg.nets
         steps = result.history[-1]["step"] if result.history else None
@@ -288,13 +289,14 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
         if group.rule == "ga":
             from ..models.population import Population
 
-            seeds = [init_seed(cfg, 1000 + i * GA_POPULATION + j) for j in range(GA_POPULATION)]
+            size = int(settings["rule_kwargs"]["population"])
+            seeds = [init_seed(cfg, 1000 + i * GA_POPULATION + j) for j in range(size)]
             model = Population.stack([build_net(task, group.body, group.rule, s) for s in seeds])
         else:
             model = build_net(task, group.body, group.rule, init_seed(cfg, i))
-        rule_obj = make_rule_object(group.rule, RULE_SETTINGS[(group.rule, group.body)])
+        rule_obj = make_rule_object(group.rule, settings)
         try:
-            result = train(model, task, rule=rule_obj, seed=cfg.seed + i, run_dir=run_dir, progress=False, **kwargs)
+            result = train(model, task, rule=rule_obj, seed=cfg.seed, run_dir=run_dir, progress=False, **kwargs)
         except TrainingDiverged as e:
             nets.append(Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=None,
                             accuracy=None, steps=None, run_dir=str(run_dir), reached=False,
@@ -335,7 +337,7 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
         run_dir = root / f"net-{p.index:02d}"
         rule = FullForce(teacher=p.model)
         kw = {**FF_TWIN_SETTINGS, "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}
-        result = train(twin, task, rule=rule, seed=cfg.seed + p.index, run_dir=run_dir, progress=False, **kw)
+        result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
         acc = result.final.get("accuracy")
         nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
@@ -344,39 +346,114 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
 
 
 # -- analysis ---------------------------------------------------------------------------------------------
+ANALYSIS_VERSION = 3  # cached analyses of an older version are completed or recomputed (analyse_net)
+CONDITION_LEVELS = 10  # McMahan et al.'s SVCCA inputs: 10 coherences per context
+
+
 def analysis_inputs(cfg: StudyConfig) -> Any:
-    """The held-out trials every network's activity is recorded on (the study's base task)."""
+    """Held-out noisy trials of the study's base task (``analysis_trials`` of them): they seed the
+    fixed-point search of the topology graph and give the ``svcca_trials`` activity."""
     return make_task(cfg).sample(cfg.analysis_trials, np.random.default_rng([cfg.seed, 0x5C0A]), split="test")
 
 
-def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, Any]:
-    """Activity ``[samples, N]`` on ``u`` and the attractor-topology graph of one network (attractors at the
-    probe inputs, the fixed-point search seeded from its trajectories on ``u``), cached in ``cache`` (``.npz``,
-    plain arrays: ``activity``, ``counts``, ``node_probe``, ``edges``, ``probes`` and each probe's attractors
-    ``attractors_<j>`` in activity space)."""
-    from ..analysis.similarity import activity
-    from ..analysis.topology import attractor_topology
+def condition_inputs(task: Any, levels: int = CONDITION_LEVELS) -> np.ndarray:
+    """McMahan et al.'s SVCCA inputs (their ``svcca_analysis.py``): ``levels`` noiseless constant
+    coherences ``linspace(-0.1857, 0.1857)`` on the stream of each context in turn (that context's input
+    on, the other streams 0), over the whole trial: ``[T, levels * n_contexts, I]``."""
+    T, N = int(task.n_steps), int(task.n_streams)
+    c = np.linspace(-task.coherence_max, task.coherence_max, int(levels))
+    u = np.zeros((T, levels * N, task.n_inputs))
+    for k in range(N):
+        rows = slice(k * levels, (k + 1) * levels)
+        if task.with_context:
+            u[:, rows, k] = 1.0
+            u[:, rows, N + k] = c
+        else:
+            u[:, rows, k] = c
+    return u
 
-    path = Path(cache)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+
+def condition_activity(model: Any, task: Any) -> np.ndarray:
+    """The activity ``[T * B, N]`` McMahan et al.'s SVCCA compares: on ``condition_inputs(task)``, from the
+    initial state x0 = 0. Their x0 ~ N(0, 0.3) decays within about 30 of their 750 1-ms steps (a few per
+    cent of the activity); at the preset's 10 ms steps and tau = 100 ms it would last a quarter of the 76
+    steps and dominate the variance (measured in docs/comparison.md), so it is left out here. Spiking
+    bodies start from rest as always."""
+    import copy
+
     import torch
 
+    from ..analysis.similarity import activity
+
+    m = copy.deepcopy(model)
+    if hasattr(m, "x0_std"):
+        m.x0_std = 0.0
+    return activity(m, torch.as_tensor(condition_inputs(task))).astype(np.float32)
+
+
+def _signature_states(model: Any, n: int, seed: int) -> np.ndarray:
+    """McMahan et al.'s initial states of the fixed-point search (``FP_Analysis.FindZeros``): uniform in
+    [-5, 5] per unit of ``x`` for rate bodies; for spiking bodies uniform in [0, 1] per unit of ``r̄``
+    (spikes per substep, the rate-equivalent map's state)."""
+    rng = np.random.default_rng([seed, 0xF1])
+    if hasattr(model, "filtered_spikes"):
+        return rng.uniform(0.0, 1.0, size=(n, model.n_hidden))
+    return rng.uniform(-5.0, 5.0, size=(n, model.n_hidden))
+
+
+def analyse_net(net: Net, u: Any, cfg: StudyConfig, cache: Path) -> dict[str, Any]:
+    """One network's analyses (McMahan et al.'s code and ours, so that the docs can show both), cached in
+    ``cache`` (``.npz``, plain arrays, ``version`` ``ANALYSIS_VERSION``):
+
+    - ``activity`` ``[samples, N]``: on the noiseless condition inputs from x0 = 0 (``condition_activity``;
+      their SVCCA);
+      ``activity_trials``: on the noisy held-out trials ``u``;
+    - ``sig_points_<j>``, ``sig_stable_<j>``: every fixed point at ``SIGNATURE_PROBES[j]`` (context 1 on
+      for CDI / N-CDI), searched from ``n_inits`` uniform initial states (their topology embedding);
+    - ``counts``, ``node_probe``, ``edges``, ``attractors_<j>``: the attractor-topology graph at the probes
+      (``attractor_topology``, the search seeded from the trajectories on ``u``).
+    """
+    import torch
+
+    from ..analysis.fixed_points import fixed_points
+    from ..analysis.similarity import activity
+    from ..analysis.topology import SIGNATURE_PROBES, attractor_topology, probe_input
+    from ..atomic import atomic_write_npz
+
+    path = Path(cache)
+    task = make_task(cfg)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        version = int(arrays.get("version", 0))
+        if version == ANALYSIS_VERSION:
+            return arrays
+        if version == 2:  # version 3 records the condition activity from x0 = 0; the rest is the same
+            arrays.update(version=np.asarray(ANALYSIS_VERSION), activity=condition_activity(net.model, task))
+            atomic_write_npz(path, **arrays)
+            return arrays
+    act = condition_activity(net.model, task)
     with torch.random.fork_rng(devices=[]):  # the body's random initial state: same seed, same activity
         torch.manual_seed(cfg.seed)
-        act = activity(net.model, u).astype(np.float32)
+        act_trials = activity(net.model, u).astype(np.float32)
+    states = _signature_states(net.model, cfg.n_inits, cfg.seed)
+    sig = {}
+    for j, p in enumerate(SIGNATURE_PROBES[: cfg.signature_probes]):
+        fp = fixed_points(net.model, probe_input(net.model.n_in, p), n_inits=cfg.n_inits, states=states,
+                          seed=cfg.seed, progress=False)  # fmt: skip
+        sig[f"sig_points_{j}"] = fp.points.numpy().astype(np.float64)
+        sig[f"sig_stable_{j}"] = fp.stable.numpy().astype(bool)
     topo = attractor_topology(net.model, probes=cfg.probes, inputs=u, n_inits=cfg.n_inits, seed=cfg.seed,
                               progress=False)  # fmt: skip
-    arrays: dict[str, np.ndarray] = {
-        "activity": act, "probes": np.asarray(topo.probes, dtype=np.float64),
+    arrays = {
+        "version": np.asarray(ANALYSIS_VERSION), "activity": act, "activity_trials": act_trials,
+        "sig_probes": np.asarray(SIGNATURE_PROBES[: cfg.signature_probes], dtype=np.float64), **sig,
+        "probes": np.asarray(topo.probes, dtype=np.float64),
         "counts": np.asarray(topo.counts, dtype=np.int64), "node_probe": np.asarray(topo.node_probe, dtype=np.int64),
         "edges": np.asarray(topo.edges, dtype=np.int64).reshape(-1, 2),
         **{f"attractors_{j}": topo.attractors(j).detach().cpu().numpy().astype(np.float64)
            for j in range(len(topo.probes))},
     }  # fmt: skip
-    from ..atomic import atomic_write_npz
-
     atomic_write_npz(path, **arrays)
     return arrays
 
@@ -394,25 +471,54 @@ def topology_graph(arrays: dict[str, np.ndarray]) -> Any:
                     edges=tuple((int(a), int(b)) for a, b in arrays["edges"]))  # fmt: skip
 
 
+def signature(arrays: dict[str, np.ndarray], n_neighbors: int = 3, n_points: int = 10) -> np.ndarray:
+    """McMahan et al.'s topology embedding (``neighbour_signature``) of a cached analysis."""
+    from ..analysis.topology import neighbour_signature
+
+    probes = [float(p) for p in arrays["sig_probes"]]
+    points = [arrays[f"sig_points_{j}"] for j in range(len(probes))]
+    return neighbour_signature(points, probes, n_neighbors=n_neighbors, n_points=n_points)
+
+
+# the distance matrices of a study: name -> what it is (docs/comparison.md)
+DISTANCES = {
+    "svcca": "1 - SVCCA on the noiseless condition inputs (McMahan et al.'s code)",
+    "svcca_trials": "1 - SVCCA on noisy held-out trials",
+    "topology": "Euclidean distance between nearest-neighbour input signatures (McMahan et al.'s code)",
+    "topology_graph": "graph edit distance between attractor-topology graphs at the probes",
+}
+
+
 def distance_matrices(analyses: list[dict[str, Any]], progress: bool = False) -> dict[str, np.ndarray]:
-    """``{"svcca": 1 - SVCCA, "topology": topology_distance}`` between every pair of networks."""
+    """The ``DISTANCES`` matrices between every pair of networks."""
+    from scipy.spatial.distance import cdist
+
     from ..analysis.similarity import distance_matrix
     from ..analysis.topology import topology_distance_matrix
 
-    acts = [np.asarray(a["activity"], dtype=np.float64) for a in analyses]
-    return {"svcca": distance_matrix(acts, "svcca", progress=progress),
-            "topology": topology_distance_matrix([topology_graph(a) for a in analyses], progress=progress)}
+    sig = np.stack([signature(a) for a in analyses])
+    return {
+        "svcca": distance_matrix([np.asarray(a["activity"], dtype=np.float64) for a in analyses], "svcca",
+                                 progress=progress),
+        "svcca_trials": distance_matrix([np.asarray(a["activity_trials"], dtype=np.float64) for a in analyses],
+                                        "svcca", progress=progress),
+        "topology": cdist(sig, sig),
+        "topology_graph": topology_distance_matrix([topology_graph(a) for a in analyses], progress=progress),
+    }  # fmt: skip
 
 
 def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[str, Any]:
-    """Silhouettes (overall and per label) and 2-D MDS embeddings of each distance matrix."""
-    from ..analysis.similarity import mds_embedding, silhouette, silhouette_by_label
+    """Per distance matrix: the silhouette on the matrix itself (``silhouette``, the paper's wording), the
+    silhouette of its rows (``silhouette_rows``, what McMahan et al.'s code computes for SVCCA), per-label
+    silhouettes and a 2-D MDS embedding."""
+    from ..analysis.similarity import mds_embedding, silhouette, silhouette_by_label, silhouette_rows
 
     out: dict[str, Any] = {}
     several = len(set(labels)) > 1
     for name, M in D.items():
         out[name] = {
             "silhouette": float(silhouette(M, labels)) if several else None,
+            "silhouette_rows": float(silhouette_rows(M, labels)) if several else None,
             "silhouette_by_label": silhouette_by_label(M, labels) if several else {},
             # all distances zero (e.g. every topology the same): every point is at the origin
             "mds": (np.asarray(mds_embedding(M, n_components=2, seed=seed)) if M.any()
@@ -421,12 +527,15 @@ def scores(D: dict[str, np.ndarray], labels: list[str], seed: int = 0) -> dict[s
     return out
 
 
-def one_vs_rest(D: np.ndarray, labels: list[str], which: str) -> float | None:
-    """Silhouette of label ``which`` against all the others merged (e.g. Hebbian vs the rest)."""
-    from ..analysis.similarity import silhouette
+def one_vs_rest(D: np.ndarray, labels: list[str], which: str, rows: bool = False) -> float | None:
+    """Silhouette of label ``which`` against all the others merged (e.g. Hebbian vs the rest); ``rows``:
+    of the rows of ``D`` (``silhouette_rows``)."""
+    from ..analysis.similarity import silhouette, silhouette_rows
 
     binary = [lab if lab == which else "rest" for lab in labels]
-    return float(silhouette(D, binary)) if which in labels and len(set(binary)) == 2 else None
+    if which not in labels or len(set(binary)) != 2:
+        return None
+    return float((silhouette_rows if rows else silhouette)(D, binary))
 
 
 def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group: str) -> dict[str, Any] | None:
@@ -494,7 +603,7 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     analyses = [analyse_net(n, u, cfg, out / "analysis" / f"{n.id.replace('/', '-')}.npz")
                 for n in track(used, "study analysis", unit="net", enabled=progress)]  # fmt: skip
     labels = [n.label for n in used]
-    empty = {"svcca": np.zeros((0, 0)), "topology": np.zeros((0, 0))}
+    empty = {k: np.zeros((0, 0)) for k in DISTANCES}
     D = distance_matrices(analyses, progress) if len(used) >= 2 else empty
     summary: dict[str, Any] = {
         "kind": kind, "config": cfg.model_dump(mode="json"),
@@ -506,14 +615,15 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     if len(used) >= 3 and len(set(labels)) > 1:
         summary["scores"] = scores(D, labels, seed=cfg.seed)
         if "hebbian" in labels:
-            summary["hebbian_vs_rest"] = {k: one_vs_rest(D[k], labels, "hebbian") for k in D}
+            summary["hebbian_vs_rest"] = {**{k: one_vs_rest(D[k], labels, "hebbian") for k in D},
+                                          **{f"{k}_rows": one_vs_rest(D[k], labels, "hebbian", rows=True) for k in D}}
         for twin in ("mirror", "ff-twin"):
             if any(n.group == twin for n in used):
                 summary.setdefault("twins", {})[twin] = {k: twin_distances(D[k], used, twin, "bptt-rate") for k in D}
     summary["attractors"] = _attractor_counts(analyses, used, cfg.probes)
     from ..atomic import atomic_write_npz
 
-    atomic_write_npz(out / "distances.npz", svcca_distance=D["svcca"], topology_distance=D["topology"],
+    atomic_write_npz(out / "distances.npz", **{f"{k}_distance": D[k] for k in DISTANCES},
                      labels=np.asarray(labels, dtype=str), ids=np.asarray([n.id for n in used], dtype=str))
     if "scores" in summary:
         summary["figure"] = str(plot_study(summary, D, out / "figures" / f"{kind}.png"))
@@ -565,8 +675,8 @@ def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3,
                                    progress=progress)  # fmt: skip
     per_n = dict(sorted(per_n.items()))  # run in the order given, reported by N
     trend = {"contexts": list(per_n),
-             **{f"{k}_silhouette": [s.get("scores", {}).get(k, {}).get("silhouette") for s in per_n.values()]
-                for k in ("svcca", "topology")}}  # fmt: skip
+             **{f"{k}_{kind}": [s.get("scores", {}).get(k, {}).get(kind) for s in per_n.values()]
+                for k in DISTANCES for kind in ("silhouette", "silhouette_rows")}}  # fmt: skip
     summary = {"kind": "contexts", "config": cfg.model_dump(mode="json"), "trend": trend,
                "studies": {n: str(Path(out) / f"ncdi-{n}" / "study.json") for n in per_n}}  # fmt: skip
     summary["figure"] = str(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules))
@@ -594,9 +704,11 @@ def plot_study(summary: dict[str, Any], D: dict[str, np.ndarray], path: Path) ->
     labels = summary["labels"]
     colors = _colors(labels)
     order = np.argsort([list(colors).index(lab) for lab in labels], kind="stable")
-    fig, axes = plt.subplots(2, 2, figsize=(9, 8))
-    titles = {"svcca": "representation (1 - SVCCA)", "topology": "attractor topology"}
-    for r, key in enumerate(("svcca", "topology")):
+    titles = {"svcca": "1 - SVCCA, condition inputs", "svcca_trials": "1 - SVCCA, noisy trials",
+              "topology": "topology: neighbour signatures", "topology_graph": "topology: graph edit distance"}
+    keys = [k for k in titles if k in D and k in summary["scores"]]
+    fig, axes = plt.subplots(len(keys), 2, figsize=(9, 3.6 * len(keys)), squeeze=False)
+    for r, key in enumerate(keys):
         M = D[key][np.ix_(order, order)]
         ax = axes[r, 0]
         im = ax.imshow(M, cmap="viridis")
@@ -617,8 +729,9 @@ def plot_study(summary: dict[str, Any], D: dict[str, np.ndarray], path: Path) ->
         for lab, c in colors.items():
             idx = [i for i, x in enumerate(labels) if x == lab]
             ax.scatter(emb[idx, 0], emb[idx, 1], color=c, s=18, label=lab, alpha=0.8)
-        s = summary["scores"][key]["silhouette"]
-        ax.set_title(f"{titles[key]}: MDS (silhouette {s:+.2f}){', jittered' if jitter else ''}", fontsize=9)
+        sc = summary["scores"][key]
+        ax.set_title(f"MDS; silhouette {sc['silhouette']:+.2f} on D, {sc['silhouette_rows']:+.2f} on rows"
+                     f"{', jittered' if jitter else ''}", fontsize=9)  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7)
@@ -638,11 +751,15 @@ def plot_trend(trend: dict[str, Any], path: Path, rules: tuple[str, ...] = ("bpt
 
     from ..atomic import atomic_save_figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     x = trend["contexts"]
-    for key, label in (("svcca", "representation (SVCCA)"), ("topology", "attractor topology")):
-        y = [math.nan if v is None else v for v in trend[f"{key}_silhouette"]]
-        ax.plot(x, y, "o-", label=label)
+    lines = (("svcca", "silhouette_rows", "representation (SVCCA), rows of D", "C0", "o-"),
+             ("svcca", "silhouette", "representation (SVCCA), on D", "C0", "o--"),
+             ("topology", "silhouette", "attractor topology (signature)", "C1", "s-"))  # fmt: skip
+    for key, kind, label, color, style in lines:
+        y = [math.nan if v is None else v for v in trend.get(f"{key}_{kind}", [])]
+        if y:
+            ax.plot(x, y, style, color=color, label=label)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("contexts N (N-CDI)")
     ax.set_ylabel(f"silhouette ({' vs '.join(rules)})")
@@ -657,8 +774,9 @@ def copy_config(cfg: StudyConfig, **update: Any) -> StudyConfig:
 
 
 __all__ = [
-    "BODIES", "FF_TWIN_SETTINGS", "Group", "LIF_PARAMS", "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS",
-    "StudyConfig", "TASKS", "analyse_net", "body_groups", "distance_matrices", "noise_groups", "one_vs_rest",
-    "plot_study", "plot_trend", "population_capable", "rule_groups", "run_bodies", "run_contexts", "run_groups",
-    "run_noise", "run_rules", "scores", "supported", "train_group", "twin_distances",
+    "BODIES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS", "Group", "LIF_PARAMS",
+    "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS", "StudyConfig", "TASKS", "analyse_net", "body_groups",
+    "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
+    "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
+    "run_noise", "run_rules", "scores", "signature", "supported", "train_group", "twin_distances",
 ]  # fmt: skip

@@ -7,14 +7,13 @@
 The network travels as a NIR graph (``to_nir``) plus the inputs (``.npz``) in a bundle directory;
 ``python -m spikedyn.hardware.run BUNDLE`` runs it in the Lava interpreter (Python 3.10 + lava-nc,
 found by ``spikedyn.hardware.runtime.find_lava_python``) and the spikes come back. In a Python that
-imports lava-nc itself, the run is in-process. The readout is computed here from the spikes, exactly
-as the torch model computes it.
+imports lava-nc itself, the same runner runs on the same bundle in-process. The readout is computed
+here from the spikes, exactly as the torch model computes it.
 """
 from __future__ import annotations
 
 import copy
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from spikedyn.hardware.bundle import new_bundle_dir, read_result, write_bundle
 from spikedyn.hardware.nir_io import read_graph, spec_from_nir
 from spikedyn.hardware.nir_network import NETWORK_KEY, graph_from_nir
 from spikedyn.hardware.reference import readout
+from spikedyn.hardware.runtime import LavaNotFound, LavaRunFailed
 from spikedyn.hardware.spec import NetworkSpec
 from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
@@ -109,43 +109,30 @@ class Deployment:
         Each run writes its bundle (graph.nir, inputs.npz, options.json, result.*) to a directory of
         its own: a fresh temporary one (removed afterwards), or, with ``workdir``, a new
         ``bundle-*`` directory under it that is kept (``rollout.bundle``). Concurrent runs sharing a
-        ``workdir`` therefore never exchange files.
+        ``workdir`` therefore never exchange files. ``progress``: the Lava runner's progress on stderr
+        (a bar on a terminal, one line per chunk otherwise; off under ``--json``). Both hold for the
+        Lava subprocess and for the in-process run (``python=None``).
         """
         x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
         x = check_inputs(x, self.spec.n_in)
-        chunk = check_chunk(self.chunk)
-        hardware = BACKENDS[self.backend]
-        t0 = time.perf_counter()
-        bundle = None
-        if self.python is None:
-            from spikedyn.hardware.lava_backend import run_lava
-
-            timing: dict[str, float] = {}
-            spikes = run_lava(self.spec, x, precision=self.precision, hardware=hardware, chunk=chunk,
-                              stats=timing)
-            seconds = time.perf_counter() - t0
-        else:
-            spikes, seconds, timing, bundle = self._run_subprocess(x, hardware, chunk, progress, workdir)
+        spikes, seconds, timing, bundle = run_in_lava(self.graph, x, self.python, precision=self.precision,
+                                                      hardware=BACKENDS[self.backend], chunk=check_chunk(self.chunk),
+                                                      progress=progress, workdir=workdir)  # fmt: skip
         expected = (x.shape[0] * self.spec.substeps, x.shape[1], self.spec.n_hidden)
         if spikes.shape != expected:
             raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
         counts, y = readout(self.spec, spikes)
         return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
-    def _run_subprocess(self, x: np.ndarray, hardware: str, chunk: int | None, progress: bool,
-                        workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
-        return run_in_lava_subprocess(self.graph, x, self.python, precision=self.precision, hardware=hardware,
-                                      chunk=chunk, progress=progress, workdir=workdir)  # fmt: skip
 
-
-def run_in_lava_subprocess(graph: Any, x: np.ndarray, python: str, *, precision: str, hardware: str,
-                           chunk: int | None, progress: bool, workdir: str | Path | None,
-                           ) -> tuple[np.ndarray, float, dict[str, float], Path | None]:  # fmt: skip
-    """Run NIR ``graph`` on inputs ``x`` in the Lava interpreter ``python`` through a bundle (for a
-    ``SpikingRNN`` and a ``SpikingNetwork`` alike). Returns ``(spikes, seconds, timing, bundle dir or None)``;
-    the bundle is kept only under ``workdir``."""
-    from spikedyn.hardware.runtime import run_bundle_subprocess
-
+def run_in_lava(graph: Any, x: np.ndarray, python: str | None, *, precision: str, hardware: str,
+                chunk: int | None, progress: bool, workdir: str | Path | None,
+                ) -> tuple[np.ndarray, float, dict[str, float], Path | None]:  # fmt: skip
+    """Run NIR ``graph`` on inputs ``x`` through a bundle (for a ``SpikingRNN`` and a ``SpikingNetwork``
+    alike): in the Lava interpreter ``python`` (``python -m spikedyn.hardware.run BUNDLE``), or, with
+    ``python=None`` (lava-nc imports here), the same runner in this process, so both paths honour
+    ``progress`` and ``workdir`` and report failures the same way. Returns ``(spikes, seconds, timing,
+    bundle dir or None)``; the bundle is kept only under ``workdir``."""
     from ..progress import is_quiet
 
     options = {"precision": precision, "hardware": hardware, "chunk": chunk,
@@ -153,20 +140,41 @@ def run_in_lava_subprocess(graph: Any, x: np.ndarray, python: str, *, precision:
     with tempfile.TemporaryDirectory(prefix="spikedyn-lava-") as tmp:
         directory = new_bundle_dir(workdir if workdir is not None else tmp)
         write_bundle(directory, graph, x, options)
-        run_bundle_subprocess(directory, python)
+        if python is None:
+            from spikedyn.hardware.run import main as run_here
+
+            run_here([str(directory)])  # writes result.json, {"ok": false, ...} on failure, as the subprocess
+        else:
+            from spikedyn.hardware.runtime import run_bundle_subprocess
+
+            run_bundle_subprocess(directory, python)
         spikes, info = read_result(directory)
     if spikes is None:
         where = f" (bundle kept in {directory})" if workdir is not None else ""
-        raise RuntimeError(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
-                           f"{where}")
+        raise LavaRunFailed(f"Lava run failed: {info.get('error') or 'no result written (see messages above)'}"
+                            f"{where}")
     timing = {k: float(info[k]) for k in ("setup_s", "step_s", "steps") if k in info}
     return spikes, float(info["seconds"]), timing, (directory if workdir is not None else None)
 
 
-def _find_lava() -> str:
-    from spikedyn.hardware.runtime import find_lava_python
+def _lava_interpreter(backend: str, lava_python: str | None) -> str | None:
+    """The Lava interpreter a deployment runs in (None: in-process, when lava-nc imports here and none was
+    given); ``LavaNotFound`` (one line) when there is none, or when ``backend="lava-loihi"`` and it has no
+    lava-loihi. The one choice for ``SpikingRNN`` and ``SpikingNetwork`` deployments."""
+    from spikedyn.hardware.runtime import find_lava_python, loihi_installed
 
-    return find_lava_python()
+    if lava_python is None and _lava_here():
+        if backend == "lava-loihi":
+            from spikedyn.hardware.lava_backend import loihi_available
+
+            if not loihi_available():
+                raise LavaNotFound("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
+        return None
+    python = lava_python or find_lava_python()
+    if backend == "lava-loihi" and not loihi_installed(python):
+        raise LavaNotFound(f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; "
+                           "use 'lava-sim'")
+    return python
 
 
 def _lava_here() -> bool:
@@ -201,8 +209,7 @@ def deploy(
     if isinstance(model, torch.nn.Module) and _is_network(model):  # a multi-layer SpikingNetwork
         from .deploy_network import deploy_network
 
-        python = None if lava_python is None and _lava_here() else (lava_python or _find_lava())
-        return deploy_network(model, backend, precision, chunk, python)
+        return deploy_network(model, backend, precision, chunk, lava_python)
     if isinstance(model, torch.nn.Module):
         m = _require_spiking(model)
         spec, graph = spec_from_model(m), to_nir(m)
@@ -220,21 +227,7 @@ def deploy(
         )
     if backend == "lava-loihi" and not spec.lava_lif_compatible():
         raise ValueError(f"Loihi runs Lava's LIF; this network has {spec.lava_lif_reason()} (simulator only)")
-    if lava_python is None and _lava_here():
-        python = None
-        if backend == "lava-loihi":
-            from spikedyn.hardware.lava_backend import loihi_available
-
-            if not loihi_available():
-                raise RuntimeError("backend 'lava-loihi' needs Intel's lava-loihi (not installed); use 'lava-sim'")
-    else:
-        from spikedyn.hardware.runtime import find_lava_python, loihi_installed
-
-        python = lava_python or find_lava_python()
-        if backend == "lava-loihi" and not loihi_installed(python):
-            raise RuntimeError(
-                f"backend 'lava-loihi' needs Intel's lava-loihi, which {python} cannot import; use 'lava-sim'"
-            )
+    python = _lava_interpreter(backend, lava_python)
     return Deployment(spec=spec, graph=graph, backend=backend, precision=precision, python=python, chunk=chunk)
 
 

@@ -11,7 +11,6 @@ feed-forward projections keep their within-a-step timing on Lava's one-step conn
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from spikedyn.hardware.network import NetworkGraph, network_readout
 from spikedyn.hardware.validation import check_chunk, check_inputs
 
-from .deploy import BACKENDS, HardwareRollout, run_in_lava_subprocess
+from .deploy import BACKENDS, HardwareRollout, run_in_lava
 
 
 @dataclass
@@ -40,25 +39,15 @@ class NetworkDeployment:
     def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout:
         """Run inputs ``u [T, B, I]`` on Lava from rest. Returns a ``HardwareRollout``: ``y`` (the host
         readout), ``r`` (spike counts of every layer per input step), ``spikes [T * substeps, B, n_hidden]``
-        (layers concatenated in order) and ``layers`` (``{name: [T * substeps, B, n]}``)."""
+        (layers concatenated in order) and ``layers`` (``{name: [T * substeps, B, n]}``). ``progress`` and
+        ``workdir`` as ``Deployment.run`` (in the Lava subprocess and in-process alike)."""
         g = self.network
         x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
         x = check_inputs(x, g.n_in)
         chunk, hardware = check_chunk(self.chunk), BACKENDS[self.backend]
-        t0 = time.perf_counter()
-        bundle = None
-        if self.python is None:
-            from spikedyn.hardware.lava_network import run_network_lava
-
-            timing: dict[str, float] = {}
-            by_layer = run_network_lava(g, x, precision=self.precision, hardware=hardware, chunk=chunk,
-                                        stats=timing)
-            spikes = np.concatenate([by_layer[L.name] for L in g.layers], axis=2)
-            seconds = time.perf_counter() - t0
-        else:
-            spikes, seconds, timing, bundle = run_in_lava_subprocess(
-                self.graph, x, self.python, precision=self.precision, hardware=hardware, chunk=chunk,
-                progress=progress, workdir=workdir)  # fmt: skip
+        spikes, seconds, timing, bundle = run_in_lava(self.graph, x, self.python, precision=self.precision,
+                                                      hardware=hardware, chunk=chunk, progress=progress,
+                                                      workdir=workdir)  # fmt: skip
         expected = (x.shape[0] * g.substeps, x.shape[1], g.n_hidden)
         if spikes.shape != expected:
             raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
@@ -72,18 +61,21 @@ class NetworkDeployment:
         return out
 
 
-def deploy_network(net: Any, backend: str, precision: str, chunk: int | None, python: str | None) -> NetworkDeployment:
-    """``spikedyn.deploy`` of a ``SpikingNetwork`` (checks first: one line for what Lava cannot run)."""
+def deploy_network(net: Any, backend: str, precision: str, chunk: int | None,
+                   lava_python: str | None) -> NetworkDeployment:  # fmt: skip
+    """``spikedyn.deploy`` of a ``SpikingNetwork``: first one line for what Lava cannot run, then the Lava
+    interpreter, chosen as for a ``SpikingRNN`` (``deploy._lava_interpreter``)."""
     from spikedyn.hardware.lava_network import check_lava_network
 
+    from .deploy import _lava_interpreter
     from .nir import to_nir
 
     g = net.to_graph()
     check_lava_network(g, precision)
     if backend == "lava-loihi" and g.lava_lif_reason():
         raise ValueError(f"Loihi runs Lava's LIF; {g.lava_lif_reason()} (simulator only)")
-    return NetworkDeployment(network=g, graph=to_nir(net), backend=backend, precision=precision, python=python,
-                             chunk=chunk)
+    return NetworkDeployment(network=g, graph=to_nir(net), backend=backend, precision=precision,
+                             python=_lava_interpreter(backend, lava_python), chunk=chunk)
 
 
 def network_torch_reference(net: Any, u: Any, precision: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

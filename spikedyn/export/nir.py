@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikedyn.hardware.nir_io import flatten, read_graph, spec_from_nir, spec_to_nir
+from spikedyn.hardware.nir_checks import metadata_json
+from spikedyn.hardware.nir_io import flatten, graph_bytes, read_graph, spec_from_nir, spec_to_nir
 from spikedyn.hardware.nir_network import NETWORK_KEY, NEURONS, graph_from_nir, graph_to_nir
 from spikedyn.hardware.spec import NetworkSpec
 
@@ -222,15 +223,9 @@ def to_nir(model: Any, dt: float | None = None, fold_r: bool = False, nested: bo
 
 
 def _write(graph: Any, path: str | Path) -> None:
-    import io
-
-    import nir
-
     from spikedyn.atomic import atomic_write_bytes
 
-    buf = io.BytesIO()
-    nir.write(buf, graph)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), graph_bytes(graph))
 
 
 def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | dict[str, str] | None = None,
@@ -259,15 +254,13 @@ def from_nir(graph_or_path: Any, dt: float | None = None, reset: str | dict[str,
     if network:
         from spikedyn.models.network import SpikingNetwork
 
-        raw = graph.metadata.get(MODEL_KEY) if isinstance(graph.metadata, dict) else None
-        settings = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
+        settings = metadata_json(graph, MODEL_KEY) or {}
         settings = {k: v for k, v in settings.items() if k in NETWORK_SETTINGS}  # nothing else is read
         return SpikingNetwork(graph_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale), **settings)
     if isinstance(reset, dict):
         raise ValueError("reset= by layer name is for multi-layer graphs; this graph has one spiking layer")
     spec = spec_from_nir(graph, dt=dt, reset=reset, tau_scale=tau_scale)
-    raw = graph.metadata.get(MODEL_KEY) if isinstance(graph.metadata, dict) else None
-    config = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+    config = metadata_json(graph, MODEL_KEY)
     if config is not None and reset is not None:
         config["reset"] = reset
     return model_from_spec(spec, config)

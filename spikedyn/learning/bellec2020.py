@@ -30,6 +30,16 @@ port converts it to an unscaled model like spikedyn's (``a <- rho a + z``, ``v <
 ``model`` applies the same conversion at its substep length. Bellec et al. simulate at 1 ms; the tasks
 here use coarser steps, so time constants (``tau_mem``, ``tau_out``) may be overridden per task, and the
 refractory period can be no shorter than one substep. Everything can be overridden by keyword.
+
+From the command line (``PRESET``, registered in ``spikedyn.learning.presets``)::
+
+    spikedyn train --preset bellec2020 --model alif --rule eprop --task rdm --task-param dt=10 \
+        --model-param tau_mem=50 --steps 800
+
+builds ``model(task.n_inputs, --hidden, task.n_outputs, dt=<the task's dt>, neuron=--model,
+**--model-param)`` (``--model lif``, or ``alif``: the LSNN) and trains it with ``--rule eprop`` (e-prop
+with the rate regulariser, ``rule()``) or ``--rule bptt`` (Bellec et al.'s BPTT baseline, the same
+regulariser). Learning rate, batch size and steps stay the CLI's: the tutorial's are for its own tasks.
 """
 from __future__ import annotations
 
@@ -95,4 +105,67 @@ def rule(feedback: str = "symmetric", cls: Any = None, **kwargs: Any) -> Any:
     return (cls or EProp)(feedback=feedback, **kwargs)
 
 
-__all__ = ["adaptation_beta", "model", "model_params", "regularizer", "rule"]
+class Bellec2020Preset:
+    """``--preset bellec2020`` of ``spikedyn train`` (module doc): the interface of
+    ``spikedyn.learning.presets`` (``train_kwargs``, ``build_model``, ``build_population``) plus the two hooks
+    that map CLI options for a spiking preset (``cli_defaults``, ``build_training_model``)."""
+
+    name = "bellec2020"
+    citation = "Bellec et al. 2020 (Methods; the evidence-accumulation tutorial)"
+    models = ("lif", "alif")  # --model: LIF, or ALIF (the LSNN: half the units adaptive)
+    rules = ("eprop", "bptt")  # e-prop, and Bellec et al.'s BPTT baseline; both with the rate regulariser
+    hidden = 64  # spikedyn's size (the tables of docs/eprop.md); the paper's varies by task
+
+    def _check(self, rule: str, model: str | None = None) -> None:
+        if rule not in self.rules:
+            raise ValueError(f"preset {self.name!r} trains with --rule eprop (or bptt, Bellec et al.'s baseline), "
+                             f"not {rule!r}")
+        if model is not None and model not in self.models:
+            raise ValueError(f"--preset {self.name} builds Bellec et al. 2020's spiking network; use --model lif "
+                             f"or --model alif (LSNN), not {model!r}")
+
+    def train_kwargs(self, rule: str = "eprop") -> dict[str, Any]:
+        """``spikedyn.train`` keyword arguments of ``rule``: the rule and its rate regulariser."""
+        self._check(rule)
+        return {"rule": rule, "rule_kwargs": {"regularizer": {"strength": C_REG, "target": F_TARGET}}}
+
+    def build_model(self, task: Any, seed: int | None = None, rule: str = "eprop", hidden: int | None = None,
+                    neuron: str = "lif", **overrides: Any) -> Any:  # fmt: skip
+        """``model(...)`` for ``task`` (its dt), initialised from ``seed`` (None: the current torch RNG)."""
+        import torch
+
+        from ..config import check_params
+        from ..models import SpikingRNN
+
+        self._check(rule, neuron)
+        check_params(SpikingRNN.__init__, overrides, "model_params", skip=4)  # one line for a bad --model-param
+        dt = float(overrides.pop("dt", getattr(task, "dt", 1.0)))
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return model(task.n_inputs, hidden or self.hidden, task.n_outputs, dt=dt, neuron=neuron, **overrides)
+
+    def build_population(self, task: Any, size: int, seed: int = 0, rule: str = "eprop", hidden: int | None = None,
+                         neuron: str = "lif", **overrides: Any) -> Any:  # fmt: skip
+        """``size`` networks (member i: ``build_model(..., seed=seed + i)``) as a Population."""
+        from ..models.population import Population
+
+        return Population.stack([self.build_model(task, seed + i, rule, hidden, neuron, **overrides)
+                                 for i in range(size)])  # fmt: skip
+
+    def cli_defaults(self, rule: str, model: str) -> dict[str, Any]:
+        """The preset's values for ``spikedyn train`` options: the regulariser in ``rule_params``."""
+        self._check(rule, model)
+        return {"rule_params": self.train_kwargs(rule)["rule_kwargs"]}
+
+    def build_training_model(self, cfg: Any, task: Any) -> Any:
+        """The network ``spikedyn train --preset bellec2020`` trains (a Population with ``--population``)."""
+        kw = dict(rule=cfg.rule, hidden=cfg.hidden, neuron=cfg.model, **cfg.model_params)
+        if cfg.population:
+            return self.build_population(task, cfg.population, seed=cfg.seed, **kw)
+        return self.build_model(task, seed=cfg.seed, **kw)
+
+
+PRESET = Bellec2020Preset()
+
+__all__ = ["PRESET", "Bellec2020Preset", "adaptation_beta", "model", "model_params", "regularizer", "rule"]

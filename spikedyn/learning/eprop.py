@@ -32,8 +32,11 @@ of ``z_j(s)`` w.r.t. ``v_j(s) - A_j(s)`` (the model's surrogate; 0 on refractory
 
 ``Dvv = 1 - dv`` and ``Dva = 0`` for the subtractive reset with the reset detached (the model's
 default, e-prop's LIF); the zero reset gives ``Dvv = (1 - dv)(1 - z_j(s-1))`` and an undetached reset
-adds the reset's own surrogate path. For LIF units with the subtractive reset ``eps_v`` depends on the
-presynaptic neuron only (``[B, P]``); otherwise the traces are ``[N, B, P]``.
+adds the reset's own surrogate path. With the subtractive detached reset ``eps_v`` depends on the
+presynaptic neuron only (``[B, P]``), for LIF and ALIF units alike. With the zero reset it is gated by each
+neuron's own spikes and carried per neuron, in chunks too (``_flush_gated``: the adjoint of the pair
+``(eps_v, eps_a)`` through each chunk). Only an undetached reset and synaptic delays make the rollout step
+``[N, B, P]`` traces substep by substep.
 
 Factorised LIF traces (subtractive detached reset, no adaptation): ``e_ji(s) = psi_j(s) eps_v_i(s)`` is
 an outer product, so nothing ``[N, B, P]`` is formed per substep. The substeps are taken in chunks of
@@ -47,6 +50,20 @@ the order of the sums differs):
 
 so the ``[B, N, P]`` filtered trace is touched once per chunk instead of three times per substep, and
 memory stays independent of T. Without the readout filter (``kappa = 0``) ``E`` is not needed at all.
+
+Factorised ALIF traces (subtractive detached reset, adaptation): ``eps_v [B, P]`` is still shared, but
+``eps_a_ji`` is a filter of it whose gain ``g_j(s) = rho - beta_j psi_j(s)`` depends on the postsynaptic
+neuron, so ``A = eps_a [B, N, P]`` must be carried; it is never stepped substep by substep. Within a chunk
+every quantity the rule needs is a linear functional ``F = sum_c W(c) e(c)`` of the chunk's traces (the
+gradient: ``W = (1 - kappa) Lrev``; the new filtered trace ``E``: ``W = (1 - kappa) kappa^(C-1-c)``; the
+regulariser: ``W = 1``), or the new ``A`` itself. Substituting ``eps_a`` and running its adjoint backwards
+through the chunk on ``[B, N]`` tensors (exact algebra),
+
+    omega(c) = W(c) psi(c),   lam(c) = omega(c) + g(c) lam(c + 1)   (lam(C) = 0)
+    F = sum_(r = -1)^(C-1) [omega(r) - beta psi(r) lam(r + 1)] (x) eps_v(r)  -  beta g(-1) lam(0) A(-1)
+
+(``r = -1``: the previous chunk's last substep, ``omega(-1) = 0``), so the gradient is one GEMM over
+``(r, b)`` and ``E``, ``A`` each one batched GEMM per chunk plus one scaling (``_flush_adaptive``).
 
 Rate units (``RateRNN``, state ``x``, ``r = f(x)``): ``x_i(t) = (1-a) x_i(t-1) + a (W_rec r(t-1) + W_in
 u(t) + b) + noise``, so with ``a = alpha``
@@ -76,7 +93,12 @@ from .regularizers import as_regularizer, online_term
 from .rules import LearningRule, register_rule
 
 FEEDBACKS = ("symmetric", "random", "adaptive")
-TRACE_CHUNK = 32  # substeps per chunk of the factorised LIF traces (module doc)
+# substeps per chunk of the factorised traces (module doc), measured with benchmarks/eprop_chunk.py
+# (docs/benchmarks.md). Traces carried per neuron (ALIF's eps_a, the zero reset's eps_v: a batched GEMM each per
+# chunk) gain from longer chunks (ALIF, 64: 1.27x faster than 32); the subtractive LIF gains 10% at 64 but its
+# chunk buffers then double e-prop's extra memory, so it keeps 32.
+TRACE_CHUNK = 32
+TRACE_CHUNK_CARRIED = 64
 FEEDBACK_SCALES = ("w_out", "murray2019")
 
 
@@ -301,11 +323,11 @@ def own_jacobian(p: Any, state: Any, psi_prev: Tensor, beta: Tensor) -> tuple[Te
     return d.v_v + d.v_z * psi_prev, -(d.v_z * beta * psi_prev)
 
 
-def _flush_factorised(G: Tensor, E: Tensor | None, eps: Tensor, q: Tensor, L: Tensor, kappa: float,
+def _flush_factorised(G: Tensor, E: Tensor | None, eps: Tensor, q: Tensor, L: Tensor | None, kappa: float,
                       seen: bool = True) -> None:
     """Add one chunk of factorised LIF traces to ``G [N, P]`` and carry the filtered trace ``E [B, N, P]``
     (module doc): ``eps [C, B, P]``, ``q = (1 - kappa) psi [C, B, N]``, learning signals ``L [C, B, N]``
-    (``seen=False``: all zero, only E moves on)."""
+    (``seen=False``: all zero or None, only E moves on)."""
     C, Bsz, N = q.shape
     P = eps.shape[-1]
     if E is None:  # kappa = 0: e_ji = psi_j eps_i, seen at once
@@ -317,14 +339,164 @@ def _flush_factorised(G: Tensor, E: Tensor | None, eps: Tensor, q: Tensor, L: Te
     if not seen:
         E.baddbmm_(w.permute(1, 2, 0), eps.transpose(0, 1), beta=kappa**C)
         return
-    # Lrev(c) = sum_(c' >= c) kappa^(c' - c) L(c'): an upper-triangular Toeplitz matrix of powers
-    lag = torch.arange(C)[None, :] - torch.arange(C)[:, None]
-    tri = torch.where(lag >= 0, kappa ** lag.clamp(min=0).double(), 0.0).to(L)
-    Lrev = (tri @ L.reshape(C, -1)).reshape(C, Bsz, N)
+    Lrev = _reverse_filter(L, kappa)
     G.addmm_((Lrev * q).reshape(C * Bsz, N).T, eps.reshape(C * Bsz, P))
     # what E (ebar before the chunk) contributes: sum_c kappa^(c + 1) L(c) = kappa Lrev(0)
     G.add_(torch.einsum("bj,bji->ji", Lrev[0], E), alpha=kappa)
     E.baddbmm_(w.permute(1, 2, 0), eps.transpose(0, 1), beta=kappa**C)
+
+
+def _reverse_filter(L: Tensor, kappa: float) -> Tensor:
+    """``Lrev(c) = sum_(c' >= c) kappa^(c' - c) L(c')`` for ``L [C, ...]``: one GEMM with the upper-triangular
+    Toeplitz matrix of the powers (what the readout filter makes of the learning signals of a chunk)."""
+    C = L.shape[0]
+    lag = torch.arange(C)[None, :] - torch.arange(C)[:, None]
+    tri = torch.where(lag >= 0, kappa ** lag.clamp(min=0).double(), 0.0).to(L)
+    return (tri @ L.reshape(C, -1)).reshape(L.shape)
+
+
+def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Tensor, psi_prev: Tensor,
+                    ev_prev: Tensor, L: Tensor | None, kappa: float, rho: float, beta: Tensor,
+                    reg: Tensor | None) -> None:
+    """Add one chunk of ALIF traces to ``G [N, P]`` (and ``sum_(b, c) e(c)`` to ``reg [N, P]``, the
+    regulariser's), and move the filtered trace ``E [B, N, P]`` and the adaptation trace ``A = eps_a
+    [B, N, P]`` (in place) from the previous chunk's last substep to this chunk's (module doc, "Factorised
+    ALIF traces"). ``ev [C, B, P]``: the shared ``eps_v`` of the chunk's substeps; ``psi [C, B, N]``;
+    ``psi_prev [B, N]`` and ``ev_prev [B, P]``: psi and eps_v at the previous chunk's last substep;
+    ``L [C, B, N]``: the learning signals (None: the loss looks at no substep of the chunk)."""
+    C, Bsz, N = psi.shape
+    P = ev.shape[-1]
+    g = psi * -beta + rho  # g(c) = rho - beta psi(c): d eps_a(c + 1) / d eps_a(c)
+    g_prev = psi_prev * -beta + rho
+    # the functionals F = sum_c W(c) e(c) the chunk feeds: weights W [C, B, N] on e(c) (None: W = 1)
+    weights: dict[str, Tensor | None] = {}
+    Lrev0 = None
+    if L is not None:
+        if E is not None:
+            Lrev = _reverse_filter(L, kappa)
+            Lrev0 = Lrev[0].clone()
+            weights["G"] = Lrev.mul_(1.0 - kappa)
+        else:
+            weights["G"] = L
+    if E is not None:
+        powers = ((1.0 - kappa) * kappa ** torch.arange(C - 1, -1, -1, dtype=torch.float64)).to(psi)
+        weights["E"] = powers[:, None, None]
+    if reg is not None:
+        weights["R"] = None
+    F = len(weights)
+    # omega(c) = W(c) psi(c) per functional; the last row picks eps_a at the chunk's last substep
+    om = psi.new_empty(F + 1, C, Bsz, N)
+    for f, W in enumerate(weights.values()):
+        om[f].copy_(psi) if W is None else torch.mul(W, psi, out=om[f])
+    om[F].zero_()
+    om[F, C - 1] = 1.0
+    # the adjoint of eps_a, backwards through the chunk: lam[i] = sum_(c >= i) omega(c) prod_(i <= m < c) g(m)
+    lam = psi.new_empty(F + 1, C + 1, Bsz, N)
+    lam[:, C] = 0.0
+    for i in range(C - 1, -1, -1):
+        torch.addcmul(om[:, i], g[i], lam[:, i + 1], out=lam[:, i])
+    # weights on eps_a at the previous chunk's last substep (e-functionals: through -beta)
+    on_a = lam[:, 0] * g_prev
+    on_a[:F].mul_(-beta)
+    # weights on eps_v(r), r = -1 .. C-1: omega(r) - beta psi(r) lam(r + 1) for e-functionals; the pick: psi lam
+    nu = lam.mul_(torch.cat([psi_prev[None], psi]))
+    nu[:F].mul_(-beta)
+    nu[:F, 1:].add_(om[:F])
+    evX = torch.cat([ev_prev[None], ev])  # [C + 1, B, P]
+    rows, per_trial = evX.reshape(-1, P), evX.transpose(0, 1)  # [(C + 1) B, P] and [B, C + 1, P]
+    idx = {name: f for f, name in enumerate(weights)}
+    for name, out in (("G", G), ("R", reg)):
+        if name in idx:
+            out.addmm_(nu[idx[name]].reshape(-1, N).T, rows)
+            out.add_(torch.einsum("bj,bji->ji", on_a[idx[name]], A))
+    if Lrev0 is not None:  # what E (ebar before the chunk) contributes: sum_c kappa^(c + 1) L(c) E
+        G.add_(torch.einsum("bj,bji->ji", Lrev0, E), alpha=kappa)
+    if E is not None:  # E <- kappa^C E + sum_c kappa^(C - 1 - c) (1 - kappa) e(c), before A moves on
+        f = idx["E"]
+        E.mul_(kappa**C).addcmul_(A, on_a[f][:, :, None])
+        E.baddbmm_(nu[f].permute(1, 2, 0), per_trial)
+    A.mul_(on_a[F][:, :, None]).baddbmm_(nu[F].permute(1, 2, 0), per_trial)
+
+
+def _flush_gated(G: Tensor, E: Tensor | None, V: Tensor, A: Tensor | None, d: Tensor, D: Tensor, psi: Tensor,
+                 psi_prev: Tensor, L: Tensor | None, kappa: float, rho: float, beta: Tensor,
+                 reg: Tensor | None) -> None:
+    """``_flush_adaptive`` for traces whose ``eps_v`` depends on the postsynaptic neuron through its own
+    leak, ``eps_v_ji(c) = D_j(c) eps_v_ji(c-1) + d_i(c)`` (the zero reset: ``D = (1 - dv)(1 - z_j(c-1))``),
+    with or without adaptation (``A`` None: LIF). Carries ``V = eps_v``, ``A = eps_a`` and ``E = ebar``
+    ``[B, N, P]`` from the previous chunk's last substep to this chunk's, in place. ``d [C, B, P]``: the shared
+    drive (presynaptic signals or synaptic current); ``D, psi [C, B, N]``; ``L`` as ``_flush_adaptive``.
+
+    The adjoint of the pair ``(eps_v, eps_a)`` runs backwards through the chunk on ``[B, N]`` tensors:
+    ``mu_v(c) = om_v(c) + D(c+1) mu_v(c+1) + psi(c) mu_a(c+1)``, ``mu_a(c) = om_a(c) + g(c) mu_a(c+1)``, with
+    ``om_v = W psi``, ``om_a = -beta W psi`` for a functional ``sum_c W(c) e(c)`` and a unit ``om`` at the last
+    substep for the carried traces; then ``F = sum_c mu_v(c) (x) d(c) + (D(0) mu_v(0) + psi(-1) mu_a(0)) V(-1)
+    + g(-1) mu_a(0) A(-1)`` (exact algebra)."""
+    C, Bsz, N = psi.shape
+    weights: dict[str, Tensor | None] = {}
+    Lrev0 = None
+    if L is not None:
+        if E is not None:
+            Lrev = _reverse_filter(L, kappa)
+            Lrev0 = Lrev[0].clone()
+            weights["G"] = Lrev.mul_(1.0 - kappa)
+        else:
+            weights["G"] = L
+    if E is not None:
+        powers = ((1.0 - kappa) * kappa ** torch.arange(C - 1, -1, -1, dtype=torch.float64)).to(psi)
+        weights["E"] = powers[:, None, None]
+    if reg is not None:
+        weights["R"] = None
+    F = len(weights)
+    picks = ["V", "A"] if A is not None else ["V"]
+    n = F + len(picks)
+    om = psi.new_empty(n, C, Bsz, N)  # om_v; om_a = -beta om_v for the e-functionals
+    for f, W in enumerate(weights.values()):
+        om[f].copy_(psi) if W is None else torch.mul(W, psi, out=om[f])
+    om[F:].zero_()
+    om[F, C - 1] = 1.0  # the pick of eps_v(C - 1); the pick of eps_a enters through mu_a below
+    mu_v = psi.new_empty(n, C, Bsz, N)
+    mu_v[:, C - 1] = om[:, C - 1]
+    if A is not None:
+        g = psi * -beta + rho
+        om_a = om * -beta
+        om_a[F:].zero_()
+        om_a[F + 1, C - 1] = 1.0
+        mu_a = psi.new_empty(n, C, Bsz, N)
+        mu_a[:, C - 1] = om_a[:, C - 1]
+        for c in range(C - 2, -1, -1):
+            torch.addcmul(om_a[:, c], g[c], mu_a[:, c + 1], out=mu_a[:, c])
+            torch.addcmul(om[:, c], D[c + 1], mu_v[:, c + 1], out=mu_v[:, c]).addcmul_(psi[c], mu_a[:, c + 1])
+        on_v = (D[0] * mu_v[:, 0]).addcmul_(psi_prev, mu_a[:, 0])
+        on_a = mu_a[:, 0] * (psi_prev * -beta + rho)
+    else:
+        for c in range(C - 2, -1, -1):
+            torch.addcmul(om[:, c], D[c + 1], mu_v[:, c + 1], out=mu_v[:, c])
+        on_v, on_a = D[0] * mu_v[:, 0], None
+    P = d.shape[-1]
+    rows, per_trial = d.reshape(-1, P), d.transpose(0, 1)  # [C B, P] and [B, C, P]
+    idx = {name: f for f, name in enumerate([*weights, *picks])}
+
+    def carried(f: int) -> Tensor:  # sum_b of the carried traces' share in functional f, [N, P]
+        out = torch.einsum("bj,bji->ji", on_v[f], V)
+        return out if A is None else out.add_(torch.einsum("bj,bji->ji", on_a[f], A))
+
+    for name, out in (("G", G), ("R", reg)):
+        if name in idx:
+            out.addmm_(mu_v[idx[name]].reshape(-1, N).T, rows).add_(carried(idx[name]))
+    if Lrev0 is not None:
+        G.add_(torch.einsum("bj,bji->ji", Lrev0, E), alpha=kappa)
+    if E is not None:
+        f = idx["E"]
+        E.mul_(kappa**C).addcmul_(V, on_v[f][:, :, None])
+        if A is not None:
+            E.addcmul_(A, on_a[f][:, :, None])
+        E.baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
+    if A is not None:  # before V moves on: the new eps_a reads the old eps_v
+        f = idx["A"]
+        A.mul_(on_a[f][:, :, None]).addcmul_(V, on_v[f][:, :, None]).baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
+    f = idx["V"]
+    V.mul_(on_v[f][:, :, None]).baddbmm_(mu_v[f].permute(1, 2, 0), per_trial)
 
 
 def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
@@ -338,11 +510,13 @@ def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
     return out.add_(first.reshape(C, *([1] * (d.dim() - 1))) * prev)
 
 
-def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
-                       chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """Factorised LIF e-prop on the fused kernel's forward loop (``models/fused.forward_substeps``), one
-    chunk of input steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the
-    forward, then every trace of the chunk is computed at once (``_leaky_filter``, ``_flush_factorised``)."""
+def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
+                   chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Chunked LIF / ALIF e-prop (detached subtractive or zero reset) on the fused kernel's forward loop
+    (``models/fused.forward_substeps``), one chunk of input steps at a time: the chunk's spikes, ``x = v - A``
+    and refractory masks come from the forward, then every trace of the chunk is computed at once
+    (``_leaky_filter``; ``_flush_factorised`` for LIF, ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the
+    zero reset)."""
     from ..models.fused import forward_substeps, zero_carry
 
     p, K = model.params, model.substeps
@@ -350,12 +524,18 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
     N, P, O = model.n_hidden, model.n_in + model.n_hidden + 1, model.n_out
     W_in, W_out, b_out = model.W_in, model.W_out, model.b_out
     W_rec, b, beta, path = model.W_rec_eff, model.b, model.beta.to(u), getattr(model, "spike_path", "auto")
+    adaptive = p.adaptive and bool((beta != 0).any())
+    gated = p.reset == "zero"  # eps_v gated by each neuron's own spikes: carried [B, N, P] (_flush_gated)
     kappa, keep = p.kappa, 1.0 - p.dv
     norm = loss_normaliser(mask, kind)
+    active = _active_steps(mask)
     Ct = max(1, int(chunk) // K)  # input steps per chunk
     carry = zero_carry(u.new_zeros(Bsz, N))
     eps_v, eps_u = u.new_zeros(Bsz, P), u.new_zeros(Bsz, P)
+    V = u.new_zeros(Bsz, N, P) if gated else None  # eps_v per neuron at the last substep of the previous chunk
     E = u.new_zeros(Bsz, N, P) if kappa > 0 else None
+    A = u.new_zeros(Bsz, N, P) if adaptive else None  # eps_a at the last substep of the previous chunk
+    psi_prev = u.new_zeros(Bsz, N)
     G = u.new_zeros(N, P)
     gW_out, gb_out, value = torch.zeros_like(W_out), torch.zeros_like(b_out), u.new_zeros(())
     reg_term = online_term(reg, model, u)  # firing-rate regulariser (regularizers.py): every substep counts
@@ -377,13 +557,16 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
             drive = _leaky_filter(pre, 1.0 - p.du, eps_u)
             drive[:, :, -1] = 1.0
             eps_u = drive[-1].clone()
-        eps = _leaky_filter(drive, keep, eps_v)
-        eps_v = eps[-1].clone()
+        if not gated:
+            eps = _leaky_filter(drive, keep, eps_v)
+            ev_prev, eps_v = eps_v, eps[-1].clone()
         psi = pseudo_derivative(torch.stack(out.xs), p.surrogate, p.slope, p.v_th)
         if out.refr is not None:
             psi.masked_fill_(out.refr, 0.0)
-        if reg_term is not None:  # the chunk's substeps and trials at once (sums over both)
+        if reg_term is not None and not (adaptive or gated):  # the chunk's substeps and trials at once
             reg_term.add_spiking(zs.reshape(-1, N), psi.reshape(-1, N), eps.reshape(-1, P), None, beta)
+        elif reg_term is not None:  # its sum_(b, s) e_ji goes through the flush below
+            reg_term.activity += zs.reshape(-1, N).sum(0)
         # the loss sees y at the last substep of each input step
         rbar = out.rbar
         step_value, err = loss_and_error(rbar @ W_out.T + b_out, target[t0 : t0 + n_t], mask[t0 : t0 + n_t],
@@ -391,11 +574,24 @@ def _eprop_lif_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tenso
         value += step_value
         gW_out += err.reshape(-1, O).T @ rbar.reshape(-1, N)
         gb_out += err.sum((0, 1))
-        L = u.new_zeros(S_c, Bsz, N)
-        L[K - 1 :: K] = err @ B_fb
-        _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa)
+        seen = any(active[t0 : t0 + n_t])
+        L = None
+        if seen and K == 1:
+            L = err @ B_fb
+        elif seen:
+            L = u.new_zeros(S_c, Bsz, N)
+            L[K - 1 :: K] = err @ B_fb
+        reg_deriv = None if reg_term is None else reg_term.deriv
+        if gated:  # D(s) = (1 - dv)(1 - z(s - 1))
+            D = torch.sub(1.0, pre[:, :, I : I + N]).mul_(keep)
+            _flush_gated(G, E, V, A, drive, D, psi, psi_prev, L, kappa, p.rho, beta, reg_deriv)
+            psi_prev = psi[-1]
+        elif adaptive:
+            _flush_adaptive(G, E, A, eps, psi, psi_prev, ev_prev, L, kappa, p.rho, beta, reg_deriv)
+            psi_prev = psi[-1]
+        else:
+            _flush_factorised(G, E, eps, psi.mul_(1.0 - kappa), L, kappa, seen)
     return _finish(model, value, G, gW_out, gb_out, reg_term, T, Bsz)
-
 
 
 def _finish(model: Any, value: Tensor, G: Tensor, gW_out: Tensor, gb_out: Tensor, reg_term: Any, T: int,
@@ -411,10 +607,11 @@ def _finish(model: Any, value: Tensor, G: Tensor, gW_out: Tensor, gb_out: Tensor
 
 def eprop_rollout(
     model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor, reg: Any = None,
-    chunk: int = TRACE_CHUNK,
+    chunk: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """e-prop for LIF/ALIF: loss and gradient estimate in one forward pass (module doc). ``chunk``:
-    substeps per chunk of the factorised LIF traces."""
+    substeps per chunk of the factorised LIF/ALIF traces (None: ``TRACE_CHUNK``, or ``TRACE_CHUNK_CARRIED``
+    for ALIF and the zero reset)."""
     p = model.params
     T, Bsz, I = u.shape
     N, P = model.n_hidden, model.n_in + model.n_hidden + 1
@@ -423,8 +620,10 @@ def eprop_rollout(
     adaptive = p.adaptive and bool((beta != 0).any())  # only then does a(s) reach the spikes
     v_post = p.reset == "zero" or not p.detach_reset  # does eps_v's decay depend on the neuron?
     factorised = not v_post and not adaptive  # e_ji = psi_j eps_i (module doc)
-    if factorised and fused_supported(model):
-        return _eprop_lif_chunked(model, u, target, mask, kind, B_fb, chunk, reg)
+    if chunk is None:
+        chunk = TRACE_CHUNK_CARRIED if adaptive or p.reset == "zero" else TRACE_CHUNK
+    if fused_supported(model) and (not v_post or p.reset == "zero"):  # LIF and ALIF in chunks (module doc)
+        return _eprop_chunked(model, u, target, mask, kind, B_fb, chunk, reg)
     kappa, dv = p.kappa, p.dv
     norm = loss_normaliser(mask, kind)
     active = _active_steps(mask)

@@ -170,6 +170,7 @@ class FullForce:
     percentile: float = 99.0
 
     name = "full_force"
+    trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
         if not 0 < self.forget <= 1:
@@ -393,7 +394,6 @@ class FullForce:
 
     def _spiking_pass(self, model, u, target, mask, state, g) -> dict:
         from spikedyn.models.rate import RateState
-        from spikedyn.models.spiking import spiking_substep
 
         teach = self.teacher
         T, B = u.shape[:2]
@@ -401,12 +401,7 @@ class FullForce:
         body, pop = body_of(model), is_population(model)
         du, S = body.params.du, body.substeps
         x_T = teach.init_state(B, g).x.to(model.dtype)
-        s = model._spiking_state0(B) if pop else model.init_state(B)
-
-        def substep(s, i_t):  # the weights as they are now (RLS changes W_rec within the pass)
-            if not pop:
-                return model.substep(s, i_t)
-            return spiking_substep(body.params, *model._spiking_tensors(), s, i_t)
+        s = model.spiking_state(B) if pop else model.init_state(B)
 
         b_out = self._learned(model.b_out)
         err_rec = err_out = 0.0
@@ -416,8 +411,8 @@ class FullForce:
             cur = du * k * (teach.f(x_T) @ teach.W_rec.T)  # the teacher's recurrent current per substep
             i_t = u[t] @ model.W_in.mT
             count = torch.zeros_like(s.z)
-            for _ in range(S):
-                s = substep(s, i_t)
+            for _ in range(S):  # the weights as they are now (RLS changes W_rec within the pass)
+                s = model.substep(s, i_t)
                 count = count + s.z
             rho = count / S  # spikes per substep in this step: the twin's estimate of f(x) / lam
             n_spikes += float(count.sum())

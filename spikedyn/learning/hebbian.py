@@ -45,6 +45,7 @@ from .regularizers import as_regularizer, trial_penalty
 
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
+BASELINES = ("running", "batch", "paired", "antithetic")
 
 
 def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
@@ -140,10 +141,16 @@ class Hebbian:
             "linear" (the model's own W_out, frozen).
         train_bias: learn the bias b by the same rule (pre-synaptic activity 1) when it is a parameter.
         reduce: "sum" (the B per-trial updates add up, B sequential trials) or "mean".
-        baseline: "running" (Rbar per trial type as above, Miconi) or "batch" (each trial is compared with
+        baseline: "running" (Rbar per trial type as above, Miconi), "batch" (each trial is compared with
             the mean loss of the other trials of its type in the same batch, a leave-one-out baseline
             that cannot lag behind the weights; the running baseline is still kept and used for the
-            ``scale_by_baseline`` factor and for types with a single trial in the batch).
+            ``scale_by_baseline`` factor and for types with a single trial in the batch) or "paired"
+            (every trial of the batch is run twice, from the same ``x0`` with the same inputs and two
+            independent draws of the kicks, and each run is compared with its twin: the reward predictor is
+            the same stimulus explored otherwise, Miconi's "one reward predictor for each possible
+            stimulus combination" for tasks whose stimuli are continuous; twice the rollouts per batch) or
+            "antithetic" (the same twins, but the twin's kicks are the trial's own with the opposite sign,
+            so ``R - R_twin`` keeps the odd orders of the loss's response to the kicks, a central difference).
         reward_ms: None (R is the task's loss over its masked steps, McMahan et al.) or a window in ms:
             R is the error of the output against the trial's final target over the last ``reward_ms``
             of the trial (Miconi's code: the mean absolute error over the last 200 ms of a trial), a
@@ -169,6 +176,7 @@ class Hebbian:
     regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
+    trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
         for key in ("max_dw", "reward_ms", "lr_decay_steps"):  # optional numbers; "none" from the CLI is None
@@ -183,8 +191,8 @@ class Hebbian:
             raise ValueError(f"hebbian readout must be one of {list(READOUTS)}, got {self.readout!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"hebbian reward must be one of {list(REWARDS)}, got {self.reward!r}")
-        if self.baseline not in ("running", "batch"):
-            raise ValueError(f"hebbian baseline must be 'running' or 'batch', got {self.baseline!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"hebbian baseline must be one of {list(BASELINES)}, got {self.baseline!r}")
         if self.reduce not in ("sum", "mean"):
             raise ValueError(f"hebbian reduce must be 'sum' or 'mean', got {self.reduce!r}")
         if not (self.lr > 0 and 0 <= self.perturb_rate <= 1 and self.perturb_amp >= 0):
@@ -234,15 +242,20 @@ class Hebbian:
         Population at once; baselines are per member)."""
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
-        roll = self.rollout(model, u, dt=state["dt"], generator=g)
-        R = self.trial_loss(roll["y"], target, mask, state["dt"])  # [(E,) B]
+        paired = self.baseline in ("paired", "antithetic")
+        kicks = None
+        if paired:  # each trial twice: same inputs and x0, other kicks (trials b and b + B are twins)
+            if self.baseline == "antithetic":  # the twin's kicks: the same ones, sign flipped
+                T, B = u.shape[:2]
+                kicks = self.draw_perturbations(T, B, model.n_hidden, state["dt"], model.device, model.dtype, g)
+                kicks = torch.cat([kicks, -kicks], 1)
+            u, target, mask = (torch.cat([a, a], 1) for a in (u, target, mask))
+        roll = self.rollout(model, u, dt=state["dt"], generator=g, perturb=kicks, repeat_x0=2 if paired else 1)
+        R = self.trial_loss(roll["y"], target, mask, state["dt"])  # [(E,) B] (2B when paired)
         pop = is_population(model)
-        if self.regularizer is not None:
-            if pop:
-                raise ValueError("the Hebbian rule's firing-rate regularizer is not available for a Population yet; "
-                                 "train the members one by one or drop regularizer")  # fmt: skip
-            R = R + trial_penalty(as_regularizer(self.regularizer), model, model.f(roll["x"]))  # [B]
-        types = trial_types(batch)
+        if self.regularizer is not None:  # each trial's own L_reg, per member for a Population
+            R = R + trial_penalty(as_regularizer(self.regularizer), model, body_of(model).f(roll["x"]))  # [(E,) B]
+        types = trial_types(batch) * (2 if paired else 1)
         groups = {t: [i for i, ti in enumerate(types) if ti == t] for t in dict.fromkeys(types)}
         baseline = state["baseline"]
         fresh = [t for t in groups if t not in baseline]
@@ -250,7 +263,10 @@ class Hebbian:
             mean_t = R[..., groups[t]].mean(-1)
             baseline[t] = mean_t.tolist() if pop else float(mean_t)
         Rbar = torch.stack([torch.as_tensor(baseline[t], dtype=R.dtype, device=R.device) for t in types], -1)
-        ref = Rbar if self.baseline == "running" else self.leave_one_out(R, types, Rbar)
+        if paired:
+            ref = R.roll(R.shape[-1] // 2, -1)  # the twin's loss
+        else:
+            ref = Rbar if self.baseline == "running" else self.leave_one_out(R, types, Rbar)
         lr = self.lr
         if pop and model.lr is not None:  # the members' own learning rates
             lr = torch.tensor(model.lr, dtype=R.dtype, device=R.device)[:, None]
@@ -310,21 +326,24 @@ class Hebbian:
         return (err * mask).sum((-3, -1)) / mask.sum((0, 2)).clamp(min=1.0)
 
     @torch.no_grad()
-    def rollout(self, model: torch.nn.Module, u: Tensor, *, dt: float,
-                generator: torch.Generator | None = None, perturb: Tensor | None = None) -> dict[str, Tensor]:
+    def rollout(self, model: torch.nn.Module, u: Tensor, *, dt: float, generator: torch.Generator | None = None,
+                perturb: Tensor | None = None, repeat_x0: int = 1) -> dict[str, Tensor]:
         """Run the trials with exploratory kicks and accumulate the eligibility traces.
 
         ``perturb [T, B, N]`` gives the kicks explicitly (tests); by default they are drawn from
         ``generator``. Returns ``y [T, B, O]``, ``x [T, B, N]`` (perturbed pre-activations),
         ``e_rec [B, N, N]`` and ``e_bias [B, N]``, each with a leading member axis ``E`` for a
-        Population (the kicks and ``x0`` are shared by its members).
+        Population (the kicks and ``x0`` are shared by its members). ``repeat_x0 = k`` draws ``B / k``
+        initial states and repeats them ``k`` times along the trial axis (the paired baseline's twins).
         """
         T, B = u.shape[:2]
         N = model.n_hidden
         lead = (model.size,) if is_population(model) else ()
         if perturb is None:
             perturb = self.draw_perturbations(T, B, N, dt, model.device, model.dtype, generator)
-        x = body_of(model).init_state(B, generator).x.expand(*lead, B, N)
+        if B % repeat_x0:
+            raise ValueError(f"repeat_x0={repeat_x0} must divide the {B} trials")
+        x = body_of(model).init_state(B // repeat_x0, generator).x.repeat(repeat_x0, 1).expand(*lead, B, N)
         xbar = x.clone()
         e_rec = torch.zeros(*lead, B, N, N, device=model.device, dtype=model.dtype)
         e_bias = torch.zeros(*lead, B, N, device=model.device, dtype=model.dtype)

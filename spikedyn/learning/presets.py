@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from .bellec2020 import PRESET as BELLEC2020  # Bellec et al. 2020's spiking network and e-prop
+
 RULE_ACTIVATION = {"hebbian": "tanh", "full_force": "tanh"}  # the paper: 1 + tanh made H and FF fail
 
 
@@ -115,7 +117,7 @@ MCMAHAN2024 = Preset(
     },  # fmt: skip
 )
 
-PRESETS: dict[str, Preset] = {"mcmahan2024": MCMAHAN2024}
+PRESETS: dict[str, Any] = {"mcmahan2024": MCMAHAN2024, "bellec2020": BELLEC2020}
 ALIASES = {"seed002": "mcmahan2024"}
 
 
@@ -130,6 +132,8 @@ def get(name: str) -> Preset:
 def cli_defaults(name: str, rule: str, model: str = "rate") -> dict[str, Any]:
     """The preset's values for ``spikedyn train`` options (``TrainConfig`` keys); flags given win."""
     p = get(name)
+    if hasattr(p, "cli_defaults"):  # a preset that maps the options itself (bellec2020: spiking networks)
+        return p.cli_defaults(rule, model)
     if model != "rate":
         raise ValueError(f"--preset {name} builds the paper's rate network; use --model rate or drop --preset")
     kw = p.train_kwargs(rule)
@@ -149,6 +153,8 @@ def build_training_model(cfg: Any, task: Any, build_model: Any) -> torch.nn.Modu
         size = int(cfg.rule_params.get("population", 50))
     if cfg.preset:
         p = get(cfg.preset)
+        if hasattr(p, "build_training_model"):  # bellec2020
+            return p.build_training_model(cfg, task)
         if size:
             return p.build_population(task, size, seed=cfg.seed, rule=cfg.rule, hidden=cfg.hidden)
         return p.build_model(task, seed=cfg.seed, rule=cfg.rule, hidden=cfg.hidden)

@@ -16,6 +16,8 @@ so it holds tensors, python scalars, strings and lists/dicts of them. Optional a
   ``train`` evaluates, early-stops on and saves that one (the genetic algorithm returns its best member).
 - ``trains_population = True``: the rule treats a ``Population`` as one search (GA), so ``train`` does not
   evaluate or early-stop its members one by one.
+- ``trains_members = True``: the rule trains every member of a ``Population`` as its own network (one
+  batched run equals the members trained one by one); ``spikedyn study`` batches only rules that say so.
 
 For a ``Population``, ``train`` keeps ``state["active"]`` (bool ``[E]``): members that reached the target
 accuracy are False and ``train`` restores their weights after every update, so they stop changing.
@@ -286,6 +288,8 @@ class BPTT(LearningRule):
     through the population kernel with one member (``population.lone_rate_rollout``: the same map and
     draws, a hand-written backward, 2-4x cheaper per step on a CPU); ``fused=False`` uses autograd through
     the model's own ``forward`` instead (the reference the kernel is tested against)."""
+
+    trains_members = True  # a Population's members train as independent networks (module doc)
 
     def __init__(self, *args: Any, regularizer: Any = None, fused: bool = True, **kwargs: Any) -> None:
         from .regularizers import as_regularizer

@@ -319,7 +319,24 @@ class Loihi2Network(SpikingNetwork):
             raise ValueError(f"the Loihi-2 body is Lava's fixed-point LIF (reset to zero or by subtraction); {bad}")
 
     def fixed(self) -> hn.FixedNetwork:
-        return hn.quantize_network(self.to_graph())
+        """The integers of the current weights (``quantize_network``; cached until a parameter changes)."""
+        return self._fixed_tensors()[0]
+
+    def _fixed_tensors(self) -> tuple[hn.FixedNetwork, list[Tensor | None], tuple[Tensor, ...]]:
+        """``(fixed network, projection and current-bias matrices as float64 tensors, v-biases as int64)`` of
+        the current weights, quantised once and kept until a parameter is changed in place, replaced or
+        moved (the key: every parameter's storage and version counter), as ``Loihi2RNN.loihi2_params``."""
+        key = (str(self.device), *((t.data_ptr(), t._version) for t in self.parameters()))
+        cache = getattr(self, "_fixed_cache", None)
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        fx, dev = hn.quantize_network(self.to_graph()), self.device
+        mats = [torch.as_tensor(fp.w, dtype=torch.float64, device=dev) for fp in fx.projections]
+        mats += [torch.as_tensor(fl.current_bias.w, dtype=torch.float64, device=dev)
+                 if fl.current_bias is not None else None for fl in fx.layers]
+        v_bias = tuple(torch.as_tensor(fl.bias, dtype=torch.int64, device=dev) for fl in fx.layers)
+        self._fixed_cache = (key, (fx, mats, v_bias))
+        return fx, mats, v_bias
 
     def as_float(self) -> SpikingNetwork:
         return SpikingNetwork(self.to_graph(), surrogate=self.surrogate, surrogate_slope=self.surrogate_slope,
@@ -331,12 +348,8 @@ class Loihi2Network(SpikingNetwork):
 
     def _run(self, u: Tensor, state: NetworkState, detach_recurrent: bool = False,
              keep_spikes: bool = False) -> tuple[list[Tensor], list[Tensor], NetworkState, list[list[Tensor]]]:
-        fx = self.fixed()
+        fx, mats, v_bias = self._fixed_tensors()  # quantised once, not at every step() call
         dev = self.device
-        mats = [torch.as_tensor(fp.w, dtype=torch.float64, device=dev) for fp in fx.projections]
-        mats += [torch.as_tensor(fl.current_bias.w, dtype=torch.float64, device=dev)
-                 if fl.current_bias is not None else None for fl in fx.layers]
-        v_bias = tuple(torch.as_tensor(fl.bias, dtype=torch.int64, device=dev) for fl in fx.layers)
         ones = torch.full((u.shape[1], 1), float(1 << fx.input_frac_bits), dtype=torch.float64, device=dev)
         kappa, plan = self._graph.readout.kappa, self.plan
 

@@ -589,6 +589,16 @@ class Population(nn.Module):
         W_rec = self.W_rec if self._template.self_connections else self.W_rec * self.rec_mask
         return W_rec, self.b[:, None], self.beta[:, None]
 
+    def spiking_state(self, batch: int) -> SpikingState:
+        """A spiking Population's start state: every member at rest, tensors ``[E, batch, N]`` (delay buffers
+        ``[delay, E, batch, N]``); ``SpikingRNN.init_state``'s counterpart."""
+        return self._spiking_state0(batch)
+
+    def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
+        """One neuron substep of every member of a spiking Population from ``state`` with input current
+        ``i_ext [E, B, N]``, with the weights as they are now (``SpikingRNN.substep``'s counterpart)."""
+        return spiking_substep(self._template.params, *self._spiking_tensors(), state, i_ext)
+
     def _spiking_rollout(self, u: Tensor, state: SpikingState | None) -> tuple[Tensor, Tensor, SpikingState]:
         body = self._template
         if state is None and torch.is_grad_enabled() and fused_supported(body):  # the fused kernel, member axis

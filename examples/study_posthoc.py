@@ -1,0 +1,151 @@
+"""Checks on a finished ``spikedyn study`` directory that the study itself does not print (docs/comparison.md):
+
+* silhouettes of every distance matrix with only the networks that reached the target accuracy;
+* SVCCA on the pre-activations ``x`` (what McMahan et al.'s code records) instead of the rates ``f(x)``;
+* attractors at zero input counted by the two fixed-point searches: seeded from the task's trajectories
+  (the topology graph) and from uniform initial states in [-5, 5] (McMahan et al.'s, the signature);
+* the silhouettes of McMahan et al.'s own saved SVCCA distances (``distances.npy`` of their repository,
+  N-CDI with N = 1..6, BPTT vs GA), if ``--mcmahan DIR`` names a copy of it.
+
+    python examples/study_posthoc.py runs/study/rules-rdm [--mcmahan PATH_TO_RNN_Learning_Rules] [--json out.json]
+
+Reads the study's ``study.json``, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
+never retrained); writes nothing unless ``--json`` is given (then atomically, never over an existing file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def subset_silhouettes(D: dict[str, np.ndarray], labels: list[str], keep: np.ndarray) -> dict[str, dict[str, float]]:
+    from spikedyn.analysis.similarity import silhouette, silhouette_rows
+
+    lab = [x for x, k in zip(labels, keep) if k]
+    out = {}
+    for name, M in D.items():
+        S = M[np.ix_(keep, keep)]
+        if len(set(lab)) > 1 and len(lab) > len(set(lab)):
+            out[name] = {"silhouette": silhouette(S, lab), "silhouette_rows": silhouette_rows(S, lab)}
+    return out
+
+
+def preactivation_svcca(study: Path, summary: dict) -> dict[str, float]:
+    """SVCCA distances on ``x = atanh(r - c)`` (c = 1 for 1 + tanh units, 0 for tanh) of the rate networks."""
+    from spikedyn.analysis.similarity import activity, distance_matrix, silhouette, silhouette_rows
+    from spikedyn.experiments import study as X
+
+    cfg = X.StudyConfig(**{k: v for k, v in summary["config"].items()})
+    groups = {g.name: g for g in X.rule_groups(cfg)}
+    task = X.make_task(cfg)
+    u = torch.as_tensor(X.condition_inputs(task))
+    acts, labels = [], []
+    ids = summary["ids"]
+    nets = {}
+    for name in dict.fromkeys(i.split("/")[0] for i in ids):
+        for n in X.train_group(cfg, groups[name], study, progress=False):
+            nets[n.id] = n
+    for i in ids:
+        m = nets[i].model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            r = activity(m, u)
+        shift = 1.0 if getattr(m, "activation", "") == "shifted_tanh" else 0.0
+        acts.append(np.arctanh(np.clip(r - shift, -1 + 1e-12, 1 - 1e-12)))
+        labels.append(nets[i].label)
+    D = distance_matrix(acts, "svcca", progress=False)
+    heb = [lab if lab == "hebbian" else "rest" for lab in labels]
+    out = {"silhouette": silhouette(D, labels), "silhouette_rows": silhouette_rows(D, labels)}
+    if "hebbian" in labels:
+        out.update(hebbian_vs_rest=silhouette(D, heb), hebbian_vs_rest_rows=silhouette_rows(D, heb))
+    return out
+
+
+def zero_input_attractors(study: Path, summary: dict) -> dict[str, dict[str, float]]:
+    """Per label: mean attractors at u = 0 found by each search, and the fraction with two or more."""
+    probes = summary["config"]["probes"]
+    z = probes.index(0.0)
+    out: dict[str, dict[str, list]] = {}
+    for i, lab in zip(summary["ids"], summary["labels"]):
+        with np.load(study / "analysis" / f"{i.replace('/', '-')}.npz") as a:
+            graph = int(a["counts"][z])
+            uniform = int(a["sig_stable_0"].sum())  # SIGNATURE_PROBES[0] = 0
+            points = int(len(a["sig_stable_0"]))
+        d = out.setdefault(lab, {"trajectory": [], "uniform": [], "uniform_all": []})
+        d["trajectory"].append(graph)
+        d["uniform"].append(uniform)
+        d["uniform_all"].append(points)
+    return {lab: {"attractors_trajectory_seeded": float(np.mean(d["trajectory"])),
+                  "attractors_uniform_seeded": float(np.mean(d["uniform"])),
+                  "fixed_points_uniform_seeded": float(np.mean(d["uniform_all"])),
+                  "stable_integrators_trajectory": float(np.mean(np.asarray(d["trajectory"]) >= 2)),
+                  "stable_integrators_uniform": float(np.mean(np.asarray(d["uniform"]) >= 2))}
+            for lab, d in out.items()}  # fmt: skip
+
+
+def mcmahan_saved(path: Path) -> list[dict[str, float]]:
+    """Silhouettes of McMahan et al.'s saved SVCCA distances (BPTT vs GA at each N)."""
+    from spikedyn.analysis.similarity import silhouette, silhouette_rows
+
+    d = np.load(path / "distances.npy")
+    counts = np.load(path / "distance_labels.npy", allow_pickle=True).item()
+    D = np.maximum((d + d.T) / 2, 0.0)
+    np.fill_diagonal(D, 0.0)
+    start, idx = 0, {}
+    for k, v in counts.items():
+        if k != "total":
+            idx[k] = np.arange(start, start + v)
+            start += v
+    rows = []
+    for n in range(1, 7):
+        a, b = idx.get(f"BPTT{n}"), idx.get(f"GA{n}")
+        if a is None or b is None:
+            continue
+        ii = np.concatenate([a, b])
+        M = D[np.ix_(ii, ii)]
+        lab = ["bptt"] * len(a) + ["ga"] * len(b)
+        within_b = M[: len(a), : len(a)][np.triu_indices(len(a), 1)].mean()
+        within_g = M[len(a):, len(a):][np.triu_indices(len(b), 1)].mean()
+        rows.append({"N": n, "nets": [len(a), len(b)], "within_bptt": float(within_b), "within_ga": float(within_g),
+                     "between": float(M[: len(a), len(a):].mean()), "silhouette": silhouette(M, lab),
+                     "silhouette_rows": silhouette_rows(M, lab)})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("study", type=Path)
+    ap.add_argument("--mcmahan", type=Path, default=None, help="a copy of McMahan et al.'s repository")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here (refuses an existing file)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    summary = json.loads((args.study / "study.json").read_text())
+    with np.load(args.study / "distances.npz") as f:
+        from spikedyn.experiments.study import DISTANCES
+
+        D = {k: f[f"{k}_distance"] for k in DISTANCES}
+    reached = {n["id"]: bool(n["reached"]) for n in summary["nets"]}
+    keep = np.asarray([reached[i] for i in summary["ids"]])
+    res = {"study": str(args.study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
+           "reached_per_label": {lab: int(sum(k for k, x in zip(keep, summary["labels"]) if x == lab))
+                                 for lab in dict.fromkeys(summary["labels"])},
+           "zero_input_attractors": zero_input_attractors(args.study, summary)}  # fmt: skip
+    if summary["kind"].startswith("rules_"):
+        res["svcca_preactivation"] = preactivation_svcca(args.study, summary)
+    if args.mcmahan is not None:
+        res["mcmahan_saved_distances"] = mcmahan_saved(args.mcmahan)
+    print(json.dumps(res, indent=1))
+    if args.json is not None:
+        if args.json.exists():
+            raise SystemExit(f"{args.json} exists; choose another --json path")
+        from spikedyn.atomic import atomic_write_json
+
+        atomic_write_json(args.json, res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""When the Triton kernels run (``triton_lif.py``, ``triton_rate.py``), and how a kernel is launched.
+
+The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``with use_triton(mode):``.
+
+- ``"auto"`` (default): the Triton kernels run when the tensors are on a CUDA device, ``triton`` imports
+  and the kernels cover the model's configuration; otherwise the existing torch path runs.
+- ``"off"``: never (the torch path everywhere).
+- ``"on"``: wherever the kernels cover the configuration, on any device. CPU tensors then run under
+  Triton's interpreter (numpy, one program at a time: slow, for tests); an error if ``triton`` does not
+  import.
+
+``SPIKEDYN_TRITON_STORAGE`` / ``set_triton(mode, storage=...)``: the dtype in which the spiking forward
+stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
+``"bfloat16"`` (float64 models always store float64).
+
+``SPIKEDYN_TRITON_PRECISION`` / ``set_triton(mode, precision=...)``: how ``tl.dot`` multiplies float32 in the
+recurrence, ``"ieee"`` (default: float32 FMAs), ``"tf32x3"`` (three TF32 tensor-core products, close to
+float32: the spikes are exact in TF32, so only ``W``'s split loses bits) or ``"tf32"`` (one product; ``W``
+rounded to 10 mantissa bits). float64 is always IEEE.
+
+A kernel is written as a plain Python function in Triton's language and decorated with ``triton.jit`` on
+first use. CPU tensors need Triton's interpreter, which Triton selects only when ``TRITON_INTERPRET=1`` is
+in the environment before ``triton`` is imported (its own library functions are decorated at import):
+``tests/conftest.py`` sets it on machines without CUDA.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+MODES = ("auto", "on", "off")
+STORAGES = ("float32", "float16", "bfloat16")
+PRECISIONS = ("ieee", "tf32x3", "tf32")
+_mode: str | None = None  # None: read SPIKEDYN_TRITON
+_storage: str | None = None  # None: read SPIKEDYN_TRITON_STORAGE
+_precision: str | None = None  # None: read SPIKEDYN_TRITON_PRECISION
+
+
+def triton_mode() -> str:
+    """The current mode: ``set_triton``'s, else ``$SPIKEDYN_TRITON``, else ``"auto"``."""
+    mode = _mode if _mode is not None else os.environ.get("SPIKEDYN_TRITON", "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"SPIKEDYN_TRITON={mode!r}: choose one of {list(MODES)}")
+    return mode
+
+
+def triton_storage() -> str:
+    """The storage dtype of the spiking kernels' membrane distance (module doc)."""
+    name = _storage if _storage is not None else os.environ.get("SPIKEDYN_TRITON_STORAGE", "float32").strip().lower()
+    if name not in STORAGES:
+        raise ValueError(f"SPIKEDYN_TRITON_STORAGE={name!r}: choose one of {list(STORAGES)}")
+    return name
+
+
+def triton_precision() -> str:
+    """The float32 product of the kernels' ``tl.dot`` (module doc)."""
+    name = (_precision if _precision is not None
+            else os.environ.get("SPIKEDYN_TRITON_PRECISION", "ieee").strip().lower())
+    if name not in PRECISIONS:
+        raise ValueError(f"SPIKEDYN_TRITON_PRECISION={name!r}: choose one of {list(PRECISIONS)}")
+    return name
+
+
+def set_triton(mode: str | None, storage: str | None = None, precision: str | None = None) -> None:
+    """Set the mode, the storage dtype and the float32 dot precision for this process (module doc);
+    ``None``: back to the environment / default."""
+    global _mode, _storage, _precision
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"unknown Triton mode {mode!r}; choose one of {list(MODES)}")
+    if storage is not None and storage not in STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; choose one of {list(STORAGES)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    _mode, _storage, _precision = mode, storage, precision
+
+
+@contextlib.contextmanager
+def use_triton(mode: str, storage: str | None = None, precision: str | None = None) -> Iterator[None]:
+    """``with use_triton("on"):`` ... (restores the previous settings afterwards)."""
+    old = (_mode, _storage, _precision)
+    set_triton(mode, storage, precision)
+    try:
+        yield
+    finally:
+        set_triton(*old)
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether ``import triton`` works here."""
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def wants_triton(t: torch.Tensor) -> bool:
+    """Whether the kernels should run on tensors like ``t`` in the current mode (the caller checks that
+    they cover the configuration)."""
+    mode = triton_mode()
+    if mode == "off":
+        return False
+    if mode == "on":
+        if not triton_available():
+            raise RuntimeError("SPIKEDYN_TRITON=on but triton does not import: pip install triton "
+                               "(Linux x86_64), or set SPIKEDYN_TRITON=auto")
+        return t.dtype in (torch.float32, torch.float64)
+    return t.is_cuda and t.dtype in (torch.float32, torch.float64) and triton_available()
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1`` when it was imported)."""
+    from triton import knobs
+
+    return bool(knobs.runtime.interpret)
+
+
+@functools.cache
+def _built(fn: Callable) -> Any:
+    import triton
+
+    return triton.jit(fn)
+
+
+def launcher(fn: Callable, like: torch.Tensor) -> Any:
+    """The kernel ``fn`` decorated once with ``triton.jit``; CPU tensors need the interpreter (module doc)."""
+    if not like.is_cuda and not interpreting():
+        raise RuntimeError("the Triton kernels got CPU tensors: set TRITON_INTERPRET=1 before Python starts "
+                           "(Triton's interpreter), or SPIKEDYN_TRITON=auto to use them only on CUDA")
+    return _built(fn)
