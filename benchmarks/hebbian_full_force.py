@@ -27,8 +27,19 @@ VAL_SEED = 10**6
 HEBBIAN_CDI = {"reduce": "sum", "max_dw": 1e-4, "lr": 0.01}  # Miconi's update, a smaller clip
 # averaged update, leave-one-out baseline, batches of 400 (--only hebbian --tasks cdi)
 HEBBIAN_CDI_BATCH = {"reduce": "mean", "max_dw": None, "lr": 0.6, "baseline": "batch"}
+# antithetic twins (the twin's kicks are the trial's own, sign flipped), averaged update; the kicks shrink and
+# eta changes at the given steps (found by hand, continuing one run: --only hebbian_staged --tasks cdi)
+_ANTI = {"reduce": "mean", "max_dw": None, "baseline": "antithetic"}
+HEBBIAN_CDI_STAGES = [({**_ANTI, "lr": 0.6}, 200, 700), ({**_ANTI, "lr": 5.0, "perturb_amp": 0.5}, 200, 800),
+                      ({**_ANTI, "lr": 1.5, "perturb_amp": 0.5}, 200, 1000),
+                      ({**_ANTI, "lr": 4.0, "perturb_amp": 0.35}, 400, 3000)]  # fmt: skip
 # the mcmahan2024 preset's full-FORCE settings (McMahan et al.'s code: target from the start, fit from 200 ms)
 FF_PRESET = {"target_fill": "next", "fit_from_ms": 200.0, "rls_alpha": 100.0}
+# variants of it (--only full_force_variants): the teacher sees the running evidence instead of the answer
+FF_VARIANTS = {"preset": {}, "evidence_hint_no_target": {"hint": "evidence", "target_scale": 0.0},
+               "evidence_hint_x3_no_target": {"hint": "evidence", "target_scale": 0.0, "hint_scale": 3.0},
+               "evidence_hint_no_target_readout_on_mask": {"hint": "evidence", "target_scale": 0.0,
+                                                           "readout_on": "mask"}}  # fmt: skip
 
 
 def seed002_net(task: Any, activation: str, seed: int, tau_ms: float = 100.0, bias: bool = False) -> torch.nn.Module:
@@ -69,6 +80,41 @@ def fit(model: torch.nn.Module, task: Any, rule: Any, batch: int, max_steps: int
             "cpu_s": round(time.process_time() - c0, 1)}  # fmt: skip
 
 
+def staged_fit(model: torch.nn.Module, task: Any, stages: list[tuple[dict, int, int]], eval_every: int,
+               seed: int = 0) -> dict[str, Any]:
+    """``fit`` for the Hebbian rule with settings that change at given steps: ``stages`` is a list of
+    (Hebbian kwargs, trials per batch, last step of the stage); the model, the baselines and the step count
+    (hence the batches and kicks) carry over from stage to stage. Stops at 90 % on 2,000 validation trials."""
+    from spikedyn.learning.hebbian import Hebbian
+    from spikedyn.learning.train import evaluate
+
+    val = task.sample(2000, np.random.default_rng([seed, VAL_SEED]))
+    state = Hebbian(**stages[0][0]).init_state(model, task, seed=seed)
+    t0, c0, acc, step, curve, trials, rollouts = time.perf_counter(), time.process_time(), 0.0, 0, [], 0, 0
+    for kw, batch, last in stages:
+        rule = Hebbian(**kw)
+        while step < last and acc < 0.9:
+            step += 1
+            rule.update(model, task.sample(batch, np.random.default_rng([seed, step])), state, step=step)
+            trials += batch
+            rollouts += batch * (2 if rule.baseline in ("paired", "antithetic") else 1)
+            if step % eval_every == 0:
+                acc = evaluate(model, task, val)["accuracy"]
+                curve.append([step, round(acc, 4)])
+                print(f"  step {step}: accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return {"stages": [[kw, batch, last] for kw, batch, last in stages], "curve": curve, "steps": step,
+            "trials": trials, "rollouts": rollouts, "accuracy": round(acc, 4), "reached": acc >= 0.9,
+            "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}  # fmt: skip
+
+
+def test_accuracy(model: torch.nn.Module, task: Any, seed: int) -> float:
+    """Accuracy on 4,000 fresh test trials (a stream neither training nor validation uses)."""
+    from spikedyn.learning.train import evaluate
+
+    test = task.sample(4000, np.random.default_rng([seed, 4242]), split="test")
+    return round(evaluate(model, task, test)["accuracy"], 4)
+
+
 def spikes_per_trial(model: torch.nn.Module, batch: Any) -> float:
     with torch.no_grad():
         r = model(torch.as_tensor(batch.inputs, dtype=model.dtype)).r
@@ -85,23 +131,25 @@ def twin_comparison(seed: int = 0, substeps: int = 10, ff_steps: int = 10, ff_ba
 
     task = tasks.make("rdm", dt=10.0)
     val = task.sample(2000, np.random.default_rng([seed, VAL_SEED]))
+
+    def row(model: torch.nn.Module, t0: float, c0: float, spiking: bool = True) -> dict[str, Any]:
+        """Time to build (wall and CPU s, up to now), then accuracy (validation, test) and spikes."""
+        wall, cpu = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)
+        acc, test = evaluate(model, task, val)["accuracy"], test_accuracy(model, task, seed)
+        spikes = spikes_per_trial(model, val) if spiking else None
+        return {"accuracy": acc, "test_accuracy_4000": test, "spikes_per_trial": spikes, "wall_s": wall, "cpu_s": cpu}
+
     teacher = seed002_net(task, "shifted_tanh", seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     spikedyn.train(teacher, task, rule="bptt", steps=600, batch_size=64, lr=3e-3, seed=seed, eval_every=25,
                    eval_trials=2000, target_accuracy=0.91, progress=False)  # fmt: skip
-    rows = {"rate teacher (BPTT)": {"accuracy": evaluate(teacher, task, val)["accuracy"], "spikes_per_trial": None,
-                                    "wall_s": round(time.perf_counter() - t0, 1)}}  # fmt: skip
-    t0 = time.perf_counter()
-    twin = spikedyn.mirror(teacher, substeps=substeps, dt=task.dt)
-    rows["mirror twin (LIF)"] = {"accuracy": evaluate(twin, task, val)["accuracy"],
-                                 "spikes_per_trial": spikes_per_trial(twin, val),
-                                 "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    rows = {"rate teacher (BPTT)": row(teacher, t0, c0, spiking=False)}
+    t0, c0 = time.perf_counter(), time.process_time()
+    rows["mirror twin (LIF)"] = row(spikedyn.mirror(teacher, substeps=substeps, dt=task.dt), t0, c0)
     student = spikedyn.mirror(teacher, substeps=substeps, dt=task.dt)  # neurons + input map; W_rec, W_out relearnt
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fit(student, task, FullForce(teacher=teacher), ff_batch, ff_steps, eval_every=ff_steps, seed=seed)
-    rows["full-FORCE twin (LIF)"] = {"accuracy": evaluate(student, task, val)["accuracy"],
-                                     "spikes_per_trial": spikes_per_trial(student, val),
-                                     "wall_s": round(time.perf_counter() - t0, 1), "trials": res["trials"]}  # fmt: skip
+    rows["full-FORCE twin (LIF)"] = {**row(student, t0, c0), "trials": res["trials"]}
     return {"task": "rdm", "substeps": substeps, "neurons": 50, "rows": rows}
 
 
@@ -114,7 +162,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bench/hebbian_full_force.json")
     ap.add_argument("--only", default="hebbian,full_force,full_force_seeds,twin",
-                    help="comma list of hebbian, full_force, full_force_seeds, twin")
+                    help="comma list of hebbian, hebbian_staged, full_force, full_force_seeds, full_force_variants, "
+                         "twin")
     ap.add_argument("--tasks", default="rdm,cdi")
     ap.add_argument("--hebbian-steps", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
@@ -141,8 +190,18 @@ def main() -> None:
         rule = (Hebbian if rule_name == "hebbian" else FullForce)(**kw)
         key = f"{rule_name}/{task_name}/tau={tau:g}ms" + "".join(f"/{k}={v}" for k, v in kw.items())
         net = seed002_net(task, "tanh", args.seed, tau)
-        out[key] = {"rule": rule.config(), "tau_ms": tau, **fit(net, task, rule, batch, max_steps, every, args.seed)}
+        out[key] = {"rule": rule.config(), "tau_ms": tau, **fit(net, task, rule, batch, max_steps, every, args.seed),
+                    "test_accuracy_4000": test_accuracy(net, task, args.seed)}  # fmt: skip
         print(key, out[key], flush=True)
+        save(out, args.out)
+    if "hebbian_staged" in only and "cdi" in args.tasks.split(","):
+        task = tasks.make("cdi", dt=10.0)
+        net = seed002_net(task, "tanh", args.seed, 100.0)
+        res = staged_fit(net, task, HEBBIAN_CDI_STAGES, 100, args.seed)
+        res["test_accuracy_4000"] = test_accuracy(net, task, args.seed)
+        out["hebbian/cdi/tau=100ms/staged"] = res
+        print("hebbian staged", out["hebbian/cdi/tau=100ms/staged"], flush=True)
+        save(out, args.out)
     if "full_force_seeds" in only and "cdi" in args.tasks.split(","):
         # (dt, tau): the preset (10 ms steps, tau 100 ms: alpha = 0.1 as McMahan et al.'s code), tau = 50 ms,
         # and the code's own discretisation (1 ms steps, tau = 10 ms: alpha = 0.1, 751 steps)
@@ -162,6 +221,19 @@ def main() -> None:
                 print(key, rows[-1], flush=True)
             out[key] = {"rule": FullForce(**FF_PRESET).config(), "dt_ms": dt, "tau_ms": tau, "batch": 50,
                         "eval_every": 3, "seeds": rows}  # fmt: skip
+            save(out, args.out)
+    if "full_force_variants" in only and "cdi" in args.tasks.split(","):
+        # the preset's settings changed one way at a time, tau = 100 ms, 90 batches of 50 (docs/training.md)
+        task = tasks.make("cdi", dt=10.0)
+        for name, kw in FF_VARIANTS.items():
+            rows = []
+            for seed in (int(s) for s in args.ff_seeds.split(",")):
+                net = seed002_net(task, "tanh", seed, 100.0)
+                res = fit(net, task, FullForce(**{**FF_PRESET, **kw}), 50, 90, 3, seed)
+                rows.append({"seed": seed, **res, "test_accuracy_4000": test_accuracy(net, task, seed)})
+                print(name, rows[-1], flush=True)
+            out[f"full_force/cdi/tau=100ms/variant={name}"] = {"rule": FullForce(**{**FF_PRESET, **kw}).config(),
+                                                              "batch": 50, "eval_every": 3, "seeds": rows}  # fmt: skip
             save(out, args.out)
     if "twin" in only:
         out["twin"] = twin_comparison(args.seed)

@@ -39,7 +39,7 @@ def preactivation_svcca(study: Path, summary: dict) -> dict[str, float]:
     from spikedyn.analysis.similarity import activity, distance_matrix, silhouette, silhouette_rows
     from spikedyn.experiments import study as X
 
-    cfg = X.StudyConfig(**{k: v for k, v in summary["config"].items()})
+    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
     groups = {g.name: g for g in X.rule_groups(cfg)}
     task = X.make_task(cfg)
     u = torch.as_tensor(X.condition_inputs(task))
