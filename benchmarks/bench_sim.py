@@ -218,12 +218,17 @@ CASES: dict[str, Callable] = {
 # -- GPU-only cases (issue 13 item 1): on CUDA, spikedyn_lif / spikedyn_alif / spikedyn_rate_leaky run the Triton
 # kernels (spikedyn/models/triton_lif.py, triton_rate.py; SPIKEDYN_TRITON=auto); "_torch_ops" is the same
 # model with the kernels switched off (the fused path as torch ops, or the rate step loop under autograd)
-def spikedyn_rate():
+def spikedyn_rate(population_kernel: bool = False):
+    """The leaky RateRNN (alpha = 0.1, ReLU) by ``forward`` or, ``population_kernel``, by the one-member
+    population kernel that ``BPTT`` uses for a lone rate net (``population.lone_rate_rollout``)."""
+
     def make(H, dev, x, y):
         from spikedyn.models import RateRNN
+        from spikedyn.models.population import lone_rate_rollout
 
         m = RateRNN(N_IN, H, 1, alpha=0.1, activation="relu").to(dev)
-        return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(m(x).y, y))
+        run = (lambda: lone_rate_rollout(m, x)) if population_kernel else (lambda: m(x))
+        return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(run().y, y))
 
     return make
 
@@ -252,6 +257,7 @@ GPU_CASES: dict[str, Callable] = {
     "spikedyn_alif_torch_ops": triton_mode("off", spikedyn_bptt("auto", neuron="alif")),
     "spikedyn_rate_leaky": spikedyn_rate(),
     "spikedyn_rate_leaky_torch_ops": triton_mode("off", spikedyn_rate()),
+    "spikedyn_rate_leaky_population_kernel": spikedyn_rate(population_kernel=True),
 }
 CASES.update(GPU_CASES)  # run by default only with --device cuda
 CPU_SHAPES = [(128, 32, 200), (256, 32, 200), (128, 32, 500), (256, 32, 500)]  # (H, B, T)

@@ -22,7 +22,7 @@ load average before and after each side. The one-after-another sides time at mos
 equal cost, so network-steps/s over a subset is the rate of the whole).
 
     .venv/bin/python benchmarks/population.py                      # 64 members, threads 1 and 2, CPU
-    .venv/bin/python benchmarks/population.py --members 1024 --device cuda
+    .venv/bin/python benchmarks/population.py --members 1024 --device cuda    # 128 of them one by one
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     cuda = args.device.startswith("cuda")
     task = _task()
     p = get("mcmahan2024")
+    rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = args.members if mode == "population" else min(args.members, args.sequential_members)
     nets = [p.build_model(task, seed=i).to(args.device) for i in range(n)]
     kw = dict(rule="bptt", steps=args.steps, batch_size=args.batch, lr=1e-3, seed=0, eval_every=args.steps,
@@ -85,7 +86,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = {"mode": mode, "threads": args.threads, "networks": n, "wall_s": wall, "cpu_s": cpu,
            "network_steps": n * args.steps, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "T": task.n_steps}  # fmt: skip
+           "rss_after_import_mb": rss_import, "T": task.n_steps}  # fmt: skip
     if cuda:
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -123,7 +124,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5, help="training steps per network")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts, each side at each")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="torch thread counts, each side at each (default: 1 and 2 on a CPU, 1 on a GPU)")
     ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
     ap.add_argument("--sequential-members", type=int, default=128,
                     help="networks the one-after-another sides time (at most --members)")
@@ -131,12 +133,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     ap.add_argument("--mode", choices=SIDES, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads is None:
+        args.threads = [1] if args.device.startswith("cuda") else [1, 2]
     if args.mode:
         args.threads = args.threads[0]
         print(json.dumps(child(args.mode, args)))
         return
     if min(args.members, args.batch, args.steps, args.rounds, args.sequential_members, *args.threads) < 1:
         ap.error("--members, --batch, --steps, --rounds, --sequential-members and --threads must be >= 1")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or use cpu")
     base = [sys.executable, __file__, "--members", str(args.members), "--batch", str(args.batch), "--steps",
             str(args.steps), "--device", args.device, "--sequential-members", str(args.sequential_members)]  # fmt: skip
     rounds = []

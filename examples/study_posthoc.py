@@ -2,6 +2,8 @@
 
 * silhouettes of every distance matrix with only the networks that reached the target accuracy;
 * SVCCA on the pre-activations ``x`` (what McMahan et al.'s code records) instead of the rates ``f(x)``;
+* the dimension of the condition activity (components for 95 % of the variance) and the SVCCA between the
+  first two networks of each rule, from a random x0 (McMahan et al.'s x0 ~ N(0, 0.3)) and from x0 = 0;
 * attractors at zero input counted by the two fixed-point searches: seeded from the task's trajectories
   (the topology graph) and from uniform initial states in [-5, 5] (McMahan et al.'s, the signature);
 * the silhouettes of McMahan et al.'s own saved SVCCA distances (``distances.npy`` of their repository,
@@ -39,7 +41,7 @@ def preactivation_svcca(study: Path, summary: dict) -> dict[str, float]:
     from spikedyn.analysis.similarity import activity, distance_matrix, silhouette, silhouette_rows
     from spikedyn.experiments import study as X
 
-    cfg = X.StudyConfig(**{k: v for k, v in summary["config"].items()})
+    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
     groups = {g.name: g for g in X.rule_groups(cfg)}
     task = X.make_task(cfg)
     u = torch.as_tensor(X.condition_inputs(task))
@@ -62,6 +64,33 @@ def preactivation_svcca(study: Path, summary: dict) -> dict[str, float]:
     out = {"silhouette": silhouette(D, labels), "silhouette_rows": silhouette_rows(D, labels)}
     if "hebbian" in labels:
         out.update(hebbian_vs_rest=silhouette(D, heb), hebbian_vs_rest_rows=silhouette_rows(D, heb))
+    return out
+
+
+def initial_state_effect(study: Path, summary: dict, per_rule: int = 4) -> dict[str, dict[str, list]]:
+    """Per rule: K (components for 95 % of the variance) of the condition activity of its first ``per_rule``
+    networks from the preset's random x0 and from x0 = 0, and the SVCCA of its first two networks."""
+    from spikedyn.analysis.similarity import activity, svcca
+    from spikedyn.experiments import study as X
+
+    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
+    task = X.make_task(cfg)
+    u = torch.as_tensor(X.condition_inputs(task))
+
+    def k95(A: np.ndarray) -> int:
+        s = np.linalg.svd(A - A.mean(0), compute_uv=False)
+        return int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.95 - 1e-12) + 1)
+
+    out = {}
+    for g in X.rule_groups(cfg):
+        nets = [n for n in X.train_group(cfg, g, study, progress=False)[:per_rule] if n.model is not None]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            random_x0 = [activity(n.model, u) for n in nets]
+        zero_x0 = [X.condition_activity(n.model, task).astype(np.float64) for n in nets]
+        out[g.label] = {"K_random_x0": [k95(a) for a in random_x0], "K_x0_zero": [k95(a) for a in zero_x0],
+                        "svcca_first_two_random_x0": svcca(random_x0[0], random_x0[1]),
+                        "svcca_first_two_x0_zero": svcca(zero_x0[0], zero_x0[1])}  # fmt: skip
     return out
 
 
@@ -136,6 +165,7 @@ def main() -> None:
            "zero_input_attractors": zero_input_attractors(args.study, summary)}  # fmt: skip
     if summary["kind"].startswith("rules_"):
         res["svcca_preactivation"] = preactivation_svcca(args.study, summary)
+        res["initial_state"] = initial_state_effect(args.study, summary)
     if args.mcmahan is not None:
         res["mcmahan_saved_distances"] = mcmahan_saved(args.mcmahan)
     print(json.dumps(res, indent=1))

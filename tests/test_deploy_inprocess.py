@@ -158,3 +158,11 @@ def test_both_models_choose_the_lava_interpreter_alike(kind, monkeypatch):
     monkeypatch.setattr("spikedyn.hardware.runtime.loihi_installed", lambda python: False)
     with pytest.raises(LavaNotFound, match="which /given cannot import; use 'lava-sim'"):
         spikedyn.deploy(model, backend="lava-loihi", lava_python="/given")
+
+
+def test_a_network_deployment_checks_its_options_as_a_deployment_does():
+    dep = spikedyn.deploy(_net(), lava_python="/fake")
+    for change, message in ((dict(backend="loihi3"), "backend"), (dict(precision="int4"), "precision"),
+                            (dict(chunk=-1), "chunk")):
+        with pytest.raises(ValueError, match=message):
+            type(dep)(**{**dep.__dict__, **change})

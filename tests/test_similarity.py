@@ -133,6 +133,10 @@ def test_distance_matrix_mds_and_silhouette():
         assert D.shape == (8, 8) and np.allclose(D, D.T) and np.all(np.diag(D) == 0)
         assert silhouette(D, labels) > 0.5, metric
     D = distance_matrix(acts, "svcca", progress=False)
+    # each network's PCs are computed once: the same numbers as svcca pair by pair
+    assert D[0, 5] == pytest.approx(1 - svcca(acts[0], acts[5]), abs=1e-12)
+    assert distance_matrix(acts[:3], "svcca_same_k", progress=False)[1, 2] == pytest.approx(
+        1 - svcca(acts[1], acts[2], same_k=True), abs=1e-12)
     by = silhouette_by_label(D, labels)
     assert set(by) == {"bptt", "ga"} and all(v > 0.5 for v in by.values())
     # random labels do not cluster

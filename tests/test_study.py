@@ -15,6 +15,7 @@ def test_study_errors_are_one_line(tmp_path, capsys):
         (["rules", "--task", "ncdi"], "--contexts N"),
         (["rules", "--bodies", "lif", "--rules", "hebbian"], "cannot train lif networks with hebbian"),
         (["rules", "--steps", "bptt=0"], "positive integer"),
+        (["rules", "--tau-ms", "0"], "--tau-ms must be > 0"),
         (["contexts", "--contexts", "2,x"], "--contexts must be comma-separated integers"),
         (["noise", "--levels", "0.1,-1"], "--levels values must be >= 0"),
     ]:
@@ -172,6 +173,9 @@ def test_population_batching_is_what_the_rule_declares():
     assert [X.population_capable(r, "rate") for r in ("bptt", "hebbian", "full_force", "eprop", "ga")] == [
         True, True, True, False, False]
     assert X.population_capable("bptt", "lif") and not X.population_capable("eprop", "lif")
+    rdm = X.make_task(X.StudyConfig())
+    assert X.build_net(rdm, "rate", "bptt", 0).alpha == pytest.approx(0.1)  # the preset: tau = 100 ms
+    assert X.build_net(rdm, "rate", "bptt", 0, tau_ms=10.0).alpha == 1.0  # McMahan et al.'s code: tau = 10 ms
     s = X.rule_settings("ga", "rate", "ncdi")["rule_kwargs"]
     assert s["population"] == s["children"] == X.GA_POPULATION_CONTEXTS == 20
     assert X.rule_settings("ga", "rate", "rdm")["rule_kwargs"]["population"] == 50

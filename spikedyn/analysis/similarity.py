@@ -83,17 +83,25 @@ def _top_pcs(X: np.ndarray, var: float) -> np.ndarray:
     return U
 
 
+def _correlations_of_bases(Qa: np.ndarray, Qb: np.ndarray, same_k: bool) -> np.ndarray:
+    """Canonical correlations of two orthonormal PC bases (CCA reduces to the SVD of ``Qa^T Qb``)."""
+    if same_k:
+        k = min(Qa.shape[1], Qb.shape[1])
+        Qa, Qb = Qa[:, :k], Qb[:, :k]
+    return np.clip(np.linalg.svd(Qa.T @ Qb, compute_uv=False), 0.0, 1.0)
+
+
+def _svcca_of_bases(Qa: np.ndarray, Qb: np.ndarray, same_k: bool) -> float:
+    return float(np.mean(_correlations_of_bases(Qa, Qb, same_k)))
+
+
 def canonical_correlations(A: Any, B: Any, var: float = 0.95, *, same_k: bool = False) -> np.ndarray:
     """The canonical correlations (descending, ``min(K_a, K_b)`` of them) of the top-PC projections of
     A and B; ``svcca`` is their mean. ``same_k``: keep ``min(K_a, K_b)`` components of both."""
     if not 0.0 < var <= 1.0:
         raise ValueError(f"var (the fraction of variance kept) must be in (0, 1], got {var}")
     A, B = _pair(A, B)
-    Qa, Qb = _top_pcs(A, var), _top_pcs(B, var)  # orthonormal: CCA reduces to the SVD of Qa^T Qb
-    if same_k:
-        k = min(Qa.shape[1], Qb.shape[1])
-        Qa, Qb = Qa[:, :k], Qb[:, :k]
-    return np.clip(np.linalg.svd(Qa.T @ Qb, compute_uv=False), 0.0, 1.0)
+    return _correlations_of_bases(_top_pcs(A, var), _top_pcs(B, var), same_k)
 
 
 def svcca(A: Any, B: Any, var: float = 0.95, *, same_k: bool = False) -> float:
@@ -173,12 +181,22 @@ def distance_matrix(activities: Sequence[Any], metric: str = "svcca", *, progres
 
     mats = [_matrix(a, f"activities[{i}]") for i, a in enumerate(activities)]
     M = len(mats)
+    if len({m.shape[0] for m in mats}) > 1:
+        raise ValueError("every activity matrix must hold the same samples (rows); record all on the same inputs")
     D = np.zeros((M, M))
     fn = _DISTANCES[metric]
+    if metric in ("svcca", "svcca_same_k"):  # each network's top PCs once, not once per pair
+        var = kwargs.get("var", 0.95)
+        if not 0.0 < var <= 1.0:
+            raise ValueError(f"var (the fraction of variance kept) must be in (0, 1], got {var}")
+        Q = [_top_pcs(m - m.mean(0), var) for m in mats]
     with _progress(M * (M - 1) // 2, f"{metric} distances", unit="pairs", enabled=progress) as bar:
         for i in range(M):
             for j in range(i + 1, M):
-                D[i, j] = D[j, i] = max(fn(mats[i], mats[j], **kwargs), 0.0)
+                if metric in ("svcca", "svcca_same_k"):
+                    D[i, j] = D[j, i] = max(1.0 - _svcca_of_bases(Q[i], Q[j], metric == "svcca_same_k"), 0.0)
+                else:
+                    D[i, j] = D[j, i] = max(fn(mats[i], mats[j], **kwargs), 0.0)
                 bar.update()
     return D
 
@@ -199,7 +217,8 @@ def _check_distances(D: Any) -> np.ndarray:
 def mds_embedding(D: Any, n_components: int = 2, seed: int = 0) -> np.ndarray:
     """Metric MDS of a precomputed distance matrix (scikit-learn's SMACOF, started from classical MDS
     where the installed scikit-learn offers it): coordinates ``[M, n_components]``. For plots only;
-    McMahan et al. 2024 compute silhouettes on ``D`` itself (``silhouette``)."""
+    McMahan et al. 2024 compute silhouettes on the high-dimensional data, not on these coordinates
+    (``silhouette`` on ``D``, ``silhouette_rows`` as their code)."""
     from sklearn.manifold import MDS
 
     D = _check_distances(D)

@@ -2,12 +2,14 @@
 representation, its attractor topology, or both?
 
 ``spikedyn study rules`` (Fig. 1): ``nets`` networks per learning rule (and body) on one task, each trained
-to the target accuracy; then for every network its activity on the same held-out trials (``activity``:
-rates, or the readout's r̄ for spiking bodies) and its attractor topology at the probe inputs
-{-0.5, -0.2, 0, 0.2, 0.5} (``attractor_topology``, Maheswaranathan et al. 2019). Two distance matrices
-between all networks — 1 - SVCCA (representation) and ``topology_distance`` (topology) — their MDS
-embeddings (for the eye only) and silhouette scores with the rule as the label, computed on the distance
-matrices themselves as the paper did.
+to the target accuracy; then for every network its activity on the same inputs (``activity``: rates, or
+the readout's r̄ for spiking bodies) and its attractor topology at the probe inputs
+{-0.5, -0.2, 0, 0.2, 0.5} (``attractor_topology``, Maheswaranathan et al. 2019), and the nearest-neighbour
+signature of its fixed points at 21 small inputs (``neighbour_signature``, what McMahan et al.'s code
+compares). Four distance matrices between all networks (``DISTANCES``: SVCCA on McMahan et al.'s
+noiseless condition inputs and on noisy trials, the signature distance and the graph edit distance), their
+MDS embeddings (for the eye only) and silhouette scores with the rule as the label, on each matrix and on
+its rows (McMahan et al.'s code).
 
 Variants: ``contexts`` (Fig. 2: N-CDI with N = 2..6 contexts, BPTT vs GA; silhouettes against N),
 ``noise`` (Fig. 5: BPTT at input-noise variances 0.1, 0.5, 1.0, labelled by the noise), and ``bodies``
@@ -16,11 +18,13 @@ by each parent, and LIF networks trained from scratch with BPTT and e-prop; silh
 every twin the distance to its own parent against the distance to the other parents).
 
 Networks: McMahan et al.'s (``presets.get("mcmahan2024")``: N = 50, 1 + tanh, tanh for Hebbian and
-full-FORCE, their initialisation) for rate bodies; LIF bodies are 50 LIF units at the task's 10 ms step
-(``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this library's small-scale ones, stated next
-to the paper's in docs/comparison.md. Rules that train a ``Population`` train all ``nets`` of a group in
-one batched run; the others (and the genetic algorithm, whose population makes one network) train one
-run directory per network.
+full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms) for rate bodies; LIF bodies are 50
+LIF units at the task's 10 ms step (``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this
+library's small-scale ones, stated next to the paper's in docs/comparison.md. Rules that declare
+``trains_members`` train all ``nets`` of a group in one batched ``Population`` run; the others (and the
+genetic algorithm, whose population makes one network) train one run directory per network. One sampling
+design either way: every network trains on the study's batch stream (seed ``seed``) and differs from the
+others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
@@ -89,7 +93,9 @@ class StudyConfig(ExperimentConfig):
     ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
     fewer for quick checks); ``steps``: rule -> step budget
-    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too."""
+    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
+    ``tau_ms``: the rate networks' time constant instead of the preset's 100 ms (McMahan et al.'s code:
+    alpha = 0.1 per 1 ms step, i.e. 10 ms)."""
 
     task: str = "rdm"
     n_contexts: int | None = None
@@ -106,6 +112,7 @@ class StudyConfig(ExperimentConfig):
     probes: tuple[float, ...] = PROBES
     steps: dict[str, int] = {}
     include_failed: bool = False
+    tau_ms: float | None = None
 
     def check(self) -> StudyConfig:
         if self.task not in TASKS:
@@ -126,6 +133,8 @@ class StudyConfig(ExperimentConfig):
             raise ValueError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
         if self.eval_trials < 1 or self.analysis_trials < 2 or self.n_inits < 1:
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
+        if self.tau_ms is not None and not self.tau_ms > 0:
+            raise ValueError(f"--tau-ms must be > 0 ms, got {self.tau_ms}")
         if not 1 <= self.signature_probes <= 21:
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
@@ -222,14 +231,19 @@ def init_seed(cfg: StudyConfig, index: int) -> int:
     return int(cfg.seed) * 100_003 + int(index)
 
 
-def build_net(task: Any, body: str, rule: str, seed: int) -> Any:
-    """An untrained network: McMahan et al.'s rate net (``mcmahan2024`` preset) or a 50-unit LIF net."""
+def build_net(task: Any, body: str, rule: str, seed: int, tau_ms: float | None = None) -> Any:
+    """An untrained network: McMahan et al.'s rate net (``mcmahan2024`` preset; ``tau_ms`` replaces its time
+    constant, e.g. 10 ms as in McMahan et al.'s code) or a 50-unit LIF net."""
+    import dataclasses
+
     import torch
 
     from ..learning import presets
     from ..models import SpikingRNN
 
     preset = presets.get("mcmahan2024")
+    if tau_ms is not None:
+        preset = dataclasses.replace(preset, tau_ms=float(tau_ms))
     if body == "rate":
         return preset.build_model(task, seed=seed, rule=rule)
     with torch.random.fork_rng(devices=[]):
@@ -275,7 +289,8 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
     if population_capable(group.rule, group.body, cfg.task):
         from ..models.population import Population
 
-        pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i)) for i in range(cfg.nets)])
+        pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i), cfg.tau_ms)
+                                 for i in range(cfg.nets)])  # fmt: skip
         rule_obj = make_rule_object(group.rule, settings)
         result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
         accs = result.final.get("member_accuracy") or [None] * cfg.nets
@@ -291,9 +306,9 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
 
             size = int(settings["rule_kwargs"]["population"])
             seeds = [init_seed(cfg, 1000 + i * GA_POPULATION + j) for j in range(size)]
-            model = Population.stack([build_net(task, group.body, group.rule, s) for s in seeds])
+            model = Population.stack([build_net(task, group.body, group.rule, s, cfg.tau_ms) for s in seeds])
         else:
-            model = build_net(task, group.body, group.rule, init_seed(cfg, i))
+            model = build_net(task, group.body, group.rule, init_seed(cfg, i), cfg.tau_ms)
         rule_obj = make_rule_object(group.rule, settings)
         try:
             result = train(model, task, rule=rule_obj, seed=cfg.seed, run_dir=run_dir, progress=False, **kwargs)
@@ -561,8 +576,10 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 # -- the study --------------------------------------------------------------------------------------------
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
-    resumed study may change (a rule's runs with another budget are refused by ``train`` itself)."""
-    cfg = {k: v for k, v in record.get("config", {}).items() if k not in ("steps", "include_failed")}
+    resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
+    left at None counts as absent, so a study made before such an option existed still resumes."""
+    cfg = {k: v for k, v in record.get("config", {}).items()
+           if k not in ("steps", "include_failed") and v is not None}  # fmt: skip
     return {**record, "config": cfg}
 
 

@@ -113,16 +113,25 @@ class Deployment:
         (a bar on a terminal, one line per chunk otherwise; off under ``--json``). Both hold for the
         Lava subprocess and for the in-process run (``python=None``).
         """
-        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
-        x = check_inputs(x, self.spec.n_in)
-        spikes, seconds, timing, bundle = run_in_lava(self.graph, x, self.python, precision=self.precision,
-                                                      hardware=BACKENDS[self.backend], chunk=check_chunk(self.chunk),
-                                                      progress=progress, workdir=workdir)  # fmt: skip
-        expected = (x.shape[0] * self.spec.substeps, x.shape[1], self.spec.n_hidden)
-        if spikes.shape != expected:
-            raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
+        spikes, seconds, timing, bundle = execute(self, u, self.spec.n_in, self.spec.substeps, self.spec.n_hidden,
+                                                  progress, workdir)  # fmt: skip
         counts, y = readout(self.spec, spikes)
         return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
+
+
+def execute(dep: Any, u: Any, n_in: int, substeps: int, n_hidden: int, progress: bool,
+            workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
+    """What ``Deployment.run`` and ``NetworkDeployment.run`` share: check ``u [T, B, n_in]`` (numpy or torch)
+    and the chunk, run ``dep.graph`` on Lava (``run_in_lava``) and check the spikes' shape
+    ``[T * substeps, B, n_hidden]``. Returns ``(spikes, seconds, timing, bundle dir or None)``."""
+    x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
+    x = check_inputs(x, n_in)
+    out = run_in_lava(dep.graph, x, dep.python, precision=dep.precision, hardware=BACKENDS[dep.backend],
+                      chunk=check_chunk(dep.chunk), progress=progress, workdir=workdir)  # fmt: skip
+    expected = (x.shape[0] * substeps, x.shape[1], n_hidden)
+    if out[0].shape != expected:
+        raise LavaRunFailed(f"the Lava run returned spikes of shape {out[0].shape}, expected {expected}")
+    return out
 
 
 def run_in_lava(graph: Any, x: np.ndarray, python: str | None, *, precision: str, hardware: str,

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from spikedyn.hardware.network import NetworkGraph, network_readout
-from spikedyn.hardware.validation import check_chunk, check_inputs
+from spikedyn.hardware.validation import check_choice, check_chunk
 
-from .deploy import BACKENDS, HardwareRollout, run_in_lava
+from .deploy import BACKENDS, PRECISIONS, HardwareRollout, execute
 
 
 @dataclass
@@ -36,21 +36,18 @@ class NetworkDeployment:
     chunk: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # the same checks as Deployment's
+        check_choice(self.backend, "backend", tuple(BACKENDS))
+        check_choice(self.precision, "precision", PRECISIONS)
+        self.chunk = check_chunk(self.chunk)
+
     def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout:
         """Run inputs ``u [T, B, I]`` on Lava from rest. Returns a ``HardwareRollout``: ``y`` (the host
         readout), ``r`` (spike counts of every layer per input step), ``spikes [T * substeps, B, n_hidden]``
         (layers concatenated in order) and ``layers`` (``{name: [T * substeps, B, n]}``). ``progress`` and
         ``workdir`` as ``Deployment.run`` (in the Lava subprocess and in-process alike)."""
         g = self.network
-        x = u.detach().cpu().double().numpy() if isinstance(u, torch.Tensor) else u
-        x = check_inputs(x, g.n_in)
-        chunk, hardware = check_chunk(self.chunk), BACKENDS[self.backend]
-        spikes, seconds, timing, bundle = run_in_lava(self.graph, x, self.python, precision=self.precision,
-                                                      hardware=hardware, chunk=chunk, progress=progress,
-                                                      workdir=workdir)  # fmt: skip
-        expected = (x.shape[0] * g.substeps, x.shape[1], g.n_hidden)
-        if spikes.shape != expected:
-            raise RuntimeError(f"the Lava run returned spikes of shape {spikes.shape}, expected {expected}")
+        spikes, seconds, timing, bundle = execute(self, u, g.n_in, g.substeps, g.n_hidden, progress, workdir)
         layers, start = {}, 0
         for L in g.layers:
             layers[L.name] = spikes[..., start:start + L.size]

@@ -387,7 +387,10 @@ def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Ten
     # omega(c) = W(c) psi(c) per functional; the last row picks eps_a at the chunk's last substep
     om = psi.new_empty(F + 1, C, Bsz, N)
     for f, W in enumerate(weights.values()):
-        om[f].copy_(psi) if W is None else torch.mul(W, psi, out=om[f])
+        if W is None:
+            om[f].copy_(psi)
+        else:
+            torch.mul(W, psi, out=om[f])
     om[F].zero_()
     om[F, C - 1] = 1.0
     # the adjoint of eps_a, backwards through the chunk: lam[i] = sum_(c >= i) omega(c) prod_(i <= m < c) g(m)
@@ -452,7 +455,10 @@ def _flush_gated(G: Tensor, E: Tensor | None, V: Tensor, A: Tensor | None, d: Te
     n = F + len(picks)
     om = psi.new_empty(n, C, Bsz, N)  # om_v; om_a = -beta om_v for the e-functionals
     for f, W in enumerate(weights.values()):
-        om[f].copy_(psi) if W is None else torch.mul(W, psi, out=om[f])
+        if W is None:
+            om[f].copy_(psi)
+        else:
+            torch.mul(W, psi, out=om[f])
     om[F:].zero_()
     om[F, C - 1] = 1.0  # the pick of eps_v(C - 1); the pick of eps_a enters through mu_a below
     mu_v = psi.new_empty(n, C, Bsz, N)
