@@ -286,7 +286,7 @@ class BPTT(LearningRule):
     from one batched backward pass; the returned loss is per member ``[E]``. ``regularizer``: a firing-rate
     term added to the loss (``spikedyn.learning.regularizers``; None = off). A lone ``RateRNN`` runs
     through the population kernel with one member (``population.lone_rate_rollout``: the same map and
-    draws, a hand-written backward, about 2.2x cheaper per step on a CPU); ``fused=False`` uses autograd
+    draws, a hand-written backward, about 2.3x cheaper per step on a CPU); ``fused=False`` uses autograd
     through the model's own ``forward`` instead (the reference the kernel is tested against)."""
 
     trains_members = True  # a Population's members train as independent networks (module doc)

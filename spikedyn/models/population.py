@@ -244,7 +244,7 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
     """``model(u)`` of a lone ``RateRNN`` through the population kernel with one member (E = 1): the same
     Euler map, the same draws (``x_0`` by ``model.init_state``, then the recurrent noise, as
     ``RateRNN.forward`` draws them), gradients by the hand-written adjoint recursion instead of autograd
-    through a Python step loop (about 2.2x cheaper per training step on a CPU, docs/benchmarks.md).
+    through a Python step loop (about 2.3x cheaper per training step on a CPU, docs/benchmarks.md).
     ``rates=False``: ``r`` is None where leaving it out saves work. Returns None where the kernel does not
     apply (another body or activation, or the vanilla ``alpha = 1`` tanh/relu net that ``RateRNN.forward``
     runs with torch's native RNN kernel); callers then use ``model(u)``."""
