@@ -152,6 +152,24 @@ def test_distance_matrix_mds_and_silhouette():
         silhouette(E, ["a"] * 12)
 
 
+def test_distance_matrix_same_k_keyword_and_unknown_keywords():
+    rng = np.random.default_rng(3)
+    # a low-dimensional network beside higher-dimensional ones: their Ks differ, so same_k changes the distance
+    acts = [rng.normal(size=(400, 2)) @ rng.normal(size=(2, 8)) + 0.01 * rng.normal(size=(400, 8)),
+            rng.normal(size=(400, 8)), rng.normal(size=(400, 8))]  # fmt: skip
+    plain = distance_matrix(acts, "svcca", progress=False)
+    same = distance_matrix(acts, "svcca", same_k=True, progress=False)
+    assert same[0, 1] == pytest.approx(1 - svcca(acts[0], acts[1], same_k=True), abs=1e-12)
+    assert plain[0, 1] == pytest.approx(1 - svcca(acts[0], acts[1]), abs=1e-12)
+    assert abs(same[0, 1] - plain[0, 1]) > 1e-3  # the keyword is honoured, not dropped
+    np.testing.assert_array_equal(same, distance_matrix(acts, "svcca_same_k", progress=False))
+    with pytest.raises(TypeError, match="unknown keyword.*'same_K'"):
+        distance_matrix(acts, "svcca", same_K=True, progress=False)
+    with pytest.raises(TypeError, match="unknown keyword.*'alpha'"):
+        distance_matrix(acts, "cka", alpha=0.5, progress=False)
+    assert distance_matrix(acts, "shape", alpha=0.5, progress=False).shape == (3, 3)
+
+
 def test_activity_of_rate_and_spiking_bodies():
     torch.manual_seed(0)
     task = tasks.make("rdm")

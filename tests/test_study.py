@@ -175,7 +175,44 @@ def test_population_batching_is_what_the_rule_declares():
     assert X.population_capable("bptt", "lif") and not X.population_capable("eprop", "lif")
     rdm = X.make_task(X.StudyConfig())
     assert X.build_net(rdm, "rate", "bptt", 0).alpha == pytest.approx(0.1)  # the preset: tau = 100 ms
-    assert X.build_net(rdm, "rate", "bptt", 0, tau_ms=10.0).alpha == 1.0  # McMahan et al.'s code: tau = 10 ms
+    assert X.build_net(rdm, "rate", "bptt", 0, tau_ms=10.0).alpha == 1.0  # tau = step: no leak
     s = X.rule_settings("ga", "rate", "ncdi")["rule_kwargs"]
     assert s["population"] == s["children"] == X.GA_POPULATION_CONTEXTS == 20
     assert X.rule_settings("ga", "rate", "rdm")["rule_kwargs"]["population"] == 50
+
+
+def test_a_study_made_by_an_older_spikedyn_is_refused(tmp_path, capsys):
+    import json
+
+    old = tmp_path / "old"
+    old.mkdir()
+    cfg = X.StudyConfig(rules=("bptt", "ga"), nets=2)
+    record = {"kind": "rules_rdm", "config": cfg.model_dump(mode="json"),
+              "groups": [g.__dict__ for g in X.rule_groups(cfg)]}  # fmt: skip
+    (old / "config.json").write_text(json.dumps(record))  # no study_version: made before it was recorded
+    with pytest.raises(ValueError, match="made by an older spikedyn.*use a new --out"):
+        X._check_out(old, {**record, "study_version": X.STUDY_VERSION})
+    (old / "config.json").write_text(json.dumps({**record, "study_version": X.STUDY_VERSION - 1}))
+    with pytest.raises(ValueError, match="older spikedyn"):
+        X._check_out(old, {**record, "study_version": X.STUDY_VERSION})
+    # the CLI: exit 2, one line; --tau-ms at the 10 ms step warns (one line) that alpha = 1
+    assert main(["study", "rules", "--rules", "bptt,ga", "--nets", "2", "--tau-ms", "10", "--no-progress",
+                 "--out", str(old)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "alpha = 1 (no leak)" in err[0] and err[0].startswith("spikedyn: warning:"), err
+    assert err[1].startswith("spikedyn: error:") and "older spikedyn" in err[1] and "new --out" in err[1], err
+    # a new directory records this version
+    new = tmp_path / "new"
+    X._check_out(new, {**record, "study_version": X.STUDY_VERSION})
+    assert json.loads((new / "config.json").read_text())["study_version"] == X.STUDY_VERSION
+
+
+def test_tau_at_the_step_warns_that_alpha_is_one():
+    with pytest.warns(UserWarning, match=r"alpha = 1 \(no leak\), not McMahan et al.'s code"):
+        X.StudyConfig(tau_ms=10.0).check()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X.StudyConfig(tau_ms=20.0).check()
+        X.StudyConfig().check()

@@ -167,16 +167,24 @@ _DISTANCES: dict[str, Callable[..., float]] = {
     "cka": lambda A, B, **kw: 1.0 - cka(A, B),
     "shape": lambda A, B, **kw: shape_distance(A, B, **kw),
 }
+# the keywords each metric takes (anything else is a mistake, not silently ignored)
+_KEYWORDS: dict[str, set[str]] = {"svcca": {"var", "same_k"}, "svcca_same_k": {"var"}, "cka": set(),
+                                  "shape": {"alpha"}}  # fmt: skip
 
 
 def distance_matrix(activities: Sequence[Any], metric: str = "svcca", *, progress: bool = True,
                     **kwargs: Any) -> np.ndarray:  # fmt: skip
     """Pairwise distances ``D [M, M]`` between M activity matrices recorded on the same inputs:
-    ``1 - svcca`` (McMahan et al. 2024's SVCCA distance; ``var=`` passes through), ``svcca_same_k``
+    ``1 - svcca`` (McMahan et al. 2024's SVCCA distance; ``var=`` and ``same_k=`` pass through), ``svcca_same_k``
     (the same with ``same_k=True``), ``1 - cka``, or
-    ``shape`` (``shape_distance``, ``alpha=`` passes through). Symmetric with a zero diagonal."""
+    ``shape`` (``shape_distance``, ``alpha=`` passes through). Symmetric with a zero diagonal. Any other
+    keyword raises ``TypeError``."""
     if metric not in _DISTANCES:
         raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(_DISTANCES)}")
+    unknown = sorted(set(kwargs) - _KEYWORDS[metric])
+    if unknown:
+        raise TypeError(f"distance_matrix(metric={metric!r}) got unknown keyword(s) {unknown}; "
+                        f"it takes {sorted(_KEYWORDS[metric]) or 'none'}")  # fmt: skip
     from spikedyn.progress import progress as _progress
 
     mats = [_matrix(a, f"activities[{i}]") for i, a in enumerate(activities)]
@@ -185,6 +193,7 @@ def distance_matrix(activities: Sequence[Any], metric: str = "svcca", *, progres
         raise ValueError("every activity matrix must hold the same samples (rows); record all on the same inputs")
     D = np.zeros((M, M))
     fn = _DISTANCES[metric]
+    same_k = metric == "svcca_same_k" or bool(kwargs.get("same_k", False))
     if metric in ("svcca", "svcca_same_k"):  # each network's top PCs once, not once per pair
         var = kwargs.get("var", 0.95)
         if not 0.0 < var <= 1.0:
@@ -194,7 +203,7 @@ def distance_matrix(activities: Sequence[Any], metric: str = "svcca", *, progres
         for i in range(M):
             for j in range(i + 1, M):
                 if metric in ("svcca", "svcca_same_k"):
-                    D[i, j] = D[j, i] = max(1.0 - _svcca_of_bases(Q[i], Q[j], metric == "svcca_same_k"), 0.0)
+                    D[i, j] = D[j, i] = max(1.0 - _svcca_of_bases(Q[i], Q[j], same_k), 0.0)
                 else:
                     D[i, j] = D[j, i] = max(fn(mats[i], mats[j], **kwargs), 0.0)
                 bar.update()

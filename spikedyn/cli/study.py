@@ -2,6 +2,9 @@
 bodies): train many networks, compare their representations (SVCCA) and attractor topologies."""
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,6 +69,26 @@ def _config(**kw: Any) -> Any:
     return StudyConfig(**kw).check()
 
 
+def _one_line_warnings(command: Callable[..., None]) -> Callable[..., None]:
+    """Run ``command`` with each distinct warning shown once, as one ``spikedyn: warning:`` line on stderr."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        seen: set[str] = set()
+
+        def show(message: Any, *_: Any, **__: Any) -> None:
+            if str(message) not in seen:
+                seen.add(str(message))
+                typer.echo(f"spikedyn: warning: {message}", err=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = show
+            command(*args, **kwargs)
+
+    return wrapper
+
+
 def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> None:
     short: dict[str, Any] = {"out": str(out)}
     if "trend" in summary:  # study contexts: one sub-study per N, each with its own network counts
@@ -97,6 +120,7 @@ _RULES_HELP = "Comma-separated rules: bptt, ga, hebbian, full_force, eprop."
 
 
 @study_app.command("rules")
+@_one_line_warnings
 def study_rules(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi (McMahan et al. 2024's tasks, 10 ms steps)."),
     contexts: Contexts = None,
@@ -104,8 +128,10 @@ def study_rules(
     nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
     bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
     noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
-    tau_ms: float = typer.Option(None, help="Rate networks' time constant in ms (default: the preset's 100 ms; "
-                                 "McMahan et al.'s code: 10 ms)."),
+    tau_ms: float = typer.Option(None, help="Rate networks' time constant in ms (default: the preset's 100 ms), "
+                                 "alpha = min(1, 10 ms / tau) at the study's 10 ms step. McMahan et al.'s code "
+                                 "has tau = 10 ms at 1 ms steps (alpha 0.1); 10 here gives alpha = 1 (no leak), "
+                                 "not their dynamics (warned)."),
     seed: Seed = 0,
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
@@ -135,6 +161,7 @@ def study_rules(
 
 
 @study_app.command("contexts")
+@_one_line_warnings
 def study_contexts(
     contexts: str = typer.Option("2,3,4,5,6", help="Numbers of N-CDI contexts (2..6)."),
     rules: str = typer.Option("bptt,ga", help=_RULES_HELP),
@@ -167,6 +194,7 @@ def study_contexts(
 
 
 @study_app.command("noise")
+@_one_line_warnings
 def study_noise(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
     contexts: Contexts = None,
@@ -198,6 +226,7 @@ def study_noise(
 
 
 @study_app.command("bodies")
+@_one_line_warnings
 def study_bodies(
     task: str = typer.Option("rdm", help="rdm | cdi | ncdi."),
     contexts: Contexts = None,

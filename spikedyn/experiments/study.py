@@ -51,6 +51,11 @@ NOISE_LEVELS = (0.1, 0.5, 1.0)
 LIF_PARAMS: dict[str, Any] = {"neuron": "lif", "tau_mem": 50.0, "surrogate": "triangle",
                               "self_connections": False, "tau_out": 100.0}  # fmt: skip
 GA_POPULATION = 50
+# bumped whenever a default or a seed rule changes what a study trains or computes; a study directory made by an
+# older spikedyn (older or missing version) is refused, not resumed into a mix. 2: n_inits 128 -> 100, the
+# signature_probes setting, one-by-one networks' train seed = ``seed`` (was seed + i), GA population 20 on
+# CDI / N-CDI (was 50)
+STUDY_VERSION = 2
 
 # train() settings per (rule, body): small-scale budgets (docs/comparison.md lists them beside the paper's);
 # the GA's chunk (trials per scoring rollout, memory only) is pinned so that studies resume across versions
@@ -94,8 +99,10 @@ class StudyConfig(ExperimentConfig):
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
     fewer for quick checks); ``steps``: rule -> step budget
     overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
-    ``tau_ms``: the rate networks' time constant instead of the preset's 100 ms (McMahan et al.'s code:
-    alpha = 0.1 per 1 ms step, i.e. 10 ms)."""
+    ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
+    ``alpha = min(1, step / tau_ms)`` at the study's 10 ms step. McMahan et al.'s code runs alpha = 0.1 per
+    1 ms step (tau = 10 ms, 10 Euler steps per tau); ``tau_ms = 10`` here gives alpha = 1 (no leak), not
+    their dynamics, and warns (so does any ``tau_ms`` at or below the step)."""
 
     task: str = "rdm"
     n_contexts: int | None = None
@@ -135,6 +142,11 @@ class StudyConfig(ExperimentConfig):
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
         if self.tau_ms is not None and not self.tau_ms > 0:
             raise ValueError(f"--tau-ms must be > 0 ms, got {self.tau_ms}")
+        if self.tau_ms is not None and self.tau_ms <= step_ms():
+            import warnings
+
+            warnings.warn(f"--tau-ms {self.tau_ms:g} at the study's {step_ms():g} ms step gives alpha = 1 (no leak), "
+                          "not McMahan et al.'s code (alpha = 0.1: 1 ms steps, tau = 10 ms)", stacklevel=2)  # fmt: skip
         if not 1 <= self.signature_probes <= 21:
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
@@ -219,6 +231,13 @@ def body_groups() -> list[Group]:
 
 
 # -- building and training ------------------------------------------------------------------------------
+def step_ms() -> float:
+    """The study's time step in ms: the ``mcmahan2024`` preset's task step (10 ms)."""
+    from ..learning import presets
+
+    return float(presets.get("mcmahan2024").task_params["dt"])
+
+
 def make_task(cfg: StudyConfig, noise_var: float | None = None) -> Any:
     from ..learning import presets
 
@@ -577,7 +596,8 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
     resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
-    left at None counts as absent, so a study made before such an option existed still resumes."""
+    left at None counts as absent. Studies made by an older spikedyn (``study_version`` older or missing) do
+    not resume: ``_check_out`` refuses them, as their defaults and seeds differ (see ``STUDY_VERSION``)."""
     cfg = {k: v for k, v in record.get("config", {}).items()
            if k not in ("steps", "include_failed") and v is not None}  # fmt: skip
     return {**record, "config": cfg}
@@ -591,6 +611,10 @@ def _check_out(out: Path, record: dict[str, Any]) -> None:
     path = Path(out) / "config.json"
     if path.is_file():
         old = load_json(path)
+        version = old.get("study_version")
+        if not isinstance(version, int) or version < STUDY_VERSION:
+            raise ValueError(f"{out} holds a study made by an older spikedyn (study version {version}, this one "
+                             f"{STUDY_VERSION}); use a new --out")  # fmt: skip
         if _fixed(old) != _fixed(record):
             a, b = _fixed(old)["config"], _fixed(record)["config"]
             changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["groups"]
@@ -609,7 +633,8 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
 
     cfg.check()
     out = Path(out)
-    record = {"kind": kind, "config": cfg.model_dump(mode="json"), "groups": [g.__dict__ for g in groups]}
+    record = {"kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
+              "groups": [g.__dict__ for g in groups]}  # fmt: skip
     _check_out(out, record)
     by_group: dict[str, list[Net]] = {}
     for g in groups:
@@ -623,7 +648,7 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     empty = {k: np.zeros((0, 0)) for k in DISTANCES}
     D = distance_matrices(analyses, progress) if len(used) >= 2 else empty
     summary: dict[str, Any] = {
-        "kind": kind, "config": cfg.model_dump(mode="json"),
+        "kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
         "nets": [{"id": n.id, "label": n.label, "accuracy": n.accuracy, "steps": n.steps, "reached": n.reached,
                   "analysed": n in used, "run_dir": n.run_dir, **({"note": n.note} if n.note else {})}
                  for n in nets],
@@ -792,7 +817,8 @@ def copy_config(cfg: StudyConfig, **update: Any) -> StudyConfig:
 
 __all__ = [
     "BODIES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS", "Group", "LIF_PARAMS",
-    "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS", "StudyConfig", "TASKS", "analyse_net", "body_groups",
+    "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS", "STUDY_VERSION", "StudyConfig", "TASKS", "analyse_net",
+    "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
     "run_noise", "run_rules", "scores", "signature", "supported", "train_group", "twin_distances",
