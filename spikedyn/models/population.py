@@ -42,6 +42,7 @@ from .base import RecurrentModel, Rollout
 from .fused import fused_population_rollout, fused_supported
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
+from .triton_support import wants_triton
 from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
@@ -247,7 +248,8 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
     through a Python step loop (about 2.2x cheaper per training step on a CPU, docs/benchmarks.md).
     ``rates=False``: ``r`` is None where leaving it out saves work. Returns None where the kernel does not
     apply (another body or activation, or the vanilla ``alpha = 1`` tanh/relu net that ``RateRNN.forward``
-    runs with torch's native RNN kernel); callers then use ``model(u)``."""
+    runs with torch's native RNN kernel, or where the Triton kernels are wanted, ``wants_triton``: CUDA, or
+    ``SPIKEDYN_TRITON=on``); callers then use ``model(u)``."""
     from .rate import RateState
 
     if type(model) is not RateRNN or model.activation not in _STORED:
@@ -255,6 +257,8 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
     if model.alpha == 1.0 and model.activation in ("tanh", "relu") and model.noise_std == 0:
         return None  # RateRNN.forward's native-kernel path
     u = model._check_input(u)
+    if wants_triton(u):
+        return None  # RateRNN.forward runs the Triton kernel (triton_rate.py) there
     T, B = u.shape[:2]
     x0 = model.init_state(B).x[None]
     xi = scale = None
