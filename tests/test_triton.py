@@ -209,6 +209,105 @@ def test_auto_keeps_the_torch_path_on_cpu_and_off_disables(monkeypatch):
         m(u)
 
 
+@needs_interpreter
+def test_bptt_on_a_lone_rate_net_reaches_the_triton_kernel(monkeypatch):
+    """BPTT's lone-RateRNN shortcut (the population kernel with E = 1) must step aside where Triton is wanted,
+    so that ``RateRNN.forward`` dispatches to ``triton_rate``; with Triton off the shortcut runs."""
+    from spikedyn.learning.rules import BPTT
+    from spikedyn.models import population, triton_rate
+
+    calls = {"triton": 0, "lone": 0}
+    real_rollout, real_apply = triton_rate.rate_rollout, population._RatePopulationBPTT.apply
+
+    def spy_triton(*args, **kwargs):
+        calls["triton"] += 1
+        return real_rollout(*args, **kwargs)
+
+    def spy_lone(*args, **kwargs):
+        calls["lone"] += 1
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(triton_rate, "rate_rollout", spy_triton)
+    monkeypatch.setattr(population._RatePopulationBPTT, "apply", spy_lone)
+    torch.manual_seed(0)
+    m = RateRNN(3, 8, 2, alpha=0.2, activation="softplus")
+    u, target = torch.randn(5, 2, 3), torch.randn(5, 2, 2)
+    mask = torch.ones(5, 2, 2)
+    with ts.use_triton("on"):
+        loss, grads = BPTT().loss_and_gradients(m, u, target, mask)
+    assert calls == {"triton": 1, "lone": 0}
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    with ts.use_triton("off"):
+        BPTT().loss_and_gradients(m, u, target, mask)
+    assert calls == {"triton": 1, "lone": 1}
+
+
+def test_kernel_code_tables_match_the_models_lists():
+    """A name added to a model's list without a kernel branch (or the reverse) fails here, not as a KeyError."""
+    from spikedyn.models.rate import ACTIVATION_TABLE
+    from spikedyn.models.spiking import RESETS
+    from spikedyn.models.surrogate import SURROGATES
+    from spikedyn.models.triton_lif import RESET_CODE, SURROGATE_CODE
+    from spikedyn.models.triton_rate import ACT_CODE
+
+    assert set(ACT_CODE) == set(ACTIVATION_TABLE)
+    assert set(SURROGATE_CODE) == set(SURROGATES)
+    # "subtract_decayed": the fused map's third reset (snnTorch's reset_delay=False, from NIR graphs)
+    assert set(RESET_CODE) == {*RESETS, "subtract_decayed"}
+    for table in (ACT_CODE, RESET_CODE, SURROGATE_CODE):
+        assert sorted(table.values()) == list(range(len(table)))  # distinct codes
+
+
+def test_an_explicit_spike_path_keeps_the_torch_kernel(monkeypatch):
+    from spikedyn.models import triton_lif
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the Triton kernel ran")
+
+    monkeypatch.setattr(triton_lif, "spiking_apply", boom)
+    m, u = _model(SPIKING["lif"], torch.float32)
+    with ts.use_triton("on"):
+        for path in ("dense", "sparse"):
+            m.spike_path = path
+            m(u).y.sum().backward()
+        m.spike_path = "auto"
+        with pytest.raises(AssertionError, match="the Triton kernel ran"):
+            m(u)
+
+
+def test_a_failing_kernel_under_auto_warns_once_and_runs_the_torch_path(monkeypatch):
+    """Under "auto" (a CUDA machine, simulated: ``wants_triton`` patched true) a kernel that fails to
+    compile/launch warns once and the torch path's result comes back; under "on" the error propagates."""
+    import warnings
+
+    from spikedyn.models import fused, rate, triton_lif, triton_rate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PTX compile failed")
+
+    m, u = _model(SPIKING["lif"], torch.float32)
+    torch.manual_seed(1)
+    net = RateRNN(5, 12, 2, alpha=0.2)
+    with ts.use_triton("off"):
+        ref_spiking, ref_rate = m(u).y, net(u).y
+    monkeypatch.setattr(triton_lif, "spiking_apply", broken)
+    monkeypatch.setattr(triton_rate, "rate_rollout", broken)
+    monkeypatch.setattr(fused, "wants_triton", lambda t: True)
+    monkeypatch.setattr(rate, "wants_triton", lambda t: True)
+    monkeypatch.setattr(ts, "_failed", None)
+    with ts.use_triton("auto"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            assert torch.equal(m(u).y, ref_spiking)
+            assert torch.equal(net(u).y, ref_rate)
+    assert [str(w.message) for w in caught if "Triton kernel failed" in str(w.message)] == [
+        "the Triton kernel failed (RuntimeError: PTX compile failed); running the torch path from now on "
+        "(SPIKEDYN_TRITON=on raises instead, =off skips Triton)"]
+    assert ts._failed is not None  # and wants_triton is false from now on under "auto"
+    with ts.use_triton("on"), pytest.raises(RuntimeError, match="PTX compile failed"):
+        m(u)
+
+
 def test_mode_knob_errors_are_one_line(monkeypatch):
     monkeypatch.setenv("SPIKEDYN_TRITON", "fast")
     with pytest.raises(ValueError, match="SPIKEDYN_TRITON='fast'"):
@@ -222,8 +321,20 @@ def test_mode_knob_errors_are_one_line(monkeypatch):
     monkeypatch.setenv("SPIKEDYN_TRITON_PRECISION", "tf32x3")
     assert ts.triton_precision() == "tf32x3"
     monkeypatch.setattr(ts, "triton_available", lambda: False)
-    with ts.use_triton("on"), pytest.raises(RuntimeError, match="pip install triton"):
+    with ts.use_triton("on"), pytest.raises(ts.TritonUnavailable, match="pip install triton"):
         ts.wants_triton(torch.zeros(1))
+
+
+def test_cli_triton_unavailable_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    from spikedyn.cli import main
+
+    monkeypatch.setenv("SPIKEDYN_TRITON", "on")
+    monkeypatch.setattr(ts, "triton_available", lambda: False)
+    rc = main(["train", "--task", "2af", "--model", "lif", "--hidden", "8", "--steps", "1", "--eval-every", "1",
+               "--eval-trials", "10", "--no-progress", "--run-dir", str(tmp_path / "run")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "pip install triton" in err and "Traceback" not in err and err.strip().count("\n") == 0
 
 
 # -- the GPU measurement script's CPU side -----------------------------------------------------------------
