@@ -72,7 +72,7 @@ def test_gradients_equal_autograd_through_the_map_float64(name, truncated):
     r, g = _spiking_grads(m, u, "on", truncated)
     assert torch.equal(r, r_ref)
     for (pname, _), a, b in zip(m.named_parameters(), g, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item(), msg=pname)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=pname)
 
 
 @needs_interpreter
@@ -88,7 +88,7 @@ def test_tiled_kernels_equal_the_resident_ones(monkeypatch):
     r_ref, g_ref = _spiking_grads(m, u, "off", False, loop=True)
     assert torch.equal(r_tiled, r_ref) and torch.equal(r_res, r_ref)
     for a, b in zip(g_tiled, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
 
 
 @needs_interpreter
@@ -107,7 +107,7 @@ def test_population_members_run_in_the_member_axis_of_the_grid():
         assert torch.equal(out.r[i], alone.r)
         g_alone = torch.autograd.grad(alone.y.square().sum(), list(m.parameters()))
         for (name, _), g_pop, g in zip(pop.named_parameters(), grads, g_alone):
-            torch.testing.assert_close(g_pop[i], g, rtol=1e-5, atol=1e-7, msg=name)
+            torch.testing.assert_close(g_pop[i], g, rtol=1e-9, atol=1e-11, msg=name)
 
 
 @needs_interpreter
@@ -147,7 +147,7 @@ def test_rate_kernels_equal_autograd_through_the_step_loop_float64(activation, a
         res[mode] = (out.y.detach(), grads)
     torch.testing.assert_close(res["on"][0], res["off"][0], rtol=1e-12, atol=1e-12)
     for (name, _), a, b in zip(m.named_parameters(), res["on"][1], res["off"][1]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item(), msg=name)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)
 
 
 @needs_interpreter
@@ -399,7 +399,7 @@ def test_compiled_kernels_on_the_gpu_equal_the_map_in_float64(name):
     r, g = _spiking_grads(md, ud, "auto", False)
     assert torch.equal(r.cpu(), r_ref)
     for a, b in zip(g, g_ref):
-        torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
 
 
 def test_kernels_compile_for_an_h100_without_a_gpu():
@@ -448,4 +448,4 @@ def test_compiled_rate_kernels_on_the_gpu_equal_the_step_loop_in_float64(activat
             out = m(u, generator=torch.Generator(device="cuda").manual_seed(3))
         res[mode] = torch.autograd.grad(out.y.square().sum(), list(m.parameters()))
     for a, b in zip(res["auto"], res["off"]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
