@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -241,6 +242,9 @@ class _RatePopulationBPTT(torch.autograd.Function):
         return g0, None, None, None, dW[:, :N, N : N + I], dW[:, :N, N + I], dW_rec, dW_out, db_out, None, None, None
 
 
+_LONE_WORKSPACES: weakref.WeakKeyDictionary[RateRNN, _Workspace] = weakref.WeakKeyDictionary()
+
+
 def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout | None:
     """``model(u)`` of a lone ``RateRNN`` through the population kernel with one member (E = 1): the same
     Euler map, the same draws (``x_0`` by ``model.init_state``, then the recurrent noise, as
@@ -267,9 +271,10 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
         alpha = model.alpha
         scale = torch.full((1,), (2.0 * alpha) ** 0.5 * model.noise_std / alpha, device=model.device,
                            dtype=model.dtype)  # fmt: skip
+    workspace = _LONE_WORKSPACES.setdefault(model, _Workspace())  # the buffer reused from step to step
     y, s, x = _RatePopulationBPTT.apply(x0, u, xi, scale, model.W_in[None], model.b[None], model.W_rec[None],
                                         model.W_out[None], model.b_out[None], model.alpha, model.activation,
-                                        None)  # fmt: skip
+                                        workspace)  # fmt: skip
     rho = _STORED[model.activation].rho
     r = s[0] if rho == 1.0 else (rho * s[0] if rates else None)
     return Rollout(y[0], r, RateState(x[0]))
