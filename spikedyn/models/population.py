@@ -604,8 +604,10 @@ class Population(nn.Module):
         return self._spiking_state0(batch)
 
     def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
-        """One neuron substep of every member of a spiking Population from ``state`` with input current
-        ``i_ext [E, B, N]``, with the weights as they are now (``SpikingRNN.substep``'s counterpart)."""
+        """One neuron substep (``dt / substeps`` ms) of every member of a spiking Population from ``state``
+        with input current ``i_ext = W_in x [E, B, N]`` (in units of the membrane potential, i.e. of
+        ``v_th``; added to the synaptic current ``u`` of this substep, ``spikedyn/hardware/neuron.py``), with
+        the weights as they are now (``SpikingRNN.substep``'s counterpart)."""
         return spiking_substep(self._template.params, *self._spiking_tensors(), state, i_ext)
 
     def _spiking_rollout(self, u: Tensor, state: SpikingState | None) -> tuple[Tensor, Tensor, SpikingState]:
