@@ -225,9 +225,15 @@ def spikedyn_rate(population_kernel: bool = False):
     def make(H, dev, x, y):
         from spikedyn.models import RateRNN
         from spikedyn.models.population import lone_rate_rollout
+        from spikedyn.models.triton_support import use_triton
 
         m = RateRNN(N_IN, H, 1, alpha=0.1, activation="relu").to(dev)
-        run = (lambda: lone_rate_rollout(m, x)) if population_kernel else (lambda: m(x))
+
+        def lone():
+            with use_triton("off"):  # where Triton is wanted, lone_rate_rollout defers to it (returns None)
+                return lone_rate_rollout(m, x)
+
+        run = lone if population_kernel else (lambda: m(x))
         return _adam_step(list(m.parameters()), lambda: torch.nn.functional.mse_loss(run().y, y))
 
     return make

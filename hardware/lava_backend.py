@@ -25,12 +25,16 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .quantize import Loihi2Params, check_input_range, quantize_input, quantize_loihi2, shift
 from .spec import NetworkSpec
 from .validation import check_chunk, check_inputs
+
+if TYPE_CHECKING:  # Lava (lava-nc) is imported only where a backend runs
+    from lava.magma.core.process.process import AbstractProcess
 
 PRECISIONS = ("float", "fixed")
 HARDWARE = ("sim", "loihi")
@@ -93,8 +97,8 @@ def run_in_chunks(batch: int, step: int, run: Callable[[int, int], None],
             progress(stop, batch)
 
 
-def run_recorded(start: object, recorded: dict[str, tuple[object, int]], steps: int, fixed: bool, hardware: str,
-                 stats: dict[str, float]) -> dict[str, np.ndarray]:
+def run_recorded(start: AbstractProcess, recorded: dict[str, tuple[AbstractProcess, int]], steps: int, fixed: bool,
+                 hardware: str, stats: dict[str, float]) -> dict[str, np.ndarray]:
     """Record the spikes of every ``{key: (process, size)}`` in ``recorded`` (a ``SpikeRecorder`` each: one
     uint8 row per step in a memory map), run the process graph of ``start`` for ``steps`` Lava steps (the
     first alone: compilation, runtime start and one step) and stop it. Returns ``{key: spikes [steps,

@@ -49,6 +49,9 @@ def test_cli_trains_with_the_bellec2020_preset(tmp_path, capsys):
     ([], "use --model lif or --model alif"),                          # --model defaults to rate
     (["--model", "lif", "--rule", "ga"], "trains with --rule eprop"),
     (["--model", "lif", "--rule", "eprop", "--model-param", "tau_nope=3"], "tau_nope"),
+    (["--model", "lif", "--model-param", "neuron=alif"], "use --model"),
+    (["--model", "lif", "--model-param", "hidden=4"], "use --hidden"),
+    (["--model", "lif", "--model-param", "rule=bptt"], "use --rule"),
 ])  # fmt: skip
 def test_cli_refuses_what_the_bellec2020_preset_cannot_build_in_one_line(args, message, capsys):
     rc = main(["train", "--preset", "bellec2020", "--task", "rdm", "--steps", "1", "--no-progress", *args])

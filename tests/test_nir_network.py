@@ -232,6 +232,26 @@ def test_loihi2_network_quantizes_once_until_its_weights_change(monkeypatch):
     assert not torch.equal(r_new, r_steps)
 
 
+def test_loihi2_network_requantizes_a_replaced_parameter_at_the_same_address():
+    """A new Parameter object with the old one's storage and version counter (so the same (data_ptr,
+    _version) key) but other values: the cache compares the parameter objects too and quantises afresh."""
+    net = SpikingNetwork.build(3, [dict(size=10, neuron="lif", recurrent=True, gain=2.0, du=0.5, dv=0.1),
+                                   dict(size=4, neuron="lif", du=1.0, dv=0.2)], n_out=2, seed=3)  # fmt: skip
+    q = net.quantized("loihi2")
+    old = q.weights[0]
+    w_before = q.fixed().projections[0].w.copy()
+    new = torch.nn.Parameter(torch.empty(0))
+    new.data = old.data  # the same address; a fresh version counter
+    new.data.mul_(1.5)  # through .data: neither version counter moves
+    q.weights[0] = new
+    assert new.data_ptr() == old.data_ptr() and new._version == old._version == 0
+    with torch.no_grad():
+        net.weights[0].mul_(1.5)
+    want = net.quantized("loihi2").fixed().projections[0].w
+    got = q.fixed().projections[0].w
+    assert not np.array_equal(got, w_before) and np.array_equal(got, want)
+
+
 # -- NIR: a hand-written multi-layer graph against NIR's own equations ----------------------------------
 def test_foreign_multi_layer_nir_graph_runs_nir_equations():
     """LIF -> CubaLIF (recurrent, per-neuron tau_syn) -> IF output, a skip Linear from the input, written by

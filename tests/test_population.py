@@ -209,12 +209,22 @@ LONE = {
 
 
 @pytest.mark.parametrize("body", sorted(LONE))
-def test_bptt_on_a_lone_rate_net_uses_the_kernel_and_equals_autograd(body):
-    """BPTT on one RateRNN runs the population kernel with E = 1 (lone_rate_rollout); its loss and
-    gradients equal autograd through RateRNN.forward under the same torch seed (same x_0 and noise
-    draws), float64."""
+def test_bptt_on_a_lone_rate_net_uses_the_kernel_and_equals_autograd(body, monkeypatch):
+    """BPTT on one RateRNN runs the population kernel with E = 1 (lone_rate_rollout; a counter on the
+    kernel's entry checks that fused=True reaches it and fused=False does not); its loss and gradients equal
+    autograd through RateRNN.forward under the same torch seed (same x_0 and noise draws), float64."""
     from spikedyn.learning.rules import make_rule
+    from spikedyn.models import population
     from spikedyn.models.population import lone_rate_rollout
+
+    calls = []
+    real_apply = population._RatePopulationBPTT.apply
+
+    def counted(*args):
+        calls.append(fused)
+        return real_apply(*args)
+
+    monkeypatch.setattr(population._RatePopulationBPTT, "apply", counted)
 
     torch.set_default_dtype(torch.float64)
     try:
@@ -223,12 +233,11 @@ def test_bptt_on_a_lone_rate_net_uses_the_kernel_and_equals_autograd(body):
         u = torch.randn(15, 5, 2, generator=torch.Generator().manual_seed(3))
         target = torch.randn(15, 5, 2, generator=torch.Generator().manual_seed(4))
         mask = (torch.arange(15) >= 9).double()[:, None, None].expand(15, 5, 2)
-        torch.manual_seed(5)
-        assert lone_rate_rollout(model, u) is not None
         got, ref = [], []
         for fused, out in ((True, got), (False, ref)):
             torch.manual_seed(5)
             out.append(make_rule("bptt", fused=fused).loss_and_gradients(model, u, target, mask, "mse"))
+        assert calls == [True], calls  # the kernel ran for fused=True only
         torch.testing.assert_close(got[0][0], ref[0][0], rtol=1e-12, atol=1e-12)
         assert set(got[0][1]) == set(ref[0][1])
         for n in ref[0][1]:

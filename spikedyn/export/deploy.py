@@ -16,7 +16,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
 
 from .nir import _is_network, _require_spiking, spec_from_model, to_nir
+
+if TYPE_CHECKING:
+    from .deploy_network import NetworkDeployment
 
 BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
@@ -119,7 +122,8 @@ class Deployment:
         return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
 
-def execute(dep: Any, u: Any, n_in: int, substeps: int, n_hidden: int, progress: bool,
+def execute(dep: Deployment | NetworkDeployment, u: np.ndarray | torch.Tensor, n_in: int, substeps: int,
+            n_hidden: int, progress: bool,
             workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
     """What ``Deployment.run`` and ``NetworkDeployment.run`` share: check ``u [T, B, n_in]`` (numpy or torch)
     and the chunk, run ``dep.graph`` on Lava (``run_in_lava``) and check the spikes' shape

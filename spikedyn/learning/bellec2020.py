@@ -160,6 +160,11 @@ class Bellec2020Preset:
 
     def build_training_model(self, cfg: Any, task: Any) -> Any:
         """The network ``spikedyn train --preset bellec2020`` trains (a Population with ``--population``)."""
+        options = {"neuron": "--model", "hidden": "--hidden", "rule": "--rule", "seed": "--seed"}
+        clash = [k for k in cfg.model_params if k in options]
+        if clash:
+            raise ValueError(f"--model-param {clash[0]}=... is not a --preset {self.name} model parameter: "
+                             f"use {options[clash[0]]}")
         kw = dict(rule=cfg.rule, hidden=cfg.hidden, neuron=cfg.model, **cfg.model_params)
         if cfg.population:
             return self.build_population(task, cfg.population, seed=cfg.seed, **kw)

@@ -355,20 +355,15 @@ def _reverse_filter(L: Tensor, kappa: float) -> Tensor:
     return (tri @ L.reshape(C, -1)).reshape(L.shape)
 
 
-def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Tensor, psi_prev: Tensor,
-                    ev_prev: Tensor, L: Tensor | None, kappa: float, rho: float, beta: Tensor,
-                    reg: Tensor | None) -> None:
-    """Add one chunk of ALIF traces to ``G [N, P]`` (and ``sum_(b, c) e(c)`` to ``reg [N, P]``, the
-    regulariser's), and move the filtered trace ``E [B, N, P]`` and the adaptation trace ``A = eps_a
-    [B, N, P]`` (in place) from the previous chunk's last substep to this chunk's (module doc, "Factorised
-    ALIF traces"). ``ev [C, B, P]``: the shared ``eps_v`` of the chunk's substeps; ``psi [C, B, N]``;
-    ``psi_prev [B, N]`` and ``ev_prev [B, P]``: psi and eps_v at the previous chunk's last substep;
-    ``L [C, B, N]``: the learning signals (None: the loss looks at no substep of the chunk)."""
+def _functional_weights(psi: Tensor, L: Tensor | None, E: Tensor | None, kappa: float, reg: Tensor | None,
+                        picks: int) -> tuple[list[str], Tensor | None, Tensor]:
+    """The functionals ``F = sum_c W(c) e(c)`` a chunk of ``_flush_adaptive`` / ``_flush_gated`` feeds, and
+    their ``omega(c) = W(c) psi(c)``: ``"G"`` (the gradient, weights the learning signals ``L``, filtered
+    backwards by ``kappa`` when the trace ``E`` is carried), ``"E"`` (the filtered trace, weights
+    ``(1 - kappa) kappa^(C - 1 - c)``), ``"R"`` (the regulariser, weight 1). Returns (their names in order,
+    ``Lrev0`` = the reverse-filtered ``L`` at substep 0 or None, ``om [F + picks, C, B, N]``) where the
+    ``picks`` rows after the functionals are zero but ``om[F, C - 1] = 1`` (the pick of a carried trace)."""
     C, Bsz, N = psi.shape
-    P = ev.shape[-1]
-    g = psi * -beta + rho  # g(c) = rho - beta psi(c): d eps_a(c + 1) / d eps_a(c)
-    g_prev = psi_prev * -beta + rho
-    # the functionals F = sum_c W(c) e(c) the chunk feeds: weights W [C, B, N] on e(c) (None: W = 1)
     weights: dict[str, Tensor | None] = {}
     Lrev0 = None
     if L is not None:
@@ -384,15 +379,34 @@ def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Ten
     if reg is not None:
         weights["R"] = None
     F = len(weights)
-    # omega(c) = W(c) psi(c) per functional; the last row picks eps_a at the chunk's last substep
-    om = psi.new_empty(F + 1, C, Bsz, N)
+    om = psi.new_empty(F + picks, C, Bsz, N)
     for f, W in enumerate(weights.values()):
         if W is None:
             om[f].copy_(psi)
         else:
             torch.mul(W, psi, out=om[f])
-    om[F].zero_()
+    om[F:].zero_()
     om[F, C - 1] = 1.0
+    return list(weights), Lrev0, om
+
+
+def _flush_adaptive(G: Tensor, E: Tensor | None, A: Tensor, ev: Tensor, psi: Tensor, psi_prev: Tensor,
+                    ev_prev: Tensor, L: Tensor | None, kappa: float, rho: float, beta: Tensor,
+                    reg: Tensor | None) -> None:
+    """Add one chunk of ALIF traces to ``G [N, P]`` (and ``sum_(b, c) e(c)`` to ``reg [N, P]``, the
+    regulariser's), and move the filtered trace ``E [B, N, P]`` and the adaptation trace ``A = eps_a
+    [B, N, P]`` (in place) from the previous chunk's last substep to this chunk's (module doc, "Factorised
+    ALIF traces"). ``ev [C, B, P]``: the shared ``eps_v`` of the chunk's substeps; ``psi [C, B, N]``;
+    ``psi_prev [B, N]`` and ``ev_prev [B, P]``: psi and eps_v at the previous chunk's last substep;
+    ``L [C, B, N]``: the learning signals (None: the loss looks at no substep of the chunk)."""
+    C, Bsz, N = psi.shape
+    P = ev.shape[-1]
+    g = psi * -beta + rho  # g(c) = rho - beta psi(c): d eps_a(c + 1) / d eps_a(c)
+    g_prev = psi_prev * -beta + rho
+    # the functionals F = sum_c W(c) e(c) the chunk feeds: weights W [C, B, N] on e(c) (None: W = 1)
+    # omega(c) = W(c) psi(c) per functional; the last row picks eps_a at the chunk's last substep
+    weights, Lrev0, om = _functional_weights(psi, L, E, kappa, reg, picks=1)
+    F = len(weights)
     # the adjoint of eps_a, backwards through the chunk: lam[i] = sum_(c >= i) omega(c) prod_(i <= m < c) g(m)
     lam = psi.new_empty(F + 1, C + 1, Bsz, N)
     lam[:, C] = 0.0
@@ -436,31 +450,11 @@ def _flush_gated(G: Tensor, E: Tensor | None, V: Tensor, A: Tensor | None, d: Te
     substep for the carried traces; then ``F = sum_c mu_v(c) (x) d(c) + (D(0) mu_v(0) + psi(-1) mu_a(0)) V(-1)
     + g(-1) mu_a(0) A(-1)`` (exact algebra)."""
     C, Bsz, N = psi.shape
-    weights: dict[str, Tensor | None] = {}
-    Lrev0 = None
-    if L is not None:
-        if E is not None:
-            Lrev = _reverse_filter(L, kappa)
-            Lrev0 = Lrev[0].clone()
-            weights["G"] = Lrev.mul_(1.0 - kappa)
-        else:
-            weights["G"] = L
-    if E is not None:
-        powers = ((1.0 - kappa) * kappa ** torch.arange(C - 1, -1, -1, dtype=torch.float64)).to(psi)
-        weights["E"] = powers[:, None, None]
-    if reg is not None:
-        weights["R"] = None
-    F = len(weights)
     picks = ["V", "A"] if A is not None else ["V"]
+    # om_v; om_a = -beta om_v for the e-functionals. Row F picks eps_v(C - 1); eps_a's pick enters through mu_a
+    weights, Lrev0, om = _functional_weights(psi, L, E, kappa, reg, picks=len(picks))
+    F = len(weights)
     n = F + len(picks)
-    om = psi.new_empty(n, C, Bsz, N)  # om_v; om_a = -beta om_v for the e-functionals
-    for f, W in enumerate(weights.values()):
-        if W is None:
-            om[f].copy_(psi)
-        else:
-            torch.mul(W, psi, out=om[f])
-    om[F:].zero_()
-    om[F, C - 1] = 1.0  # the pick of eps_v(C - 1); the pick of eps_a enters through mu_a below
     mu_v = psi.new_empty(n, C, Bsz, N)
     mu_v[:, C - 1] = om[:, C - 1]
     if A is not None:

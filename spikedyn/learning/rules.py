@@ -303,7 +303,10 @@ class BPTT(LearningRule):
         return {"name": self.name, **({"regularizer": reg.config()} if reg is not None else {}),
                 **({} if getattr(self, "fused", True) else {"fused": False})}  # fmt: skip
 
-    def loss_and_gradients(self, model, u, target, mask, loss="mse"):
+    def loss_and_gradients(self, model: torch.nn.Module, u: Tensor, target: Tensor, mask: Tensor,
+                           loss: str = "mse") -> tuple[Tensor, dict[str, Tensor]]:
+        """Autograd's loss and gradients of ``model`` (a body or a Population: per-member losses) on one batch;
+        a lone leaky ``RateRNN`` runs through ``population.lone_rate_rollout`` where it applies."""
         params = dict((n, p) for n, p in model.named_parameters() if p.requires_grad)
         rates = getattr(self, "regularizer", None) is not None  # a Population without a regulariser: y only
         if is_population(model):

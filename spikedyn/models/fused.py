@@ -38,7 +38,7 @@ from spikedyn.hardware.neuron import partials
 
 from .kernels import RECHECK, SPARSE_RATE, check_path, recurrence, use_sparse, weight_gradient
 from .surrogate import pseudo_derivative, scalar
-from .triton_support import wants_triton
+from .triton_support import run_triton, wants_triton
 
 
 class Carry(NamedTuple):
@@ -228,10 +228,13 @@ def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[T
     """(rbar at each input step, spike counts, final u, v, z, a, ref) of ``model`` (a SpikingRNN) driven by
     ``i_ext = W_in u`` from the zero state; ``model.spike_path`` picks the recurrence kernel."""
     path = check_path(getattr(model, "spike_path", "auto"))
-    if wants_triton(i_ext):  # the Triton kernels (triton_lif.py): on CUDA, or SPIKEDYN_TRITON=on
+    if path == "auto" and wants_triton(i_ext):  # the Triton kernels (triton_lif.py): CUDA, or SPIKEDYN_TRITON=on
         from .triton_lif import spiking_apply
 
-        return spiking_apply(i_ext, model.W_rec_eff, model.b, model.beta, model.params, model.substeps, truncated)
+        out = run_triton(lambda: spiking_apply(i_ext, model.W_rec_eff, model.b, model.beta, model.params,
+                                               model.substeps, truncated))  # fmt: skip
+        if out is not None:
+            return out
     return FusedSpikingBPTT.apply(i_ext, model.W_rec_eff, model.b, model.beta, model.params, model.substeps,
                                   truncated, path)
 
@@ -243,12 +246,12 @@ def fused_population_rollout(p: Any, substeps: int, i_ext: Tensor, W_rec: Tensor
     from spikedyn.hardware.neuron import SpikingState
 
     args = (i_ext.transpose(0, 1), W_rec, b, beta, p, substeps, False)
+    out = None
     if wants_triton(i_ext):  # the Triton kernels, a member axis in their grid (triton_lif.py)
         from .triton_lif import spiking_apply
 
-        rbar, counts, *final = spiking_apply(*args)
-    else:
-        rbar, counts, *final = FusedSpikingBPTT.apply(*args, "dense")
+        out = run_triton(lambda: spiking_apply(*args))
+    rbar, counts, *final = FusedSpikingBPTT.apply(*args, "dense") if out is None else out
     empty = final[0].new_zeros((0, *final[0].shape))
     return counts.transpose(0, 1), rbar.transpose(0, 1), SpikingState(*final, rbar[-1].detach(), empty, empty)
 

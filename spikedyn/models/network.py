@@ -325,17 +325,21 @@ class Loihi2Network(SpikingNetwork):
     def _fixed_tensors(self) -> tuple[hn.FixedNetwork, list[Tensor | None], tuple[Tensor, ...]]:
         """``(fixed network, projection and current-bias matrices as float64 tensors, v-biases as int64)`` of
         the current weights, quantised once and kept until a parameter is changed in place, replaced or
-        moved (the key: every parameter's storage and version counter), as ``Loihi2RNN.loihi2_params``."""
-        key = (str(self.device), *((t.data_ptr(), t._version) for t in self.parameters()))
+        moved (the key: every parameter's storage and version counter, and the parameter objects themselves,
+        held by the cache, so a new tensor at a reused address is never mistaken for the old one), as
+        ``Loihi2RNN.loihi2_params``."""
+        params = list(self.parameters())
+        key = (str(self.device), *((t.data_ptr(), t._version) for t in params))
         cache = getattr(self, "_fixed_cache", None)
-        if cache is not None and cache[0] == key:
+        if (cache is not None and cache[0] == key and len(cache[2]) == len(params)
+                and all(a is b for a, b in zip(cache[2], params))):
             return cache[1]
         fx, dev = hn.quantize_network(self.to_graph()), self.device
         mats = [torch.as_tensor(fp.w, dtype=torch.float64, device=dev) for fp in fx.projections]
         mats += [torch.as_tensor(fl.current_bias.w, dtype=torch.float64, device=dev)
                  if fl.current_bias is not None else None for fl in fx.layers]
         v_bias = tuple(torch.as_tensor(fl.bias, dtype=torch.int64, device=dev) for fl in fx.layers)
-        self._fixed_cache = (key, (fx, mats, v_bias))
+        self._fixed_cache = (key, (fx, mats, v_bias), params)
         return fx, mats, v_bias
 
     def as_float(self) -> SpikingNetwork:

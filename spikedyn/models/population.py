@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -42,6 +43,7 @@ from .base import RecurrentModel, Rollout
 from .fused import fused_population_rollout, fused_supported
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
+from .triton_support import wants_triton
 from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
@@ -240,6 +242,9 @@ class _RatePopulationBPTT(torch.autograd.Function):
         return g0, None, None, None, dW[:, :N, N : N + I], dW[:, :N, N + I], dW_rec, dW_out, db_out, None, None, None
 
 
+_LONE_WORKSPACES: weakref.WeakKeyDictionary[RateRNN, _Workspace] = weakref.WeakKeyDictionary()
+
+
 def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout | None:
     """``model(u)`` of a lone ``RateRNN`` through the population kernel with one member (E = 1): the same
     Euler map, the same draws (``x_0`` by ``model.init_state``, then the recurrent noise, as
@@ -247,7 +252,8 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
     through a Python step loop (about 2.3x cheaper per training step on a CPU, docs/benchmarks.md).
     ``rates=False``: ``r`` is None where leaving it out saves work. Returns None where the kernel does not
     apply (another body or activation, or the vanilla ``alpha = 1`` tanh/relu net that ``RateRNN.forward``
-    runs with torch's native RNN kernel); callers then use ``model(u)``."""
+    runs with torch's native RNN kernel, or where the Triton kernels are wanted, ``wants_triton``: CUDA, or
+    ``SPIKEDYN_TRITON=on``); callers then use ``model(u)``."""
     from .rate import RateState
 
     if type(model) is not RateRNN or model.activation not in _STORED:
@@ -255,6 +261,8 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
     if model.alpha == 1.0 and model.activation in ("tanh", "relu") and model.noise_std == 0:
         return None  # RateRNN.forward's native-kernel path
     u = model._check_input(u)
+    if wants_triton(u):
+        return None  # RateRNN.forward runs the Triton kernel (triton_rate.py) there
     T, B = u.shape[:2]
     x0 = model.init_state(B).x[None]
     xi = scale = None
@@ -263,9 +271,10 @@ def lone_rate_rollout(model: RateRNN, u: Tensor, rates: bool = True) -> Rollout 
         alpha = model.alpha
         scale = torch.full((1,), (2.0 * alpha) ** 0.5 * model.noise_std / alpha, device=model.device,
                            dtype=model.dtype)  # fmt: skip
+    workspace = _LONE_WORKSPACES.setdefault(model, _Workspace())  # the buffer reused from step to step
     y, s, x = _RatePopulationBPTT.apply(x0, u, xi, scale, model.W_in[None], model.b[None], model.W_rec[None],
                                         model.W_out[None], model.b_out[None], model.alpha, model.activation,
-                                        None)  # fmt: skip
+                                        workspace)  # fmt: skip
     rho = _STORED[model.activation].rho
     r = s[0] if rho == 1.0 else (rho * s[0] if rates else None)
     return Rollout(y[0], r, RateState(x[0]))
@@ -595,8 +604,10 @@ class Population(nn.Module):
         return self._spiking_state0(batch)
 
     def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
-        """One neuron substep of every member of a spiking Population from ``state`` with input current
-        ``i_ext [E, B, N]``, with the weights as they are now (``SpikingRNN.substep``'s counterpart)."""
+        """One neuron substep (``dt / substeps`` ms) of every member of a spiking Population from ``state``
+        with input current ``i_ext = W_in x [E, B, N]`` (in units of the membrane potential, i.e. of
+        ``v_th``; added to the synaptic current ``u`` of this substep, ``spikedyn/hardware/neuron.py``), with
+        the weights as they are now (``SpikingRNN.substep``'s counterpart)."""
         return spiking_substep(self._template.params, *self._spiking_tensors(), state, i_ext)
 
     def _spiking_rollout(self, u: Tensor, state: SpikingState | None) -> tuple[Tensor, Tensor, SpikingState]:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout, rollout
-from .triton_support import wants_triton
+from .triton_support import run_triton, wants_triton
 from .validation import check_finite
 
 
@@ -212,9 +212,11 @@ class RateRNN(RecurrentModel):
         if wants_triton(drive_in):  # the Triton kernels (triton_rate.py): on CUDA, or SPIKEDYN_TRITON=on
             from .triton_rate import rate_rollout
 
-            xs_all = rate_rollout(state.x, drive_in, noise, W_rec, alpha, self.activation, detach_recurrent)
-            r = f(xs_all)
-            return Rollout(r @ self.W_out.T + self.b_out, r, RateState(xs_all[-1]))
+            xs_all = run_triton(lambda: rate_rollout(state.x, drive_in, noise, W_rec, alpha, self.activation,
+                                                     detach_recurrent))  # fmt: skip
+            if xs_all is not None:  # None: it failed under "auto" (warned once); the step loop below
+                r = f(xs_all)
+                return Rollout(r @ self.W_out.T + self.b_out, r, RateState(xs_all[-1]))
 
         def step(x: Tensor, inp: tuple[Tensor, Tensor | None]) -> tuple[Tensor, Tensor]:
             drive_t, noise_t = inp

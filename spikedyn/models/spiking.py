@@ -401,7 +401,8 @@ class SpikingRNN(RecurrentModel):
         return u @ self.W_in.T
 
     def substep(self, state: SpikingState, i_ext: Tensor) -> SpikingState:
-        """One neuron update given the input current ``i_ext = W_in x`` [B, N]."""
+        """One neuron update (a substep, ``dt / substeps`` ms) given the input current ``i_ext = W_in x``
+        [B, N], in units of the membrane potential (of ``v_th``; added to the synaptic current ``u``)."""
         return spiking_substep(self.params, self.W_rec_eff, self.b, self.beta, state, i_ext)
 
     def _substep_fn(self, detach_recurrent: bool = False) -> Any:

@@ -2,12 +2,14 @@
 
 The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``with use_triton(mode):``.
 
-- ``"auto"`` (default): the Triton kernels run when the tensors are on a CUDA device, ``triton`` imports
-  and the kernels cover the model's configuration; otherwise the existing torch path runs.
+- ``"auto"`` (default): the Triton kernels run when the tensors are on a CUDA device, ``triton`` imports,
+  the kernels cover the model's configuration and a SpikingRNN's ``spike_path`` is ``"auto"`` (an explicit
+  ``"dense"`` / ``"sparse"`` keeps that torch kernel); otherwise the existing torch path runs. The first
+  failure to compile or launch a kernel warns once and switches this process to the torch path.
 - ``"off"``: never (the torch path everywhere).
-- ``"on"``: wherever the kernels cover the configuration, on any device. CPU tensors then run under
-  Triton's interpreter (numpy, one program at a time: slow, for tests); an error if ``triton`` does not
-  import.
+- ``"on"``: wherever the kernels cover the configuration, on any device (a kernel failure raises). CPU
+  tensors then run under Triton's interpreter (numpy, one program at a time: slow, for tests); a one-line
+  ``TritonUnavailable`` (a ``ValueError``: exit 2 in the CLI) if ``triton`` does not import.
 
 ``SPIKEDYN_TRITON_STORAGE`` / ``set_triton(mode, storage=...)``: the dtype in which the spiking forward
 stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
@@ -28,8 +30,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -39,6 +42,8 @@ PRECISIONS = ("ieee", "tf32x3", "tf32")
 _mode: str | None = None  # None: read SPIKEDYN_TRITON
 _storage: str | None = None  # None: read SPIKEDYN_TRITON_STORAGE
 _precision: str | None = None  # None: read SPIKEDYN_TRITON_PRECISION
+_failed: str | None = None  # under "auto": the first kernel failure of this process (then the torch path)
+R = TypeVar("R")
 
 
 def triton_mode() -> str:
@@ -101,6 +106,11 @@ def triton_available() -> bool:
     return True
 
 
+class TritonUnavailable(ValueError):
+    """The Triton kernels were asked for (``SPIKEDYN_TRITON=on``) where they cannot run: a user's setting, so a
+    ``ValueError`` (the CLI prints its one line and exits 2)."""
+
+
 def wants_triton(t: torch.Tensor) -> bool:
     """Whether the kernels should run on tensors like ``t`` in the current mode (the caller checks that
     they cover the configuration)."""
@@ -109,10 +119,28 @@ def wants_triton(t: torch.Tensor) -> bool:
         return False
     if mode == "on":
         if not triton_available():
-            raise RuntimeError("SPIKEDYN_TRITON=on but triton does not import: pip install triton "
+            raise TritonUnavailable("SPIKEDYN_TRITON=on but triton does not import: pip install triton "
                                "(Linux x86_64), or set SPIKEDYN_TRITON=auto")
         return t.dtype in (torch.float32, torch.float64)
-    return t.is_cuda and t.dtype in (torch.float32, torch.float64) and triton_available()
+    return t.is_cuda and t.dtype in (torch.float32, torch.float64) and _failed is None and triton_available()
+
+
+def run_triton(kernel: Callable[[], R]) -> R | None:
+    """``kernel()`` (a Triton forward); under ``"auto"`` a failure to compile or launch warns once, returns
+    None (the caller then runs its torch path) and keeps ``wants_triton`` false for the rest of the process;
+    under ``"on"`` the error propagates. (A failure in a kernel's backward, inside autograd, still raises.)"""
+    global _failed
+    if triton_mode() == "on":
+        return kernel()
+    try:
+        return kernel()
+    except Exception as e:  # noqa: BLE001 - any compile/launch error: the torch path computes the same map
+        if _failed is None:
+            warnings.warn(f"the Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                          "; running the torch path from now on (SPIKEDYN_TRITON=on raises instead, =off skips "
+                          "Triton)", RuntimeWarning, stacklevel=3)  # fmt: skip
+        _failed = f"{type(e).__name__}: {e}"
+        return None
 
 
 def interpreting() -> bool:
@@ -132,6 +160,6 @@ def _built(fn: Callable) -> Any:
 def launcher(fn: Callable, like: torch.Tensor) -> Any:
     """The kernel ``fn`` decorated once with ``triton.jit``; CPU tensors need the interpreter (module doc)."""
     if not like.is_cuda and not interpreting():
-        raise RuntimeError("the Triton kernels got CPU tensors: set TRITON_INTERPRET=1 before Python starts "
+        raise TritonUnavailable("the Triton kernels got CPU tensors: set TRITON_INTERPRET=1 before Python starts "
                            "(Triton's interpreter), or SPIKEDYN_TRITON=auto to use them only on CUDA")
     return _built(fn)
