@@ -7,13 +7,8 @@ import pytest
 import torch
 
 import spikedyn
-from spikedyn.learning import rules as rules_module
 
-pytestmark = [
-    pytest.mark.usefixtures("one_thread_seeded"),
-    pytest.mark.skipif(not hasattr(rules_module, "Rule"),
-                       reason="needs the rule protocol in spikedyn.train (issue 11 item 2, the Population branch)"),
-]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 @pytest.mark.parametrize("rule, kwargs, batch", [

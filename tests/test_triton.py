@@ -339,10 +339,12 @@ def test_cli_triton_unavailable_is_one_line_and_exit_2(monkeypatch, capsys, tmp_
 
 # -- the GPU measurement script's CPU side -----------------------------------------------------------------
 def test_gpu_script_refuses_a_machine_without_cuda(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA machine: the script would run the whole measurement")
+    import os
+
+    # CUDA_VISIBLE_DEVICES="" hides every GPU, so this runs (and must refuse) on a CUDA machine too
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_all.sh"), str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
     assert done.returncode == 2, done.stderr
     assert "no CUDA device" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -357,15 +359,15 @@ def test_gpu_script_help_and_bad_arguments():
     assert done.returncode == 2 and "usage" in done.stderr.lower()
 
 
-def test_gpu_check_refuses_without_cuda_and_lists_its_checks():
+def test_gpu_check_refuses_without_cuda_and_lists_its_checks(monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 
     assert {"lif", "alif", "rate_leaky"} <= set(gpu_check.CHECKS)
-    if not torch.cuda.is_available():
-        with pytest.raises(SystemExit) as exc:
-            gpu_check.main(["--out", "unused.jsonl"])
-        assert exc.value.code == 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
+    with pytest.raises(SystemExit) as exc:
+        gpu_check.main(["--out", "unused.jsonl"])
+    assert exc.value.code == 2
 
 
 @needs_interpreter
