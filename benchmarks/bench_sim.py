@@ -84,6 +84,23 @@ def spikedyn_eprop(**kw):
     return make
 
 
+def snntorch_forward(fc, lif, out, x: torch.Tensor, loop: str) -> torch.Tensor:
+    """One forward pass of snntorch's ``RLeaky`` over ``x`` ``[T, B, I]`` in one of the three loops of
+    ``snntorch_rleaky`` (the one definition; ``recurrent_step.py`` uses it too)."""
+    spk, mem = lif.reset_mem()
+    zs = []
+    if loop == "documented":
+        for x_t in x.unbind(0):
+            spk, mem = lif(fc(x_t), spk, mem)
+            zs.append(spk)
+    else:
+        cur = fc(x)
+        for t, cur_t in enumerate(cur.unbind(0)):
+            spk, mem = lif(cur[t] if loop == "indexed" else cur_t, spk, mem)
+            zs.append(spk)
+    return out(torch.stack(zs))
+
+
 def snntorch_rleaky(loop: str = "hoisted"):
     """snntorch's ``RLeaky(beta=0.9, linear_features=H, all_to_all=True)`` (its defaults otherwise: threshold 1,
     subtractive reset, atan surrogate, learnable recurrent ``nn.Linear`` with bias), states from ``reset_mem()``.
@@ -99,18 +116,7 @@ def snntorch_rleaky(loop: str = "hoisted"):
         lif = snn.RLeaky(beta=0.9, linear_features=H, all_to_all=True).to(dev)
 
         def run():
-            spk, mem = lif.reset_mem()
-            zs = []
-            if loop == "documented":
-                for x_t in x.unbind(0):
-                    spk, mem = lif(fc(x_t), spk, mem)
-                    zs.append(spk)
-            else:
-                cur = fc(x)
-                for t, cur_t in enumerate(cur.unbind(0)):
-                    spk, mem = lif(cur[t] if loop == "indexed" else cur_t, spk, mem)
-                    zs.append(spk)
-            return out(torch.stack(zs))
+            return snntorch_forward(fc, lif, out, x, loop)
 
         params = [*fc.parameters(), *lif.parameters(), *out.parameters()]
         return _adam_step(params, lambda: torch.nn.functional.mse_loss(run(), y))

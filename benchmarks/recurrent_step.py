@@ -17,6 +17,7 @@ import statistics
 import time
 
 import torch
+from bench_sim import snntorch_forward  # this script's folder is on sys.path
 
 
 def spikedyn_lif(I, H, dev):
@@ -54,18 +55,7 @@ def snntorch_rleaky(I, H, dev):
     loop = SNNTORCH_LOOP
 
     def run(x):
-        spk, mem = lif.reset_mem()
-        zs = []
-        if loop == "documented":
-            for x_t in x.unbind(0):
-                spk, mem = lif(fc(x_t), spk, mem)
-                zs.append(spk)
-            return out(torch.stack(zs))
-        cur = fc(x)
-        for t, cur_t in enumerate(cur.unbind(0)):
-            spk, mem = lif(cur[t] if loop == "indexed" else cur_t, spk, mem)
-            zs.append(spk)
-        return out(torch.stack(zs))
+        return snntorch_forward(fc, lif, out, x, loop)
 
     return run, [*fc.parameters(), *lif.parameters(), *out.parameters()]
 
