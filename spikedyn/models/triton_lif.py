@@ -54,6 +54,22 @@ MAX_RESIDENT = 64  # the largest N whose W stays in registers (one tile)
 TILE = 64  # neurons per tile above MAX_RESIDENT
 
 
+@triton.jit
+def _dot_rows_w(acc, SRC, src_off, W, w_base, rows, rmask, cols, cmask, N, BN: tl.constexpr,
+                PREC: tl.constexpr):
+    """``acc + SRC[rows, :] @ W[:, cols]``, summed over tiles of ``BN`` neurons with ``W`` re-read from memory:
+    the adjoint through the recurrence when ``W`` does not stay in registers (``triton_rate`` uses it too)."""
+    rk = tl.arange(0, BN)
+    for k0 in range(0, N, BN):
+        kk = k0 + rk
+        sk = tl.load(SRC + src_off + rows[:, None] * N + kk[None, :], mask=rmask[:, None] & (kk[None, :] < N),
+                     other=0.0)
+        wk = tl.load(W + w_base + kk[:, None] * N + cols[None, :], mask=(kk[:, None] < N) & cmask[None, :],
+                     other=0.0)
+        acc = tl.dot(sk, wk, acc, input_precision=PREC)
+    return acc
+
+
 def _spiking_forward(I, W, Bias, Beta, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, RB,  # noqa: N803
                      T, E, Bsz, N, n_ref,
                      K: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, RESET: tl.constexpr,
@@ -211,13 +227,7 @@ def _spiking_backward(X, Z, REFR, W, Beta, C, GR, GC, DU, DI, DB, DV, DA, DR,  #
                         dun = tl.load(DU + noff + loc, mask=m2, other=0.0)
                         dz = tl.dot(dun, w, dz, input_precision=PREC)
                     else:
-                        for k0 in range(0, N, BN):
-                            kk = k0 + rk
-                            dk = tl.load(DU + noff + rows[:, None] * N + kk[None, :],
-                                         mask=rmask[:, None] & (kk[None, :] < N), other=0.0)
-                            wk = tl.load(W + w_base + kk[:, None] * N + cols[None, :],
-                                         mask=(kk[:, None] < N) & cmask[None, :], other=0.0)
-                            dz = tl.dot(dk, wk, dz, input_precision=PREC)
+                        dz = _dot_rows_w(dz, DU, noff, W, w_base, rows, rmask, cols, cmask, N, BN, PREC)
             if ADAPTIVE:
                 da_next = tl.load(DA + st + loc, mask=m2, other=0.0)
                 dz = dz + da_next

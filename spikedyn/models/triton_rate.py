@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_lif import BB, _precision, _tiles
+from .triton_lif import BB, _dot_rows_w, _precision, _tiles
 from .triton_support import launcher
 
 ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
@@ -119,13 +119,7 @@ def _rate_backward(X, G, W, LAM, T, E, Bsz, N, alpha,  # noqa: N803
                     if W_RESIDENT:
                         acc = tl.dot(tl.load(LAM + noff + loc, mask=m2, other=0.0), w, acc, input_precision=PREC)
                     else:
-                        for k0 in range(0, N, BN):
-                            kk = k0 + rk
-                            lk = tl.load(LAM + noff + rows[:, None] * N + kk[None, :],
-                                         mask=rmask[:, None] & (kk[None, :] < N), other=0.0)
-                            wk = tl.load(W + w_base + kk[:, None] * N + cols[None, :],
-                                         mask=(kk[:, None] < N) & cmask[None, :], other=0.0)
-                            acc = tl.dot(lk, wk, acc, input_precision=PREC)
+                        acc = _dot_rows_w(acc, LAM, noff, W, w_base, rows, rmask, cols, cmask, N, BN, PREC)
                     x = tl.load(X + koff + loc, mask=m2, other=0.0)
                     if ACT == 0 or ACT == 2:  # 1 - tanh(x)^2 (shifted_tanh = 1 + tanh)
                         th = 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0)
