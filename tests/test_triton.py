@@ -308,6 +308,56 @@ def test_a_failing_kernel_under_auto_warns_once_and_runs_the_torch_path(monkeypa
         m(u)
 
 
+@needs_interpreter
+@pytest.mark.parametrize("kind", ["spiking", "rate"])
+def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(monkeypatch, kind):
+    """The forward kernel runs, the backward launch fails (``launcher`` patched to raise for the backward
+    kernel): under "auto" (a CUDA machine, simulated) the gradients come back from the torch adjoint on what
+    the forward stored, equal to the torch path's, with one warning and the process switched to the torch
+    path; under "on" the error propagates."""
+    import warnings
+
+    from spikedyn.models import fused, rate, triton_lif, triton_rate
+
+    module, name = (triton_lif, "_spiking_backward") if kind == "spiking" else (triton_rate, "_rate_backward")
+    real = module.launcher
+
+    def failing(fn, like):
+        if fn.__name__ == name:
+            raise RuntimeError("out of resources: shared memory")
+        return real(fn, like)
+
+    torch.manual_seed(1)
+    if kind == "spiking":  # ALIF, refractoriness, 2 substeps: every stored tensor the adjoint reads
+        m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64)
+    else:
+        m, u = RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5).double(), torch.randn(8, 3, 5).double()
+
+    def grads(mode: str):
+        with ts.use_triton(mode):
+            out = m(u, generator=torch.Generator().manual_seed(2)) if kind == "rate" else m(u)
+            return out.r.detach(), torch.autograd.grad(out.y.square().sum() + out.r.sum(), list(m.parameters()))
+
+    r_ref, g_ref = grads("off")
+    monkeypatch.setattr(module, "launcher", failing)
+    monkeypatch.setattr(fused, "wants_triton", lambda t: ts._failed is None)  # CUDA under "auto", simulated
+    monkeypatch.setattr(rate, "wants_triton", lambda t: ts._failed is None)
+    monkeypatch.setattr(ts, "_failed", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r, g = grads("auto")
+    torch.testing.assert_close(r, r_ref, rtol=0 if kind == "spiking" else 1e-12, atol=0 if kind == "spiking" else 1e-12)
+    for (pname, _), a, b in zip(m.named_parameters(), g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item(), msg=pname)
+    assert [str(w.message) for w in caught if "Triton kernel failed" in str(w.message)] == [
+        "the Triton kernel failed (RuntimeError: out of resources: shared memory); running the torch path from "
+        "now on (SPIKEDYN_TRITON=on raises instead, =off skips Triton)"]
+    assert ts._failed is not None
+    monkeypatch.setattr(ts, "_failed", None)
+    with pytest.raises(RuntimeError, match="out of resources"):
+        grads("on")
+
+
 def test_mode_knob_errors_are_one_line(monkeypatch):
     monkeypatch.setenv("SPIKEDYN_TRITON", "fast")
     with pytest.raises(ValueError, match="SPIKEDYN_TRITON='fast'"):

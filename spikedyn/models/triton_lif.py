@@ -44,7 +44,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_support import launcher
+from .triton_support import launcher, run_triton_backward, triton_mode
 
 RESET_CODE = {"subtract": 0, "zero": 1, "subtract_decayed": 2}
 SURROGATE_CODE = {"fast_sigmoid": 0, "triangle": 1, "atan": 2}
@@ -336,6 +336,7 @@ class TritonSpikingBPTT(torch.autograd.Function):
         ctx.save_for_backward(X, Z, REFR, W3, beta2, C)
         ctx.p, ctx.K, ctx.truncated, ctx.batched, ctx.b_shape = p, K, truncated, batched, b.shape
         ctx.tiles = (BN, resident, prec)
+        ctx.strict = triton_mode() == "on"  # a backward failure raises (else: the torch adjoint, warned once)
         ctx.set_materialize_grads(False)
 
         def out(t: Tensor) -> Tensor:
@@ -364,22 +365,57 @@ class TritonSpikingBPTT(torch.autograd.Function):
         DB, DV, DA, DR = (torch.zeros((E, B, N), dtype=dt, device=dev) for _ in range(4))
         BN, resident, prec = ctx.tiles
         grid = (E, triton.cdiv(B, BB))
-        launcher(_spiking_backward, DU)[grid](
-            X, Z, REFR, W3, beta2, C, GR, GC, DU, DI, DB, DV, DA, DR, T, E, B, N,
-            K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
-            TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
-            PREC=prec, enable_fp_fusion=False)
-        d_iext = DI if ctx.batched else DI[:, 0]
-        dW = None
-        if ctx.needs_input_grad[1]:
-            # dW_rec[e] = sum_s du(s)^T z(s-1): one batched GEMM over all substeps and trials
-            du_m = DU[1:].transpose(0, 1).reshape(E, -1, N)
-            z_m = Z[:-1].transpose(0, 1).reshape(E, -1, N).to(dt)
-            dW = du_m.mT @ z_m
-            dW = dW if ctx.batched else dW[0]
-        db = DB.sum(1).reshape(ctx.b_shape) if ctx.needs_input_grad[2] else None
-        return d_iext, dW, db, None, None, None, None, None, None
+
+        def kernel() -> tuple[Tensor, ...]:
+            launcher(_spiking_backward, DU)[grid](
+                X, Z, REFR, W3, beta2, C, GR, GC, DU, DI, DB, DV, DA, DR, T, E, B, N,
+                K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
+                SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
+                TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
+                PREC=prec, enable_fp_fusion=False)
+            return _gradients(ctx, DU, DI, DB, Z)
+
+        return run_triton_backward(kernel, lambda: _torch_adjoint(ctx, g_rbar, g_counts), ctx.strict)
+
+
+def _gradients(ctx: Any, DU: Tensor, DI: Tensor, DB: Tensor, Z: Tensor) -> tuple[Tensor | None, ...]:
+    """The backward's outputs from the kernel's ``du`` per substep, ``sum_(s in t) du`` and ``sum_s dv``."""
+    E, N, dt = Z.shape[1], Z.shape[3], DU.dtype
+    d_iext = DI if ctx.batched else DI[:, 0]
+    dW = None
+    if ctx.needs_input_grad[1]:
+        # dW_rec[e] = sum_s du(s)^T z(s-1): one batched GEMM over all substeps and trials
+        du_m = DU[1:].transpose(0, 1).reshape(E, -1, N)
+        z_m = Z[:-1].transpose(0, 1).reshape(E, -1, N).to(dt)
+        dW = du_m.mT @ z_m
+        dW = dW if ctx.batched else dW[0]
+    db = DB.sum(1).reshape(ctx.b_shape) if ctx.needs_input_grad[2] else None
+    return d_iext, dW, db, None, None, None, None, None, None
+
+
+def _torch_adjoint(ctx: Any, g_rbar: Tensor | None, g_counts: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The torch path's backward (``fused.FusedSpikingBPTT.backward``, the same adjoint recursion in torch ops)
+    on what the Triton forward stored: where the backward kernel failed to compile or launch under "auto".
+    The stored tensors are handed over in the layout ``FusedSpikingBPTT.forward`` saves them in (spikes as
+    floats with one substep, else bool; ``x`` per substep in the compute dtype), through a stand-in for its
+    ``ctx``."""
+    from types import SimpleNamespace
+
+    from .fused import FusedSpikingBPTT
+
+    X, Z, REFR, W3, beta2, _C = ctx.saved_tensors
+    dt = W3.dtype
+
+    def one(t: Tensor) -> Tensor:  # [S, E, B, N] -> [S, (E,) B, N]
+        return t if ctx.batched else t[:, 0]
+
+    zs = one(Z).to(dt) if ctx.K == 1 else one(Z).bool()
+    refr = one(REFR).bool() if ctx.p.n_ref else zs.new_empty(0)
+    W, beta = (W3, beta2[:, None]) if ctx.batched else (W3[0], beta2[0])
+    shim = SimpleNamespace(saved_tensors=(zs, refr, W, beta, *one(X).to(dt).unbind(0)), p=ctx.p, substeps=ctx.K,
+                           truncated=ctx.truncated, b_shape=ctx.b_shape, path="dense",
+                           needs_input_grad=ctx.needs_input_grad[:8])  # fmt: skip
+    return (*FusedSpikingBPTT.backward(shim, g_rbar, g_counts), None)
 
 
 def spiking_apply(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, substeps: int,

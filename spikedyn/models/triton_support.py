@@ -5,7 +5,9 @@ The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``wi
 - ``"auto"`` (default): the Triton kernels run when the tensors are on a CUDA device, ``triton`` imports,
   the kernels cover the model's configuration and a SpikingRNN's ``spike_path`` is ``"auto"`` (an explicit
   ``"dense"`` / ``"sparse"`` keeps that torch kernel); otherwise the existing torch path runs. The first
-  failure to compile or launch a kernel warns once and switches this process to the torch path.
+  failure to compile or launch a kernel warns once and switches this process to the torch path: a forward
+  (``run_triton``) then runs the torch forward, a backward (``run_triton_backward``) the torch adjoint on
+  what the Triton forward stored, so the call that failed still returns its result.
 - ``"off"``: never (the torch path everywhere).
 - ``"on"``: wherever the kernels cover the configuration, on any device (a kernel failure raises). CPU
   tensors then run under Triton's interpreter (numpy, one program at a time: slow, for tests); a one-line
@@ -128,19 +130,38 @@ def wants_triton(t: torch.Tensor) -> bool:
 def run_triton(kernel: Callable[[], R]) -> R | None:
     """``kernel()`` (a Triton forward); under ``"auto"`` a failure to compile or launch warns once, returns
     None (the caller then runs its torch path) and keeps ``wants_triton`` false for the rest of the process;
-    under ``"on"`` the error propagates. (A failure in a kernel's backward, inside autograd, still raises.)"""
-    global _failed
+    under ``"on"`` the error propagates."""
     if triton_mode() == "on":
         return kernel()
     try:
         return kernel()
     except Exception as e:  # noqa: BLE001 - any compile/launch error: the torch path computes the same map
-        if _failed is None:
-            warnings.warn(f"the Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-                          "; running the torch path from now on (SPIKEDYN_TRITON=on raises instead, =off skips "
-                          "Triton)", RuntimeWarning, stacklevel=3)  # fmt: skip
-        _failed = f"{type(e).__name__}: {e}"
+        _fall_back(e)
         return None
+
+
+def run_triton_backward(kernel: Callable[[], R], torch_path: Callable[[], R], strict: bool) -> R:
+    """``kernel()`` (a Triton backward, inside autograd); if it fails to compile or launch and the forward ran
+    under ``"auto"`` (``strict`` False), warn once as ``run_triton`` does, switch this process to the torch
+    path and return ``torch_path()`` (the torch adjoint of the same call); ``strict`` (``"on"`` when the
+    forward ran): the error propagates."""
+    if strict:
+        return kernel()
+    try:
+        return kernel()
+    except Exception as e:  # noqa: BLE001 - as run_triton
+        _fall_back(e)
+    return torch_path()
+
+
+def _fall_back(e: Exception) -> None:
+    """Record the first kernel failure of the process (``wants_triton`` is then false under "auto") and warn."""
+    global _failed
+    if _failed is None:
+        warnings.warn(f"the Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                      "; running the torch path from now on (SPIKEDYN_TRITON=on raises instead, =off skips "
+                      "Triton)", RuntimeWarning, stacklevel=4)  # fmt: skip
+    _failed = f"{type(e).__name__}: {e}"
 
 
 def interpreting() -> bool:
