@@ -111,6 +111,58 @@ def test_population_members_run_in_the_member_axis_of_the_grid():
 
 
 @needs_interpreter
+@pytest.mark.parametrize("name", list(SPIKING))
+def test_the_forward_kernel_continues_from_a_carried_state_as_the_torch_loop(name):
+    """``triton_lif.forward_substeps`` (the chunked e-prop forward): two chunks, the second from the state the
+    first left (u, v, the last spikes, a, ref, rbar), against ``fused.forward_substeps`` in float32: the same
+    spikes, counts, readout and refractory masks; x and the carried state to round-off."""
+    from spikedyn.models import triton_lif
+    from spikedyn.models.fused import forward_substeps, zero_carry
+
+    m, u = _model(SPIKING[name], torch.float32)
+    i_ext = (u @ m.W_in.T).detach()
+    p, K, W, b, beta = m.params, m.substeps, m.W_rec_eff.detach(), m.b.detach(), m.beta.detach()
+    carry_ref, carry = zero_carry(i_ext[0]), zero_carry(i_ext[0])
+    for chunk in (i_ext[:4], i_ext[4:]):
+        ref = forward_substeps(p, W, b, beta, chunk, K, "dense", carry_ref)
+        out = triton_lif.forward_substeps(p, W, b, beta, chunk, K, carry)
+        assert out.carry is carry and ref.counts.sum() > 10
+        assert out.zs.dtype == ref.zs.dtype and torch.equal(out.zs, ref.zs)
+        assert torch.equal(out.counts, ref.counts) and torch.equal(out.rbar, ref.rbar)
+        assert (out.refr is None) == (ref.refr is None) and (ref.refr is None or torch.equal(out.refr, ref.refr))
+        torch.testing.assert_close(torch.stack(out.xs), torch.stack(ref.xs), rtol=1e-5, atol=1e-5)
+        for a, b_ in zip(out.carry, ref.carry):
+            torch.testing.assert_close(a, b_, rtol=1e-5, atol=1e-5)
+        carry_ref = ref.carry
+
+
+@needs_interpreter
+@pytest.mark.parametrize("name", list(SPIKING))
+def test_chunked_eprop_through_the_forward_kernel_equals_the_torch_path_float64(name, monkeypatch):
+    """e-prop's chunked rollout with the chunks' forward on the Triton kernel (three chunks here) gives the
+    torch path's loss and gradients (LIF: factorised traces; zero reset: gated; ALIF: adaptive)."""
+    from spikedyn.learning.eprop import eprop_rollout
+    from spikedyn.models import triton_lif
+
+    m, u = _model(SPIKING[name], torch.float64)
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(u.shape[0], u.shape[1], 2, generator=g, dtype=torch.float64)
+    mask = (torch.rand(target.shape, generator=g) > 0.3).double()
+    calls = []
+    real = triton_lif.forward_substeps
+    monkeypatch.setattr(triton_lif, "forward_substeps", lambda *a: calls.append(1) or real(*a))
+    res = {}
+    for mode in ("off", "on"):
+        with ts.use_triton(mode), torch.no_grad():
+            res[mode] = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=4)
+    assert len(calls) == -(-u.shape[0] // max(1, 4 // m.substeps))  # every chunk ran on the kernel
+    torch.testing.assert_close(res["on"][0], res["off"][0], rtol=1e-12, atol=0)
+    for key, ref in res["off"][1].items():
+        assert float(ref.norm()) > 0
+        torch.testing.assert_close(res["on"][1][key], ref, rtol=1e-9, atol=1e-12 * ref.abs().max().item(), msg=key)
+
+
+@needs_interpreter
 def test_half_precision_storage_gradient_error_against_float32():
     """The membrane distance to threshold stored in float16 / bfloat16 for the backward (float32 compute):
     measured relative error of every gradient against float32 storage (max |g - g32| / max |g32|).
@@ -466,7 +518,7 @@ def test_kernels_compile_for_an_h100_without_a_gpu():
     import json
 
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == 7 and all(r["cubin_bytes"] > 10_000 for r in rows)
+    assert len(rows) == 8 and all(r["cubin_bytes"] > 10_000 for r in rows)
 
 
 def test_gpu_cases_of_the_benchmark_run_on_the_cpu(tmp_path):
