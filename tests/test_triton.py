@@ -244,6 +244,43 @@ def test_rate_kernels_member_axis_and_tiles_float32(monkeypatch):
         torch.testing.assert_close(dW[i], g, rtol=1e-4, atol=1e-5)
 
 
+@needs_interpreter
+def test_a_rate_population_runs_in_the_member_axis_of_the_rate_kernels(monkeypatch):
+    """Population's rate rollout dispatches to the Triton rate kernels (member axis): three members of
+    different gain and noise (common random numbers), float64, equal to the population's torch path and to
+    each member run alone (autograd through its step loop), outputs and every gradient."""
+    from spikedyn.models import Population, triton_rate
+
+    calls = []
+    real = triton_rate.rate_rollout
+    monkeypatch.setattr(triton_rate, "rate_rollout", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
+    torch.manual_seed(5)
+    members = [RateRNN(4, 20, 2, alpha=0.2, activation="tanh", x0_std=0.5, gain=g, noise_std=s).double()
+               for g, s in ((0.8, 0.0), (1.2, 0.1), (1.6, 0.2))]  # fmt: skip
+    pop = Population.stack(members)
+    u = torch.randn(9, 3, 4, dtype=torch.float64)
+    res = {}
+    for mode in ("on", "off"):
+        torch.manual_seed(7)
+        with ts.use_triton(mode):
+            out = pop(u)
+            res[mode] = (out, torch.autograd.grad(out.y.square().sum() + out.r.sum(), list(pop.parameters())))
+    assert calls == [(3, 20, 20)]  # one launch pair for the three members
+    (on, g_on), (off, g_off) = res["on"], res["off"]
+    for a, b in ((on.y, off.y), (on.r, off.r), (on.state.x, off.state.x)):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-12, atol=1e-12)
+    for (name, _), a, b in zip(pop.named_parameters(), g_on, g_off):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)
+    for i, m in enumerate(members):
+        torch.manual_seed(7)  # the same x_0 and noise draws as the population's
+        with ts.use_triton("off"):
+            alone = m(u)
+        torch.testing.assert_close(on.r[i].detach(), alone.r.detach(), rtol=1e-12, atol=1e-12)
+        g_alone = torch.autograd.grad(alone.y.square().sum() + alone.r.sum(), list(m.parameters()))
+        for (name, _), g_pop, g in zip(pop.named_parameters(), g_on, g_alone):
+            torch.testing.assert_close(g_pop[i], g, rtol=1e-9, atol=1e-9 * g.abs().max().item(), msg=name)
+
+
 # -- dispatch ----------------------------------------------------------------------------------------------
 def test_auto_keeps_the_torch_path_on_cpu_and_off_disables(monkeypatch):
     from spikedyn.models import triton_lif

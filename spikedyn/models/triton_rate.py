@@ -227,3 +227,24 @@ def rate_rollout(x0: Tensor, drive: Tensor, noise: Tensor | None, W_rec: Tensor,
     X = TritonRateBPTT.apply(x0[None], drive[:, None], None if noise is None else noise[:, None], W_rec[None],
                              float(alpha), activation, truncated)
     return X[:, 0]
+
+
+def population_rollout(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None,
+                       scale: Tensor | None) -> tuple[Tensor, Tensor, Any]:
+    """``Population._rate_rollout`` by the kernels, the members in the grid's member axis: ``(y [E, T, B, O],
+    r [E, T, B, N], RateState(x_T [E, B, N]))`` of a rate ``Population`` ``pop`` from ``x0 [E, B, N]``, with the
+    population's draws: the standard-normal noise ``xi`` (``[T, B, N]`` shared or ``[E, T, B, N]``, or None)
+    and each member's drive scale ``sqrt(2 alpha) sigma / alpha`` (``scale [E]``), so that the noise enters
+    ``x`` as ``sqrt(2 alpha) sigma xi``, as a lone ``RateRNN`` adds it."""
+    from .rate import RateState, activation_fn
+
+    body = pop.body
+    alpha = float(body.alpha)
+    drive = pop._input_projection(u, pop.W_in) + pop.b[:, None, None]  # W_in u + b, [E, T, B, N]
+    noise = None
+    if xi is not None:
+        xi4 = xi if xi.dim() == 4 else xi[None]
+        noise = (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)  # [T, E, B, N]
+    X = rate_rollout(x0, drive.transpose(0, 1), noise, pop.W_rec, alpha, body.activation)  # [T, E, B, N]
+    r = activation_fn(body.activation)(X).transpose(0, 1)
+    return pop._readout(r), r, RateState(X[-1])

@@ -184,3 +184,16 @@ def launcher(fn: Callable, like: torch.Tensor) -> Any:
         raise TritonUnavailable("the Triton kernels got CPU tensors: set TRITON_INTERPRET=1 before Python starts "
                            "(Triton's interpreter), or SPIKEDYN_TRITON=auto to use them only on CUDA")
     return _built(fn)
+
+
+def population_rate_rollout(pop: Any, u: torch.Tensor, x0: torch.Tensor, xi: torch.Tensor | None,
+                            scale: torch.Tensor | None) -> tuple | None:
+    """A rate ``Population``'s rollout by the Triton rate kernels with their member axis
+    (``triton_rate.population_rollout``; same outputs and draws as ``Population._rate_rollout``) where the
+    kernels are wanted (``wants_triton``); None elsewhere, or where the kernel failed under "auto" (warned
+    once, ``run_triton``): the caller then runs its torch path."""
+    if not wants_triton(u):
+        return None
+    from .triton_rate import population_rollout
+
+    return run_triton(lambda: population_rollout(pop, u, x0, xi, scale))
