@@ -502,7 +502,7 @@ def test_gpu_check_refuses_without_cuda_and_lists_its_checks(monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 
-    assert {"lif", "alif", "rate_leaky"} <= set(gpu_check.CHECKS)
+    assert {"lif", "alif", "rate_leaky", "eprop_lif_chunked", "population_rate"} <= set(gpu_check.CHECKS)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
     with pytest.raises(SystemExit) as exc:
         gpu_check.main(["--out", "unused.jsonl"])
@@ -520,13 +520,16 @@ def test_gpu_check_runs_its_checks_on_the_cpu(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     out = tmp_path / "check.jsonl"
-    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky", "--sizes", "16", "--batch", "4", "--T", "8",
-                    "--out", str(out)])
-    head, lif, rate = (json.loads(line) for line in out.read_text().splitlines())
-    assert head["device"] == "CPU (Triton interpreter)" and "error" not in lif and "error" not in rate
+    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky,eprop_lif_chunked,population_rate", "--sizes",
+                    "16", "--batch", "4", "--T", "8", "--out", str(out)])
+    head, lif, rate, eprop, pop = (json.loads(line) for line in out.read_text().splitlines())
+    assert head["device"] == "CPU (Triton interpreter)"
+    assert not [row for row in (lif, rate, eprop, pop) if "error" in row]
     assert lif["spike_agreement_fp32"] == 1.0 and lif["grad_rel_err_fp64"] < 1e-10
     assert lif["storage_rel_err"]["float16"] < 1e-3 and lif["tf32x3"]["count_agreement"] == 1.0
     assert rate["grad_rel_err_fp64"] < 1e-10
+    assert eprop["loss_equal_fp32"] and eprop["grad_rel_err_fp64"] < 1e-10
+    assert pop["members"] == 8 and pop["grad_rel_err_fp64"] < 1e-10
 
 
 # -- on a GPU: the compiled kernels --------------------------------------------------------------------------

@@ -24,7 +24,10 @@ batched GEMM over all substeps and trials (cuBLAS on a GPU), ``db`` a sum.
 Covered: LIF and ALIF (any ``n_adaptive``), the three surrogates, reset ``"subtract"``, ``"zero"`` and
 ``"subtract_decayed"``, refractoriness, substeps, the e-prop truncation (``detach_recurrent``), float32 and
 float64, a leading member axis (``Population``). Everything ``fused_supported`` refuses (delays,
-``v_leak``/``v_reset``, a learnable reset, a custom initial state) keeps the torch path.
+``v_leak``/``v_reset``, a learnable reset, a custom initial state) keeps the torch path. The forward kernel
+also starts from a carried state (``forward_substeps``: the chunks of e-prop's rollout, without autograd).
+Under ``SPIKEDYN_TRITON=auto`` a backward launch that fails runs the torch adjoint (``fused.py``) on what the
+forward stored (``triton_support.run_triton_backward``).
 
 Floating point: the neuron update is the map's operations in the map's order (``neuron.neuron_update``);
 only the recurrence's summation order is ``tl.dot``'s, so the spikes equal the map's where that order

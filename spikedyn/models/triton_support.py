@@ -13,6 +13,10 @@ The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``wi
   tensors then run under Triton's interpreter (numpy, one program at a time: slow, for tests); a one-line
   ``TritonUnavailable`` (a ``ValueError``: exit 2 in the CLI) if ``triton`` does not import.
 
+The call sites: ``fused.fused_rollout`` / ``fused_population_rollout`` (``SpikingRNN`` and a spiking
+``Population`` with gradients), ``RateRNN.forward``, ``population_rate_rollout`` below (a rate
+``Population``) and ``learning/eprop._chunk_forward`` (the chunks of e-prop's forward).
+
 ``SPIKEDYN_TRITON_STORAGE`` / ``set_triton(mode, storage=...)``: the dtype in which the spiking forward
 stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
 ``"bfloat16"`` (float64 models always store float64).
