@@ -398,17 +398,18 @@ def test_a_failing_kernel_under_auto_warns_once_and_runs_the_torch_path(monkeypa
 
 
 @needs_interpreter
-@pytest.mark.parametrize("kind", ["spiking", "rate"])
+@pytest.mark.parametrize("kind", ["spiking", "spiking_population", "rate", "rate_population"])
 def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(monkeypatch, kind):
     """The forward kernel runs, the backward launch fails (``launcher`` patched to raise for the backward
     kernel): under "auto" (a CUDA machine, simulated) the gradients come back from the torch adjoint on what
     the forward stored, equal to the torch path's, with one warning and the process switched to the torch
-    path; under "on" the error propagates."""
+    path; under "on" the error propagates. Lone nets and populations (the member axis)."""
     import warnings
 
-    from spikedyn.models import fused, rate, triton_lif, triton_rate
+    from spikedyn.models import Population, fused, rate, triton_lif, triton_rate
 
-    module, name = (triton_lif, "_spiking_backward") if kind == "spiking" else (triton_rate, "_rate_backward")
+    spiking = kind.startswith("spiking")
+    module, name = (triton_lif, "_spiking_backward") if spiking else (triton_rate, "_rate_backward")
     real = module.launcher
 
     def failing(fn, like):
@@ -417,25 +418,34 @@ def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(mo
         return real(fn, like)
 
     torch.manual_seed(1)
-    if kind == "spiking":  # ALIF, refractoriness, 2 substeps: every stored tensor the adjoint reads
-        m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64)
+    if spiking:  # ALIF, refractoriness, 2 substeps: every stored tensor the adjoint reads
+        m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64, n_hidden=16)
+        u = u[:6]
+        if kind == "spiking_population":
+            m = Population.stack([m, _model(SPIKING["alif_ref_substeps_triangle"], torch.float64, 16, seed=1)[0]])
     else:
-        m, u = RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5).double(), torch.randn(8, 3, 5).double()
+        m = RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5, noise_std=0.1).double()
+        u = torch.randn(8, 3, 5, dtype=torch.float64)
+        if kind == "rate_population":
+            m = Population.stack([m, RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5).double()])
 
     def grads(mode: str):
+        torch.manual_seed(2)  # a rate net's x_0 and noise
         with ts.use_triton(mode):
-            out = m(u, generator=torch.Generator().manual_seed(2)) if kind == "rate" else m(u)
+            out = m(u)
             return out.r.detach(), torch.autograd.grad(out.y.square().sum() + out.r.sum(), list(m.parameters()))
 
     r_ref, g_ref = grads("off")
+    assert r_ref.sum() > 20 and all(g.abs().max() > 0 for g in g_ref)  # spikes (rates) and gradients to compare
     monkeypatch.setattr(module, "launcher", failing)
-    monkeypatch.setattr(fused, "wants_triton", lambda t: ts._failed is None)  # CUDA under "auto", simulated
-    monkeypatch.setattr(rate, "wants_triton", lambda t: ts._failed is None)
+    for site in (fused, rate, ts):  # CUDA under "auto", simulated
+        monkeypatch.setattr(site, "wants_triton", lambda t: ts._failed is None)
     monkeypatch.setattr(ts, "_failed", None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r, g = grads("auto")
-    torch.testing.assert_close(r, r_ref, rtol=0 if kind == "spiking" else 1e-12, atol=0 if kind == "spiking" else 1e-12)
+    tol = 0 if spiking else 1e-12
+    torch.testing.assert_close(r, r_ref, rtol=tol, atol=tol)
     for (pname, _), a, b in zip(m.named_parameters(), g, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item(), msg=pname)
     assert [str(w.message) for w in caught if "Triton kernel failed" in str(w.message)] == [
