@@ -532,10 +532,9 @@ def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, k
                    chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Chunked LIF / ALIF e-prop (detached subtractive or zero reset) on the fused kernel's forward loop
     (``models/fused.forward_substeps``, or the Triton forward kernel: ``_chunk_forward``), one chunk of input
-    steps at a time: the chunk's spikes, ``x = v - A``
-    and refractory masks come from the forward, then every trace of the chunk is computed at once
-    (``_leaky_filter``; ``_flush_factorised`` for LIF, ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the
-    zero reset)."""
+    steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the forward, then every
+    trace of the chunk is computed at once (``_leaky_filter``; ``_flush_factorised`` for LIF,
+    ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the zero reset)."""
     from ..models.fused import zero_carry
 
     p, K = model.params, model.substeps
