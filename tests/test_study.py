@@ -223,10 +223,15 @@ def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_
     1 ms steps, alpha 0.1, 751 steps per trial); the input noise keeps its variance per 1 ms; study.json
     records it; a step that is not positive or does not divide the 750 ms trial exits 2 with one line."""
     import json
+    import warnings
 
     import numpy as np
 
-    theirs = X.StudyConfig(tau_ms=10.0, dt_ms=1.0).check()
+    with warnings.catch_warnings():  # alpha = 0.1: no alpha = 1 warning at their step
+        warnings.simplefilter("error")
+        theirs = X.StudyConfig(tau_ms=10.0, dt_ms=1.0).check()
+    with pytest.warns(UserWarning, match=r"at the study's 1 ms step gives alpha = 1"):
+        X.StudyConfig(tau_ms=1.0, dt_ms=1.0).check()
     task = X.make_task(theirs)
     assert task.dt == 1.0 and task.n_steps == 751 and task.noise_std == pytest.approx(1.0)
     assert X.step_ms(theirs) == 1.0 and X.step_ms(X.StudyConfig()) == 10.0
