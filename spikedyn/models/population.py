@@ -122,8 +122,9 @@ def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None
     the state ``X_t = [kappa x_t | 0]``; the weights are padded with zeros to ``[E, K, K]``, so the padding
     stays zero and every elementwise pass runs over contiguous memory. One step is one batched GEMM with
     the leak folded in, ``X_{t+1} = (1 - alpha) X_t + kappa alpha Z_t W``, one activation pass and the
-    readout. Writes ``Z [T + 1, E, B, K]`` when given (for the backward pass), else keeps only two
-    blocks. Returns ``y [T, E, B, O]`` and the last state block ``X_T``."""
+    readout. Writes ``Z [T + 1, E, B, K]`` when given (for the backward pass), else keeps one block (the
+    evaluation path). The state block is updated in place (``baddbmm_``: ``out=`` would first copy it).
+    Returns ``y [T, E, B, O]`` and the last state block ``X_T``."""
     E, B, N = x0.shape
     T, I = u.shape[-3], u.shape[-1]
     K = N + I + 1
@@ -139,25 +140,22 @@ def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None
         xi = xi if xi.dim() == 3 else xi.transpose(0, 1)
         noise = torch.cat([xi, xi.new_zeros((*xi.shape[:-1], K - N))], dim=-1)
     noise_scale = None if xi is None else (act.kappa * alpha * scale)[:, None, None]
-    blocks = (x0.new_empty((E, B, K)), x0.new_empty((E, B, K))) if Z is None else None
-    X = x0.new_zeros((E, B, K))
+    X = x0.new_zeros((E, B, K))  # the one state block, updated in place
     X[..., :N] = x0 if act.kappa == 1.0 else act.kappa * x0
-    states = (X, torch.zeros_like(X))
-    z = Z[0] if Z is not None else blocks[0]
+    z = Z[0] if Z is not None else x0.new_empty((E, B, K))  # without Z: one block, overwritten each step
     act.phi(X, z)
     z[..., N:] = u_ext[0]
     for t in range(T):
-        X_next = states[(t + 1) % 2]
         if alpha == 1.0:
-            torch.bmm(z, W_fwd, out=X_next)
+            torch.bmm(z, W_fwd, out=X)
             if act.kappa != 1.0:
-                X_next.mul_(act.kappa)
-        else:  # (1 - alpha) X + kappa alpha [s | u | 1] W, one call
-            torch.baddbmm(X, z, W_fwd, beta=1.0 - alpha, alpha=act.kappa * alpha, out=X_next)
+                X.mul_(act.kappa)
+        else:  # (1 - alpha) X + kappa alpha [s | u | 1] W, one call, in place (out= would first copy X)
+            X.baddbmm_(z, W_fwd, beta=1.0 - alpha, alpha=act.kappa * alpha)
         if noise is not None:
-            X_next.addcmul_(noise[t], noise_scale)
-        X = X_next
-        z = Z[t + 1] if Z is not None else blocks[(t + 1) % 2]
+            X.addcmul_(noise[t], noise_scale)
+        if Z is not None:
+            z = Z[t + 1]
         act.phi(X, z)
         z[..., N:] = u_ext[t + 1]
         torch.baddbmm(b_out, z, W_outT, out=y[t])
@@ -202,7 +200,7 @@ class _RatePopulationBPTT(torch.autograd.Function):
         dW_out = Z.new_zeros((E, O, K))
         db_out = W_out.new_zeros((E, O))
         # the steps whose outputs carry a gradient (a masked loss touches few of them)
-        with_y = [False] * T if g_y is None else (g_y != 0).any(dim=3).any(dim=2).any(dim=0).tolist()
+        with_y = [False] * T if g_y is None else g_y.abs().amax(dim=(0, 2, 3)).ne(0).tolist()  # one reduction
         acc = Z.new_empty((E, B, K))
         carries = (Z.new_empty((E, B, K)), Z.new_empty((E, B, K)))
         carry = None  # [c_{t+1} | 0], c_{t+1} = alpha lam_{t+1} = dL/dd_t
