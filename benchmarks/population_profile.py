@@ -12,10 +12,10 @@ other jobs on the machine took from it). Three parts:
    by ``--eval-every``), per network-step.
 2. **Operators** of the Population's forward + backward (``torch.profiler``, self time): batched GEMMs
    (``bmm``/``baddbmm``) vs the rest.
-3. **Roofline**: the three GEMMs of one time step (forward ``(1 - alpha) X + alpha Z W``, adjoint
-   ``c W_rec``, weight gradient ``c^T Z``; ``E x [B, K] x [K, K]``, K = N + I + 1) timed alone on
-   cache-resident operands and on operands streamed from a stored rollout of the training size
-   (``[T + 1, E, B, K]``, as the backward reads it), the FLOPs of one network-step, and the achieved
+3. **Roofline**: the three GEMMs of one time step (forward ``(1 - alpha) X + alpha W Z``, adjoint
+   ``W_rec^T c``, weight gradient ``Z c^T``; ``E x [K, K] x [K, B]``, K = N + I + 1) timed alone on
+   cache-resident operands and on operands read from a stored rollout of the training size
+   (``[T + 1, E, K, B]``, as the backward reads it), the FLOPs of one network-step, and the achieved
    GFLOP/s of the whole step against them.
 
     .venv/bin/python benchmarks/population_profile.py [--members 64] [--out runs/population_profile.json]
@@ -129,27 +129,27 @@ def operators(pop, task) -> dict:
 
 
 def roofline(E: int, B: int, K: int, T: int, reps: int) -> dict:
-    """Thread CPU seconds of the three per-step GEMMs alone: cache-resident and streamed from [T+1, E, B, K]."""
+    """Thread CPU seconds of the three per-step GEMMs alone, in the kernel's ``[E, K, B]`` layout:
+    cache-resident, and reading the blocks from a stored rollout ``[T + 1, E, K, B]`` as the backward does."""
     import torch
 
     g = torch.Generator().manual_seed(0)
-    Z = torch.randn(E, B, K, generator=g)
+    Z, X, C = (torch.randn(E, K, B, generator=g) for _ in range(3))
     W = torch.randn(E, K, K, generator=g)
-    X, C = torch.randn(E, B, K, generator=g), torch.randn(E, B, K, generator=g)
-    out, dW = torch.empty(E, B, K), torch.zeros(E, K, K)
-    stored = torch.randn(T + 1, E, B, K, generator=g)
+    out, dWT = torch.empty(E, K, B), torch.zeros(E, K, K)
+    stored = torch.randn(T + 1, E, K, B, generator=g)
 
     def hot() -> None:
         for _ in range(T):
-            torch.baddbmm(X, Z, W, beta=0.9, alpha=0.1, out=out)
-            torch.bmm(C, W, out=out)
-            dW.baddbmm_(C.mT, Z)
+            X.baddbmm_(W, Z, beta=0.9, alpha=0.1)  # forward
+            torch.bmm(W, C, out=out)  # adjoint through W_rec
+            dWT.baddbmm_(Z, C.mT)  # weight gradient
 
-    def streamed() -> None:  # the backward's reads of the stored rollout, one block per step
+    def streamed() -> None:
         for t in range(T, 0, -1):
-            torch.baddbmm(X, stored[t], W, beta=0.9, alpha=0.1, out=out)
-            torch.bmm(C, W, out=out)
-            dW.baddbmm_(C.mT, stored[t - 1])
+            X.baddbmm_(W, stored[t], beta=0.9, alpha=0.1)
+            torch.bmm(W, C, out=out)
+            dWT.baddbmm_(stored[t - 1], C.mT)
 
     big = torch.randn(1024, 1024, generator=g)
     big_out = torch.empty(1024, 1024)
@@ -161,12 +161,13 @@ def roofline(E: int, B: int, K: int, T: int, reps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=5, help="timed training steps (median)")
+    ap.add_argument("--reps", type=int, default=3, help="timed training steps per round (median)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of all parts, interleaved (median)")
     ap.add_argument("--eval-every", type=int, default=5, help="steps per evaluation (population.py: 5)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
-    if min(args.members, args.reps, args.eval_every) < 1:
-        ap.error("--members, --reps and --eval-every must be >= 1")
+    if min(args.members, args.reps, args.rounds, args.eval_every) < 1:
+        ap.error("--members, --reps, --rounds and --eval-every must be >= 1")
     import torch
 
     torch.set_num_threads(1)
@@ -182,27 +183,34 @@ def main() -> None:
     K = N + I + 1
     pop = Population.stack([p.build_model(task, seed=i) for i in range(E)])
     lone = p.build_model(task, seed=0)
-    res: dict = {"members": E, "batch": B, "T": T, "K": K, "load_before": os.getloadavg()[0]}
-    res["population_phases_s_per_step"] = phases(pop, task, args.reps, args.eval_every)
-    res["lone_phases_s_per_step"] = phases(lone, task, args.reps, args.eval_every)
-    res["population_operators"] = operators(pop, task)
-    roof = roofline(E, B, K, T, args.reps)
-    res["roofline"] = roof
+    res: dict = {"members": E, "batch": B, "T": T, "K": K, "rounds": args.rounds, "load_before": os.getloadavg()[0]}
     # FLOPs of one network-step: 3 GEMMs per time step in training, 1 per time step in each evaluation
     flop = (3 + 1 / args.eval_every) * T * 2 * B * K * K
-    pop_s = res["population_phases_s_per_step"]["total"] / E
-    lone_s = res["lone_phases_s_per_step"]["total"]
-    gemm_hot = roof["gemm_step_hot_s"] / E * T * (1 + 1 / (3 * args.eval_every))
-    gemm_streamed = roof["gemm_step_streamed_s"] / E * T * (1 + 1 / (3 * args.eval_every))
-    res["per_network_step"] = {
-        "flop": flop, "population_s": pop_s, "lone_s": lone_s,
-        "population_gflops": flop / pop_s / 1e9, "lone_gflops": flop / lone_s / 1e9,
-        "gemm_only_hot_s": gemm_hot, "gemm_only_streamed_s": gemm_streamed,
-        "gemm_hot_gflops": flop / gemm_hot / 1e9, "gemm_streamed_gflops": flop / gemm_streamed / 1e9,
-        "ratio_now_1_thread": lone_s / pop_s,
-        "ratio_bound_gemm_hot_1_thread": lone_s / gemm_hot,
-        "ratio_bound_gemm_streamed_1_thread": lone_s / gemm_streamed,
-    }  # fmt: skip
+    gemm_share = T * (1 + 1 / (3 * args.eval_every)) / E  # per-step GEMM time -> per network-step
+    rounds = []
+    for _ in range(args.rounds):  # the parts alternate, so a change of load hits all of them
+        ph_pop, ph_lone = phases(pop, task, args.reps, args.eval_every), phases(lone, task, args.reps, args.eval_every)
+        roof = roofline(E, B, K, T, args.reps)
+        pop_s, lone_s = ph_pop["total"] / E, ph_lone["total"]
+        hot, streamed = roof["gemm_step_hot_s"] * gemm_share, roof["gemm_step_streamed_s"] * gemm_share
+        rounds.append({"population_phases_s_per_step": ph_pop, "lone_phases_s_per_step": ph_lone,
+                       "roofline": roof, "population_s": pop_s, "lone_s": lone_s, "gemm_only_hot_s": hot,
+                       "gemm_only_streamed_s": streamed,
+                       "ratio_now_1_thread": lone_s / pop_s, "ratio_bound_gemm_hot_1_thread": lone_s / hot,
+                       "ratio_bound_gemm_streamed_1_thread": lone_s / streamed,
+                       "gemm_fraction_streamed": streamed / pop_s})  # fmt: skip
+    res["rounds_detail"] = rounds
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0] if isinstance(rounds[0][k], float)}
+    for side in ("population", "lone"):
+        key = f"{side}_phases_s_per_step"
+        res[key] = {k: statistics.median(r[key][k] for r in rounds) for k in rounds[0][key]}
+    res["roofline"] = {k: statistics.median(r["roofline"][k] for r in rounds) for k in rounds[0]["roofline"]}
+    roof = res["roofline"]
+    res["population_operators"] = operators(pop, task)
+    res["per_network_step"] = {"flop": flop, **med, "population_gflops": flop / med["population_s"] / 1e9,
+                               "lone_gflops": flop / med["lone_s"] / 1e9,
+                               "gemm_hot_gflops": flop / med["gemm_only_hot_s"] / 1e9,
+                               "gemm_streamed_gflops": flop / med["gemm_only_streamed_s"] / 1e9}  # fmt: skip
     res["load_after"] = os.getloadavg()[0]
     for side in ("population", "lone"):
         ph = res[f"{side}_phases_s_per_step"]
@@ -219,7 +227,8 @@ def main() -> None:
           f"1024^3 sgemm {roof['sgemm_1024_gflops']:.1f} GFLOP/s")  # fmt: skip
     print(f"ratio lone/population at 1 thread: now {pn['ratio_now_1_thread']:.2f}x; bound with GEMMs only: "
           f"{pn['ratio_bound_gemm_hot_1_thread']:.2f}x hot, {pn['ratio_bound_gemm_streamed_1_thread']:.2f}x streamed; "
-          f"load {res['load_before']:.1f}-{res['load_after']:.1f}")  # fmt: skip
+          f"GEMMs {100 * pn['gemm_fraction_streamed']:.0f}% of the Population's time (streamed); "
+          f"medians of {args.rounds} rounds; load {res['load_before']:.1f}-{res['load_after']:.1f}")  # fmt: skip
     if args.out is not None:
         from spikedyn.atomic import atomic_write_json
 
