@@ -18,13 +18,13 @@ by each parent, and LIF networks trained from scratch with BPTT and e-prop; silh
 every twin the distance to its own parent against the distance to the other parents).
 
 Networks: McMahan et al.'s (``presets.get("mcmahan2024")``: N = 50, 1 + tanh, tanh for Hebbian and
-full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms) for rate bodies; LIF bodies are 50
-LIF units at the task's 10 ms step (``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this
-library's small-scale ones, stated next to the paper's in docs/comparison.md. Rules that declare
-``trains_members`` train all ``nets`` of a group in one batched ``Population`` run; the others (and the
-genetic algorithm, whose population makes one network) train one run directory per network. One sampling
-design either way: every network trains on the study's batch stream (seed ``seed``) and differs from the
-others only by its initialisation.
+full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms and ``dt_ms`` its 10 ms step, with
+``alpha = dt / tau``) for rate bodies; LIF bodies are 50 LIF units at the task's step (``LIF_PARAMS``).
+Training settings (``RULE_SETTINGS``) are this library's small-scale ones, stated next to the paper's in
+docs/comparison.md. Rules that declare ``trains_members`` train all ``nets`` of a group in one batched
+``Population`` run; the others (and the genetic algorithm, whose population makes one network) train one
+run directory per network. One sampling design either way: every network trains on the study's batch
+stream (seed ``seed``) and differs from the others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
@@ -102,9 +102,12 @@ class StudyConfig(ExperimentConfig):
     fewer for quick checks); ``steps``: rule -> step budget
     overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
-    ``alpha = min(1, step / tau_ms)`` at the study's 10 ms step. McMahan et al.'s code runs alpha = 0.1 per
-    1 ms step (tau = 10 ms, 10 Euler steps per tau); ``tau_ms = 10`` here gives alpha = 1 (no leak), not
-    their dynamics, and warns (so does any ``tau_ms`` at or below the step)."""
+    ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
+    instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
+    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` a trial is
+    McMahan et al.'s: 751 steps of ``N(mu, noise_var)``. Their code runs alpha = 0.1 per 1 ms step
+    (tau = 10 ms): ``tau_ms=10, dt_ms=1``. ``tau_ms`` at or below the step gives alpha = 1 (no leak) and
+    warns."""
 
     task: str = "rdm"
     n_contexts: int | None = None
@@ -122,6 +125,7 @@ class StudyConfig(ExperimentConfig):
     steps: dict[str, int] = {}
     include_failed: bool = False
     tau_ms: float | None = None
+    dt_ms: float | None = None
 
     def check(self) -> StudyConfig:
         if self.task not in TASKS:
@@ -144,20 +148,30 @@ class StudyConfig(ExperimentConfig):
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
         if self.tau_ms is not None and not self.tau_ms > 0:
             raise ValueError(f"--tau-ms must be > 0 ms, got {self.tau_ms}")
-        if self.tau_ms is not None and self.tau_ms <= step_ms():
-            import warnings
-
-            warnings.warn(f"--tau-ms {self.tau_ms:g} at the study's {step_ms():g} ms step gives alpha = 1 (no leak), "
-                          "not McMahan et al.'s code (alpha = 0.1: 1 ms steps, tau = 10 ms)", stacklevel=2)  # fmt: skip
         if not 1 <= self.signature_probes <= 21:
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
             raise ValueError(f"noise_var must be >= 0, got {self.noise_var}")
+        if self.dt_ms is not None:
+            if not self.dt_ms > 0:
+                raise ValueError(f"--dt-ms must be > 0 ms, got {self.dt_ms}")
+            try:
+                make_task(self)
+            except ValueError as e:  # the task's timings (750 ms trial) must be whole numbers of steps
+                raise ValueError(f"--dt-ms {self.dt_ms:g}: {e}") from None
+        if self.tau_ms is not None and self.tau_ms <= step_ms(self):
+            import warnings
+
+            warnings.warn(f"--tau-ms {self.tau_ms:g} at the study's {step_ms(self):g} ms step gives alpha = 1 "
+                          "(no leak), not McMahan et al.'s code (alpha = 0.1: --tau-ms 10 --dt-ms 1)",
+                          stacklevel=2)  # fmt: skip
         return self
 
     def task_params(self, noise_var: float | None = None) -> dict[str, Any]:
-        """The preset's task parameters (10 ms steps) with this study's noise and contexts."""
+        """The preset's task parameters (10 ms steps) with this study's noise, contexts and ``dt_ms``."""
         params: dict[str, Any] = {"noise_var": float(self.noise_var if noise_var is None else noise_var)}
+        if self.dt_ms is not None:
+            params["dt"] = float(self.dt_ms)
         if self.n_contexts is not None:
             params["n_contexts"] = int(self.n_contexts)
         return params
@@ -233,10 +247,12 @@ def body_groups() -> list[Group]:
 
 
 # -- building and training ------------------------------------------------------------------------------
-def step_ms() -> float:
-    """The study's time step in ms: the ``mcmahan2024`` preset's task step (10 ms)."""
+def step_ms(cfg: StudyConfig | None = None) -> float:
+    """The study's time step in ms: ``cfg.dt_ms``, else the ``mcmahan2024`` preset's task step (10 ms)."""
     from ..learning import presets
 
+    if cfg is not None and cfg.dt_ms is not None:
+        return float(cfg.dt_ms)
     return float(presets.get("mcmahan2024").task_params["dt"])
 
 
@@ -413,7 +429,8 @@ def condition_activity(model: Any, task: Any) -> np.ndarray:
     """The activity ``[T * B, N]`` McMahan et al.'s SVCCA compares: on ``condition_inputs(task)``, from the
     initial state x0 = 0. Their x0 ~ N(0, 0.3) decays within about 30 of their 750 1-ms steps (a few per
     cent of the activity); at the preset's 10 ms steps and tau = 100 ms it would last a quarter of the 76
-    steps and dominate the variance (measured in docs/comparison.md), so it is left out here. Spiking
+    steps and dominate the variance (measured in docs/comparison.md), so it is left out here (at every
+    ``dt_ms``, so that studies stay comparable). Spiking
     bodies start from rest as always."""
     import copy
 
