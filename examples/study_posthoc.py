@@ -197,7 +197,7 @@ def main() -> None:
            "zero_input_attractors": zero_input_attractors(args.study, summary),
            "zero_input_attractors_reached": zero_input_attractors(
                args.study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
-    if summary["kind"].startswith("rules_"):
+    if summary["kind"].startswith("rules_") and len(set(summary["labels"])) > 1:  # silhouettes need two rules
         res["svcca_preactivation"] = preactivation_svcca(args.study, summary)
         res["initial_state"] = initial_state_effect(args.study, summary)
     if args.pulse:
