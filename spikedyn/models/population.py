@@ -43,7 +43,7 @@ from .base import RecurrentModel, Rollout
 from .fused import fused_population_rollout, fused_supported
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
-from .triton_support import wants_triton
+from .triton_support import population_rate_rollout, wants_triton
 from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
@@ -117,63 +117,64 @@ def _padded(W: Tensor, rows: int, cols: int, scale: float = 1.0) -> Tensor:
 def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None, W_in: Tensor, b: Tensor,
                   W_rec: Tensor, W_out: Tensor, b_out: Tensor, alpha: float, act: _Stored,
                   Z: Tensor | None) -> tuple[Tensor, Tensor]:
-    """The Euler map of ``RateRNN`` for every member, one contiguous ``[E, B, K]`` block per step
-    (``K = N + I + 1``): the stored ``Z_t = [s_t | u_t | 1]`` (``s = phi(kappa x)``, see ``_Stored``) and
-    the state ``X_t = [kappa x_t | 0]``; the weights are padded with zeros to ``[E, K, K]``, so the padding
-    stays zero and every elementwise pass runs over contiguous memory. One step is one batched GEMM with
-    the leak folded in, ``X_{t+1} = (1 - alpha) X_t + kappa alpha Z_t W``, one activation pass and the
-    readout. Writes ``Z [T + 1, E, B, K]`` when given (for the backward pass), else keeps only two
-    blocks. Returns ``y [T, E, B, O]`` and the last state block ``X_T``."""
+    """The Euler map of ``RateRNN`` for every member, one contiguous ``[E, K, B]`` block per step
+    (``K = N + I + 1``, units x trials): the stored ``Z_t = [s_t ; u_t ; 1]`` (``s = phi(kappa x)``, see
+    ``_Stored``) and the state ``X_t = [kappa x_t ; 0]``; the weights are padded with zeros to ``[E, K, K]``,
+    so the padding stays zero and every elementwise pass runs over contiguous memory. One step is one
+    batched GEMM with the leak folded in, ``X_{t+1} = (1 - alpha) X_t + kappa alpha W Z_t`` (updated in
+    place: ``out=`` would first copy ``X``), one activation pass and the readout. Trials are the columns
+    so that the GEMMs' output rows are B long (64 trials: whole AVX-512 vectors; K = 52 columns would
+    leave a 4-wide tail), about 10% faster than ``[E, B, K]`` blocks (``docs/benchmarks.md``). Writes
+    ``Z [T + 1, E, K, B]`` when given (for the backward pass), else keeps one block (evaluation).
+    Returns ``y [T, E, B, O]`` (a view) and the last state block ``X_T [E, K, B]``."""
     E, B, N = x0.shape
     T, I = u.shape[-3], u.shape[-1]
     K = N + I + 1
-    u_ext = x0.new_ones((T + 1, E if u.dim() == 4 else 1, B, I + 1))  # [u_t | 1]
-    u_ext[:T, ..., :I] = u.transpose(0, 1) if u.dim() == 4 else u[:, None]
-    u_ext[T, ..., :I] = 0.0
-    W_fwd = _padded(torch.cat([act.rho * W_rec, W_in, b[..., None]], dim=-1).mT, K, K)  # [E, K, K]
-    W_outT = _padded(W_out, W_out.shape[1], K, act.rho).mT  # [E, K, O]
-    b_out = b_out[:, None]
-    y = x0.new_empty((T, E, B, W_out.shape[1]))
-    noise = None  # [T, B, K] (shared) or [T, E, B, K] (per member)
+    u_ext = x0.new_ones((T + 1, E if u.dim() == 4 else 1, I + 1, B))  # [u_t ; 1]
+    u_ext[:T, :, :I] = u.transpose(0, 1).mT if u.dim() == 4 else u.mT[:, None]
+    u_ext[T, :, :I] = 0.0
+    W_fwd = _padded(torch.cat([act.rho * W_rec, W_in, b[..., None]], dim=-1), K, K)  # [E, K, K]
+    W_out_pad = _padded(W_out, W_out.shape[1], K, act.rho)  # [E, O, K]
+    b_out = b_out[..., None]  # [E, O, 1]
+    y = x0.new_empty((T, E, W_out.shape[1], B))
+    noise = None  # [T, K, B] (shared) or [T, E, K, B] (per member)
     if xi is not None:
-        xi = xi if xi.dim() == 3 else xi.transpose(0, 1)
-        noise = torch.cat([xi, xi.new_zeros((*xi.shape[:-1], K - N))], dim=-1)
+        xi = (xi if xi.dim() == 3 else xi.transpose(0, 1)).mT
+        noise = torch.cat([xi, xi.new_zeros((*xi.shape[:-2], K - N, B))], dim=-2)
     noise_scale = None if xi is None else (act.kappa * alpha * scale)[:, None, None]
-    blocks = (x0.new_empty((E, B, K)), x0.new_empty((E, B, K))) if Z is None else None
-    X = x0.new_zeros((E, B, K))
-    X[..., :N] = x0 if act.kappa == 1.0 else act.kappa * x0
-    states = (X, torch.zeros_like(X))
-    z = Z[0] if Z is not None else blocks[0]
+    X = x0.new_zeros((E, K, B))  # the one state block, updated in place
+    X[:, :N] = x0.mT if act.kappa == 1.0 else act.kappa * x0.mT
+    z = Z[0] if Z is not None else x0.new_empty((E, K, B))  # without Z: one block, overwritten each step
     act.phi(X, z)
-    z[..., N:] = u_ext[0]
+    z[:, N:] = u_ext[0]
     for t in range(T):
-        X_next = states[(t + 1) % 2]
         if alpha == 1.0:
-            torch.bmm(z, W_fwd, out=X_next)
+            torch.bmm(W_fwd, z, out=X)
             if act.kappa != 1.0:
-                X_next.mul_(act.kappa)
-        else:  # (1 - alpha) X + kappa alpha [s | u | 1] W, one call
-            torch.baddbmm(X, z, W_fwd, beta=1.0 - alpha, alpha=act.kappa * alpha, out=X_next)
+                X.mul_(act.kappa)
+        else:  # (1 - alpha) X + kappa alpha W [s ; u ; 1], one call
+            X.baddbmm_(W_fwd, z, beta=1.0 - alpha, alpha=act.kappa * alpha)
         if noise is not None:
-            X_next.addcmul_(noise[t], noise_scale)
-        X = X_next
-        z = Z[t + 1] if Z is not None else blocks[(t + 1) % 2]
+            X.addcmul_(noise[t], noise_scale)
+        if Z is not None:
+            z = Z[t + 1]
         act.phi(X, z)
-        z[..., N:] = u_ext[t + 1]
-        torch.baddbmm(b_out, z, W_outT, out=y[t])
-    return y, X
+        z[:, N:] = u_ext[t + 1]
+        torch.baddbmm(b_out, W_out_pad, z, out=y[t])
+    return y.mT, X
 
 
 class _RatePopulationBPTT(torch.autograd.Function):
     """The whole rate rollout of a population with its hand-written backward (``_rate_forward`` forward,
     the adjoint recursion of the module doc backward). Inputs: x0 [E,B,N], u [T,B,I] (shared) or
     [E,T,B,I], noise drive xi [T,B,N] (or per member [E,T,B,N]) and its per-member scale [E] (or None),
-    the stacked weights, the activation name, a ``_Workspace`` (or None); outputs y [E,T,B,O], s [E,T,B,N] (the stored
-    ``s = r / rho``) and x_T [E,B,N].
+    the stacked weights, the activation name, a ``_Workspace`` (or None); outputs y [E,T,B,O], s [E,T,B,N]
+    (the stored ``s = r / rho``; views of the ``[T + 1, E, K, B]`` store) and x_T [E,B,N].
 
-    Per step the backward is one GEMM ``acc = rho kappa (c_{t+1} W_rec + g_y W_out)``, one fused pass
-    ``acc psi(s_t)``, one ``lerp`` (``c_t = (1 - alpha) c_{t+1} + alpha f'(x_t) dL/dr_t``) and the
-    weight-gradient GEMM ``dW += c_t^T Z_{t-1}`` while both are in cache."""
+    Per step (blocks ``[E, K, B]`` as in ``_rate_forward``) the backward is one GEMM ``acc = rho kappa
+    (W_rec^T c_{t+1} + W_out^T g_y)``, one fused pass ``acc psi(s_t)``, one ``lerp`` (``c_t = (1 - alpha)
+    c_{t+1} + alpha f'(x_t) dL/dr_t``) and the weight-gradient GEMM ``dW^T += Z_{t-1} c_t^T`` while both
+    are in cache."""
 
     @staticmethod
     def forward(ctx, x0, u, xi, scale, W_in, b, W_rec, W_out, b_out, alpha, activation, workspace):  # type: ignore[override]
@@ -181,46 +182,46 @@ class _RatePopulationBPTT(torch.autograd.Function):
         act = _STORED[activation]
         E, B, N = x0.shape
         T, I = u.shape[-3], u.shape[-1]
-        shape = (T + 1, E, B, N + I + 1)
+        shape = (T + 1, E, N + I + 1, B)
         Z = workspace.take(shape, x0) if workspace is not None else x0.new_empty(shape)
         y, X = _rate_forward(x0, u, xi, scale, W_in, b, W_rec, W_out, b_out, alpha, act, Z)
         ctx.save_for_backward(Z.view(shape), W_rec, W_out)  # a view: the workspace sees it is in use
         ctx.alpha, ctx.activation, ctx.n_in = alpha, activation, I
-        x_T = X[..., :N] if act.kappa == 1.0 else X[..., :N] / act.kappa
-        return y.transpose(0, 1), Z[1:, ..., :N].transpose(0, 1), x_T
+        x_T = (X[:, :N] if act.kappa == 1.0 else X[:, :N] / act.kappa).mT
+        return y.transpose(0, 1), Z[1:, :, :N].permute(1, 0, 3, 2), x_T
 
     @staticmethod
     def backward(ctx, g_y, g_s, g_x):  # type: ignore[override]
         Z, W_rec, W_out = ctx.saved_tensors
         alpha, act = ctx.alpha, _STORED[ctx.activation]
-        T1, E, B, K = Z.shape
+        T1, E, K, B = Z.shape
         T, N, I, O = T1 - 1, W_rec.shape[-1], ctx.n_in, W_out.shape[1]
         rk = act.rho * act.kappa
-        W_bwd = _padded(W_rec, K, K, rk)  # [E, K, K]: rho kappa c W_rec in the first N columns, zeros after
-        W_out_pad = _padded(W_out, O, K, rk)  # [E, O, K]
-        dW = Z.new_zeros((E, K, K))  # rows: units (padding rows stay 0); columns: [s | u | 1]
+        W_bwd = _padded(W_rec.mT, K, K, rk)  # [E, K, K]: rho kappa W_rec^T c in the first N rows, zeros after
+        W_out_pad = _padded(W_out.mT, K, O, rk)  # [E, K, O]
+        dWT = Z.new_zeros((E, K, K))  # dW^T; rows: [s ; u ; 1]; columns: units (padding columns stay 0)
         dW_out = Z.new_zeros((E, O, K))
         db_out = W_out.new_zeros((E, O))
         # the steps whose outputs carry a gradient (a masked loss touches few of them)
-        with_y = [False] * T if g_y is None else (g_y != 0).any(dim=3).any(dim=2).any(dim=0).tolist()
-        acc = Z.new_empty((E, B, K))
-        carries = (Z.new_empty((E, B, K)), Z.new_empty((E, B, K)))
-        carry = None  # [c_{t+1} | 0], c_{t+1} = alpha lam_{t+1} = dL/dd_t
+        with_y = [False] * T if g_y is None else g_y.abs().amax(dim=(0, 2, 3)).ne(0).tolist()  # one reduction
+        acc = Z.new_empty((E, K, B))
+        carries = (Z.new_empty((E, K, B)), Z.new_empty((E, K, B)))
+        carry = None  # [c_{t+1} ; 0], c_{t+1} = alpha lam_{t+1} = dL/dd_t
         for t in range(T, 0, -1):
             if carry is not None:
-                torch.bmm(carry, W_bwd, out=acc)
+                torch.bmm(W_bwd, carry, out=acc)
             else:
                 acc.zero_()
             if with_y[t - 1]:
-                g_yt = g_y[:, t - 1]  # [E, B, O]
+                g_yt = g_y[:, t - 1].mT  # [E, O, B]
                 if O == 1:  # outer products: elementwise beats a batched GEMM with a unit dimension
-                    acc.addcmul_(g_yt, W_out_pad)
+                    acc.addcmul_(W_out_pad, g_yt)
                 else:
-                    acc.baddbmm_(g_yt, W_out_pad)
-                dW_out.baddbmm_(g_yt.mT, Z[t])
-                db_out.add_(g_yt.sum(1))
+                    acc.baddbmm_(W_out_pad, g_yt)
+                dW_out.baddbmm_(g_yt, Z[t].mT)
+                db_out.add_(g_yt.sum(-1))
             if g_s is not None:  # dL/ds = rho dL/dr
-                acc[..., :N] += act.kappa * g_s[:, t - 1]
+                acc[:, :N] += act.kappa * g_s[:, t - 1].mT
             new = carries[t % 2]
             act.psi(acc, Z[t], new)  # rho kappa psi(s) dL/dr = f'(x) dL/dr (0 in the padding: acc is 0 there)
             if carry is None:  # c_t = alpha f'(x_t) dL/dr_t + (1 - alpha) c_{t+1}
@@ -228,15 +229,17 @@ class _RatePopulationBPTT(torch.autograd.Function):
             else:
                 torch.lerp(carry, new, alpha, out=new)
             if t == T and g_x is not None:
-                new[..., :N] += alpha * g_x
+                new[:, :N] += alpha * g_x.mT
             carry = new
-            dW.baddbmm_(carry.mT, Z[t - 1])
+            dWT.baddbmm_(Z[t - 1], carry.mT)
         g0 = None
-        if ctx.needs_input_grad[0] and carry is not None:  # lam_0 = f'(x_0) c_1 W_rec + (1 - alpha) lam_1
-            g0 = act.psi(torch.bmm(carry, W_bwd), Z[0], acc)[..., :N]
+        if ctx.needs_input_grad[0] and carry is not None:  # lam_0 = f'(x_0) W_rec^T c_1 + (1 - alpha) lam_1
+            g0 = act.psi(torch.bmm(W_bwd, carry), Z[0], acc)[:, :N]
             if alpha != 1.0:
-                g0 = g0 + carry[..., :N] * ((1.0 - alpha) / alpha)
+                g0 = g0 + carry[:, :N] * ((1.0 - alpha) / alpha)
+            g0 = g0.mT
         rho = act.rho
+        dW = dWT.mT  # rows: units; columns: [s | u | 1]
         dW_rec = dW[:, :N, :N] if rho == 1.0 else rho * dW[:, :N, :N]
         dW_out = dW_out[..., :N] if rho == 1.0 else rho * dW_out[..., :N]
         return g0, None, None, None, dW[:, :N, N : N + I], dW[:, :N, N + I], dW_rec, dW_out, db_out, None, None, None
@@ -581,6 +584,9 @@ class Population(nn.Module):
             x0 = state.x if state.x.dim() == 3 else state.x.expand(E, B, self.n_hidden)
         xi = self._rate_noise(T, B)
         scale = None if xi is None else self._noise_scale()
+        triton = population_rate_rollout(self, u, x0, xi, scale)  # CUDA (or SPIKEDYN_TRITON=on): triton_rate.py
+        if triton is not None:
+            return triton
         y, s, x = _RatePopulationBPTT.apply(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out,
                                             self.b_out, body.alpha, body.activation, self._workspace)  # fmt: skip
         rho = _STORED[body.activation].rho
