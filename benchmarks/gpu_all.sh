@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-shot GPU measurement of issue 13 (at most about 8 min on one H100/H200), everything written under OUT_DIR:
-#   check.jsonl          benchmarks/gpu_check.py: the Triton kernels vs the neuron map / autograd on the GPU
+# One-shot GPU measurement of issue 13 (at most about 8.5 min on one H100/H200), everything written under OUT_DIR:
+#   check.jsonl          benchmarks/gpu_check.py: the Triton kernels vs the neuron map / autograd on the GPU, and
+#                        the chunked e-prop forward and a rate Population on the kernels vs their torch paths
 #   bench_sim_cuda.jsonl benchmarks/bench_sim.py --device cuda: one training step at H = 256 and 1024, B = 128,
 #                        T = 500 (I = 64): spikedyn's Triton LIF / ALIF / leaky rate kernels (IEEE float32 and
 #                        TF32x3 products), the same models on torch ops, snntorch RLeaky, norse
@@ -55,7 +56,7 @@ start=$(date +%s)
 { nvidia-smi 2>&1; "$PY" -c 'import sys, torch, triton; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)'; } > "$out/env.txt"
 rc=0
 # 1. correctness on the GPU (the kernels compile here for the first time: a failure is recorded per check)
-timeout 140 "$PY" benchmarks/gpu_check.py --out "$out/check.jsonl" || { echo "gpu_check failed or timed out (rc $?)" >&2; rc=1; }
+timeout 170 "$PY" benchmarks/gpu_check.py --out "$out/check.jsonl" || { echo "gpu_check failed or timed out (rc $?)" >&2; rc=1; }
 # 2. the training-step benchmark, all cases interleaved per shape
 cases=spikedyn_lif,spikedyn_lif_tf32x3,spikedyn_lif_torch_ops,spikedyn_alif,spikedyn_alif_tf32x3,spikedyn_alif_torch_ops,spikedyn_rate_leaky,spikedyn_rate_leaky_torch_ops,spikedyn_rate_leaky_population_kernel,snntorch_rleaky,norse_lif_recurrent,torch_lif_loop,torch_lif_loop_compiled,torch_rnn_tanh
 timeout 290 "$PY" benchmarks/bench_sim.py --device cuda --rounds 5 --cases "$cases" --out "$out/bench_sim_cuda.jsonl" \

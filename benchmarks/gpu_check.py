@@ -15,7 +15,11 @@ Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled
 - ``storage_rel_err`` (LIF and ALIF): the same error of float16 / bfloat16 storage of the membrane
   distance against float32 storage (the issue asks <= 1e-3);
 - ``tf32x3`` (LIF and ALIF): spike-count agreement and gradient error of
-  ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores) against the default IEEE float32 products.
+  ``SPIKEDYN_TRITON_PRECISION=tf32x3`` (tensor cores) against the default IEEE float32 products;
+- ``eprop_lif_chunked``: e-prop's chunked LIF rollout with each chunk's forward on the kernel vs on torch
+  (``loss_equal_fp32``; ``loss_rel_err_fp64``, ``grad_rel_err_fp64``), at most 32 trials;
+- ``population_rate``: 8 leaky rate nets in the rate kernels' member axis vs the population's torch kernel
+  (``outputs_rel_err_fp64``, ``grad_rel_err_fp64``), at most 32 trials.
 
 Exit code 2 without a CUDA device (``--device cpu`` without ``TRITON_INTERPRET=1``).
 ``benchmarks/gpu_all.sh`` runs this and ``bench_sim.py --device cuda``.
@@ -55,13 +59,65 @@ def _rate(H: int, dtype: torch.dtype, dev: torch.device):
     return RateRNN(N_IN, H, 1, alpha=0.1, activation="relu", noise_std=0.05).to(device=dev, dtype=dtype)
 
 
+def _eprop_chunked(H: int, T: int, dev: torch.device, batch: int) -> dict:
+    """e-prop's chunked LIF rollout (``learning/eprop.py``) with each chunk's forward on the Triton kernel from
+    the carried state, against the same rollout on the torch forward (float64: loss and gradients; float32:
+    whether the loss is identical, i.e. the same spikes)."""
+    from spikedyn.learning.eprop import eprop_rollout
+    from spikedyn.models.triton_support import use_triton
+
+    row: dict = {}
+    for dtype in (torch.float32, torch.float64):
+        m = _spiking("lif", tau_out=20.0)(H, dtype, dev)
+        torch.manual_seed(1)
+        u = 2.0 * torch.randn(T, batch, N_IN, device=dev, dtype=dtype)
+        target = torch.randn(T, batch, 1, device=dev, dtype=dtype)
+        mask = torch.ones_like(target)
+        res = {}
+        for mode in ("off", "on"):
+            with use_triton(mode), torch.no_grad():
+                loss, grads = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=32)
+            res[mode] = (loss, [grads[k] for k in sorted(grads)])
+        if dtype == torch.float32:
+            row["loss_equal_fp32"] = bool(torch.equal(res["on"][0], res["off"][0]))
+        else:
+            row["loss_rel_err_fp64"] = (abs(res["on"][0] - res["off"][0]) / abs(res["off"][0])).item()
+            row["grad_rel_err_fp64"] = _rel(res["on"][1], res["off"][1])
+    return row
+
+
+def _population_rate(H: int, T: int, dev: torch.device, batch: int, members: int = 8) -> dict:
+    """A rate ``Population`` of ``members`` leaky nets in the rate kernels' member axis against the population's
+    torch kernel (float64: outputs and gradients)."""
+    from spikedyn.models import Population, RateRNN
+    from spikedyn.models.triton_support import use_triton
+
+    pop = Population.init(RateRNN, members, N_IN, H, 1, seed=0, alpha=0.1, activation="tanh", noise_std=0.05,
+                          per_member={"gain": [0.5 + i / members for i in range(members)]}).to(dev).double()
+    torch.manual_seed(1)
+    u = torch.randn(T, batch, N_IN, device=dev, dtype=torch.float64)
+    res = {}
+    for mode in ("off", "on"):
+        torch.manual_seed(2)  # the same x_0 and noise draws
+        with use_triton(mode):
+            out = pop(u)
+            res[mode] = (out.y.detach(), torch.autograd.grad(out.y.square().mean(), list(pop.parameters())))
+    (y_on, g_on), (y_off, g_off) = res["on"], res["off"]
+    return {"members": members, "outputs_rel_err_fp64": ((y_on - y_off).abs().max() / y_off.abs().max()).item(),
+            "grad_rel_err_fp64": _rel(g_on, g_off)}
+
+
 CHECKS: dict[str, Callable] = {
     "lif": _spiking("lif", tau_out=0.0),
     "alif": _spiking("alif", tau_out=20.0),
     "lif_zero_refractory_substeps": _spiking("lif", reset="zero", refractory=2.0, substeps=2, tau_syn=5.0,
                                              surrogate="triangle"),
     "rate_leaky": _rate,
+    # the dispatch sites beyond model(u): (H, T, device, batch) -> fields of the row; at most 32 trials
+    "eprop_lif_chunked": _eprop_chunked,
+    "population_rate": _population_rate,
 }
+ROLLOUT_CHECKS = ("eprop_lif_chunked", "population_rate")
 
 
 def _grads(model, u: torch.Tensor, mode: str, loop: bool = False, storage: str | None = None,
@@ -87,6 +143,11 @@ def run_check(name: str, H: int, T: int, dev: torch.device, batch: int = BATCH) 
     make = CHECKS[name]
     row: dict = {"check": name, "H": H, "B": batch, "T": T, "I": N_IN}
     t0 = time.perf_counter()
+    if name in ROLLOUT_CHECKS:
+        row["B"] = batch = min(batch, 32)
+        row.update(make(H, T, dev, batch))
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        return row
     torch.manual_seed(1)
     u = 2.0 * torch.randn(T, batch, N_IN, device=dev)
     m32 = make(H, torch.float32, dev)

@@ -5,12 +5,18 @@
 * the dimension of the condition activity (components for 95 % of the variance) and the SVCCA between the
   first two networks of each rule, from a random x0 (McMahan et al.'s x0 ~ N(0, 0.3)) and from x0 = 0;
 * attractors at zero input counted by the two fixed-point searches: seeded from the task's trajectories
-  (the topology graph) and from uniform initial states in [-5, 5] (McMahan et al.'s, the signature);
+  (the topology graph) and from uniform initial states in [-5, 5] (McMahan et al.'s, the signature), for
+  all analysed networks and for those that reached the target;
+* with ``--pulse``: McMahan et al.'s pulse experiment (Fig. 4, ``spikedyn.experiments.pulse``) on every
+  analysed network: stable or transient integrator by its output, against its attractor count;
+* the mean distance within and between labels of every distance matrix;
 * the silhouettes of McMahan et al.'s own saved SVCCA distances (``distances.npy`` of their repository,
   N-CDI with N = 1..6, BPTT vs GA), if ``--mcmahan DIR`` names a copy of it.
 
-    python examples/study_posthoc.py runs/study/rules-rdm [--mcmahan PATH_TO_RNN_Learning_Rules] [--json out.json]
+    python examples/study_posthoc.py runs/study/rules-rdm [--mcmahan PATH_TO_RNN_Learning_Rules] [--pulse] \
+        [--json out.json]
 
+On a ``study contexts`` directory the checks run on each ``ncdi-N`` sub-study.
 Reads the study's ``study.json``, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
 never retrained); writes nothing unless ``--json`` is given (then atomically, never over an existing file).
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,12 +101,15 @@ def initial_state_effect(study: Path, summary: dict, per_rule: int = 4) -> dict[
     return out
 
 
-def zero_input_attractors(study: Path, summary: dict) -> dict[str, dict[str, float]]:
-    """Per label: mean attractors at u = 0 found by each search, and the fraction with two or more."""
+def zero_input_attractors(study: Path, summary: dict, only: set[str] | None = None) -> dict[str, dict[str, float]]:
+    """Per label: mean attractors at u = 0 found by each search, and the fraction with two or more (``only``:
+    just these network ids)."""
     probes = summary["config"]["probes"]
     z = probes.index(0.0)
     out: dict[str, dict[str, list]] = {}
     for i, lab in zip(summary["ids"], summary["labels"]):
+        if only is not None and i not in only:
+            continue
         with np.load(study / "analysis" / f"{i.replace('/', '-')}.npz") as a:
             graph = int(a["counts"][z])
             uniform = int(a["sig_stable_0"].sum())  # SIGNATURE_PROBES[0] = 0
@@ -114,6 +124,29 @@ def zero_input_attractors(study: Path, summary: dict) -> dict[str, dict[str, flo
                   "stable_integrators_trajectory": float(np.mean(np.asarray(d["trajectory"]) >= 2)),
                   "stable_integrators_uniform": float(np.mean(np.asarray(d["uniform"]) >= 2))}
             for lab, d in out.items()}  # fmt: skip
+
+
+def pulse_integrators(study: Path, summary: dict) -> dict[str, Any]:
+    """McMahan et al.'s pulse experiment (``pulse_experiment``: a noiseless pulse of +-0.1857 for 375 ms,
+    then 5 s of zero input, at the study's step) on every analysed network, read back from its run."""
+    from spikedyn.experiments import study as X
+    from spikedyn.experiments.pulse import pulse_experiment
+
+    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
+    groups = {g.name: g for g in X.rule_groups(cfg)}
+    nets = {}
+    for name in dict.fromkeys(i.split("/")[0] for i in summary["ids"]):
+        for n in X.train_group(cfg, groups[name], study, progress=False):
+            nets[n.id] = n
+    per: dict[str, list[dict[str, Any]]] = {}
+    for i, lab in zip(summary["ids"], summary["labels"]):
+        rec = pulse_experiment(nets[i].model, n_inits=cfg.n_inits, seed=cfg.seed)
+        per.setdefault(lab, []).append({"id": i, "reached": bool(nets[i].reached), "integrator": rec.integrator,
+                                        "retention": rec.retention, "attractors_at_zero": rec.attractors_at_zero,
+                                        "consistent": rec.consistent})  # fmt: skip
+    return {lab: {"stable_by_pulse": float(np.mean([r["integrator"] == "stable" for r in rows])),
+                  "consistent_with_attractors": float(np.mean([r["consistent"] for r in rows])), "nets": rows}
+            for lab, rows in per.items()}  # fmt: skip
 
 
 def mcmahan_saved(path: Path) -> list[dict[str, float]]:
@@ -145,27 +178,62 @@ def mcmahan_saved(path: Path) -> list[dict[str, float]]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("study", type=Path)
-    ap.add_argument("--mcmahan", type=Path, default=None, help="a copy of McMahan et al.'s repository")
-    ap.add_argument("--json", type=Path, default=None, help="write the results here (refuses an existing file)")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    summary = json.loads((args.study / "study.json").read_text())
-    with np.load(args.study / "distances.npz") as f:
+def label_means(D: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Mean distance within each label (off-diagonal pairs) and between each pair of labels."""
+    lab = np.asarray(labels)
+    names = list(dict.fromkeys(labels))
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            ia, ib = np.flatnonzero(lab == a), np.flatnonzero(lab == b)
+            M = D[np.ix_(ia, ib)]
+            v = M[np.triu_indices(len(ia), 1)] if a == b else M.ravel()
+            out[f"within {a}" if a == b else f"{a} - {b}"] = float(v.mean()) if v.size else float("nan")
+    return out
+
+
+def posthoc(study: Path, pulse: bool = False) -> dict:
+    """The checks of the module doc on one study directory (``study rules|noise|bodies``, or one ``ncdi-N``
+    of ``study contexts``)."""
+    summary = json.loads((study / "study.json").read_text())
+    with np.load(study / "distances.npz") as f:
         from spikedyn.experiments.study import DISTANCES
 
         D = {k: f[f"{k}_distance"] for k in DISTANCES}
     reached = {n["id"]: bool(n["reached"]) for n in summary["nets"]}
     keep = np.asarray([reached[i] for i in summary["ids"]])
-    res = {"study": str(args.study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
+    res = {"study": str(study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
            "reached_per_label": {lab: int(sum(k for k, x in zip(keep, summary["labels"]) if x == lab))
                                  for lab in dict.fromkeys(summary["labels"])},
-           "zero_input_attractors": zero_input_attractors(args.study, summary)}  # fmt: skip
+           "mean_distances": {k: label_means(M, summary["labels"]) for k, M in D.items()},
+           "zero_input_attractors": zero_input_attractors(study, summary),
+           "zero_input_attractors_reached": zero_input_attractors(
+               study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
     if summary["kind"].startswith("rules_"):
-        res["svcca_preactivation"] = preactivation_svcca(args.study, summary)
-        res["initial_state"] = initial_state_effect(args.study, summary)
+        res["svcca_preactivation"] = preactivation_svcca(study, summary)
+        res["initial_state"] = initial_state_effect(study, summary)
+    if pulse:
+        res["pulse"] = pulse_integrators(study, summary)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("study", type=Path)
+    ap.add_argument("--mcmahan", type=Path, default=None, help="a copy of McMahan et al.'s repository")
+    ap.add_argument("--pulse", action="store_true", help="run the pulse experiment on every analysed network")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here (refuses an existing file)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    summary = json.loads((args.study / "study.json").read_text())
+    if summary["kind"] == "contexts":  # one sub-study per N (paths relative to the study, or absolute if older)
+        from spikedyn.experiments.study import study_path
+
+        res = {"study": str(args.study),
+               "contexts": {n: posthoc(study_path(args.study, p).parent, args.pulse)
+                             for n, p in summary["studies"].items()}}
+    else:
+        res = posthoc(args.study, args.pulse)
     if args.mcmahan is not None:
         res["mcmahan_saved_distances"] = mcmahan_saved(args.mcmahan)
     print(json.dumps(res, indent=1))

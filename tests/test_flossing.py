@@ -87,3 +87,22 @@ def test_flossing_errors():
         flossing(m, torch.zeros(10, 2, 2), steps=0, progress=False)
     with pytest.raises(ValueError, match="RateRNN only"):
         flossing(GRURNN(2, 8, 1), torch.zeros(10, 2, 2), steps=1, local=True, progress=False)
+
+
+def test_flossing_rounding_benchmark_runs(tmp_path, monkeypatch):
+    """benchmarks/flossing_rounding.py (docs/analysis.md's rounding check) on a tiny budget: the one-ulp run
+    starts within rounding of the
+    unperturbed one, and the result file is written."""
+    import json
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.modules.pop("flossing_rounding", None)
+    import flossing_rounding
+
+    out = flossing_rounding.main(["--steps", "3", "--floss-steps", "2", "--out", str(tmp_path / "r.json")])
+    assert out["max_relative_loss_difference_up_to"][3] < 1e-4  # a rounding-sized change at the start
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["one_ulp"]["final_accuracy"] == out["one_ulp"]["final_accuracy"]
+    assert len(saved["as_is"]["accuracy"]) == 3 and 0.0 <= saved["as_is"]["final_accuracy"] <= 1.0

@@ -1,6 +1,8 @@
 """`spikedyn study`: McMahan et al. 2024's population studies at a tiny scale, resumable."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from spikedyn.cli import main
@@ -216,3 +218,77 @@ def test_tau_at_the_step_warns_that_alpha_is_one():
         warnings.simplefilter("error")
         X.StudyConfig(tau_ms=20.0).check()
         X.StudyConfig().check()
+
+
+def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_thread_seeded):
+    """``--dt-ms``: the task's step and the rate nets' alpha = dt / tau (McMahan et al.'s code: tau = 10 ms at
+    1 ms steps, alpha 0.1, 751 steps per trial); the input noise keeps its variance per 1 ms; study.json
+    records it; a step that is not positive or does not divide the 750 ms trial exits 2 with one line."""
+    import json
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():  # alpha = 0.1: no alpha = 1 warning at their step
+        warnings.simplefilter("error")
+        theirs = X.StudyConfig(tau_ms=10.0, dt_ms=1.0).check()
+    with pytest.warns(UserWarning, match=r"at the study's 1 ms step gives alpha = 1"):
+        X.StudyConfig(tau_ms=1.0, dt_ms=1.0).check()
+    task = X.make_task(theirs)
+    assert task.dt == 1.0 and task.n_steps == 751 and task.noise_std == pytest.approx(1.0)
+    assert X.step_ms(theirs) == 1.0 and X.step_ms(X.StudyConfig()) == 10.0
+    net = X.build_net(task, "rate", "bptt", 0, tau_ms=theirs.tau_ms)
+    assert net.dt == 1.0 and net.alpha == pytest.approx(0.1)
+    lif = X.build_net(task, "lif", "bptt", 0)
+    assert lif.dt == 1.0
+    preset = X.make_task(X.StudyConfig())
+    assert preset.n_steps == 76 and preset.noise_std == pytest.approx(np.sqrt(0.1))
+    assert X.condition_inputs(task).shape == (751, 10, 1)
+    for bad, needle in [("0", "--dt-ms must be > 0"), ("-1", "--dt-ms must be > 0"),
+                        ("7", "--dt-ms 7: dt=7.0 ms does not divide duration_ms=750.0 ms")]:  # fmt: skip
+        for cmd in ("rules", "noise", "bodies"):
+            assert main(["study", cmd, "--dt-ms", bad, "--out", str(tmp_path / "bad")]) == 2, (cmd, bad)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (cmd, bad, err)
+    out = tmp_path / "s"
+    assert main(["study", "rules", "--rules", "bptt,full_force", "--nets", "2", "--tau-ms", "10", "--dt-ms", "5",
+                 "--eval-trials", "8", "--analysis-trials", "2", "--n-inits", "4", "--signature-probes", "1",
+                 "--steps", "bptt=1", "--steps", "full_force=1", "--include-failed", "--no-progress",
+                 "--out", str(out), "--json"]) == 0  # fmt: skip
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["config"]["dt_ms"] == 5.0 and summary["config"]["tau_ms"] == 10.0
+    cached = np.load(out / "analysis" / "bptt-rate-0.npz")
+    assert cached["activity"].shape == (151 * 10, 50)  # 750 ms at 5 ms steps: 151 per condition input
+    # the trained networks and their task are the dt = 5 ms ones (alpha = 0.5)
+    cfg = json.loads((out / "nets" / "bptt-rate" / "config.json").read_text())
+    assert cfg["task"]["dt"] == 5.0 and [(m["dt"], m["alpha"]) for m in cfg["model"]["members"]] == [(5.0, 0.5)] * 2
+
+
+def test_study_json_paths_are_relative_to_the_study_so_a_moved_copy_still_names_its_files(tmp_path, one_thread_seeded):
+    """``study.json`` records run directories, figures and a contexts study's sub-studies relative to the
+    study's directory (they were absolute ``/tmp/...`` paths, wrong in any copy); ``study_path`` reads both."""
+    import json
+    import shutil
+
+    out = tmp_path / "made-here"
+    assert main(["study", "contexts", "--contexts", "2", "--nets", "2", "--eval-trials", "20", "--analysis-trials",
+                 "4", "--n-inits", "8", "--signature-probes", "3", "--steps", "bptt=2", "--steps", "ga=1",
+                 "--include-failed", "--no-progress", "--out", str(out), "--json"]) == 0
+    moved = tmp_path / "copied" / "elsewhere"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    top = json.loads((moved / "study.json").read_text())
+    assert top["studies"] == {"2": "ncdi-2/study.json"} and top["figure"] == "figures/contexts.png"
+    assert X.study_path(moved, top["figure"]).is_file()
+    sub_dir = X.study_path(moved, top["studies"]["2"]).parent
+    sub = json.loads((sub_dir / "study.json").read_text())
+    assert [n["run_dir"] for n in sub["nets"]] == ["nets/bptt-rate", "nets/bptt-rate", "nets/ga-rate/net-00",
+                                                   "nets/ga-rate/net-01"]
+    for n in sub["nets"]:
+        assert (X.study_path(sub_dir, n["run_dir"]) / "model.pt").is_file()
+    assert X.study_path(sub_dir, sub["figure"]).is_file()
+    # what older spikedyn versions recorded (absolute paths) reads back unchanged; None stays None
+    assert X.study_path(moved, "/tmp/study-runs/x/nets/bptt-rate") == Path("/tmp/study-runs/x/nets/bptt-rate")
+    assert X.study_path(moved, None) is None
+    assert X.relative_to_study(tmp_path / "outside", moved) == str(tmp_path / "outside")
+    assert X.relative_to_study(None, moved) is None

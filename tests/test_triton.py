@@ -111,6 +111,58 @@ def test_population_members_run_in_the_member_axis_of_the_grid():
 
 
 @needs_interpreter
+@pytest.mark.parametrize("name", list(SPIKING))
+def test_the_forward_kernel_continues_from_a_carried_state_as_the_torch_loop(name):
+    """``triton_lif.forward_substeps`` (the chunked e-prop forward): two chunks, the second from the state the
+    first left (u, v, the last spikes, a, ref, rbar), against ``fused.forward_substeps`` in float32: the same
+    spikes, counts, readout and refractory masks; x and the carried state to round-off."""
+    from spikedyn.models import triton_lif
+    from spikedyn.models.fused import forward_substeps, zero_carry
+
+    m, u = _model(SPIKING[name], torch.float32)
+    i_ext = (u @ m.W_in.T).detach()
+    p, K, W, b, beta = m.params, m.substeps, m.W_rec_eff.detach(), m.b.detach(), m.beta.detach()
+    carry_ref, carry = zero_carry(i_ext[0]), zero_carry(i_ext[0])
+    for chunk in (i_ext[:4], i_ext[4:]):
+        ref = forward_substeps(p, W, b, beta, chunk, K, "dense", carry_ref)
+        out = triton_lif.forward_substeps(p, W, b, beta, chunk, K, carry)
+        assert out.carry is carry and ref.counts.sum() > 10
+        assert out.zs.dtype == ref.zs.dtype and torch.equal(out.zs, ref.zs)
+        assert torch.equal(out.counts, ref.counts) and torch.equal(out.rbar, ref.rbar)
+        assert (out.refr is None) == (ref.refr is None) and (ref.refr is None or torch.equal(out.refr, ref.refr))
+        torch.testing.assert_close(torch.stack(out.xs), torch.stack(ref.xs), rtol=1e-5, atol=1e-5)
+        for a, b_ in zip(out.carry, ref.carry):
+            torch.testing.assert_close(a, b_, rtol=1e-5, atol=1e-5)
+        carry_ref = ref.carry
+
+
+@needs_interpreter
+@pytest.mark.parametrize("name", list(SPIKING))
+def test_chunked_eprop_through_the_forward_kernel_equals_the_torch_path_float64(name, monkeypatch):
+    """e-prop's chunked rollout with the chunks' forward on the Triton kernel (three chunks here) gives the
+    torch path's loss and gradients (LIF: factorised traces; zero reset: gated; ALIF: adaptive)."""
+    from spikedyn.learning.eprop import eprop_rollout
+    from spikedyn.models import triton_lif
+
+    m, u = _model(SPIKING[name], torch.float64)
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(u.shape[0], u.shape[1], 2, generator=g, dtype=torch.float64)
+    mask = (torch.rand(target.shape, generator=g) > 0.3).double()
+    calls = []
+    real = triton_lif.forward_substeps
+    monkeypatch.setattr(triton_lif, "forward_substeps", lambda *a: calls.append(1) or real(*a))
+    res = {}
+    for mode in ("off", "on"):
+        with ts.use_triton(mode), torch.no_grad():
+            res[mode] = eprop_rollout(m, u, target, mask, "mse", m.W_out.detach(), chunk=4)
+    assert len(calls) == -(-u.shape[0] // max(1, 4 // m.substeps))  # every chunk ran on the kernel
+    torch.testing.assert_close(res["on"][0], res["off"][0], rtol=1e-12, atol=0)
+    for key, ref in res["off"][1].items():
+        assert float(ref.norm()) > 0
+        torch.testing.assert_close(res["on"][1][key], ref, rtol=1e-9, atol=1e-12 * ref.abs().max().item(), msg=key)
+
+
+@needs_interpreter
 def test_half_precision_storage_gradient_error_against_float32():
     """The membrane distance to threshold stored in float16 / bfloat16 for the backward (float32 compute):
     measured relative error of every gradient against float32 storage (max |g - g32| / max |g32|).
@@ -190,6 +242,43 @@ def test_rate_kernels_member_axis_and_tiles_float32(monkeypatch):
         torch.testing.assert_close(torch.tanh(X[:, i]), alone.r, rtol=1e-5, atol=1e-6)
         (g,) = torch.autograd.grad(alone.r.square().sum(), [m.W_rec])
         torch.testing.assert_close(dW[i], g, rtol=1e-4, atol=1e-5)
+
+
+@needs_interpreter
+def test_a_rate_population_runs_in_the_member_axis_of_the_rate_kernels(monkeypatch):
+    """Population's rate rollout dispatches to the Triton rate kernels (member axis): three members of
+    different gain and noise (common random numbers), float64, equal to the population's torch path and to
+    each member run alone (autograd through its step loop), outputs and every gradient."""
+    from spikedyn.models import Population, triton_rate
+
+    calls = []
+    real = triton_rate.rate_rollout
+    monkeypatch.setattr(triton_rate, "rate_rollout", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
+    torch.manual_seed(5)
+    members = [RateRNN(4, 20, 2, alpha=0.2, activation="tanh", x0_std=0.5, gain=g, noise_std=s).double()
+               for g, s in ((0.8, 0.0), (1.2, 0.1), (1.6, 0.2))]  # fmt: skip
+    pop = Population.stack(members)
+    u = torch.randn(9, 3, 4, dtype=torch.float64)
+    res = {}
+    for mode in ("on", "off"):
+        torch.manual_seed(7)
+        with ts.use_triton(mode):
+            out = pop(u)
+            res[mode] = (out, torch.autograd.grad(out.y.square().sum() + out.r.sum(), list(pop.parameters())))
+    assert calls == [(3, 20, 20)]  # one launch pair for the three members
+    (on, g_on), (off, g_off) = res["on"], res["off"]
+    for a, b in ((on.y, off.y), (on.r, off.r), (on.state.x, off.state.x)):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-12, atol=1e-12)
+    for (name, _), a, b in zip(pop.named_parameters(), g_on, g_off):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)
+    for i, m in enumerate(members):
+        torch.manual_seed(7)  # the same x_0 and noise draws as the population's
+        with ts.use_triton("off"):
+            alone = m(u)
+        torch.testing.assert_close(on.r[i].detach(), alone.r.detach(), rtol=1e-12, atol=1e-12)
+        g_alone = torch.autograd.grad(alone.y.square().sum() + alone.r.sum(), list(m.parameters()))
+        for (name, _), g_pop, g in zip(pop.named_parameters(), g_on, g_alone):
+            torch.testing.assert_close(g_pop[i], g, rtol=1e-9, atol=1e-9 * g.abs().max().item(), msg=name)
 
 
 # -- dispatch ----------------------------------------------------------------------------------------------
@@ -308,6 +397,66 @@ def test_a_failing_kernel_under_auto_warns_once_and_runs_the_torch_path(monkeypa
         m(u)
 
 
+@needs_interpreter
+@pytest.mark.parametrize("kind", ["spiking", "spiking_population", "rate", "rate_population"])
+def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(monkeypatch, kind):
+    """The forward kernel runs, the backward launch fails (``launcher`` patched to raise for the backward
+    kernel): under "auto" (a CUDA machine, simulated) the gradients come back from the torch adjoint on what
+    the forward stored, equal to the torch path's, with one warning and the process switched to the torch
+    path; under "on" the error propagates. Lone nets and populations (the member axis)."""
+    import warnings
+
+    from spikedyn.models import Population, fused, rate, triton_lif, triton_rate
+
+    spiking = kind.startswith("spiking")
+    module, name = (triton_lif, "_spiking_backward") if spiking else (triton_rate, "_rate_backward")
+    real = module.launcher
+
+    def failing(fn, like):
+        if fn.__name__ == name:
+            raise RuntimeError("out of resources: shared memory")
+        return real(fn, like)
+
+    torch.manual_seed(1)
+    if spiking:  # ALIF, refractoriness, 2 substeps: every stored tensor the adjoint reads
+        m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64, n_hidden=16)
+        u = u[:6]
+        if kind == "spiking_population":
+            m = Population.stack([m, _model(SPIKING["alif_ref_substeps_triangle"], torch.float64, 16, seed=1)[0]])
+    else:
+        m = RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5, noise_std=0.1).double()
+        u = torch.randn(8, 3, 5, dtype=torch.float64)
+        if kind == "rate_population":
+            m = Population.stack([m, RateRNN(5, 12, 2, alpha=0.3, activation="softplus", x0_std=0.5).double()])
+
+    def grads(mode: str):
+        torch.manual_seed(2)  # a rate net's x_0 and noise
+        with ts.use_triton(mode):
+            out = m(u)
+            return out.r.detach(), torch.autograd.grad(out.y.square().sum() + out.r.sum(), list(m.parameters()))
+
+    r_ref, g_ref = grads("off")
+    assert r_ref.sum() > 20 and all(g.abs().max() > 0 for g in g_ref)  # spikes (rates) and gradients to compare
+    monkeypatch.setattr(module, "launcher", failing)
+    for site in (fused, rate, ts):  # CUDA under "auto", simulated
+        monkeypatch.setattr(site, "wants_triton", lambda t: ts._failed is None)
+    monkeypatch.setattr(ts, "_failed", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r, g = grads("auto")
+    tol = 0 if spiking else 1e-12
+    torch.testing.assert_close(r, r_ref, rtol=tol, atol=tol)
+    for (pname, _), a, b in zip(m.named_parameters(), g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item(), msg=pname)
+    assert [str(w.message) for w in caught if "Triton kernel failed" in str(w.message)] == [
+        "the Triton kernel failed (RuntimeError: out of resources: shared memory); running the torch path from "
+        "now on (SPIKEDYN_TRITON=on raises instead, =off skips Triton)"]
+    assert ts._failed is not None
+    monkeypatch.setattr(ts, "_failed", None)
+    with pytest.raises(RuntimeError, match="out of resources"):
+        grads("on")
+
+
 def test_mode_knob_errors_are_one_line(monkeypatch):
     monkeypatch.setenv("SPIKEDYN_TRITON", "fast")
     with pytest.raises(ValueError, match="SPIKEDYN_TRITON='fast'"):
@@ -363,7 +512,7 @@ def test_gpu_check_refuses_without_cuda_and_lists_its_checks(monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 
-    assert {"lif", "alif", "rate_leaky"} <= set(gpu_check.CHECKS)
+    assert {"lif", "alif", "rate_leaky", "eprop_lif_chunked", "population_rate"} <= set(gpu_check.CHECKS)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
     with pytest.raises(SystemExit) as exc:
         gpu_check.main(["--out", "unused.jsonl"])
@@ -381,13 +530,16 @@ def test_gpu_check_runs_its_checks_on_the_cpu(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     out = tmp_path / "check.jsonl"
-    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky", "--sizes", "16", "--batch", "4", "--T", "8",
-                    "--out", str(out)])
-    head, lif, rate = (json.loads(line) for line in out.read_text().splitlines())
-    assert head["device"] == "CPU (Triton interpreter)" and "error" not in lif and "error" not in rate
+    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky,eprop_lif_chunked,population_rate", "--sizes",
+                    "16", "--batch", "4", "--T", "8", "--out", str(out)])
+    head, lif, rate, eprop, pop = (json.loads(line) for line in out.read_text().splitlines())
+    assert head["device"] == "CPU (Triton interpreter)"
+    assert not [row for row in (lif, rate, eprop, pop) if "error" in row]
     assert lif["spike_agreement_fp32"] == 1.0 and lif["grad_rel_err_fp64"] < 1e-10
     assert lif["storage_rel_err"]["float16"] < 1e-3 and lif["tf32x3"]["count_agreement"] == 1.0
     assert rate["grad_rel_err_fp64"] < 1e-10
+    assert eprop["loss_equal_fp32"] and eprop["grad_rel_err_fp64"] < 1e-10
+    assert pop["members"] == 8 and pop["grad_rel_err_fp64"] < 1e-10
 
 
 # -- on a GPU: the compiled kernels --------------------------------------------------------------------------
@@ -416,7 +568,7 @@ def test_kernels_compile_for_an_h100_without_a_gpu():
     import json
 
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == 7 and all(r["cubin_bytes"] > 10_000 for r in rows)
+    assert len(rows) == 8 and all(r["cubin_bytes"] > 10_000 for r in rows)
 
 
 def test_gpu_cases_of_the_benchmark_run_on_the_cpu(tmp_path):

@@ -18,7 +18,7 @@ from triton.compiler import ASTSource
 
 from spikedyn.models import triton_lif, triton_rate
 
-INT8 = {"Z", "REFR"}
+INT8 = {"Z", "Z0", "REFR"}
 INTS = {"T", "E", "Bsz", "N", "n_ref"}
 
 
@@ -41,9 +41,11 @@ def spiking(resident: bool, **kw) -> dict:
 
 F16_X = {"X": "*fp16"}  # the half-precision storage of the membrane distance
 KERNELS = [
-    ("spiking_forward_tiled_fp32_f16storage", triton_lif._spiking_forward, spiking(False), "fp32", F16_X),
-    ("spiking_forward_tiled_tf32x3", triton_lif._spiking_forward, spiking(False, PREC="tf32x3"), "fp32", {}),
-    ("spiking_forward_resident_fp64", triton_lif._spiking_forward, spiking(True, RESET=0, K=1), "fp64", {}),
+    ("spiking_forward_tiled_fp32_f16storage", triton_lif._spiking_forward, spiking(False, FIRST=1), "fp32", F16_X),
+    ("spiking_forward_tiled_tf32x3", triton_lif._spiking_forward, spiking(False, PREC="tf32x3", FIRST=1), "fp32", {}),
+    ("spiking_forward_resident_fp64", triton_lif._spiking_forward, spiking(True, RESET=0, K=1, FIRST=1), "fp64", {}),
+    # a chunk of the e-prop rollout: from a carried state, the spikes before its first substep in Z0
+    ("spiking_forward_from_state_resident_fp32", triton_lif._spiking_forward, spiking(True, FIRST=0), "fp32", {}),
     ("spiking_backward_tiled_fp32_f16storage", triton_lif._spiking_backward,
      spiking(False, HAS_GR=True, HAS_GC=True, TRUNC=False, SURR=0), "fp32", F16_X),
     ("spiking_backward_resident_fp64", triton_lif._spiking_backward,

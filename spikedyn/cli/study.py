@@ -36,6 +36,10 @@ Steps = Annotated[list[str], typer.Option(help="Step budget of a rule, rule=N (r
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
 Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
 Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
+DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
+                                     "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
+                                     "dt / tau; the input noise keeps its variance per 1 ms. McMahan et al.'s "
+                                     "code: 1 (751 steps per trial).")]
 
 
 def _steps(values: list[str]) -> dict[str, int]:
@@ -112,7 +116,7 @@ def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> No
                     short[f"{twin} {key}: own parent / other parents"] = (
                         f"{v['own_parent']:.3f} / {v['other_parents']:.3f} (closer to own: {v['closer_to_own']:.0%})")
     if summary.get("figure"):
-        short["figure"] = summary["figure"]
+        short["figure"] = str(Path(out) / summary["figure"])  # study.json records it relative to --out
     emit(short, as_json, title)
 
 
@@ -122,16 +126,17 @@ _RULES_HELP = "Comma-separated rules: bptt, ga, hebbian, full_force, eprop."
 @study_app.command("rules")
 @_one_line_warnings
 def study_rules(
-    task: str = typer.Option("rdm", help="rdm | cdi | ncdi (McMahan et al. 2024's tasks, 10 ms steps)."),
+    task: str = typer.Option("rdm", help="rdm | cdi | ncdi (McMahan et al. 2024's tasks, 750 ms trials)."),
     contexts: Contexts = None,
     rules: str = typer.Option("bptt,ga,hebbian,full_force", help=_RULES_HELP),
     nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
     bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
     noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
     tau_ms: float = typer.Option(None, help="Rate networks' time constant in ms (default: the preset's 100 ms), "
-                                 "alpha = min(1, 10 ms / tau) at the study's 10 ms step. McMahan et al.'s code "
-                                 "has tau = 10 ms at 1 ms steps (alpha 0.1); 10 here gives alpha = 1 (no leak), "
-                                 "not their dynamics (warned)."),
+                                 "alpha = min(1, dt / tau) at the --dt-ms step. McMahan et al.'s code has "
+                                 "tau = 10 ms at 1 ms steps (alpha 0.1): --tau-ms 10 --dt-ms 1; tau at or below "
+                                 "the step gives alpha = 1 (no leak; warned)."),
+    dt_ms: DtMs = None,
     seed: Seed = 0,
     target_accuracy: TargetAccuracy = 0.9,
     eval_trials: EvalTrials = 500,
@@ -151,7 +156,7 @@ def study_rules(
     _threads(threads)
 
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
-                  bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed, tau_ms=tau_ms,
+                  bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed, tau_ms=tau_ms, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
@@ -172,6 +177,7 @@ def study_contexts(
     analysis_trials: AnalysisTrials = 50,
     n_inits: NInits = 100,
     signature_probes: SignatureProbes = 21,
+    dt_ms: DtMs = None,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
@@ -185,7 +191,7 @@ def study_contexts(
     _threads(threads)
 
     ns = comma_list(contexts, "--contexts", int, minimum=2)
-    cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed,
+    cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
@@ -206,6 +212,7 @@ def study_noise(
     analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
     n_inits: NInits = 100,
     signature_probes: SignatureProbes = 21,
+    dt_ms: DtMs = None,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
     threads: Threads = 1,
     progress: Progress = True,
@@ -217,7 +224,7 @@ def study_noise(
     _threads(threads)
 
     vs = comma_list(levels, "--levels", float, minimum=0.0)
-    cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed,
+    cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes)  # fmt: skip
     out = out or Path("runs") / "study" / f"noise-{task}{contexts or ''}"
@@ -237,6 +244,7 @@ def study_bodies(
     analysis_trials: AnalysisTrials = 50,
     n_inits: NInits = 100,
     signature_probes: SignatureProbes = 21,
+    dt_ms: DtMs = None,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
@@ -253,7 +261,7 @@ def study_bodies(
 
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
-                  analysis_trials=analysis_trials, n_inits=n_inits, signature_probes=signature_probes,
+                  analysis_trials=analysis_trials, n_inits=n_inits, signature_probes=signature_probes, dt_ms=dt_ms,
                   steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"

@@ -18,18 +18,20 @@ by each parent, and LIF networks trained from scratch with BPTT and e-prop; silh
 every twin the distance to its own parent against the distance to the other parents).
 
 Networks: McMahan et al.'s (``presets.get("mcmahan2024")``: N = 50, 1 + tanh, tanh for Hebbian and
-full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms) for rate bodies; LIF bodies are 50
-LIF units at the task's 10 ms step (``LIF_PARAMS``). Training settings (``RULE_SETTINGS``) are this
-library's small-scale ones, stated next to the paper's in docs/comparison.md. Rules that declare
-``trains_members`` train all ``nets`` of a group in one batched ``Population`` run; the others (and the
-genetic algorithm, whose population makes one network) train one run directory per network. One sampling
-design either way: every network trains on the study's batch stream (seed ``seed``) and differs from the
-others only by its initialisation.
+full-FORCE, their initialisation; ``tau_ms`` may replace its 100 ms and ``dt_ms`` its 10 ms step, with
+``alpha = dt / tau``) for rate bodies; LIF bodies are 50 LIF units at the task's step (``LIF_PARAMS``).
+Training settings (``RULE_SETTINGS``) are this library's small-scale ones, stated next to the paper's in
+docs/comparison.md. Rules that declare ``trains_members`` train all ``nets`` of a group in one batched
+``Population`` run; the others (and the genetic algorithm, whose population makes one network) train one
+run directory per network. One sampling design either way: every network trains on the study's batch
+stream (seed ``seed``) and differs from the others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
 cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
-refused (``study.json`` records it).
+refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
+sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
+of older files too).
 """
 from __future__ import annotations
 
@@ -100,9 +102,12 @@ class StudyConfig(ExperimentConfig):
     fewer for quick checks); ``steps``: rule -> step budget
     overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
-    ``alpha = min(1, step / tau_ms)`` at the study's 10 ms step. McMahan et al.'s code runs alpha = 0.1 per
-    1 ms step (tau = 10 ms, 10 Euler steps per tau); ``tau_ms = 10`` here gives alpha = 1 (no leak), not
-    their dynamics, and warns (so does any ``tau_ms`` at or below the step)."""
+    ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
+    instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
+    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` a trial is
+    McMahan et al.'s: 751 steps of ``N(mu, noise_var)``. Their code runs alpha = 0.1 per 1 ms step
+    (tau = 10 ms): ``tau_ms=10, dt_ms=1``. ``tau_ms`` at or below the step gives alpha = 1 (no leak) and
+    warns."""
 
     task: str = "rdm"
     n_contexts: int | None = None
@@ -120,6 +125,7 @@ class StudyConfig(ExperimentConfig):
     steps: dict[str, int] = {}
     include_failed: bool = False
     tau_ms: float | None = None
+    dt_ms: float | None = None
 
     def check(self) -> StudyConfig:
         if self.task not in TASKS:
@@ -142,20 +148,30 @@ class StudyConfig(ExperimentConfig):
             raise ValueError("eval_trials >= 1, analysis_trials >= 2 and n_inits >= 1 are needed")
         if self.tau_ms is not None and not self.tau_ms > 0:
             raise ValueError(f"--tau-ms must be > 0 ms, got {self.tau_ms}")
-        if self.tau_ms is not None and self.tau_ms <= step_ms():
-            import warnings
-
-            warnings.warn(f"--tau-ms {self.tau_ms:g} at the study's {step_ms():g} ms step gives alpha = 1 (no leak), "
-                          "not McMahan et al.'s code (alpha = 0.1: 1 ms steps, tau = 10 ms)", stacklevel=2)  # fmt: skip
         if not 1 <= self.signature_probes <= 21:
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
             raise ValueError(f"noise_var must be >= 0, got {self.noise_var}")
+        if self.dt_ms is not None:
+            if not self.dt_ms > 0:
+                raise ValueError(f"--dt-ms must be > 0 ms, got {self.dt_ms}")
+            try:
+                make_task(self)
+            except ValueError as e:  # the task's timings (750 ms trial) must be whole numbers of steps
+                raise ValueError(f"--dt-ms {self.dt_ms:g}: {e}") from None
+        if self.tau_ms is not None and self.tau_ms <= step_ms(self):
+            import warnings
+
+            warnings.warn(f"--tau-ms {self.tau_ms:g} at the study's {step_ms(self):g} ms step gives alpha = 1 "
+                          "(no leak), not McMahan et al.'s code (alpha = 0.1: --tau-ms 10 --dt-ms 1)",
+                          stacklevel=2)  # fmt: skip
         return self
 
     def task_params(self, noise_var: float | None = None) -> dict[str, Any]:
-        """The preset's task parameters (10 ms steps) with this study's noise and contexts."""
+        """The preset's task parameters (10 ms steps) with this study's noise, contexts and ``dt_ms``."""
         params: dict[str, Any] = {"noise_var": float(self.noise_var if noise_var is None else noise_var)}
+        if self.dt_ms is not None:
+            params["dt"] = float(self.dt_ms)
         if self.n_contexts is not None:
             params["n_contexts"] = int(self.n_contexts)
         return params
@@ -231,10 +247,12 @@ def body_groups() -> list[Group]:
 
 
 # -- building and training ------------------------------------------------------------------------------
-def step_ms() -> float:
-    """The study's time step in ms: the ``mcmahan2024`` preset's task step (10 ms)."""
+def step_ms(cfg: StudyConfig | None = None) -> float:
+    """The study's time step in ms: ``cfg.dt_ms``, else the ``mcmahan2024`` preset's task step (10 ms)."""
     from ..learning import presets
 
+    if cfg is not None and cfg.dt_ms is not None:
+        return float(cfg.dt_ms)
     return float(presets.get("mcmahan2024").task_params["dt"])
 
 
@@ -411,7 +429,8 @@ def condition_activity(model: Any, task: Any) -> np.ndarray:
     """The activity ``[T * B, N]`` McMahan et al.'s SVCCA compares: on ``condition_inputs(task)``, from the
     initial state x0 = 0. Their x0 ~ N(0, 0.3) decays within about 30 of their 750 1-ms steps (a few per
     cent of the activity); at the preset's 10 ms steps and tau = 100 ms it would last a quarter of the 76
-    steps and dominate the variance (measured in docs/comparison.md), so it is left out here. Spiking
+    steps and dominate the variance (measured in docs/comparison.md), so it is left out here (at every
+    ``dt_ms``, so that studies stay comparable). Spiking
     bodies start from rest as always."""
     import copy
 
@@ -593,6 +612,27 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 
 
 # -- the study --------------------------------------------------------------------------------------------
+def relative_to_study(path: str | Path | None, out: str | Path) -> str | None:
+    """``path`` as ``study.json`` records it: relative to the study's directory ``out`` (POSIX separators) when
+    it lies inside it, so that a copied or moved study still names its own files; otherwise unchanged."""
+    if path is None:
+        return None
+    p, root = Path(path), Path(out)
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def study_path(study_dir: str | Path, recorded: str | None) -> Path | None:
+    """The file or directory a ``study.json`` in ``study_dir`` names: its paths are relative to ``study_dir``
+    (``relative_to_study``); an absolute path (what older spikedyn versions recorded) is returned as it is."""
+    if recorded is None:
+        return None
+    p = Path(recorded)
+    return p if p.is_absolute() else Path(study_dir) / p
+
+
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
     resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
@@ -650,7 +690,8 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     summary: dict[str, Any] = {
         "kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
         "nets": [{"id": n.id, "label": n.label, "accuracy": n.accuracy, "steps": n.steps, "reached": n.reached,
-                  "analysed": n in used, "run_dir": n.run_dir, **({"note": n.note} if n.note else {})}
+                  "analysed": n in used, "run_dir": relative_to_study(n.run_dir, out),
+                  **({"note": n.note} if n.note else {})}
                  for n in nets],
         "labels": labels, "ids": [n.id for n in used],
     }  # fmt: skip
@@ -668,7 +709,7 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     atomic_write_npz(out / "distances.npz", **{f"{k}_distance": D[k] for k in DISTANCES},
                      labels=np.asarray(labels, dtype=str), ids=np.asarray([n.id for n in used], dtype=str))
     if "scores" in summary:
-        summary["figure"] = str(plot_study(summary, D, out / "figures" / f"{kind}.png"))
+        summary["figure"] = relative_to_study(plot_study(summary, D, out / "figures" / f"{kind}.png"), out)
     atomic_write_json(out / "study.json", summary)
     return summary
 
@@ -720,8 +761,9 @@ def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3,
              **{f"{k}_{kind}": [s.get("scores", {}).get(k, {}).get(kind) for s in per_n.values()]
                 for k in DISTANCES for kind in ("silhouette", "silhouette_rows")}}  # fmt: skip
     summary = {"kind": "contexts", "config": cfg.model_dump(mode="json"), "trend": trend,
-               "studies": {n: str(Path(out) / f"ncdi-{n}" / "study.json") for n in per_n}}  # fmt: skip
-    summary["figure"] = str(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules))
+               "studies": {n: f"ncdi-{n}/study.json" for n in per_n}}  # fmt: skip
+    summary["figure"] = relative_to_study(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules),
+                                          out)  # fmt: skip
     atomic_write_json(Path(out) / "study.json", summary)
     return summary
 
@@ -821,5 +863,6 @@ __all__ = [
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
-    "run_noise", "run_rules", "scores", "signature", "supported", "train_group", "twin_distances",
+    "relative_to_study", "run_noise", "run_rules", "scores", "signature", "study_path", "supported", "train_group",
+    "twin_distances",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,9 +31,6 @@ from spikedyn.hardware.validation import check_choice, check_chunk, check_inputs
 from spikedyn.models.base import Rollout
 
 from .nir import _is_network, _require_spiking, spec_from_model, to_nir
-
-if TYPE_CHECKING:
-    from .deploy_network import NetworkDeployment
 
 BACKENDS = {"lava-sim": "sim", "lava-loihi": "loihi"}
 PRECISIONS = ("float", "fixed")
@@ -122,7 +119,20 @@ class Deployment:
         return HardwareRollout(y, counts, None, spikes=spikes, seconds=seconds, timing=timing, bundle=bundle)
 
 
-def execute(dep: Deployment | NetworkDeployment, u: np.ndarray | torch.Tensor, n_in: int, substeps: int,
+class LavaTarget(Protocol):
+    """What ``execute`` reads from a deployment (``Deployment`` and ``deploy_network.NetworkDeployment``
+    both have it): the NIR graph, the Lava interpreter (None: in-process), the precision, the backend
+    name and the chunk length in steps. A protocol rather than the two classes, so that this module
+    need not import ``deploy_network`` (which imports it) and ``typing.get_type_hints`` resolves."""
+
+    graph: Any
+    python: str | None
+    precision: str
+    backend: str
+    chunk: int | None
+
+
+def execute(dep: LavaTarget, u: np.ndarray | torch.Tensor, n_in: int, substeps: int,
             n_hidden: int, progress: bool,
             workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
     """What ``Deployment.run`` and ``NetworkDeployment.run`` share: check ``u [T, B, n_in]`` (numpy or torch)

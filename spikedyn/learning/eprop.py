@@ -88,6 +88,7 @@ from ..models.fused import fused_supported
 from ..models.rate import RateRNN, activation_derivative, leaky_update
 from ..models.spiking import _XP, SpikingRNN, delay_line
 from ..models.surrogate import pseudo_derivative
+from ..models.triton_support import run_triton, wants_triton
 from .losses import LOSSES, loss_and_error, loss_normaliser
 from .regularizers import as_regularizer, online_term
 from .rules import LearningRule, register_rule
@@ -510,14 +511,31 @@ def _leaky_filter(d: Tensor, keep: float, prev: Tensor) -> Tensor:
     return out.add_(first.reshape(C, *([1] * (d.dim() - 1))) * prev)
 
 
+def _chunk_forward(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tensor, substeps: int, path: str,
+                   carry: Any) -> Any:
+    """One chunk of the chunked rollout's forward from ``carry``: the Triton forward kernel
+    (``models/triton_lif.forward_substeps``) where the kernels are wanted (``wants_triton``: CUDA under
+    ``SPIKEDYN_TRITON=auto``, any device under ``=on``) and ``spike_path`` is ``"auto"``, with the same
+    fall-back on a kernel failure as every Triton call (``run_triton``); else ``models/fused.forward_substeps``."""
+    from ..models.fused import forward_substeps
+
+    if path == "auto" and wants_triton(i_ext):
+        from ..models.triton_lif import forward_substeps as triton_forward_substeps
+
+        out = run_triton(lambda: triton_forward_substeps(p, W_rec, b, beta, i_ext, substeps, carry))
+        if out is not None:
+            return out
+    return forward_substeps(p, W_rec, b, beta, i_ext, substeps, path, carry)
+
+
 def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, kind: str, B_fb: Tensor,
                    chunk: int, reg: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Chunked LIF / ALIF e-prop (detached subtractive or zero reset) on the fused kernel's forward loop
-    (``models/fused.forward_substeps``), one chunk of input steps at a time: the chunk's spikes, ``x = v - A``
-    and refractory masks come from the forward, then every trace of the chunk is computed at once
-    (``_leaky_filter``; ``_flush_factorised`` for LIF, ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the
-    zero reset)."""
-    from ..models.fused import forward_substeps, zero_carry
+    (``models/fused.forward_substeps``, or the Triton forward kernel: ``_chunk_forward``), one chunk of input
+    steps at a time: the chunk's spikes, ``x = v - A`` and refractory masks come from the forward, then every
+    trace of the chunk is computed at once (``_leaky_filter``; ``_flush_factorised`` for LIF,
+    ``_flush_adaptive`` for ALIF, ``_flush_gated`` for the zero reset)."""
+    from ..models.fused import zero_carry
 
     p, K = model.params, model.substeps
     T, Bsz, I = u.shape
@@ -543,7 +561,7 @@ def _eprop_chunked(model: SpikingRNN, u: Tensor, target: Tensor, mask: Tensor, k
         u_c = u[t0 : t0 + Ct]
         n_t = u_c.shape[0]
         z_last = carry.z.clone()
-        out = forward_substeps(p, W_rec, b, beta, u_c @ W_in.T, K, path, carry)
+        out = _chunk_forward(p, W_rec, b, beta, u_c @ W_in.T, K, path, carry)
         carry, S_c = out.carry, n_t * K
         zs = out.zs if K == 1 else out.zs.to(u.dtype)
         # presynaptic signals of each substep: [x(t), z(s - 1), 1]

@@ -43,7 +43,7 @@ from .base import RecurrentModel, Rollout
 from .fused import fused_population_rollout, fused_supported
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
-from .triton_support import wants_triton
+from .triton_support import population_rate_rollout, wants_triton
 from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
@@ -584,6 +584,9 @@ class Population(nn.Module):
             x0 = state.x if state.x.dim() == 3 else state.x.expand(E, B, self.n_hidden)
         xi = self._rate_noise(T, B)
         scale = None if xi is None else self._noise_scale()
+        triton = population_rate_rollout(self, u, x0, xi, scale)  # CUDA (or SPIKEDYN_TRITON=on): triton_rate.py
+        if triton is not None:
+            return triton
         y, s, x = _RatePopulationBPTT.apply(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out,
                                             self.b_out, body.alpha, body.activation, self._workspace)  # fmt: skip
         rho = _STORED[body.activation].rho

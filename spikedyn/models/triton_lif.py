@@ -24,7 +24,10 @@ batched GEMM over all substeps and trials (cuBLAS on a GPU), ``db`` a sum.
 Covered: LIF and ALIF (any ``n_adaptive``), the three surrogates, reset ``"subtract"``, ``"zero"`` and
 ``"subtract_decayed"``, refractoriness, substeps, the e-prop truncation (``detach_recurrent``), float32 and
 float64, a leading member axis (``Population``). Everything ``fused_supported`` refuses (delays,
-``v_leak``/``v_reset``, a learnable reset, a custom initial state) keeps the torch path.
+``v_leak``/``v_reset``, a learnable reset, a custom initial state) keeps the torch path. The forward kernel
+also starts from a carried state (``forward_substeps``: the chunks of e-prop's rollout, without autograd).
+Under ``SPIKEDYN_TRITON=auto`` a backward launch that fails runs the torch adjoint (``fused.py``) on what the
+forward stored (``triton_support.run_triton_backward``).
 
 Floating point: the neuron update is the map's operations in the map's order (``neuron.neuron_update``);
 only the recurrence's summation order is ``tl.dot``'s, so the spikes equal the map's where that order
@@ -37,14 +40,14 @@ the kernels are compiled without contracting ``a * b + c`` into fused multiply-a
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_support import launcher
+from .triton_support import launcher, run_triton_backward, triton_mode
 
 RESET_CODE = {"subtract": 0, "zero": 1, "subtract_decayed": 2}
 SURROGATE_CODE = {"fast_sigmoid": 0, "triangle": 1, "atan": 2}
@@ -70,12 +73,15 @@ def _dot_rows_w(acc, SRC, src_off, W, w_base, rows, rmask, cols, cmask, N, BN: t
     return acc
 
 
-def _spiking_forward(I, W, Bias, Beta, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, RB,  # noqa: N803
+def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, REF, RB,  # noqa: N803
                      T, E, Bsz, N, n_ref,
                      K: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, RESET: tl.constexpr,
                      ADAPTIVE: tl.constexpr, HAS_REF: tl.constexpr, SYN: tl.constexpr, FILTER: tl.constexpr,
-                     W_RESIDENT: tl.constexpr, PREC: tl.constexpr):
-    """One program: member ``program_id(0)``, trials ``program_id(1) * BB + [0, BB)``, all substeps."""
+                     W_RESIDENT: tl.constexpr, PREC: tl.constexpr, FIRST: tl.constexpr):
+    """One program: member ``program_id(0)``, trials ``program_id(1) * BB + [0, BB)``, all substeps.
+    ``U, V, A, REF, RB`` hold the start state (read, then overwritten substep by substep); the spikes before
+    the first substep are 0 (``FIRST = 1``: the recurrence starts at substep 1) or ``Z0`` (``FIRST = 0``:
+    a chunk continuing a rollout, ``forward_substeps``)."""
     e = tl.program_id(0)
     rows = tl.program_id(1) * BB + tl.arange(0, BB)
     rmask = rows < Bsz
@@ -95,7 +101,10 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, R
     for s in range(0, T * K):
         t = s // K
         k_in = s - t * K
-        zoff = ((s - 1) * E + e).to(tl.int64) * NB  # the previous substep's spikes
+        zprev = Z + ((s - 1) * E + e).to(tl.int64) * NB  # the previous substep's spikes
+        if FIRST == 0:
+            if s == 0:
+                zprev = Z0 + st
         soff = (s * E + e).to(tl.int64) * NB
         toff = (t * E + e).to(tl.int64) * NB
         for j0 in range(0, N, BN):
@@ -105,19 +114,19 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, R
             loc = rows[:, None] * N + cols[None, :]
             rec = tl.zeros([BB, BN], dtype=C.dtype.element_ty)
             zp = tl.zeros([BB, BN], dtype=C.dtype.element_ty)
-            if s > 0:
+            if s >= FIRST:
                 if W_RESIDENT:
-                    zp = tl.load(Z + zoff + loc, mask=m2, other=0).to(C.dtype.element_ty)
+                    zp = tl.load(zprev + loc, mask=m2, other=0).to(C.dtype.element_ty)
                     rec = tl.dot(zp, wT, rec, input_precision=PREC)
                 else:
                     for k0 in range(0, N, BN):
                         kk = k0 + rk
-                        zk = tl.load(Z + zoff + rows[:, None] * N + kk[None, :],
+                        zk = tl.load(zprev + rows[:, None] * N + kk[None, :],
                                      mask=rmask[:, None] & (kk[None, :] < N), other=0).to(C.dtype.element_ty)
                         wk = tl.load(W + w_base + kk[:, None] + cols[None, :] * N,
                                      mask=(kk[:, None] < N) & cmask[None, :], other=0.0)
                         rec = tl.dot(zk, wk, rec, input_precision=PREC)
-                    zp = tl.load(Z + zoff + loc, mask=m2, other=0).to(C.dtype.element_ty)
+                    zp = tl.load(zprev + loc, mask=m2, other=0).to(C.dtype.element_ty)
             cur = tl.load(I + toff + loc, mask=m2, other=0.0) + rec
             # the map's neuron update (neuron.neuron_update), operation for operation
             if SYN:
@@ -303,6 +312,56 @@ def _per_member(t: Tensor, E: int, N: int) -> Tensor:
     return t.detach().reshape(-1, N).expand(E, N).contiguous()
 
 
+class _Forward(NamedTuple):
+    """What the forward kernel leaves: the stored ``X``, ``Z`` (int8), ``REFR`` (int8, or a dummy), spike
+    counts and rbar per input step ``[T, E, B, N]``, the final state ``U, V, A, REF, RB [E, B, N]``, the
+    constants and the kernel's tiling."""
+
+    X: Tensor
+    Z: Tensor
+    REFR: Tensor
+    CNT: Tensor
+    RBAR: Tensor
+    U: Tensor
+    V: Tensor
+    A: Tensor
+    REF: Tensor
+    RB: Tensor
+    C: Tensor
+    tiles: tuple[int, bool, str]
+
+
+def _launch_forward(I4: Tensor, W3: Tensor, b2: Tensor, beta2: Tensor, p: Any, K: int, x_dtype: torch.dtype,  # noqa: N803
+                    block_n: int | None, start: Any = None) -> _Forward:
+    """One launch of ``_spiking_forward`` over ``I4 [T, E, B, N]`` with ``W3 [E, N, N]``, ``b2``, ``beta2 [E, N]``,
+    from rest or from ``start`` (``fused.Carry`` of ``[E, B, N]`` tensors: u, v, the last spikes z, a, ref,
+    rbar), storing ``x`` in ``x_dtype``."""
+    T, E, B, N = I4.shape
+    S = T * K
+    dt, dev = I4.dtype, I4.device
+    BN, resident = _tiles(N, block_n)
+    prec = _precision(dt)
+    C = _constants(p, I4)
+    X = torch.empty((S, E, B, N), dtype=x_dtype, device=dev)
+    Z = torch.empty((S, E, B, N), dtype=torch.int8, device=dev)
+    REFR = torch.empty((S, E, B, N) if p.n_ref else (1,), dtype=torch.int8, device=dev)
+    CNT = torch.empty((T, E, B, N), dtype=dt, device=dev)
+    RBAR = torch.empty((T, E, B, N), dtype=dt, device=dev)
+    if start is None:
+        U, V, A, REF, RB = (torch.zeros((E, B, N), dtype=dt, device=dev) for _ in range(5))
+        Z0, first = Z, 1  # Z0 is never read
+    else:  # copies: the kernel overwrites its state in place
+        U, V, A, REF, RB = (t.detach().to(dt).contiguous().clone() for t in (start.u, start.v, start.a, start.ref,
+                                                                             start.rbar))  # fmt: skip
+        Z0, first = start.z.detach().to(torch.int8).contiguous(), 0
+    grid = (E, triton.cdiv(B, BB))
+    launcher(_spiking_forward, I4)[grid](
+        I4, W3, b2, beta2, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, REF, RB, T, E, B, N, int(p.n_ref),
+        K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
+        SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=prec, FIRST=first, enable_fp_fusion=False)
+    return _Forward(X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, C, (BN, resident, prec))
+
+
 class TritonSpikingBPTT(torch.autograd.Function):
     """Drop-in for ``fused.FusedSpikingBPTT`` (same inputs and outputs; ``storage`` replaces ``path``): the
     forward and the backward each one Triton launch."""
@@ -313,29 +372,16 @@ class TritonSpikingBPTT(torch.autograd.Function):
         batched = W_rec.dim() == 3
         I4 = (i_ext if batched else i_ext[:, None]).contiguous()  # [T, E, B, N]
         W3 = (W_rec if batched else W_rec[None]).detach().contiguous()  # [E, N, N]
-        T, E, B, N = I4.shape
+        E, N = I4.shape[1], I4.shape[3]
         K = int(substeps)
-        S = T * K
-        dt, dev = I4.dtype, I4.device
-        x_dtype = dt if dt == torch.float64 else STORAGE[storage]
-        BN, resident = _tiles(N, block_n)
-        prec = _precision(dt)
-        C = _constants(p, I4)
+        dt = I4.dtype
         b2, beta2 = _per_member(b, E, N), _per_member(beta, E, N)
-        X = torch.empty((S, E, B, N), dtype=x_dtype, device=dev)
-        Z = torch.empty((S, E, B, N), dtype=torch.int8, device=dev)
-        REFR = torch.empty((S, E, B, N) if p.n_ref else (1,), dtype=torch.int8, device=dev)
-        CNT = torch.empty((T, E, B, N), dtype=dt, device=dev)
-        RBAR = torch.empty((T, E, B, N), dtype=dt, device=dev)
-        U, V, A, REF, RB = (torch.zeros((E, B, N), dtype=dt, device=dev) for _ in range(5))
-        grid = (E, triton.cdiv(B, BB))
-        launcher(_spiking_forward, I4)[grid](
-            I4, W3, b2, beta2, C, X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, T, E, B, N, int(p.n_ref),
-            K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
+        f = _launch_forward(I4, W3, b2, beta2, p, K, dt if dt == torch.float64 else STORAGE[storage], block_n)
+        X, Z, REFR, CNT, RBAR, U, V, A, REF, _RB, C, tiles = f
         ctx.save_for_backward(X, Z, REFR, W3, beta2, C)
         ctx.p, ctx.K, ctx.truncated, ctx.batched, ctx.b_shape = p, K, truncated, batched, b.shape
-        ctx.tiles = (BN, resident, prec)
+        ctx.tiles = tiles
+        ctx.strict = triton_mode() == "on"  # a backward failure raises (else: the torch adjoint, warned once)
         ctx.set_materialize_grads(False)
 
         def out(t: Tensor) -> Tensor:
@@ -364,22 +410,57 @@ class TritonSpikingBPTT(torch.autograd.Function):
         DB, DV, DA, DR = (torch.zeros((E, B, N), dtype=dt, device=dev) for _ in range(4))
         BN, resident, prec = ctx.tiles
         grid = (E, triton.cdiv(B, BB))
-        launcher(_spiking_backward, DU)[grid](
-            X, Z, REFR, W3, beta2, C, GR, GC, DU, DI, DB, DV, DA, DR, T, E, B, N,
-            K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-            SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
-            TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
-            PREC=prec, enable_fp_fusion=False)
-        d_iext = DI if ctx.batched else DI[:, 0]
-        dW = None
-        if ctx.needs_input_grad[1]:
-            # dW_rec[e] = sum_s du(s)^T z(s-1): one batched GEMM over all substeps and trials
-            du_m = DU[1:].transpose(0, 1).reshape(E, -1, N)
-            z_m = Z[:-1].transpose(0, 1).reshape(E, -1, N).to(dt)
-            dW = du_m.mT @ z_m
-            dW = dW if ctx.batched else dW[0]
-        db = DB.sum(1).reshape(ctx.b_shape) if ctx.needs_input_grad[2] else None
-        return d_iext, dW, db, None, None, None, None, None, None
+
+        def kernel() -> tuple[Tensor, ...]:
+            launcher(_spiking_backward, DU)[grid](
+                X, Z, REFR, W3, beta2, C, GR, GC, DU, DI, DB, DV, DA, DR, T, E, B, N,
+                K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
+                SYN=p.du < 1.0, FILTER=p.kappa != 0.0, HAS_GR=g_rbar is not None, HAS_GC=g_counts is not None,
+                TRUNC=bool(ctx.truncated), SURR=SURROGATE_CODE[p.surrogate], W_RESIDENT=resident,
+                PREC=prec, enable_fp_fusion=False)
+            return _gradients(ctx, DU, DI, DB, Z)
+
+        return run_triton_backward(kernel, lambda: _torch_adjoint(ctx, g_rbar, g_counts), ctx.strict)
+
+
+def _gradients(ctx: Any, DU: Tensor, DI: Tensor, DB: Tensor, Z: Tensor) -> tuple[Tensor | None, ...]:
+    """The backward's outputs from the kernel's ``du`` per substep, ``sum_(s in t) du`` and ``sum_s dv``."""
+    E, N, dt = Z.shape[1], Z.shape[3], DU.dtype
+    d_iext = DI if ctx.batched else DI[:, 0]
+    dW = None
+    if ctx.needs_input_grad[1]:
+        # dW_rec[e] = sum_s du(s)^T z(s-1): one batched GEMM over all substeps and trials
+        du_m = DU[1:].transpose(0, 1).reshape(E, -1, N)
+        z_m = Z[:-1].transpose(0, 1).reshape(E, -1, N).to(dt)
+        dW = du_m.mT @ z_m
+        dW = dW if ctx.batched else dW[0]
+    db = DB.sum(1).reshape(ctx.b_shape) if ctx.needs_input_grad[2] else None
+    return d_iext, dW, db, None, None, None, None, None, None
+
+
+def _torch_adjoint(ctx: Any, g_rbar: Tensor | None, g_counts: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The torch path's backward (``fused.FusedSpikingBPTT.backward``, the same adjoint recursion in torch ops)
+    on what the Triton forward stored: where the backward kernel failed to compile or launch under "auto".
+    The stored tensors are handed over in the layout ``FusedSpikingBPTT.forward`` saves them in (spikes as
+    floats with one substep, else bool; ``x`` per substep in the compute dtype), through a stand-in for its
+    ``ctx``."""
+    from types import SimpleNamespace
+
+    from .fused import FusedSpikingBPTT
+
+    X, Z, REFR, W3, beta2, _C = ctx.saved_tensors
+    dt = W3.dtype
+
+    def one(t: Tensor) -> Tensor:  # [S, E, B, N] -> [S, (E,) B, N]
+        return t if ctx.batched else t[:, 0]
+
+    zs = one(Z).to(dt) if ctx.K == 1 else one(Z).bool()
+    refr = one(REFR).bool() if ctx.p.n_ref else zs.new_empty(0)
+    W, beta = (W3, beta2[:, None]) if ctx.batched else (W3[0], beta2[0])
+    shim = SimpleNamespace(saved_tensors=(zs, refr, W, beta, *one(X).to(dt).unbind(0)), p=ctx.p, substeps=ctx.K,
+                           truncated=ctx.truncated, b_shape=ctx.b_shape, path="dense",
+                           needs_input_grad=ctx.needs_input_grad[:8])  # fmt: skip
+    return (*FusedSpikingBPTT.backward(shim, g_rbar, g_counts), None)
 
 
 def spiking_apply(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, substeps: int,
@@ -388,3 +469,24 @@ def spiking_apply(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any,
     from .triton_support import triton_storage
 
     return TritonSpikingBPTT.apply(i_ext, W_rec, b, beta, p, substeps, truncated, triton_storage())
+
+
+def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tensor, substeps: int,
+                     carry: Any = None) -> Any:
+    """``fused.forward_substeps`` (one network: ``i_ext [T, B, N]``, ``W_rec [N, N]``) by the forward kernel,
+    without autograd: the same ``Substeps`` (``x`` per substep in the compute dtype, spikes as floats with
+    one substep, else bool) from ``carry`` (default: rest), which it updates in place. What the chunked
+    e-prop rollout runs chunk by chunk (``learning/eprop.py``)."""
+    from .fused import Substeps, zero_carry
+
+    carry = zero_carry(i_ext[0]) if carry is None else carry
+    N, K, dt = W_rec.shape[-1], int(substeps), i_ext.dtype
+    f = _launch_forward(i_ext.detach()[:, None].contiguous(), W_rec.detach()[None].contiguous(),
+                        _per_member(b, 1, N), _per_member(beta, 1, N), p, K, dt, None,
+                        type(carry)(*(t[None] for t in carry)))  # fmt: skip
+    counts = f.CNT[:, 0]
+    final = (f.U, f.V, f.Z[-1].to(dt), f.A, f.REF, f.RB if p.kappa != 0.0 else f.RBAR[-1])
+    for mine, new in zip(carry, final):
+        mine.copy_(new[0])
+    return Substeps(list(f.X[:, 0].unbind(0)), counts if K == 1 else f.Z[:, 0].bool(),
+                    f.REFR[:, 0].bool() if p.n_ref else None, counts, f.RBAR[:, 0], carry)

@@ -27,7 +27,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .triton_lif import BB, _dot_rows_w, _precision, _tiles
-from .triton_support import launcher
+from .triton_support import launcher, run_triton_backward, triton_mode
 
 ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
 
@@ -139,6 +139,24 @@ def _act(name: str, x: Tensor) -> Tensor:
     return activation_fn(name)(x)
 
 
+def _torch_adjoint(X: Tensor, g: Tensor, W: Tensor, alpha: float, activation: str, truncated: bool) -> Tensor:
+    """``lam [T, E, B, N]`` of the module doc by autograd through the torch step (``rate.leaky_update``, the
+    activation's own derivative) at the states the forward kernel stored, one step at a time: where the
+    backward kernel failed to compile or launch under "auto"."""
+    from .rate import leaky_update
+
+    LAM = torch.empty_like(X)
+    LAM[-1] = g[-1]
+    for k in range(X.shape[0] - 2, -1, -1):  # lam[k] = g[k] + (d X[k+1] / d X[k])^T lam[k+1]
+        with torch.enable_grad():
+            x = X[k].detach().requires_grad_()
+            r = _act(activation, x)
+            x_next = leaky_update(x, (r.detach() if truncated else r) @ W.mT, torch.zeros_like(x), alpha)
+            (back,) = torch.autograd.grad(x_next, x, LAM[k + 1])
+        torch.add(g[k], back, out=LAM[k])
+    return LAM
+
+
 class TritonRateBPTT(torch.autograd.Function):
     """(x0 [E,B,N], drive d [T,E,B,N], noise xi [T,E,B,N] or None, W_rec [E,N,N], alpha, activation,
     truncated) -> X [T,E,B,N], the states after each step."""
@@ -160,6 +178,7 @@ class TritonRateBPTT(torch.autograd.Function):
                                           W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
         ctx.save_for_backward(x0c, X, Wc, a)
         ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, (BN, resident, prec)
+        ctx.strict = triton_mode() == "on"  # a backward failure raises (else: the torch adjoint, warned once)
         return X
 
     @staticmethod
@@ -167,12 +186,19 @@ class TritonRateBPTT(torch.autograd.Function):
         x0, X, W, a = ctx.saved_tensors
         T, E, B, N = X.shape
         alpha = ctx.alpha
-        LAM = torch.empty_like(X)
         BN, resident, prec = ctx.tiles
         grid = (E, triton.cdiv(B, BB))
-        launcher(_rate_backward, X)[grid](X, g.contiguous(), W, LAM, T, E, B, N, a, BB=BB, BN=BN,
-                                          ACT=ACT_CODE[ctx.activation], TRUNC=bool(ctx.truncated),
-                                          W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
+        g = g.contiguous()
+
+        def kernel() -> Tensor:
+            LAM = torch.empty_like(X)
+            launcher(_rate_backward, X)[grid](X, g, W, LAM, T, E, B, N, a, BB=BB, BN=BN,
+                                              ACT=ACT_CODE[ctx.activation], TRUNC=bool(ctx.truncated),
+                                              W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
+            return LAM
+
+        LAM = run_triton_backward(kernel, lambda: _torch_adjoint(X, g, W, alpha, ctx.activation, ctx.truncated),
+                                  ctx.strict)  # fmt: skip
         lam0 = LAM[0]
         dx0 = dW = None
         if ctx.needs_input_grad[0]:
@@ -201,3 +227,24 @@ def rate_rollout(x0: Tensor, drive: Tensor, noise: Tensor | None, W_rec: Tensor,
     X = TritonRateBPTT.apply(x0[None], drive[:, None], None if noise is None else noise[:, None], W_rec[None],
                              float(alpha), activation, truncated)
     return X[:, 0]
+
+
+def population_rollout(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None,
+                       scale: Tensor | None) -> tuple[Tensor, Tensor, Any]:
+    """``Population._rate_rollout`` by the kernels, the members in the grid's member axis: ``(y [E, T, B, O],
+    r [E, T, B, N], RateState(x_T [E, B, N]))`` of a rate ``Population`` ``pop`` from ``x0 [E, B, N]``, with the
+    population's draws: the standard-normal noise ``xi`` (``[T, B, N]`` shared or ``[E, T, B, N]``, or None)
+    and each member's drive scale ``sqrt(2 alpha) sigma / alpha`` (``scale [E]``), so that the noise enters
+    ``x`` as ``sqrt(2 alpha) sigma xi``, as a lone ``RateRNN`` adds it."""
+    from .rate import RateState, activation_fn
+
+    body = pop.body
+    alpha = float(body.alpha)
+    drive = pop._input_projection(u, pop.W_in) + pop.b[:, None, None]  # W_in u + b, [E, T, B, N]
+    noise = None
+    if xi is not None:
+        xi4 = xi if xi.dim() == 4 else xi[None]
+        noise = (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)  # [T, E, B, N]
+    X = rate_rollout(x0, drive.transpose(0, 1), noise, pop.W_rec, alpha, body.activation)  # [T, E, B, N]
+    r = activation_fn(body.activation)(X).transpose(0, 1)
+    return pop._readout(r), r, RateState(X[-1])

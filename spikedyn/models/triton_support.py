@@ -5,11 +5,17 @@ The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``wi
 - ``"auto"`` (default): the Triton kernels run when the tensors are on a CUDA device, ``triton`` imports,
   the kernels cover the model's configuration and a SpikingRNN's ``spike_path`` is ``"auto"`` (an explicit
   ``"dense"`` / ``"sparse"`` keeps that torch kernel); otherwise the existing torch path runs. The first
-  failure to compile or launch a kernel warns once and switches this process to the torch path.
+  failure to compile or launch a kernel warns once and switches this process to the torch path: a forward
+  (``run_triton``) then runs the torch forward, a backward (``run_triton_backward``) the torch adjoint on
+  what the Triton forward stored, so the call that failed still returns its result.
 - ``"off"``: never (the torch path everywhere).
 - ``"on"``: wherever the kernels cover the configuration, on any device (a kernel failure raises). CPU
   tensors then run under Triton's interpreter (numpy, one program at a time: slow, for tests); a one-line
   ``TritonUnavailable`` (a ``ValueError``: exit 2 in the CLI) if ``triton`` does not import.
+
+The call sites: ``fused.fused_rollout`` / ``fused_population_rollout`` (``SpikingRNN`` and a spiking
+``Population`` with gradients), ``RateRNN.forward``, ``population_rate_rollout`` below (a rate
+``Population``) and ``learning/eprop._chunk_forward`` (the chunks of e-prop's forward).
 
 ``SPIKEDYN_TRITON_STORAGE`` / ``set_triton(mode, storage=...)``: the dtype in which the spiking forward
 stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
@@ -128,19 +134,38 @@ def wants_triton(t: torch.Tensor) -> bool:
 def run_triton(kernel: Callable[[], R]) -> R | None:
     """``kernel()`` (a Triton forward); under ``"auto"`` a failure to compile or launch warns once, returns
     None (the caller then runs its torch path) and keeps ``wants_triton`` false for the rest of the process;
-    under ``"on"`` the error propagates. (A failure in a kernel's backward, inside autograd, still raises.)"""
-    global _failed
+    under ``"on"`` the error propagates."""
     if triton_mode() == "on":
         return kernel()
     try:
         return kernel()
     except Exception as e:  # noqa: BLE001 - any compile/launch error: the torch path computes the same map
-        if _failed is None:
-            warnings.warn(f"the Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-                          "; running the torch path from now on (SPIKEDYN_TRITON=on raises instead, =off skips "
-                          "Triton)", RuntimeWarning, stacklevel=3)  # fmt: skip
-        _failed = f"{type(e).__name__}: {e}"
+        _fall_back(e)
         return None
+
+
+def run_triton_backward(kernel: Callable[[], R], torch_path: Callable[[], R], strict: bool) -> R:
+    """``kernel()`` (a Triton backward, inside autograd); if it fails to compile or launch and the forward ran
+    under ``"auto"`` (``strict`` False), warn once as ``run_triton`` does, switch this process to the torch
+    path and return ``torch_path()`` (the torch adjoint of the same call); ``strict`` (``"on"`` when the
+    forward ran): the error propagates."""
+    if strict:
+        return kernel()
+    try:
+        return kernel()
+    except Exception as e:  # noqa: BLE001 - as run_triton
+        _fall_back(e)
+    return torch_path()
+
+
+def _fall_back(e: Exception) -> None:
+    """Record the first kernel failure of the process (``wants_triton`` is then false under "auto") and warn."""
+    global _failed
+    if _failed is None:
+        warnings.warn(f"the Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                      "; running the torch path from now on (SPIKEDYN_TRITON=on raises instead, =off skips "
+                      "Triton)", RuntimeWarning, stacklevel=4)  # fmt: skip
+    _failed = f"{type(e).__name__}: {e}"
 
 
 def interpreting() -> bool:
@@ -163,3 +188,16 @@ def launcher(fn: Callable, like: torch.Tensor) -> Any:
         raise TritonUnavailable("the Triton kernels got CPU tensors: set TRITON_INTERPRET=1 before Python starts "
                            "(Triton's interpreter), or SPIKEDYN_TRITON=auto to use them only on CUDA")
     return _built(fn)
+
+
+def population_rate_rollout(pop: Any, u: torch.Tensor, x0: torch.Tensor, xi: torch.Tensor | None,
+                            scale: torch.Tensor | None) -> tuple | None:
+    """A rate ``Population``'s rollout by the Triton rate kernels with their member axis
+    (``triton_rate.population_rollout``; same outputs and draws as ``Population._rate_rollout``) where the
+    kernels are wanted (``wants_triton``); None elsewhere, or where the kernel failed under "auto" (warned
+    once, ``run_triton``): the caller then runs its torch path."""
+    if not wants_triton(u):
+        return None
+    from .triton_rate import population_rollout
+
+    return run_triton(lambda: population_rollout(pop, u, x0, xi, scale))
