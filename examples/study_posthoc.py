@@ -209,7 +209,7 @@ def posthoc(study: Path, pulse: bool = False) -> dict:
            "zero_input_attractors": zero_input_attractors(study, summary),
            "zero_input_attractors_reached": zero_input_attractors(
                study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
-    if summary["kind"].startswith("rules_"):
+    if summary["kind"].startswith("rules_") and len(set(summary["labels"])) > 1:  # silhouettes need two rules
         res["svcca_preactivation"] = preactivation_svcca(study, summary)
         res["initial_state"] = initial_state_effect(study, summary)
     if pulse:
@@ -229,8 +229,9 @@ def main() -> None:
     if summary["kind"] == "contexts":  # one sub-study per N (paths relative to the study, or absolute if older)
         from spikedyn.experiments.study import study_path
 
-        res = {"study": str(args.study), "contexts": {n: posthoc(study_path(args.study, p).parent, args.pulse)
-                                                      for n, p in summary["studies"].items()}}  # fmt: skip
+        res = {"study": str(args.study),
+               "contexts": {n: posthoc(study_path(args.study, p).parent, args.pulse)
+                             for n, p in summary["studies"].items()}}
     else:
         res = posthoc(args.study, args.pulse)
     if args.mcmahan is not None:
