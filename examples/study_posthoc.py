@@ -9,12 +9,14 @@
   all analysed networks and for those that reached the target;
 * with ``--pulse``: McMahan et al.'s pulse experiment (Fig. 4, ``spikedyn.experiments.pulse``) on every
   analysed network: stable or transient integrator by its output, against its attractor count;
+* the mean distance within and between labels of every distance matrix;
 * the silhouettes of McMahan et al.'s own saved SVCCA distances (``distances.npy`` of their repository,
   N-CDI with N = 1..6, BPTT vs GA), if ``--mcmahan DIR`` names a copy of it.
 
     python examples/study_posthoc.py runs/study/rules-rdm [--mcmahan PATH_TO_RNN_Learning_Rules] [--pulse] \
         [--json out.json]
 
+On a ``study contexts`` directory the checks run on each ``ncdi-N`` sub-study.
 Reads the study's ``study.json``, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
 never retrained); writes nothing unless ``--json`` is given (then atomically, never over an existing file).
 """
@@ -176,6 +178,45 @@ def mcmahan_saved(path: Path) -> list[dict[str, float]]:
     return rows
 
 
+def label_means(D: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Mean distance within each label (off-diagonal pairs) and between each pair of labels."""
+    lab = np.asarray(labels)
+    names = list(dict.fromkeys(labels))
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            ia, ib = np.flatnonzero(lab == a), np.flatnonzero(lab == b)
+            M = D[np.ix_(ia, ib)]
+            v = M[np.triu_indices(len(ia), 1)] if a == b else M.ravel()
+            out[f"within {a}" if a == b else f"{a} - {b}"] = float(v.mean()) if v.size else float("nan")
+    return out
+
+
+def posthoc(study: Path, pulse: bool = False) -> dict:
+    """The checks of the module doc on one study directory (``study rules|noise|bodies``, or one ``ncdi-N``
+    of ``study contexts``)."""
+    summary = json.loads((study / "study.json").read_text())
+    with np.load(study / "distances.npz") as f:
+        from spikedyn.experiments.study import DISTANCES
+
+        D = {k: f[f"{k}_distance"] for k in DISTANCES}
+    reached = {n["id"]: bool(n["reached"]) for n in summary["nets"]}
+    keep = np.asarray([reached[i] for i in summary["ids"]])
+    res = {"study": str(study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
+           "reached_per_label": {lab: int(sum(k for k, x in zip(keep, summary["labels"]) if x == lab))
+                                 for lab in dict.fromkeys(summary["labels"])},
+           "mean_distances": {k: label_means(M, summary["labels"]) for k, M in D.items()},
+           "zero_input_attractors": zero_input_attractors(study, summary),
+           "zero_input_attractors_reached": zero_input_attractors(
+               study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
+    if summary["kind"].startswith("rules_"):
+        res["svcca_preactivation"] = preactivation_svcca(study, summary)
+        res["initial_state"] = initial_state_effect(study, summary)
+    if pulse:
+        res["pulse"] = pulse_integrators(study, summary)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", type=Path)
@@ -185,23 +226,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     summary = json.loads((args.study / "study.json").read_text())
-    with np.load(args.study / "distances.npz") as f:
-        from spikedyn.experiments.study import DISTANCES
+    if summary["kind"] == "contexts":  # one sub-study per N (paths relative to the study, or absolute if older)
+        from spikedyn.experiments.study import study_path
 
-        D = {k: f[f"{k}_distance"] for k in DISTANCES}
-    reached = {n["id"]: bool(n["reached"]) for n in summary["nets"]}
-    keep = np.asarray([reached[i] for i in summary["ids"]])
-    res = {"study": str(args.study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
-           "reached_per_label": {lab: int(sum(k for k, x in zip(keep, summary["labels"]) if x == lab))
-                                 for lab in dict.fromkeys(summary["labels"])},
-           "zero_input_attractors": zero_input_attractors(args.study, summary),
-           "zero_input_attractors_reached": zero_input_attractors(
-               args.study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
-    if summary["kind"].startswith("rules_"):
-        res["svcca_preactivation"] = preactivation_svcca(args.study, summary)
-        res["initial_state"] = initial_state_effect(args.study, summary)
-    if args.pulse:
-        res["pulse"] = pulse_integrators(args.study, summary)
+        res = {"study": str(args.study),
+               "contexts": {n: posthoc(study_path(args.study, p).parent, args.pulse)
+                             for n, p in summary["studies"].items()}}
+    else:
+        res = posthoc(args.study, args.pulse)
     if args.mcmahan is not None:
         res["mcmahan_saved_distances"] = mcmahan_saved(args.mcmahan)
     print(json.dumps(res, indent=1))

@@ -1,6 +1,8 @@
 """`spikedyn study`: McMahan et al. 2024's population studies at a tiny scale, resumable."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from spikedyn.cli import main
@@ -260,3 +262,33 @@ def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_
     # the trained networks and their task are the dt = 5 ms ones (alpha = 0.5)
     cfg = json.loads((out / "nets" / "bptt-rate" / "config.json").read_text())
     assert cfg["task"]["dt"] == 5.0 and [(m["dt"], m["alpha"]) for m in cfg["model"]["members"]] == [(5.0, 0.5)] * 2
+
+
+def test_study_json_paths_are_relative_to_the_study_so_a_moved_copy_still_names_its_files(tmp_path, one_thread_seeded):
+    """``study.json`` records run directories, figures and a contexts study's sub-studies relative to the
+    study's directory (they were absolute ``/tmp/...`` paths, wrong in any copy); ``study_path`` reads both."""
+    import json
+    import shutil
+
+    out = tmp_path / "made-here"
+    assert main(["study", "contexts", "--contexts", "2", "--nets", "2", "--eval-trials", "20", "--analysis-trials",
+                 "4", "--n-inits", "8", "--signature-probes", "3", "--steps", "bptt=2", "--steps", "ga=1",
+                 "--include-failed", "--no-progress", "--out", str(out), "--json"]) == 0
+    moved = tmp_path / "copied" / "elsewhere"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    top = json.loads((moved / "study.json").read_text())
+    assert top["studies"] == {"2": "ncdi-2/study.json"} and top["figure"] == "figures/contexts.png"
+    assert X.study_path(moved, top["figure"]).is_file()
+    sub_dir = X.study_path(moved, top["studies"]["2"]).parent
+    sub = json.loads((sub_dir / "study.json").read_text())
+    assert [n["run_dir"] for n in sub["nets"]] == ["nets/bptt-rate", "nets/bptt-rate", "nets/ga-rate/net-00",
+                                                   "nets/ga-rate/net-01"]
+    for n in sub["nets"]:
+        assert (X.study_path(sub_dir, n["run_dir"]) / "model.pt").is_file()
+    assert X.study_path(sub_dir, sub["figure"]).is_file()
+    # what older spikedyn versions recorded (absolute paths) reads back unchanged; None stays None
+    assert X.study_path(moved, "/tmp/study-runs/x/nets/bptt-rate") == Path("/tmp/study-runs/x/nets/bptt-rate")
+    assert X.study_path(moved, None) is None
+    assert X.relative_to_study(tmp_path / "outside", moved) == str(tmp_path / "outside")
+    assert X.relative_to_study(None, moved) is None

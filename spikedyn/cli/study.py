@@ -116,7 +116,7 @@ def _report(summary: dict[str, Any], as_json: bool, title: str, out: Path) -> No
                     short[f"{twin} {key}: own parent / other parents"] = (
                         f"{v['own_parent']:.3f} / {v['other_parents']:.3f} (closer to own: {v['closer_to_own']:.0%})")
     if summary.get("figure"):
-        short["figure"] = summary["figure"]
+        short["figure"] = str(Path(out) / summary["figure"])  # study.json records it relative to --out
     emit(short, as_json, title)
 
 

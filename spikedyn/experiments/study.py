@@ -29,7 +29,9 @@ stream (seed ``seed``) and differs from the others only by its initialisation.
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
 cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
-refused (``study.json`` records it).
+refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
+sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
+of older files too).
 """
 from __future__ import annotations
 
@@ -610,6 +612,27 @@ def twin_distances(D: np.ndarray, nets: list[Net], twin_group: str, parent_group
 
 
 # -- the study --------------------------------------------------------------------------------------------
+def relative_to_study(path: str | Path | None, out: str | Path) -> str | None:
+    """``path`` as ``study.json`` records it: relative to the study's directory ``out`` (POSIX separators) when
+    it lies inside it, so that a copied or moved study still names its own files; otherwise unchanged."""
+    if path is None:
+        return None
+    p, root = Path(path), Path(out)
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def study_path(study_dir: str | Path, recorded: str | None) -> Path | None:
+    """The file or directory a ``study.json`` in ``study_dir`` names: its paths are relative to ``study_dir``
+    (``relative_to_study``); an absolute path (what older spikedyn versions recorded) is returned as it is."""
+    if recorded is None:
+        return None
+    p = Path(recorded)
+    return p if p.is_absolute() else Path(study_dir) / p
+
+
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
     resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
@@ -667,7 +690,8 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     summary: dict[str, Any] = {
         "kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
         "nets": [{"id": n.id, "label": n.label, "accuracy": n.accuracy, "steps": n.steps, "reached": n.reached,
-                  "analysed": n in used, "run_dir": n.run_dir, **({"note": n.note} if n.note else {})}
+                  "analysed": n in used, "run_dir": relative_to_study(n.run_dir, out),
+                  **({"note": n.note} if n.note else {})}
                  for n in nets],
         "labels": labels, "ids": [n.id for n in used],
     }  # fmt: skip
@@ -685,7 +709,7 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     atomic_write_npz(out / "distances.npz", **{f"{k}_distance": D[k] for k in DISTANCES},
                      labels=np.asarray(labels, dtype=str), ids=np.asarray([n.id for n in used], dtype=str))
     if "scores" in summary:
-        summary["figure"] = str(plot_study(summary, D, out / "figures" / f"{kind}.png"))
+        summary["figure"] = relative_to_study(plot_study(summary, D, out / "figures" / f"{kind}.png"), out)
     atomic_write_json(out / "study.json", summary)
     return summary
 
@@ -737,8 +761,9 @@ def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3,
              **{f"{k}_{kind}": [s.get("scores", {}).get(k, {}).get(kind) for s in per_n.values()]
                 for k in DISTANCES for kind in ("silhouette", "silhouette_rows")}}  # fmt: skip
     summary = {"kind": "contexts", "config": cfg.model_dump(mode="json"), "trend": trend,
-               "studies": {n: str(Path(out) / f"ncdi-{n}" / "study.json") for n in per_n}}  # fmt: skip
-    summary["figure"] = str(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules))
+               "studies": {n: f"ncdi-{n}/study.json" for n in per_n}}  # fmt: skip
+    summary["figure"] = relative_to_study(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules),
+                                          out)  # fmt: skip
     atomic_write_json(Path(out) / "study.json", summary)
     return summary
 
@@ -838,5 +863,6 @@ __all__ = [
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
-    "run_noise", "run_rules", "scores", "signature", "supported", "train_group", "twin_distances",
+    "relative_to_study", "run_noise", "run_rules", "scores", "signature", "study_path", "supported", "train_group",
+    "twin_distances",
 ]  # fmt: skip
