@@ -209,7 +209,7 @@ def posthoc(study: Path, pulse: bool = False) -> dict:
            "zero_input_attractors": zero_input_attractors(study, summary),
            "zero_input_attractors_reached": zero_input_attractors(
                study, summary, {i for i, k in zip(summary["ids"], keep) if k})}  # fmt: skip
-    if summary["kind"].startswith("rules_"):
+    if summary["kind"].startswith("rules_") and len(set(summary["labels"])) > 1:  # silhouettes need two rules
         res["svcca_preactivation"] = preactivation_svcca(study, summary)
         res["initial_state"] = initial_state_effect(study, summary)
     if pulse:

@@ -276,3 +276,33 @@ def test_population_benchmark_sides_run_and_summarise():
     rate = {s: cell[s]["network_steps"] / cell[s]["wall_s"] for s in bench.SIDES}
     assert summary["speedup_vs_sequential_wall"] == pytest.approx(rate["population"] / rate["sequential"])
     assert summary["speedup_vs_autograd_wall"] == pytest.approx(rate["population"] / rate["autograd"])
+
+
+def test_population_profile_parts_at_toy_size():
+    """benchmarks/population_profile.py at toy size: the phases of a Population step and of a lone step
+    add up to their totals, the operator shares to 1, and the GEMM roofline reports positive times."""
+    import importlib.util
+    from pathlib import Path
+
+    import spikedyn.tasks as tasks
+
+    from spikedyn.learning.presets import get
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "population_profile.py"
+    spec = importlib.util.spec_from_file_location("population_profile", path)
+    prof = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prof)
+    task = tasks.make("rdm", dt=10.0, duration_ms=740.0)
+    p = get("mcmahan2024")
+    pop = Population.stack([p.build_model(task, seed=i) for i in range(2)])
+    for model in (pop, p.build_model(task, seed=0)):
+        ph = prof.phases(model, task, reps=1, eval_every=5)
+        assert set(ph) == {"sample batch", "forward", "loss", "backward", "norms, clip, Adam", "evaluation", "total"}
+        assert ph["total"] == pytest.approx(sum(v for k, v in ph.items() if k != "total"))
+        assert ph["forward"] > 0 and ph["backward"] > 0
+    ops = prof.operators(pop, task)
+    assert sum(v for v in ops.values() if isinstance(v, float)) == pytest.approx(1.0)
+    assert ops["batched GEMMs (bmm, baddbmm)"] > 0
+    roof = prof.roofline(2, 8, 6, 5, reps=1)
+    assert roof["gemm_step_hot_s"] > 0 and roof["gemm_step_streamed_s"] > 0
+    assert roof["gemm_flop_per_step"] == 3 * 2 * 2 * 8 * 36

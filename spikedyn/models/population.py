@@ -124,7 +124,8 @@ def _rate_forward(x0: Tensor, u: Tensor, xi: Tensor | None, scale: Tensor | None
     batched GEMM with the leak folded in, ``X_{t+1} = (1 - alpha) X_t + kappa alpha W Z_t`` (updated in
     place: ``out=`` would first copy ``X``), one activation pass and the readout. Trials are the columns
     so that the GEMMs' output rows are B long (64 trials: whole AVX-512 vectors; K = 52 columns would
-    leave a 4-wide tail), about 10% faster than ``[E, B, K]`` blocks (``docs/benchmarks.md``). Writes
+    leave a 4-wide tail); the forward and adjoint GEMMs ran at 66-77 vs 55-67 GFLOP/s in a microbenchmark
+    (``docs/benchmarks.md``, Populations). Writes
     ``Z [T + 1, E, K, B]`` when given (for the backward pass), else keeps one block (evaluation).
     Returns ``y [T, E, B, O]`` (a view) and the last state block ``X_T [E, K, B]``."""
     E, B, N = x0.shape
