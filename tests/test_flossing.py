@@ -103,6 +103,12 @@ def test_flossing_rounding_benchmark_runs(tmp_path, monkeypatch):
 
     out = flossing_rounding.main(["--steps", "3", "--floss-steps", "2", "--out", str(tmp_path / "r.json")])
     assert out["max_relative_loss_difference_up_to"][3] < 1e-4  # a rounding-sized change at the start
+    from spikedyn.experiments.flossing import FlossingRomoConfig, run
+
+    exp = run(FlossingRomoConfig(**out["config"]), tmp_path / "exp.json", log=lambda s: None)
+    flossed = exp["runs"][0]["curves"]["flossing + e-prop"]  # the benchmark trains the experiment's own arm
+    assert flossed["accuracy"] == out["as_is"]["accuracy"]
+    assert flossed["loss"] == out["as_is"]["loss"]
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["one_ulp"]["final_accuracy"] == out["one_ulp"]["final_accuracy"]
     assert len(saved["as_is"]["accuracy"]) == 3 and 0.0 <= saved["as_is"]["final_accuracy"] <= 1.0
