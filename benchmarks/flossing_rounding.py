@@ -4,7 +4,10 @@
 from the same flossed network: as it is, and with every entry of ``W_rec`` moved by one float32 ulp (a change
 of about 1e-7 relative, the size of a different summation order). It prints and writes the relative
 difference of the two training-loss curves at a few iterations, each run's held-out accuracy at the end,
-its best, and its largest training loss. The figures in docs/analysis.md come from:
+its best, and its largest training loss. ``--compare REF FILE...`` instead compares seed ``--seed`` of results
+files of ``spikedyn analyze flossing-romo`` (e.g. made by older trees) with REF: whether the flossing exponents
+are bit-identical, and how far each arm's loss curve drifts. docs/analysis.md gives the commands behind its
+figures; this one wrote ``docs/results/flossing_rounding_seed0.json``:
 
     python benchmarks/flossing_rounding.py --seed 0 --out /tmp/flossing_rounding.json
 """
@@ -53,6 +56,24 @@ def _end_point(loss: list[float], accuracy: list[float]) -> dict:
             "iteration_of_max_loss": int(np.argmax(loss)) + 1}  # fmt: skip
 
 
+def compare(path_a: str, path_b: str, seed: int = 0) -> dict:
+    """Seed ``seed`` of two results files of ``spikedyn analyze flossing-romo`` (any code version, e.g. an
+    old tree's ``results.json`` against ``docs/results/flossing_romo.json``): whether the flossing
+    exponents (every flossing step, and lambda before/after) are bit-identical, and per arm the relative
+    difference of the training-loss curves and both end points."""
+    runs = [next(r for r in json.loads(Path(p).read_text())["runs"] if r["seed"] == seed) for p in (path_a, path_b)]
+    out: dict = {"a": str(path_a), "b": str(path_b), "seed": seed}
+    for key in ("floss_lambdas", "lambda_before", "lambda_after"):
+        x, y = (np.asarray(r[key], dtype=float) for r in runs)
+        out[f"{key}_identical"] = bool(x.shape == y.shape and np.array_equal(x, y))
+    for arm in runs[0]["curves"]:
+        ca, cb = runs[0]["curves"][arm], runs[1]["curves"][arm]
+        n = min(len(ca["loss"]), len(cb["loss"]))
+        out[arm] = {"max_relative_loss_difference_up_to": _up_to(ca["loss"][:n], cb["loss"][:n]),
+                    "a": _end_point(ca["loss"], ca["accuracy"]), "b": _end_point(cb["loss"], cb["accuracy"])}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from spikedyn.atomic import atomic_write_json
     from spikedyn.experiments.flossing import FlossingRomoConfig
@@ -62,7 +83,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=FlossingRomoConfig().steps, help="e-prop iterations")
     ap.add_argument("--floss-steps", type=int, default=FlossingRomoConfig().floss_steps)
     ap.add_argument("--out", default="", help="also write the result to this JSON file")
+    ap.add_argument("--compare", nargs="+", metavar="FILE",
+                    help="instead: compare seed --seed of results files of `spikedyn analyze flossing-romo` "
+                    "(e.g. made by older trees), each against the first")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.compare:
+        if len(args.compare) < 2:
+            ap.error("--compare needs a reference file and at least one file to compare with it")
+        out = {"reference": args.compare[0], "seed": args.seed,
+               "comparisons": [compare(args.compare[0], other, seed=args.seed) for other in args.compare[1:]]}
+        print(json.dumps(out, indent=1))
+        if args.out:
+            atomic_write_json(Path(args.out), json.loads(json.dumps(out)))
+        return out
     cfg = FlossingRomoConfig(seeds=1, steps=args.steps, floss_steps=args.floss_steps)
     runs = {name: flossed_arm(cfg, args.seed, ulp) for name, ulp in (("as_is", False), ("one_ulp", True))}
     out = {"config": cfg.model_dump(), "seed": args.seed,
