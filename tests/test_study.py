@@ -292,3 +292,47 @@ def test_study_json_paths_are_relative_to_the_study_so_a_moved_copy_still_names_
     assert X.study_path(moved, None) is None
     assert X.relative_to_study(tmp_path / "outside", moved) == str(tmp_path / "outside")
     assert X.relative_to_study(None, moved) is None
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_posthoc_pulse_reads_every_study_kind_back_without_writing(tmp_path, one_thread_seeded):
+    """``examples/study_posthoc.py --pulse`` on a rules and a noise study: the groups come from what the study
+    recorded (``study noise`` ids are not rule groups), the networks are read back (``load_study_nets``, the
+    same weights the study analysed), and nothing under the study directory is written or resumed."""
+    import importlib.util
+    import json
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("study_posthoc", Path(__file__).parents[1] / "examples" /
+                                                  "study_posthoc.py")  # fmt: skip
+    posthoc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(posthoc)
+    tiny = dict(nets=2, eval_trials=20, analysis_trials=4, n_inits=8, signature_probes=3, include_failed=True)
+    rules, noise = tmp_path / "rules", tmp_path / "noise"
+    X.run_rules(X.StudyConfig(rules=("bptt", "full_force"), steps={"bptt": 3, "full_force": 2}, **tiny), rules,
+                progress=False)  # fmt: skip
+    X.run_noise(X.StudyConfig(rules=("bptt",), steps={"bptt": 3}, **tiny), noise, levels=(0.1, 1.0), progress=False)
+    res = {}
+    for study in (rules, noise):
+        before = _tree(study)
+        res[study] = posthoc.posthoc(study, pulse=True)
+        assert _tree(study) == before, study  # nothing written, nothing resumed
+        ids = [r["id"] for rows in res[study]["pulse"].values() for r in rows["nets"]]
+        assert sorted(ids) == sorted(json.loads((study / "study.json").read_text())["ids"])
+    assert set(res[noise]["pulse"]) == {"noise 0.1", "noise 1"} and set(res[rules]["pulse"]) == {"bptt", "full_force"}
+    assert set(res[rules]["initial_state"]) == {"bptt", "full_force"} and "svcca_preactivation" in res[rules]
+    # the networks read back are the ones the study trained (a Population member by index)
+    nets = X.load_study_nets(noise)
+    again = X.train_group(X.recorded_config(json.loads((noise / "config.json").read_text())),
+                          X.noise_groups((0.1,))[0], noise, progress=False)  # fmt: skip
+    for n in again:
+        for a, b in zip(n.model.state_dict().values(), nets[n.id].model.state_dict().values()):
+            assert torch.equal(a, b)
+    # an unfinished study is refused with one line
+    (noise / "study.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not a finished spikedyn study"):
+        X.load_study_nets(noise)

@@ -31,7 +31,8 @@ read back, not retrained; a killed run resumes from its last checkpoint), and ea
 cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
 refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
 sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
-of older files too).
+of older files too). ``load_study_nets`` reads a finished study's networks back read-only (for post-hoc
+analyses: nothing is trained, resumed or written).
 """
 from __future__ import annotations
 
@@ -395,6 +396,65 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
                         run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
     return nets
+
+
+def recorded_config(record: dict[str, Any]) -> StudyConfig:
+    """The ``StudyConfig`` a study recorded (``config.json`` / ``study.json``'s ``config``: JSON lists for
+    the tuples)."""
+    import json
+
+    return StudyConfig.model_validate_json(json.dumps(record["config"]))
+
+
+def load_study_nets(out: str | Path, ids: list[str] | None = None) -> dict[str, Net]:
+    """The networks of the finished study in ``out``, read back read-only: nothing is trained, resumed or
+    written (``train_group`` would resume an unfinished run). Rebuilt from what the study recorded, so for
+    every kind (rules, noise, bodies, a contexts study's ``ncdi-N``): the groups of ``config.json``, each
+    network's run directory, accuracy, steps and ``reached`` from ``study.json``; each trained model from its
+    run's ``model.pt`` (``spikedyn.load_run``: ``weights_only``; a Population run's member by index), a
+    mirror twin rebuilt from its parent (``mirror``, deterministic). ``ids``: only these networks (and the
+    parents their twins need). Returns id -> ``Net`` (``model`` None for a network that diverged).
+
+    Raises ``FileNotFoundError`` (one line) for a study or a network's run that is not finished."""
+    from ..learning.checkpoint import load_json
+    from ..models import mirror
+    from ..models.population import Population
+    from ..runs import load_run
+
+    out = Path(out)
+    for name in ("config.json", "study.json"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} not found: not a finished spikedyn study (run it to the end)")
+    groups = {g["name"]: Group(**g) for g in load_json(out / "config.json")["groups"]}
+    records = {n["id"]: n for n in load_json(out / "study.json")["nets"]}
+    runs: dict[Path, Any] = {}  # a Population run's model.pt is read once for all its members
+    nets: dict[str, Net] = {}
+
+    def load(nid: str) -> Net:
+        if nid in nets:
+            return nets[nid]
+        if nid not in records:
+            raise KeyError(f"{out / 'study.json'} records no network {nid!r}")
+        rec, (gname, index) = records[nid], nid.rsplit("/", 1)
+        group, model = groups[gname], None
+        if group.derive == "mirror":
+            parent = load(f"{group.source}/{index}")
+            model = None if parent.model is None else mirror(parent.model, substeps=TWIN_SUBSTEPS)
+        elif not str(rec.get("note", "")).startswith("diverged"):
+            run_dir = study_path(out, rec["run_dir"])
+            if run_dir not in runs:
+                runs[run_dir] = load_run(run_dir).model
+            model = runs[run_dir]
+            if isinstance(model, Population):  # trained member by member (the GA's model.pt holds one network)
+                model = model.member(int(index))
+        nets[nid] = Net(id=nid, group=gname, label=rec["label"], index=int(index), model=model,
+                        accuracy=rec.get("accuracy"), steps=rec.get("steps"), run_dir=rec.get("run_dir"),
+                        reached=bool(rec["reached"]), note=rec.get("note", ""))  # fmt: skip
+        return nets[nid]
+
+    for nid in records if ids is None else ids:
+        load(nid)
+    return {nid: nets[nid] for nid in (records if ids is None else ids)}
 
 
 # -- analysis ---------------------------------------------------------------------------------------------
@@ -863,6 +923,7 @@ __all__ = [
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
-    "relative_to_study", "run_noise", "run_rules", "scores", "signature", "study_path", "supported", "train_group",
+    "load_study_nets", "recorded_config", "relative_to_study", "run_noise", "run_rules", "scores", "signature",
+    "study_path", "supported", "train_group",
     "twin_distances",
 ]  # fmt: skip
