@@ -336,3 +336,13 @@ def test_posthoc_pulse_reads_every_study_kind_back_without_writing(tmp_path, one
     (noise / "study.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a finished spikedyn study"):
         X.load_study_nets(noise)
+
+
+def test_population_members_record_their_own_stop_step():
+    """A Population-trained group records each member's own stop step (its first check at the target, when
+    ``train`` freezes it), not the population's last step; a member that never reached it: the last step."""
+    history = [{"step": 1, "loss": 1.0}, {"step": 2, "member_accuracy": [0.5, 0.95, 0.2]},
+               {"step": 3, "loss": 0.5}, {"step": 4, "member_accuracy": [0.9, 0.95, 0.85]},
+               {"step": 6, "member_accuracy": [0.92, 0.95, 0.88]}]  # fmt: skip
+    assert X.member_stop_steps(history, 0.9, 3) == [4, 2, 6]
+    assert X.member_stop_steps([], 0.9, 2) == [None, None]

@@ -332,9 +332,9 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
         rule_obj = make_rule_object(group.rule, settings)
         result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
         accs = result.final.get("member_accuracy") or [None] * cfg.nets
-        steps = result.history[-1]["step"] if result.history else None
+        steps = member_stop_steps(result.history, cfg.target_accuracy, cfg.nets)
         return [Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=pop.member(i),
-                    accuracy=accs[i], steps=steps, run_dir=str(root), reached=_reached(accs[i], cfg))
+                    accuracy=accs[i], steps=steps[i], run_dir=str(root), reached=_reached(accs[i], cfg))
                 for i in range(cfg.nets)]  # fmt: skip
     nets = []
     for i in track(range(cfg.nets), f"study {group.name}", unit="net", enabled=progress):
@@ -360,6 +360,19 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
                         run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
     return nets
+
+
+def member_stop_steps(history: list[dict[str, Any]], target: float, n: int) -> list[int | None]:
+    """Each member's own stop step in a ``Population`` run's ``history`` (``train``'s records, as in its
+    ``metrics.jsonl``): the first evaluation at which its held-out accuracy (``member_accuracy``) reached
+    ``target`` (``train`` freezes it from then on), else the run's last step (None: no history)."""
+    last = history[-1]["step"] if history else None
+    stops: list[int | None] = [None] * n
+    for r in history:
+        for i, a in enumerate(r.get("member_accuracy") or []):
+            if stops[i] is None and a is not None and a >= target:
+                stops[i] = int(r["step"])
+    return [last if s is None else s for s in stops]
 
 
 def _reached(acc: float | None, cfg: StudyConfig) -> bool:
@@ -923,7 +936,7 @@ __all__ = [
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
-    "load_study_nets", "recorded_config", "relative_to_study", "run_noise", "run_rules", "scores", "signature",
-    "study_path", "supported", "train_group",
+    "load_study_nets", "member_stop_steps", "recorded_config", "relative_to_study", "run_noise", "run_rules",
+    "scores", "signature", "study_path", "supported", "train_group",
     "twin_distances",
 ]  # fmt: skip
