@@ -346,3 +346,16 @@ def test_population_members_record_their_own_stop_step():
                {"step": 6, "member_accuracy": [0.92, 0.95, 0.88]}]  # fmt: skip
     assert X.member_stop_steps(history, 0.9, 3) == [4, 2, 6]
     assert X.member_stop_steps([], 0.9, 2) == [None, None]
+
+
+def test_mds_of_a_degenerate_distance_matrix_has_no_nan():
+    """A study's last step, the MDS plot coordinates, used to fail (NaN) when the distances have fewer than two
+    positive classical-MDS eigenvalues (scikit-learn's start takes the square root of a negative one)."""
+    import numpy as np
+
+    from spikedyn.analysis.similarity import mds_embedding
+
+    D = np.array([[0.0, 1.0, 3.0], [1.0, 0.0, 1.0], [3.0, 1.0, 0.0]])  # eigenvalues 4.5, 0, -0.83
+    emb = mds_embedding(D)
+    assert emb.shape == (3, 2) and np.isfinite(emb).all()
+    assert abs(emb[0, 0] - emb[2, 0]) > 1.0  # the two far points stay apart
