@@ -222,8 +222,9 @@ def test_tau_at_the_step_warns_that_alpha_is_one():
 
 def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_thread_seeded):
     """``--dt-ms``: the task's step and the rate nets' alpha = dt / tau (McMahan et al.'s code: tau = 10 ms at
-    1 ms steps, alpha 0.1, 751 steps per trial); the input noise keeps its variance per 1 ms; study.json
-    records it; a step that is not positive or does not divide the 750 ms trial exits 2 with one line."""
+    1 ms steps, alpha 0.1; the task's trial t = 0..750 ms has 751 steps, their code's 750); the input noise
+    keeps its variance per 1 ms; study.json records it; a step that is not positive or does not divide the
+    750 ms trial exits 2 with one line."""
     import json
     import warnings
 

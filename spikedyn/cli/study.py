@@ -39,7 +39,7 @@ Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
                                      "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
                                      "dt / tau; the input noise keeps its variance per 1 ms. McMahan et al.'s "
-                                     "code: 1 (751 steps per trial).")]
+                                     "code: 1 (their trials: 750 samples; this task's: 751 steps, t = 0..750 ms).")]
 
 
 def _steps(values: list[str]) -> dict[str, int]:

@@ -105,8 +105,9 @@ class StudyConfig(ExperimentConfig):
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
     ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
     instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
-    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` a trial is
-    McMahan et al.'s: 751 steps of ``N(mu, noise_var)``. Their code runs alpha = 0.1 per 1 ms step
+    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` every step draws
+    ``N(mu, noise_var)`` as in McMahan et al.'s code (the task's trial is t = 0..750 ms: 751 steps; their
+    code draws 750 samples per trial). Their code runs alpha = 0.1 per 1 ms step
     (tau = 10 ms): ``tau_ms=10, dt_ms=1``. ``tau_ms`` at or below the step gives alpha = 1 (no leak) and
     warns."""
 
