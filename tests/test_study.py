@@ -119,9 +119,11 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
     common = ["--nets", "2", "--eval-trials", "20", "--analysis-trials", "4", "--n-inits", "8", "--signature-probes",
               "3", "--no-progress"]
     noise = tmp_path / "noise"
-    assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--out", str(noise), "--json"]) == 0
+    assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--steps", "bptt=3", "--include-failed", "--out",
+                 str(noise), "--json"]) == 0
     summary = json.loads((noise / "study.json").read_text())
     assert [n["label"] for n in summary["nets"]] == ["noise 0.1", "noise 0.1", "noise 1", "noise 1"]
+    assert all(n["steps"] <= 3 for n in summary["nets"])  # study noise takes --steps too
     assert (noise / "figures" / "noise_rdm.png").stat().st_size > 1000
     bodies = tmp_path / "bodies"
     assert main(["study", "bodies", *common, "--steps", "bptt=3", "--steps", "eprop=2", "--steps", "full_force=2",
@@ -129,6 +131,8 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
     summary = json.loads((bodies / "study.json").read_text())
     assert [n["id"].split("/")[0] for n in summary["nets"]][::2] == ["bptt-rate", "mirror", "ff-twin", "bptt-lif",
                                                                      "eprop-lif"]
+    # --steps full_force=N is the full-FORCE twins' budget (it was ignored: they trained FF_TWIN_SETTINGS' 40)
+    assert [n["steps"] for n in summary["nets"] if n["id"].startswith("ff-twin")] == [2, 2]
     for twin in ("mirror", "ff-twin"):  # each twin is paired with its own parent, on both distances
         for key in ("svcca", "topology"):
             d = summary["twins"][twin][key]
@@ -247,7 +251,7 @@ def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_
     assert X.condition_inputs(task).shape == (751, 10, 1)
     for bad, needle in [("0", "--dt-ms must be > 0"), ("-1", "--dt-ms must be > 0"),
                         ("7", "--dt-ms 7: dt=7.0 ms does not divide duration_ms=750.0 ms")]:  # fmt: skip
-        for cmd in ("rules", "noise", "bodies"):
+        for cmd in ("rules", "contexts", "noise", "bodies"):
             assert main(["study", cmd, "--dt-ms", bad, "--out", str(tmp_path / "bad")]) == 2, (cmd, bad)
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (cmd, bad, err)

@@ -100,8 +100,9 @@ class StudyConfig(ExperimentConfig):
     et al.: 90 % on 2,000); ``analysis_trials`` held-out trials give every network's activity for SVCCA;
     ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
-    fewer for quick checks); ``steps``: rule -> step budget
-    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
+    fewer for quick checks); ``steps``: rule -> step budget overriding ``RULE_SETTINGS`` (``full_force``: also
+    the bodies study's twins' ``FF_TWIN_SETTINGS``); ``include_failed``: analyse networks that missed the
+    target too;
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
     ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
     instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
@@ -403,7 +404,8 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
             continue
         run_dir = root / f"net-{p.index:02d}"
         rule = FullForce(teacher=p.model)
-        kw = {**FF_TWIN_SETTINGS, "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}
+        kw = {**FF_TWIN_SETTINGS, **({"steps": int(cfg.steps["full_force"])} if "full_force" in cfg.steps else {}),
+              "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}  # fmt: skip
         result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
         acc = result.final.get("accuracy")
         nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
