@@ -453,11 +453,14 @@ def main(argv: list[str] | None = None) -> None:
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
     command = " ".join([".venv/bin/python benchmarks/bench_sim.py", *(argv or sys.argv[1:])])
+    from provenance import git_commit  # benchmarks/provenance.py
+
     from spikedyn.models.triton_support import triton_available
 
     head = {"machine": device_name, "torch": torch.__version__, "command": command,
             "triton_kernels": dev.type == "cuda" and triton_available(),  # spikedyn_* cases run them
-            "load_average_start": [round(v, 2) for v in os.getloadavg()]}
+            "load_average_start": [round(v, 2) for v in os.getloadavg()],  # 1, 5 and 15 min
+            "commit": git_commit()}
     for line in [json.dumps(head)]:
         print(line, flush=True)
         if out:

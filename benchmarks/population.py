@@ -170,9 +170,12 @@ def main() -> None:
             loads = f"load {lo:.1f}-{hi:.1f}"
             print(f"round {r + 1}, {th} thread(s): {'; '.join(parts)}: {', '.join(ratios)}; {loads}", flush=True)
         rounds.append(row)
+    from provenance import git_commit  # benchmarks/provenance.py
+
     summary = {"members": args.members, "batch": args.batch, "steps": args.steps, "threads": args.threads,
                "sides": args.sides, "sequential_members": min(args.members, args.sequential_members),
-               "device": args.device, "cpus": os.cpu_count(), "medians": summarise(rounds, args.threads, args.sides),
+               "device": args.device, "cpus": os.cpu_count(), "commit": git_commit(),
+               "medians": summarise(rounds, args.threads, args.sides),
                "rounds": rounds}  # fmt: skip
     for th, entry in summary["medians"].items():
         ratios = [f"x{v:.1f} {k.removeprefix('speedup_vs_').replace('_', ' ')}" for k, v in entry.items()

@@ -48,16 +48,12 @@ def preactivation_svcca(study: Path, summary: dict) -> dict[str, float]:
     from spikedyn.analysis.similarity import activity, distance_matrix, silhouette, silhouette_rows
     from spikedyn.experiments import study as X
 
-    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
-    groups = {g.name: g for g in X.rule_groups(cfg)}
+    cfg = X.recorded_config(summary)
     task = X.make_task(cfg)
     u = torch.as_tensor(X.condition_inputs(task))
     acts, labels = [], []
     ids = summary["ids"]
-    nets = {}
-    for name in dict.fromkeys(i.split("/")[0] for i in ids):
-        for n in X.train_group(cfg, groups[name], study, progress=False):
-            nets[n.id] = n
+    nets = X.load_study_nets(study, ids)  # read back, never trained
     for i in ids:
         m = nets[i].model
         with torch.random.fork_rng(devices=[]):
@@ -80,7 +76,7 @@ def initial_state_effect(study: Path, summary: dict, per_rule: int = 4) -> dict[
     from spikedyn.analysis.similarity import activity, svcca
     from spikedyn.experiments import study as X
 
-    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
+    cfg = X.recorded_config(summary)
     task = X.make_task(cfg)
     u = torch.as_tensor(X.condition_inputs(task))
 
@@ -89,13 +85,16 @@ def initial_state_effect(study: Path, summary: dict, per_rule: int = 4) -> dict[
         return int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.95 - 1e-12) + 1)
 
     out = {}
-    for g in X.rule_groups(cfg):
-        nets = [n for n in X.train_group(cfg, g, study, progress=False)[:per_rule] if n.model is not None]
+    by_group: dict[str, list] = {}
+    for n in X.load_study_nets(study).values():  # read back, never trained
+        by_group.setdefault(n.group, []).append(n)
+    for group in by_group.values():
+        nets = [n for n in group[:per_rule] if n.model is not None]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             random_x0 = [activity(n.model, u) for n in nets]
         zero_x0 = [X.condition_activity(n.model, task).astype(np.float64) for n in nets]
-        out[g.label] = {"K_random_x0": [k95(a) for a in random_x0], "K_x0_zero": [k95(a) for a in zero_x0],
+        out[group[0].label] = {"K_random_x0": [k95(a) for a in random_x0], "K_x0_zero": [k95(a) for a in zero_x0],
                         "svcca_first_two_random_x0": svcca(random_x0[0], random_x0[1]),
                         "svcca_first_two_x0_zero": svcca(zero_x0[0], zero_x0[1])}  # fmt: skip
     return out
@@ -132,12 +131,8 @@ def pulse_integrators(study: Path, summary: dict) -> dict[str, Any]:
     from spikedyn.experiments import study as X
     from spikedyn.experiments.pulse import pulse_experiment
 
-    cfg = X.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
-    groups = {g.name: g for g in X.rule_groups(cfg)}
-    nets = {}
-    for name in dict.fromkeys(i.split("/")[0] for i in summary["ids"]):
-        for n in X.train_group(cfg, groups[name], study, progress=False):
-            nets[n.id] = n
+    cfg = X.recorded_config(summary)
+    nets = X.load_study_nets(study, summary["ids"])  # read back, never trained: any study kind
     per: dict[str, list[dict[str, Any]]] = {}
     for i, lab in zip(summary["ids"], summary["labels"]):
         rec = pulse_experiment(nets[i].model, n_inits=cfg.n_inits, seed=cfg.seed)

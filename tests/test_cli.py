@@ -287,3 +287,20 @@ def test_cli_circuit_hd_robustness(tmp_path):
     data = json.loads((tmp_path / "results" / "hd_robustness.json").read_text())
     assert {r["model"] for r in data["rows"]} == {"intrinsic"}
     assert main(["circuit", "hd-robustness", "--classes", "gravity", "--out", str(tmp_path)]) == 2
+
+
+def test_demo_runs_on_its_thread_count_and_gives_the_callers_back(capsys, monkeypatch):
+    """``spikedyn demo --threads N`` (default 1) sets torch's threads for the run and restores the caller's
+    after it; ``--threads 0`` is a user error (exit 2)."""
+    from spikedyn.experiments import demo as X
+
+    seen = []
+    monkeypatch.setattr(X, "run", lambda cfg, **kw: seen.append(torch.get_num_threads()) or {"ok": 1})
+    torch.set_num_threads(2)
+    try:
+        assert main(["demo", "--json"]) == 0 and main(["demo", "--threads", "2", "--json"]) == 0
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert main(["demo", "--threads", "0"]) == 2
+    capsys.readouterr()

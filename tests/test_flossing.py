@@ -103,6 +103,24 @@ def test_flossing_rounding_benchmark_runs(tmp_path, monkeypatch):
 
     out = flossing_rounding.main(["--steps", "3", "--floss-steps", "2", "--out", str(tmp_path / "r.json")])
     assert out["max_relative_loss_difference_up_to"][3] < 1e-4  # a rounding-sized change at the start
+    from spikedyn.experiments.flossing import FlossingRomoConfig, run
+
+    exp = run(FlossingRomoConfig(**out["config"]), tmp_path / "exp.json", log=lambda s: None)
+    flossed = exp["runs"][0]["curves"]["flossing + e-prop"]  # the benchmark trains the experiment's own arm
+    assert flossed["accuracy"] == out["as_is"]["accuracy"]
+    assert flossed["loss"] == out["as_is"]["loss"]
+    # --compare (docs' comparison of code versions): a results file against itself and a perturbed copy
+    other = json.loads((tmp_path / "exp.json").read_text())
+    other["runs"][0]["curves"]["flossing + e-prop"]["loss"][1] *= 1.01
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    cmp = flossing_rounding.main(["--compare", str(tmp_path / "exp.json"), str(tmp_path / "exp.json"),
+                                  str(tmp_path / "other.json"), "--out", str(tmp_path / "c.json")])  # fmt: skip
+    same, perturbed = cmp["comparisons"]
+    assert same["floss_lambdas_identical"] and same["lambda_after_identical"]
+    assert max(same["flossing + e-prop"]["max_relative_loss_difference_up_to"].values()) == 0.0
+    assert perturbed["flossing + e-prop"]["max_relative_loss_difference_up_to"][3] == pytest.approx(0.01)
+    assert perturbed["e-prop"]["max_relative_loss_difference_up_to"][3] == 0.0
+    assert json.loads((tmp_path / "c.json").read_text())["comparisons"][1]["b"] == str(tmp_path / "other.json")
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["one_ulp"]["final_accuracy"] == out["one_ulp"]["final_accuracy"]
     assert len(saved["as_is"]["accuracy"]) == 3 and 0.0 <= saved["as_is"]["final_accuracy"] <= 1.0

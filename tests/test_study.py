@@ -119,9 +119,11 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
     common = ["--nets", "2", "--eval-trials", "20", "--analysis-trials", "4", "--n-inits", "8", "--signature-probes",
               "3", "--no-progress"]
     noise = tmp_path / "noise"
-    assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--out", str(noise), "--json"]) == 0
+    assert main(["study", "noise", "--levels", "0.1,1.0", *common, "--steps", "bptt=3", "--include-failed", "--out",
+                 str(noise), "--json"]) == 0
     summary = json.loads((noise / "study.json").read_text())
     assert [n["label"] for n in summary["nets"]] == ["noise 0.1", "noise 0.1", "noise 1", "noise 1"]
+    assert all(n["steps"] <= 3 for n in summary["nets"])  # study noise takes --steps too
     assert (noise / "figures" / "noise_rdm.png").stat().st_size > 1000
     bodies = tmp_path / "bodies"
     assert main(["study", "bodies", *common, "--steps", "bptt=3", "--steps", "eprop=2", "--steps", "full_force=2",
@@ -129,6 +131,8 @@ def test_tiny_noise_and_bodies_studies_run_end_to_end(tmp_path, one_thread_seede
     summary = json.loads((bodies / "study.json").read_text())
     assert [n["id"].split("/")[0] for n in summary["nets"]][::2] == ["bptt-rate", "mirror", "ff-twin", "bptt-lif",
                                                                      "eprop-lif"]
+    # --steps full_force=N is the full-FORCE twins' budget (it was ignored: they trained FF_TWIN_SETTINGS' 40)
+    assert [n["steps"] for n in summary["nets"] if n["id"].startswith("ff-twin")] == [2, 2]
     for twin in ("mirror", "ff-twin"):  # each twin is paired with its own parent, on both distances
         for key in ("svcca", "topology"):
             d = summary["twins"][twin][key]
@@ -222,8 +226,9 @@ def test_tau_at_the_step_warns_that_alpha_is_one():
 
 def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_thread_seeded):
     """``--dt-ms``: the task's step and the rate nets' alpha = dt / tau (McMahan et al.'s code: tau = 10 ms at
-    1 ms steps, alpha 0.1, 751 steps per trial); the input noise keeps its variance per 1 ms; study.json
-    records it; a step that is not positive or does not divide the 750 ms trial exits 2 with one line."""
+    1 ms steps, alpha 0.1; the task's trial t = 0..750 ms has 751 steps, their code's 750); the input noise
+    keeps its variance per 1 ms; study.json records it; a step that is not positive or does not divide the
+    750 ms trial exits 2 with one line."""
     import json
     import warnings
 
@@ -246,7 +251,7 @@ def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_
     assert X.condition_inputs(task).shape == (751, 10, 1)
     for bad, needle in [("0", "--dt-ms must be > 0"), ("-1", "--dt-ms must be > 0"),
                         ("7", "--dt-ms 7: dt=7.0 ms does not divide duration_ms=750.0 ms")]:  # fmt: skip
-        for cmd in ("rules", "noise", "bodies"):
+        for cmd in ("rules", "contexts", "noise", "bodies"):
             assert main(["study", cmd, "--dt-ms", bad, "--out", str(tmp_path / "bad")]) == 2, (cmd, bad)
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (cmd, bad, err)
@@ -292,3 +297,70 @@ def test_study_json_paths_are_relative_to_the_study_so_a_moved_copy_still_names_
     assert X.study_path(moved, None) is None
     assert X.relative_to_study(tmp_path / "outside", moved) == str(tmp_path / "outside")
     assert X.relative_to_study(None, moved) is None
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_posthoc_pulse_reads_every_study_kind_back_without_writing(tmp_path, one_thread_seeded):
+    """``examples/study_posthoc.py --pulse`` on a rules and a noise study: the groups come from what the study
+    recorded (``study noise`` ids are not rule groups), the networks are read back (``load_study_nets``, the
+    same weights the study analysed), and nothing under the study directory is written or resumed."""
+    import importlib.util
+    import json
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("study_posthoc", Path(__file__).parents[1] / "examples" /
+                                                  "study_posthoc.py")  # fmt: skip
+    posthoc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(posthoc)
+    tiny = dict(nets=2, eval_trials=20, analysis_trials=4, n_inits=8, signature_probes=3, include_failed=True)
+    rules, noise = tmp_path / "rules", tmp_path / "noise"
+    X.run_rules(X.StudyConfig(rules=("bptt", "full_force"), steps={"bptt": 3, "full_force": 2}, **tiny), rules,
+                progress=False)  # fmt: skip
+    X.run_noise(X.StudyConfig(rules=("bptt",), steps={"bptt": 3}, **tiny), noise, levels=(0.1, 1.0), progress=False)
+    res = {}
+    for study in (rules, noise):
+        before = _tree(study)
+        res[study] = posthoc.posthoc(study, pulse=True)
+        assert _tree(study) == before, study  # nothing written, nothing resumed
+        ids = [r["id"] for rows in res[study]["pulse"].values() for r in rows["nets"]]
+        assert sorted(ids) == sorted(json.loads((study / "study.json").read_text())["ids"])
+    assert set(res[noise]["pulse"]) == {"noise 0.1", "noise 1"} and set(res[rules]["pulse"]) == {"bptt", "full_force"}
+    assert set(res[rules]["initial_state"]) == {"bptt", "full_force"} and "svcca_preactivation" in res[rules]
+    # the networks read back are the ones the study trained (a Population member by index)
+    nets = X.load_study_nets(noise)
+    again = X.train_group(X.recorded_config(json.loads((noise / "config.json").read_text())),
+                          X.noise_groups((0.1,))[0], noise, progress=False)  # fmt: skip
+    for n in again:
+        for a, b in zip(n.model.state_dict().values(), nets[n.id].model.state_dict().values()):
+            assert torch.equal(a, b)
+    # an unfinished study is refused with one line
+    (noise / "study.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not a finished spikedyn study"):
+        X.load_study_nets(noise)
+
+
+def test_population_members_record_their_own_stop_step():
+    """A Population-trained group records each member's own stop step (its first check at the target, when
+    ``train`` freezes it), not the population's last step; a member that never reached it: the last step."""
+    history = [{"step": 1, "loss": 1.0}, {"step": 2, "member_accuracy": [0.5, 0.95, 0.2]},
+               {"step": 3, "loss": 0.5}, {"step": 4, "member_accuracy": [0.9, 0.95, 0.85]},
+               {"step": 6, "member_accuracy": [0.92, 0.95, 0.88]}]  # fmt: skip
+    assert X.member_stop_steps(history, 0.9, 3) == [4, 2, 6]
+    assert X.member_stop_steps([], 0.9, 2) == [None, None]
+
+
+def test_mds_of_a_degenerate_distance_matrix_has_no_nan():
+    """A study's last step, the MDS plot coordinates, used to fail (NaN) when the distances have fewer than two
+    positive classical-MDS eigenvalues (scikit-learn's start takes the square root of a negative one)."""
+    import numpy as np
+
+    from spikedyn.analysis.similarity import mds_embedding
+
+    D = np.array([[0.0, 1.0, 3.0], [1.0, 0.0, 1.0], [3.0, 1.0, 0.0]])  # eigenvalues 4.5, 0, -0.83
+    emb = mds_embedding(D)
+    assert emb.shape == (3, 2) and np.isfinite(emb).all()
+    assert abs(emb[0, 0] - emb[2, 0]) > 1.0  # the two far points stay apart

@@ -235,13 +235,30 @@ def mds_embedding(D: Any, n_components: int = 2, seed: int = 0) -> np.ndarray:
         raise ValueError(f"n_components must be in [1, {D.shape[0] - 1}] for {D.shape[0]} points, got {n_components}")
     params = inspect.signature(MDS).parameters
     kw: dict[str, Any] = {"n_components": n_components, "random_state": seed}
+    init = None
     if "metric_mds" in params:  # scikit-learn >= 1.8
         kw.update(metric="precomputed", init="classical_mds")
+        init = _classical_mds(D, n_components)
     else:
         kw.update(dissimilarity="precomputed", n_init=4)
     if "normalized_stress" in params:
         kw["normalized_stress"] = "auto"
-    return np.asarray(MDS(**kw).fit_transform(D), dtype=np.float64)
+    return np.asarray(MDS(**kw).fit_transform(D, init=init), dtype=np.float64)
+
+
+def _classical_mds(D: np.ndarray, n_components: int) -> np.ndarray:
+    """scikit-learn's ``ClassicalMDS`` start for SMACOF, with the eigenvalues clipped at 0: for a degenerate
+    ``D`` (e.g. all networks but one at distance 0) its ``sqrt`` of a rounding-negative eigenvalue gave NaN."""
+    from scipy.linalg import eigh
+    from sklearn.utils.extmath import svd_flip
+
+    B = np.asarray(D, dtype=np.float64) ** 2
+    B = B - B.mean(axis=0)
+    B = -0.5 * (B - B.mean(axis=1, keepdims=True))
+    w, U = eigh(B)
+    w, U = w[::-1][:n_components], U[:, ::-1][:, :n_components]
+    U, _ = svd_flip(U, None)
+    return np.sqrt(np.clip(w, 0.0, None)) * U
 
 
 def _labels(labels: Sequence[Any], n: int) -> np.ndarray:

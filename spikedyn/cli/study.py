@@ -39,7 +39,7 @@ Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
                                      "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
                                      "dt / tau; the input noise keeps its variance per 1 ms. McMahan et al.'s "
-                                     "code: 1 (751 steps per trial).")]
+                                     "code: 1 (their trials: 750 samples; this task's: 751 steps, t = 0..750 ms).")]
 
 
 def _steps(values: list[str]) -> dict[str, int]:
@@ -213,6 +213,8 @@ def study_noise(
     n_inits: NInits = 100,
     signature_probes: SignatureProbes = 21,
     dt_ms: DtMs = None,
+    steps: Steps = None,
+    include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
     threads: Threads = 1,
     progress: Progress = True,
@@ -226,7 +228,8 @@ def study_noise(
     vs = comma_list(levels, "--levels", float, minimum=0.0)
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
-                  n_inits=n_inits, signature_probes=signature_probes)  # fmt: skip
+                  n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
+                  include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"noise-{task}{contexts or ''}"
     summary = X.run_noise(cfg, out, levels=vs, progress=progress and not as_json)
     _report(summary, as_json, f"study noise on {task}", out)

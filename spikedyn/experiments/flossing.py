@@ -16,7 +16,7 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -61,45 +61,75 @@ def _loss_with_detached_recurrence():
     return DetachedBPTT()
 
 
-def run(cfg: FlossingRomoConfig, out: Path, log: Callable[[str], None] = print, device: Any = None
-        ) -> dict[str, Any]:  # fmt: skip
-    """Train both arms for every seed (on ``device``); returns (and writes to ``out``, a .json path, or
-    ``out/results.json`` for a directory) the
-    loss curves and the leading Lyapunov exponents before/after flossing."""
-    from ..analysis.lyapunov import lyapunov_spectrum
-    from ..atomic import atomic_write_json
+class FlossedArms(NamedTuple):
+    """One seed's set-up of both arms: the Romo task, the rule (a name or a rule object), the initial
+    network (the plain e-prop arm), its locally flossed copy, the flossing record and the keyword
+    arguments of ``spikedyn.learning.train`` that both arms are trained with."""
+
+    task: Any
+    rule: Any
+    base: torch.nn.Module
+    flossed: torch.nn.Module
+    floss: Any
+    train_kwargs: dict[str, Any]
+
+
+def _rule(cfg: FlossingRomoConfig) -> Any:
+    if cfg.rule not in ("eprop", "bptt-detach"):
+        raise ValueError(f"rule must be eprop or bptt-detach, got {cfg.rule!r}")
+    return cfg.rule if cfg.rule != "bptt-detach" else _loss_with_detached_recurrence()
+
+
+def flossed_arms(cfg: FlossingRomoConfig, seed: int, device: Any = None) -> FlossedArms:
+    """Build seed ``seed``'s two arms from ``cfg`` (on ``device``: as ``resolve_device``, None = the CPU):
+    ``torch.manual_seed(seed)``, the gain-``cfg.gain`` ReLU ``RateRNN`` (alpha = dt / tau), a copy of it
+    pretrained with ``cfg.floss_steps`` steps of local flossing. The one definition of the experiment's
+    networks: ``run`` and ``benchmarks/flossing_rounding.py`` both train what this returns, with
+    ``train(model, arms.task, rule=arms.rule, **arms.train_kwargs)``."""
     from ..device import resolve_device
     from ..init import flossing
-    from ..learning import train
     from ..models.rate import RateRNN
     from .build import build_task
 
-    if cfg.rule not in ("eprop", "bptt-detach"):
-        raise ValueError(f"rule must be eprop or bptt-detach, got {cfg.rule!r}")
+    rule = _rule(cfg)
+    task = build_task("romo", {"dt": cfg.dt})
+    torch.manual_seed(seed)
+    base = RateRNN(task.n_inputs, cfg.hidden, task.n_outputs, alpha=cfg.dt / cfg.tau, activation="relu",
+                   gain=cfg.gain).to(resolve_device(device))  # fmt: skip
+    flossed = copy.deepcopy(base)
+    fl = flossing(flossed, task, steps=cfg.floss_steps, k=cfg.floss_k, local=True, lr=cfg.floss_lr,
+                  batch_size=cfg.floss_batch, seed=seed, progress=False)  # fmt: skip
+    kwargs = {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": seed,
+              "eval_every": max(1, cfg.steps // 20), "eval_trials": 500, "progress": False}  # fmt: skip
+    return FlossedArms(task, rule, base, flossed, fl, kwargs)
+
+
+def run(cfg: FlossingRomoConfig, out: Path, log: Callable[[str], None] = print, device: Any = None
+        ) -> dict[str, Any]:  # fmt: skip
+    """Train both arms (``flossed_arms``) for every seed (on ``device``); returns (and writes to ``out``, a
+    .json path, or ``out/results.json`` for a directory) the loss curves and the leading Lyapunov exponents
+    before/after flossing."""
+    from ..analysis.lyapunov import lyapunov_spectrum
+    from ..atomic import atomic_write_json
+    from ..device import resolve_device
+    from ..learning import train
+
+    _rule(cfg)  # a wrong rule fails before any work
     dev = resolve_device(device)
     path = Path(out) if str(out).endswith(".json") else Path(out) / "results.json"
-
-    task = build_task("romo", {"dt": cfg.dt})
-    rule = cfg.rule if cfg.rule != "bptt-detach" else _loss_with_detached_recurrence()
-    probe = torch.as_tensor(task.sample(16, np.random.default_rng(12345)).inputs, device=dev)
     out: dict[str, Any] = {"config": cfg.model_dump(), "runs": []}
     for seed in range(cfg.seeds):
-        torch.manual_seed(seed)
-        base = RateRNN(task.n_inputs, cfg.hidden, task.n_outputs, alpha=cfg.dt / cfg.tau, activation="relu",
-                       gain=cfg.gain).to(dev)  # fmt: skip
-        flossed = copy.deepcopy(base)
         t0 = time.perf_counter()
-        fl = flossing(flossed, task, steps=cfg.floss_steps, k=cfg.floss_k, local=True, lr=cfg.floss_lr,
-                      batch_size=cfg.floss_batch, seed=seed, progress=False)  # fmt: skip
-        lam_before = lyapunov_spectrum(base, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
-        lam_after = lyapunov_spectrum(flossed, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
+        arms = flossed_arms(cfg, seed, dev)
+        probe = torch.as_tensor(arms.task.sample(16, np.random.default_rng(12345)).inputs, device=dev)
+        lam_before = lyapunov_spectrum(arms.base, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
+        lam_after = lyapunov_spectrum(arms.flossed, probe, k=cfg.floss_k, x0_std=0.0, unit="per_step")
         log(f"seed {seed}: local flossing {time.perf_counter() - t0:.0f} s, lambda_1 per step "
             f"{lam_before[0]:.3f} -> {lam_after[0]:.3f}")
         curves = {}
-        for arm, model in (("e-prop", base), ("flossing + e-prop", flossed)):
+        for arm, model in (("e-prop", arms.base), ("flossing + e-prop", arms.flossed)):
             t0 = time.perf_counter()
-            res = train(model, task, rule=rule, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                        eval_every=max(1, cfg.steps // 20), eval_trials=500, progress=False)  # fmt: skip
+            res = train(model, arms.task, rule=arms.rule, **arms.train_kwargs)
             curves[arm] = {"loss": [r["loss"] for r in res.history],
                            "eval_step": res.curve("eval_loss")[0].tolist(),
                            "eval_loss": res.curve("eval_loss")[1].tolist(),
@@ -107,7 +137,7 @@ def run(cfg: FlossingRomoConfig, out: Path, log: Callable[[str], None] = print, 
             log(f"seed {seed} {arm}: final loss {res.final.get('eval_loss', float('nan')):.4f}, accuracy "
                 f"{res.final.get('accuracy', float('nan')):.3f} ({time.perf_counter() - t0:.0f} s)")
         out["runs"].append({"seed": seed, "lambda_before": lam_before.tolist(), "lambda_after": lam_after.tolist(),
-                            "floss_lambdas": fl.lambdas.tolist(), "curves": curves})  # fmt: skip
+                            "floss_lambdas": arms.floss.lambdas.tolist(), "curves": curves})  # fmt: skip
         atomic_write_json(path, out)
     return out
 

@@ -31,7 +31,8 @@ read back, not retrained; a killed run resumes from its last checkpoint), and ea
 cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
 refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
 sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
-of older files too).
+of older files too). ``load_study_nets`` reads a finished study's networks back read-only (for post-hoc
+analyses: nothing is trained, resumed or written).
 """
 from __future__ import annotations
 
@@ -99,13 +100,15 @@ class StudyConfig(ExperimentConfig):
     et al.: 90 % on 2,000); ``analysis_trials`` held-out trials give every network's activity for SVCCA;
     ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
-    fewer for quick checks); ``steps``: rule -> step budget
-    overriding ``RULE_SETTINGS``; ``include_failed``: analyse networks that missed the target too;
+    fewer for quick checks); ``steps``: rule -> step budget overriding ``RULE_SETTINGS`` (``full_force``: also
+    the bodies study's twins' ``FF_TWIN_SETTINGS``); ``include_failed``: analyse networks that missed the
+    target too;
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
     ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
     instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
-    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` a trial is
-    McMahan et al.'s: 751 steps of ``N(mu, noise_var)``. Their code runs alpha = 0.1 per 1 ms step
+    its variance per 1 ms (per-step std ``sqrt(noise_var * 1 ms / dt_ms)``), so at ``dt_ms = 1`` every step draws
+    ``N(mu, noise_var)`` as in McMahan et al.'s code (the task's trial is t = 0..750 ms: 751 steps; their
+    code draws 750 samples per trial). Their code runs alpha = 0.1 per 1 ms step
     (tau = 10 ms): ``tau_ms=10, dt_ms=1``. ``tau_ms`` at or below the step gives alpha = 1 (no leak) and
     warns."""
 
@@ -331,9 +334,9 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
         rule_obj = make_rule_object(group.rule, settings)
         result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
         accs = result.final.get("member_accuracy") or [None] * cfg.nets
-        steps = result.history[-1]["step"] if result.history else None
+        steps = member_stop_steps(result.history, cfg.target_accuracy, cfg.nets)
         return [Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=pop.member(i),
-                    accuracy=accs[i], steps=steps, run_dir=str(root), reached=_reached(accs[i], cfg))
+                    accuracy=accs[i], steps=steps[i], run_dir=str(root), reached=_reached(accs[i], cfg))
                 for i in range(cfg.nets)]  # fmt: skip
     nets = []
     for i in track(range(cfg.nets), f"study {group.name}", unit="net", enabled=progress):
@@ -359,6 +362,19 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
                         run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
     return nets
+
+
+def member_stop_steps(history: list[dict[str, Any]], target: float, n: int) -> list[int | None]:
+    """Each member's own stop step in a ``Population`` run's ``history`` (``train``'s records, as in its
+    ``metrics.jsonl``): the first evaluation at which its held-out accuracy (``member_accuracy``) reached
+    ``target`` (``train`` freezes it from then on), else the run's last step (None: no history)."""
+    last = history[-1]["step"] if history else None
+    stops: list[int | None] = [None] * n
+    for r in history:
+        for i, a in enumerate(r.get("member_accuracy") or []):
+            if stops[i] is None and a is not None and a >= target:
+                stops[i] = int(r["step"])
+    return [last if s is None else s for s in stops]
 
 
 def _reached(acc: float | None, cfg: StudyConfig) -> bool:
@@ -388,13 +404,73 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
             continue
         run_dir = root / f"net-{p.index:02d}"
         rule = FullForce(teacher=p.model)
-        kw = {**FF_TWIN_SETTINGS, "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}
+        kw = {**FF_TWIN_SETTINGS, **({"steps": int(cfg.steps["full_force"])} if "full_force" in cfg.steps else {}),
+              "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}  # fmt: skip
         result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
         acc = result.final.get("accuracy")
         nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
                         run_dir=str(run_dir), reached=_reached(acc, cfg)))  # fmt: skip
     return nets
+
+
+def recorded_config(record: dict[str, Any]) -> StudyConfig:
+    """The ``StudyConfig`` a study recorded (``config.json`` / ``study.json``'s ``config``: JSON lists for
+    the tuples)."""
+    import json
+
+    return StudyConfig.model_validate_json(json.dumps(record["config"]))
+
+
+def load_study_nets(out: str | Path, ids: list[str] | None = None) -> dict[str, Net]:
+    """The networks of the finished study in ``out``, read back read-only: nothing is trained, resumed or
+    written (``train_group`` would resume an unfinished run). Rebuilt from what the study recorded, so for
+    every kind (rules, noise, bodies, a contexts study's ``ncdi-N``): the groups of ``config.json``, each
+    network's run directory, accuracy, steps and ``reached`` from ``study.json``; each trained model from its
+    run's ``model.pt`` (``spikedyn.load_run``: ``weights_only``; a Population run's member by index), a
+    mirror twin rebuilt from its parent (``mirror``, deterministic). ``ids``: only these networks (and the
+    parents their twins need). Returns id -> ``Net`` (``model`` None for a network that diverged).
+
+    Raises ``FileNotFoundError`` (one line) for a study or a network's run that is not finished."""
+    from ..learning.checkpoint import load_json
+    from ..models import mirror
+    from ..models.population import Population
+    from ..runs import load_run
+
+    out = Path(out)
+    for name in ("config.json", "study.json"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} not found: not a finished spikedyn study (run it to the end)")
+    groups = {g["name"]: Group(**g) for g in load_json(out / "config.json")["groups"]}
+    records = {n["id"]: n for n in load_json(out / "study.json")["nets"]}
+    runs: dict[Path, Any] = {}  # a Population run's model.pt is read once for all its members
+    nets: dict[str, Net] = {}
+
+    def load(nid: str) -> Net:
+        if nid in nets:
+            return nets[nid]
+        if nid not in records:
+            raise KeyError(f"{out / 'study.json'} records no network {nid!r}")
+        rec, (gname, index) = records[nid], nid.rsplit("/", 1)
+        group, model = groups[gname], None
+        if group.derive == "mirror":
+            parent = load(f"{group.source}/{index}")
+            model = None if parent.model is None else mirror(parent.model, substeps=TWIN_SUBSTEPS)
+        elif not str(rec.get("note", "")).startswith("diverged"):
+            run_dir = study_path(out, rec["run_dir"])
+            if run_dir not in runs:
+                runs[run_dir] = load_run(run_dir).model
+            model = runs[run_dir]
+            if isinstance(model, Population):  # trained member by member (the GA's model.pt holds one network)
+                model = model.member(int(index))
+        nets[nid] = Net(id=nid, group=gname, label=rec["label"], index=int(index), model=model,
+                        accuracy=rec.get("accuracy"), steps=rec.get("steps"), run_dir=rec.get("run_dir"),
+                        reached=bool(rec["reached"]), note=rec.get("note", ""))  # fmt: skip
+        return nets[nid]
+
+    for nid in records if ids is None else ids:
+        load(nid)
+    return {nid: nets[nid] for nid in (records if ids is None else ids)}
 
 
 # -- analysis ---------------------------------------------------------------------------------------------
@@ -863,6 +939,7 @@ __all__ = [
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
-    "relative_to_study", "run_noise", "run_rules", "scores", "signature", "study_path", "supported", "train_group",
+    "load_study_nets", "member_stop_steps", "recorded_config", "relative_to_study", "run_noise", "run_rules",
+    "scores", "signature", "study_path", "supported", "train_group",
     "twin_distances",
 ]  # fmt: skip

@@ -132,6 +132,13 @@ class LavaTarget(Protocol):
     chunk: int | None
 
 
+class LavaDeployment(LavaTarget, Protocol):
+    """What ``deploy`` returns: a ``LavaTarget`` that runs inputs on Lava. ``Deployment`` (a ``SpikingRNN``)
+    and ``deploy_network.NetworkDeployment`` (a multi-layer ``SpikingNetwork``) both are one."""
+
+    def run(self, u: Any, progress: bool = True, workdir: str | Path | None = None) -> HardwareRollout: ...
+
+
 def execute(dep: LavaTarget, u: np.ndarray | torch.Tensor, n_in: int, substeps: int,
             n_hidden: int, progress: bool,
             workdir: str | Path | None) -> tuple[np.ndarray, float, dict[str, float], Path | None]:
@@ -212,9 +219,11 @@ def deploy(
     precision: str = "float",
     chunk: int | None = None,
     lava_python: str | None = None,
-) -> Deployment:
-    """Compile a ``SpikingRNN`` (or a NIR graph / ``.nir`` path with spikedyn metadata) for Lava; a
-    multi-layer ``SpikingNetwork`` gives a ``deploy_network.NetworkDeployment``.
+) -> Deployment | LavaDeployment:
+    """Compile a ``SpikingRNN`` (or a NIR graph / ``.nir`` path with spikedyn metadata) for Lava: a
+    ``Deployment``; a multi-layer ``SpikingNetwork`` (or its graph) gives a
+    ``deploy_network.NetworkDeployment`` (named here by the protocol ``LavaDeployment`` it satisfies, since
+    ``deploy_network`` imports this module).
 
     Args:
         backend: "lava-sim" (Lava's CPU simulator, ``Loihi2SimCfg``) or "lava-loihi" (``Loihi2HwCfg``;
