@@ -58,6 +58,20 @@ TILE = 64  # neurons per tile above MAX_RESIDENT
 
 
 @triton.jit
+def _resident_w(W, w_base, N, BN: tl.constexpr, TRANSPOSE: tl.constexpr):
+    """The member's whole ``W`` (``TRANSPOSE = 0``) or ``W^T`` (``TRANSPOSE = 1``: ``W^T[k, j] = W[j, k]``) as
+    one ``[BN, BN]`` tile, zero-padded beyond ``N``: loaded once when it stays in registers for the rollout
+    (``W_RESIDENT``; the forward multiplies by ``W^T``, the adjoint by ``W``; ``triton_rate`` uses it too)."""
+    rk = tl.arange(0, BN)
+    inside = (rk[:, None] < N) & (rk[None, :] < N)
+    if TRANSPOSE:
+        idx = rk[:, None] + rk[None, :] * N
+    else:
+        idx = rk[:, None] * N + rk[None, :]
+    return tl.load(W + w_base + idx, mask=inside, other=0.0)
+
+
+@triton.jit
 def _dot_rows_w(acc, SRC, src_off, W, w_base, rows, rmask, cols, cmask, N, BN: tl.constexpr,
                 PREC: tl.constexpr):
     """``acc + SRC[rows, :] @ W[:, cols]``, summed over tiles of ``BN`` neurons with ``W`` re-read from memory:
@@ -95,9 +109,8 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, RE
     NB = Bsz * N
     st = e.to(tl.int64) * NB  # this member's [B, N] state block
     w_base = e.to(tl.int64) * N * N
-    if W_RESIDENT:  # W^T[k, j] = W[j, k], loaded once for the whole rollout
-        wT = tl.load(W + w_base + rk[:, None] + rk[None, :] * N, mask=(rk[:, None] < N) & (rk[None, :] < N),
-                     other=0.0)
+    if W_RESIDENT:  # W^T, loaded once for the whole rollout
+        wT = _resident_w(W, w_base, N, BN, 1)
     for s in range(0, T * K):
         t = s // K
         k_in = s - t * K
@@ -200,8 +213,7 @@ def _spiking_backward(X, Z, REFR, W, Beta, C, GR, GC, DU, DI, DB, DV, DA, DR,  #
     st = e.to(tl.int64) * NB
     w_base = e.to(tl.int64) * N * N
     if W_RESIDENT:  # W[k, j]: dz_j = sum_k du_k W_kj
-        w = tl.load(W + w_base + rk[:, None] * N + rk[None, :], mask=(rk[:, None] < N) & (rk[None, :] < N),
-                    other=0.0)
+        w = _resident_w(W, w_base, N, BN, 0)
     S = T * K
     for r in range(0, S):
         s = S - 1 - r

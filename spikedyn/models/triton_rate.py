@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_lif import BB, _dot_rows_w, _precision, _tiles
+from .triton_lif import BB, _dot_rows_w, _precision, _resident_w, _tiles
 from .triton_support import launcher, run_triton_backward, triton_mode
 
 ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
@@ -44,8 +44,7 @@ def _rate_forward(X0, D, XI, W, X, T, E, Bsz, N, alpha,  # noqa: N803
     x0_base = e.to(tl.int64) * NB
     a = tl.load(alpha)
     if W_RESIDENT:
-        wT = tl.load(W + w_base + rk[:, None] + rk[None, :] * N, mask=(rk[:, None] < N) & (rk[None, :] < N),
-                     other=0.0)
+        wT = _resident_w(W, w_base, N, BN, 1)
     for k in range(0, T):
         koff = (k * E + e).to(tl.int64) * NB
         poff = ((k - 1) * E + e).to(tl.int64) * NB
@@ -100,8 +99,7 @@ def _rate_backward(X, G, W, LAM, T, E, Bsz, N, alpha,  # noqa: N803
     w_base = e.to(tl.int64) * N * N
     a = tl.load(alpha)
     if W_RESIDENT:
-        w = tl.load(W + w_base + rk[:, None] * N + rk[None, :], mask=(rk[:, None] < N) & (rk[None, :] < N),
-                    other=0.0)
+        w = _resident_w(W, w_base, N, BN, 0)
     for i in range(0, T):
         k = T - 1 - i
         koff = (k * E + e).to(tl.int64) * NB
