@@ -58,6 +58,21 @@ TILE = 64  # neurons per tile above MAX_RESIDENT
 
 
 @triton.jit
+def _program_block(Bsz, BB: tl.constexpr, BN: tl.constexpr):
+    """Where a program works: its member ``e = program_id(0)``, its trials ``rows`` (block ``program_id(1)``
+    of ``BB``) with their in-range mask, and the ``BN`` neuron offsets of one tile (``triton_rate`` uses it too)."""
+    rows = tl.program_id(1) * BB + tl.arange(0, BB)
+    return tl.program_id(0), rows, rows < Bsz, tl.arange(0, BN)
+
+
+@triton.jit
+def _map_constants(C):
+    """The neuron map's constants shared by the forward and the backward (see ``_constants``):
+    ``keep_u, keep_v, rho, kappa, kappa_c``."""
+    return tl.load(C + 0), tl.load(C + 1), tl.load(C + 3), tl.load(C + 4), tl.load(C + 5)
+
+
+@triton.jit
 def _resident_w(W, w_base, N, BN: tl.constexpr, TRANSPOSE: tl.constexpr):
     """The member's whole ``W`` (``TRANSPOSE = 0``) or ``W^T`` (``TRANSPOSE = 1``: ``W^T[k, j] = W[j, k]``) as
     one ``[BN, BN]`` tile, zero-padded beyond ``N``: loaded once when it stays in registers for the rollout
@@ -96,16 +111,9 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, RE
     ``U, V, A, REF, RB`` hold the start state (read, then overwritten substep by substep); the spikes before
     the first substep are 0 (``FIRST = 1``: the recurrence starts at substep 1) or ``Z0`` (``FIRST = 0``:
     a chunk continuing a rollout, ``forward_substeps``)."""
-    e = tl.program_id(0)
-    rows = tl.program_id(1) * BB + tl.arange(0, BB)
-    rmask = rows < Bsz
-    rk = tl.arange(0, BN)
-    keep_u = tl.load(C + 0)
-    keep_v = tl.load(C + 1)
+    e, rows, rmask, rk = _program_block(Bsz, BB, BN)
+    keep_u, keep_v, rho, kappa, kappa_c = _map_constants(C)
     v_th = tl.load(C + 2)
-    rho = tl.load(C + 3)
-    kappa = tl.load(C + 4)
-    kappa_c = tl.load(C + 5)
     NB = Bsz * N
     st = e.to(tl.int64) * NB  # this member's [B, N] state block
     w_base = e.to(tl.int64) * N * N
@@ -198,15 +206,8 @@ def _spiking_backward(X, Z, REFR, W, Beta, C, GR, GC, DU, DI, DB, DV, DA, DR,  #
     """The adjoint recursion of ``fused.py`` from the last substep to the first (one program per member and
     block of trials); writes ``du`` per substep into ``DU``, ``sum_(s in t) du`` into ``DI`` (substeps > 1)
     and ``sum_s dv`` into ``DB``."""
-    e = tl.program_id(0)
-    rows = tl.program_id(1) * BB + tl.arange(0, BB)
-    rmask = rows < Bsz
-    rk = tl.arange(0, BN)
-    keep_u = tl.load(C + 0)
-    keep_v = tl.load(C + 1)
-    rho = tl.load(C + 3)
-    kappa = tl.load(C + 4)
-    kappa_c = tl.load(C + 5)
+    e, rows, rmask, rk = _program_block(Bsz, BB, BN)
+    keep_u, keep_v, rho, kappa, kappa_c = _map_constants(C)
     c_a = tl.load(C + 6)  # surrogate constants (see _constants)
     c_b = tl.load(C + 7)
     NB = Bsz * N

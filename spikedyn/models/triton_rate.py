@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_lif import BB, _dot_rows_w, _precision, _resident_w, _tiles
+from .triton_lif import BB, _dot_rows_w, _precision, _program_block, _resident_w, _tiles
 from .triton_support import launcher, run_triton_backward, triton_mode
 
 ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
@@ -35,10 +35,7 @@ ACT_CODE = {"tanh": 0, "relu": 1, "shifted_tanh": 2, "softplus": 3}
 def _rate_forward(X0, D, XI, W, X, T, E, Bsz, N, alpha,  # noqa: N803
                   BB: tl.constexpr, BN: tl.constexpr, ACT: tl.constexpr, HAS_NOISE: tl.constexpr,
                   W_RESIDENT: tl.constexpr, PREC: tl.constexpr):
-    e = tl.program_id(0)
-    rows = tl.program_id(1) * BB + tl.arange(0, BB)
-    rmask = rows < Bsz
-    rk = tl.arange(0, BN)
+    e, rows, rmask, rk = _program_block(Bsz, BB, BN)
     NB = Bsz * N
     w_base = e.to(tl.int64) * N * N
     x0_base = e.to(tl.int64) * NB
@@ -91,10 +88,7 @@ def _rate_forward(X0, D, XI, W, X, T, E, Bsz, N, alpha,  # noqa: N803
 def _rate_backward(X, G, W, LAM, T, E, Bsz, N, alpha,  # noqa: N803
                    BB: tl.constexpr, BN: tl.constexpr, ACT: tl.constexpr, TRUNC: tl.constexpr,
                    W_RESIDENT: tl.constexpr, PREC: tl.constexpr):
-    e = tl.program_id(0)
-    rows = tl.program_id(1) * BB + tl.arange(0, BB)
-    rmask = rows < Bsz
-    rk = tl.arange(0, BN)
+    e, rows, rmask, rk = _program_block(Bsz, BB, BN)
     NB = Bsz * N
     w_base = e.to(tl.int64) * N * N
     a = tl.load(alpha)
