@@ -12,7 +12,8 @@ jobs inflate less than wall time on a shared machine). Ratios are to ``spikedyn_
     .venv/bin/python benchmarks/bench_sim.py --device cuda      # GPU: H = 256, 1024; B = 128; T = 500
     .venv/bin/python benchmarks/bench_sim.py --small            # a quick check (H = 64, B = 8, T = 50)
 
-Options: ``--threads`` (CPU threads, default 1), ``--rounds``, ``--cases a,b`` (a subset), ``--shape H,B,T``
+Options: ``--threads`` (CPU threads, default 1; a list such as ``1,2`` times every case at each count,
+interleaved, and adds each case at its fastest count), ``--rounds``, ``--cases a,b`` (a subset), ``--shape H,B,T``
 (repeatable: these shapes only), ``--no-compile``
 (skip ``torch.compile``), ``--out FILE`` (JSON lines; default: stdout only), ``--memory-shape H,B,T``.
 Peak memory, measured for each case in a fresh Python process at one shape (default the largest): on
@@ -349,11 +350,14 @@ def machine() -> str:
 
 
 def run_shape(H: int, B: int, T: int, cases: dict[str, Callable], rounds: int, dev: torch.device,
-              log: Callable[[str], None], memory: bool = False) -> list[dict]:
+              log: Callable[[str], None], memory: bool = False, threads: tuple[int, ...] = (1,)) -> list[dict]:
+    """Time every case at every thread count, interleaved: each round runs one step of each case at each
+    thread count, so that load from other jobs hits every (case, threads) pair alike."""
     torch.manual_seed(0)
     x = torch.randn(T, B, N_IN, device=dev)
     y = torch.randn(T, B, 1, device=dev)
     steps, setup = {}, {}
+    torch.set_num_threads(threads[0])
     for name, make in cases.items():
         t0 = time.perf_counter()
         try:
@@ -365,41 +369,59 @@ def run_shape(H: int, B: int, T: int, cases: dict[str, Callable], rounds: int, d
             steps.pop(name, None)
             continue
         setup[name] = time.perf_counter() - t0
-    wall = {n: [] for n in steps}
-    cpu = {n: [] for n in steps}
+    for n in threads[1:]:  # one untimed step at every other thread count (its thread pool starts here)
+        torch.set_num_threads(n)
+        for step in steps.values():
+            step()
+    wall = {(name, n): [] for name in steps for n in threads}
+    cpu = {(name, n): [] for name in steps for n in threads}
     for _ in range(rounds):
-        for name, step in steps.items():
-            w, c = _timed(step, dev)
-            wall[name].append(w)
-            cpu[name].append(c)
-    threads = torch.get_num_threads()
-    peak = {name: measure_memory(name, H, B, T, str(dev), threads) if memory else None for name in steps}
+        for n in threads:
+            torch.set_num_threads(n)
+            for name, step in steps.items():
+                w, c = _timed(step, dev)
+                wall[name, n].append(w)
+                cpu[name, n].append(c)
+    torch.set_num_threads(threads[0])
+    peak = {name: measure_memory(name, H, B, T, str(dev), threads[0]) if memory else None for name in steps}
     rows = []
     ref = "spikedyn_lif"
-    for name in steps:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        row = {"case": name, "H": H, "B": B, "T": T, "I": N_IN, "device": str(dev), "threads": torch.get_num_threads(),
-               "rounds": rounds, "median_s": round(w, 5), "median_cpu_s": round(c, 5),
-               "peak_mb": None if peak[name] is None else round(peak[name], 1),
-               "first_step_s": round(setup[name], 2), "load_average": round(os.getloadavg()[0], 2)}
-        if ref in steps:
-            row["ratio_to_spikedyn_lif"] = round(w / statistics.median(wall[ref]), 3)
-            row["cpu_ratio_to_spikedyn_lif"] = round(c / statistics.median(cpu[ref]), 3)
-        rows.append(row)
+    for n in threads:
+        for name in steps:
+            w, c = statistics.median(wall[name, n]), statistics.median(cpu[name, n])
+            row = {"case": name, "H": H, "B": B, "T": T, "I": N_IN, "device": str(dev), "threads": n,
+                   "rounds": rounds, "median_s": round(w, 5), "median_cpu_s": round(c, 5),
+                   "peak_mb": None if peak[name] is None or n != threads[0] else round(peak[name], 1),
+                   "first_step_s": round(setup[name], 2), "load_average": round(os.getloadavg()[0], 2)}
+            if ref in steps:
+                row["ratio_to_spikedyn_lif"] = round(w / statistics.median(wall[ref, n]), 3)
+                row["cpu_ratio_to_spikedyn_lif"] = round(c / statistics.median(cpu[ref, n]), 3)
+            rows.append(row)
+    if len(threads) > 1 and ref in steps:  # each case at its own fastest thread count (wall time)
+        best = {name: min(threads, key=lambda n, name=name: statistics.median(wall[name, n])) for name in steps}
+        ref_w = statistics.median(wall[ref, best[ref]])
+        for name in steps:
+            w = statistics.median(wall[name, best[name]])
+            rows.append({"case": name, "H": H, "B": B, "T": T, "device": str(dev), "best_threads": best[name],
+                         "rounds": rounds, "median_s": round(w, 5),
+                         "ratio_to_spikedyn_lif_best": round(w / ref_w, 3),
+                         "load_average": round(os.getloadavg()[0], 2)})
     return rows
 
 
 def table(path: str) -> str:
-    """The markdown table of a JSON-lines file this script wrote (one block per shape)."""
+    """The markdown tables of a JSON-lines file this script wrote (one per shape and thread count, then
+    each case at its fastest thread count when several were timed)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     head, rows = rows[0], [r for r in rows[1:] if "case" in r]
     out = [f"Machine: {head['machine']}; torch {head['torch']}; load average at the start "
            f"{head['load_average_start']}. Command: `{head['command']}`.", ""]
-    for shape in dict.fromkeys((r["H"], r["B"], r["T"]) for r in rows):
-        block = [r for r in rows if (r["H"], r["B"], r["T"]) == shape]
+    timed = [r for r in rows if "best_threads" not in r]
+    for key in dict.fromkeys((r["H"], r["B"], r["T"], r.get("threads")) for r in timed):
+        block = [r for r in timed if (r["H"], r["B"], r["T"], r.get("threads")) == key]
         load = block[-1]["load_average"]
-        out += [f"H = {shape[0]}, B = {shape[1]}, T = {shape[2]} ({block[0]['rounds']} interleaved rounds; "
-                f"load average {load} at the end)", "",
+        out += [f"H = {key[0]}, B = {key[1]}, T = {key[2]}, {key[3]} thread(s) ({block[0]['rounds']} "
+                f"interleaved rounds; load average {load} at the end)", "",
                 "| case | median s/step (wall) | wall vs spikedyn_lif | median s/step (CPU) | CPU vs spikedyn_lif | "
                 "peak MB | build + first step s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in block:
@@ -408,15 +430,24 @@ def table(path: str) -> str:
                        f"{r['median_cpu_s']:.4g} | {r.get('cpu_ratio_to_spikedyn_lif', float('nan')):.2f}x | {peak} | "
                        f"{r['first_step_s']:.3g} |")
         out.append("")
+    best = [r for r in rows if "best_threads" in r]
+    for shape in dict.fromkeys((r["H"], r["B"], r["T"]) for r in best):
+        block = [r for r in best if (r["H"], r["B"], r["T"]) == shape]
+        out += [f"H = {shape[0]}, B = {shape[1]}, T = {shape[2]}: each case at its fastest thread count (wall)", "",
+                "| case | fastest at threads | median s/step (wall) | vs spikedyn_lif at its fastest |",
+                "| --- | ---: | ---: | ---: |"]
+        out += [f"| {r['case']} | {r['best_threads']} | {r['median_s']:.4g} | {r['ratio_to_spikedyn_lif_best']:.2f}x |"
+                for r in block]
+        out.append("")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (default 1: torch's own default, one per core, ran up to 50x slower "
-                         "on the loaded shared machine)")
+    ap.add_argument("--threads", default="1",
+                    help="torch CPU threads, or a comma-separated list timed interleaved, e.g. 1,2 (default 1: "
+                         "torch's own default, one per core, ran up to 50x slower on the loaded shared machine)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
     ap.add_argument("--shape", action="append", default=[],
                     help="H,B,T to run (repeatable; default: the device's shapes, module doc)")
@@ -433,7 +464,13 @@ def main(argv: list[str] | None = None) -> None:
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
-    torch.set_num_threads(args.threads)
+    try:
+        threads = tuple(int(v) for v in str(args.threads).split(","))
+    except ValueError:
+        sys.exit(f"--threads takes a count or a comma-separated list of counts, got {args.threads!r}")
+    if not threads or min(threads) < 1:
+        sys.exit(f"--threads takes positive counts, got {args.threads!r}")
+    torch.set_num_threads(threads[0])
     cases = {k: v for k, v in CASES.items() if dev.type == "cuda" or k not in GPU_CASES}
     if args.cases:
         unknown = set(args.cases.split(",")) - set(CASES)
@@ -468,7 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     mem_shape = tuple(int(v) for v in args.memory_shape.split(",")) if args.memory_shape else shapes[-1]
     for H, B, T in shapes:
         log = lambda s: print("#", s, file=sys.stderr, flush=True)  # noqa: E731
-        for row in run_shape(H, B, T, cases, args.rounds, dev, log, memory=(H, B, T) == mem_shape):
+        for row in run_shape(H, B, T, cases, args.rounds, dev, log, memory=(H, B, T) == mem_shape,
+                             threads=threads):
             line = json.dumps({**row, "machine": device_name})
             print(line, flush=True)
             if out:
