@@ -746,7 +746,8 @@ def test_gpu_check_refuses_without_cuda_and_lists_its_checks(monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 
-    assert {"lif", "alif", "rate_leaky", "eprop_lif_chunked", "population_rate"} <= set(gpu_check.CHECKS)
+    assert {"lif", "alif", "rate_leaky", "eprop_lif_chunked", "population_rate", "eval_lif",
+            "eval_alif_refractory_substeps", "population_outputs"} <= set(gpu_check.CHECKS)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
     with pytest.raises(SystemExit) as exc:
         gpu_check.main(["--out", "unused.jsonl"])
@@ -764,16 +765,21 @@ def test_gpu_check_runs_its_checks_on_the_cpu(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     out = tmp_path / "check.jsonl"
-    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky,eprop_lif_chunked,population_rate", "--sizes",
-                    "16", "--batch", "4", "--T", "8", "--out", str(out)])
-    head, lif, rate, eprop, pop = (json.loads(line) for line in out.read_text().splitlines())
+    gpu_check.main(["--device", "cpu", "--checks", "lif,rate_leaky,eprop_lif_chunked,population_rate,"
+                    "eval_alif_refractory_substeps,population_outputs", "--sizes", "16", "--batch", "4", "--T", "8",
+                    "--out", str(out)])  # fmt: skip
+    head, lif, rate, eprop, pop, ev, outs = (json.loads(line) for line in out.read_text().splitlines())
     assert head["device"] == "CPU (Triton interpreter)"
-    assert not [row for row in (lif, rate, eprop, pop) if "error" in row]
+    assert not [row for row in (lif, rate, eprop, pop, ev, outs) if "error" in row]
     assert lif["spike_agreement_fp32"] == 1.0 and lif["grad_rel_err_fp64"] < 1e-10
     assert lif["storage_rel_err"]["float16"] < 1e-3 and lif["tf32x3"]["count_agreement"] == 1.0
     assert rate["grad_rel_err_fp64"] < 1e-10
     assert eprop["loss_equal_fp32"] and eprop["grad_rel_err_fp64"] < 1e-10
     assert pop["members"] == 8 and pop["grad_rel_err_fp64"] < 1e-10
+    assert ev["spike_agreement_fp32"] == 1.0 and ev["outputs_equal_fp64"] and ev["outputs_rel_err_fp32"] < 1e-6
+    assert ev["firing_rate"] > 0 and ev["peak_mb_no_grad"] is None  # peak memory: CUDA only
+    assert outs["spiking_spike_agreement_fp32"] == 1.0 and outs["spiking_outputs_rel_err_fp64"] < 1e-12
+    assert outs["rate_outputs_rel_err_fp32"] < 1e-5 and outs["rate_outputs_rel_err_fp64"] < 1e-12
 
 
 # -- on a GPU: the compiled kernels --------------------------------------------------------------------------
@@ -788,6 +794,22 @@ def test_compiled_kernels_on_the_gpu_equal_the_map_in_float64(name):
     assert torch.equal(r.cpu(), r_ref)
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch (GPU test)")
+@pytest.mark.parametrize("name", list(SPIKING))
+def test_compiled_forward_only_kernel_on_the_gpu_equals_the_map_in_float64(name):
+    """Without gradients (``STORE = 0``), compiled: the spikes of the map's loop on the CPU, outputs to round-off;
+    ``"on"``, so that a kernel failure fails the test instead of falling back."""
+    m, u = _model(SPIKING[name], torch.float64, n_hidden=96)
+    with ts.use_triton("off"), torch.no_grad():
+        ref = m(u)
+    md, ud = m.cuda(), u.cuda()
+    with ts.use_triton("on"), torch.no_grad():
+        out = md(ud)
+    assert torch.equal(out.r.cpu(), ref.r)
+    torch.testing.assert_close(out.y.cpu(), ref.y, rtol=1e-12, atol=1e-12)
 
 
 def test_kernels_compile_for_an_h100_without_a_gpu():

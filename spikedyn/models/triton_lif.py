@@ -1,5 +1,6 @@
 """Triton kernels of ``SpikingRNN``'s training path: the whole LIF / ALIF forward in one launch and the
-whole BPTT backward in one launch (plus one cuBLAS GEMM for ``dW_rec``).
+whole BPTT backward in one launch (plus one cuBLAS GEMM for ``dW_rec``); and the same forward without
+anything stored for a backward, for evaluation and simulation without gradients (``forward_only``).
 
 The kernels are the fused BPTT of ``fused.py`` (same equations, same stored quantities, same adjoint
 recursion; its module doc has them) written as persistent Triton programs that loop over time:
@@ -15,7 +16,9 @@ recursion; its module doc has them) written as persistent Triton programs that l
 - it stores only what the backward needs: the spikes and not-refractory masks as ``int8`` and the
   membrane distance to threshold ``x = v - A`` in the compute dtype, or in ``float16`` / ``bfloat16``
   (``storage=``, half the bytes; the gradient error this costs is measured in ``tests/test_triton.py``
-  and ``benchmarks/gpu_check.py``).
+  and ``benchmarks/gpu_check.py``). Without gradients (``STORE = 0``, ``forward_only``) it stores none of
+  that: the spikes of the last two substeps (a ring: the recurrence reads only the previous one), the
+  counts and readout trace per input step, and the state.
 
 The backward program runs the recursion from the last substep to the first with the same tiling
 (``du(s+1) @ W`` over tiles) and writes ``du`` per substep; ``dW_rec = sum_s du(s)^T z(s-1)`` is then one
