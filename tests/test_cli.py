@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import spikedyn.tasks as T
 import torch
 
@@ -304,3 +305,22 @@ def test_demo_runs_on_its_thread_count_and_gives_the_callers_back(capsys, monkey
         torch.set_num_threads(1)
     assert main(["demo", "--threads", "0"]) == 2
     capsys.readouterr()
+
+
+def test_cpu_threads_sets_torch_and_blas_threads_and_gives_the_callers_back():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from spikedyn.cli.common import cpu_threads
+
+    torch.set_num_threads(2)
+    try:
+        with cpu_threads(1):
+            assert torch.get_num_threads() == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), cpu_threads(1):  # given back on an error too
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)

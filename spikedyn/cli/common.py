@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
@@ -54,3 +55,26 @@ def out_option(name: str, what: str = "figures/ and results/") -> Any:
 
     return typer.Option(Path("runs") / name, "--out", help=f"Output directory: writes {what} under it. "
                         "--out docs regenerates the documentation's copy.")  # fmt: skip
+
+
+def threads_option(why: str = "these small nets gain nothing from a second thread, and on a busy 2-core "
+                   "machine two threads made them 15-25x slower") -> Any:
+    """``--threads N`` (default 1) of a command that trains or analyses small networks."""
+    return typer.Option(1, "--threads", min=1, help=f"torch and BLAS CPU threads (default 1: {why}).")
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` threads for torch and for numpy/scipy's BLAS (threadpoolctl), and give the
+    caller's thread counts back afterwards (a caller of the CLI's ``main()`` in its own process keeps
+    its own)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        with threadpool_limits(limits=int(n)):
+            yield
+    finally:
+        torch.set_num_threads(before)

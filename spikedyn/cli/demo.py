@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from . import app
-from .common import device_option, emit, json_option
+from .common import cpu_threads, device_option, emit, json_option, threads_option
 
 
 @app.command()
@@ -18,22 +18,14 @@ def demo(
     seed: int = typer.Option(0, help="Seed."),
     run_dir: Path = typer.Option(None, help="Optional run directory for the rate net's training."),
     device: str = device_option(),
-    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (default 1: these small nets "
-                                "gain nothing from a second thread, and on a busy 2-core machine two threads "
-                                "made the demo 15-25x slower)."),  # fmt: skip
+    threads: int = threads_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Train a small rate RNN with BPTT, mirror it into a spiking (LIF) twin, fine-tune the twin briefly,
     and print both accuracies on the same held-out trials (a few seconds on one CPU core)."""
-    import torch
-
     from ..experiments import demo as X
 
     cfg = X.DemoConfig(task=task, steps=steps, finetune_steps=finetune_steps, hidden=hidden, seed=seed)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with cpu_threads(threads):
         result = X.run(cfg, run_dir=run_dir, device=device, log=lambda s: typer.echo(s, err=True))
-    finally:  # a caller of main() in its own process keeps its thread count
-        torch.set_num_threads(before)
     emit(result, as_json, "spikedyn demo: rate RNN vs its spiking twin (same held-out trials)")
