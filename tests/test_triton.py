@@ -388,9 +388,10 @@ def test_a_spiking_population_without_gradients_runs_the_forward_only_kernel(mon
         rbars.clear()
         with ts.use_triton("on"):
             y = pop.outputs(inputs)
+            budget = ts.OUTPUT_CHUNK_BYTES
             monkeypatch.setattr(ts, "OUTPUT_CHUNK_BYTES", 1)  # one input step per launch
             y_steps = pop.outputs(inputs)
-            monkeypatch.setattr(ts, "OUTPUT_CHUNK_BYTES", 64 * 2**20)
+            monkeypatch.setattr(ts, "OUTPUT_CHUNK_BYTES", budget)
         assert len(rbars) == 1 + 8
         assert torch.equal(rbars[0], torch.cat(rbars[1:]))  # the carried state continues exactly
         torch.testing.assert_close(y, ref, rtol=1e-6, atol=1e-6)
@@ -420,7 +421,7 @@ def test_rate_population_outputs_run_the_rate_forward_kernel(monkeypatch, dtype)
             res[mode] = pop.outputs(u)
             torch.manual_seed(7)
             res[mode + "_forward"] = pop(u).y.detach()
-    monkeypatch.setattr(ts, "OUTPUT_CHUNK_BYTES", 3 * 4 * 3 * 20 * u.element_size() * 4)  # 4 steps per launch
+    monkeypatch.setattr(ts, "OUTPUT_CHUNK_BYTES", 4 * ts.output_step_bytes(pop, u))  # 4 steps per launch
     with ts.use_triton("on"):
         torch.manual_seed(7)
         chunked = pop.outputs(u)

@@ -205,7 +205,13 @@ def population_rate_rollout(pop: Any, u: torch.Tensor, x0: torch.Tensor, xi: tor
     return run_triton(lambda: population_rollout(pop, u, x0, xi, scale))
 
 
-OUTPUT_CHUNK_BYTES = 64 * 2**20  # Population.outputs on the kernels: input steps per launch, by this budget
+OUTPUT_CHUNK_BYTES = 2**30  # Population.outputs on the kernels: the per-step tensors one launch may hold
+
+
+def output_step_bytes(pop: Any, u: torch.Tensor) -> int:
+    """What one input step of ``population_outputs`` holds, about: six ``[E, B, N]`` tensors (the input current or
+    drive and its contiguous copy, the noise, the states or spike counts, rbar or ``f(x)``, the readout's copy)."""
+    return 6 * pop.size * u.shape[-2] * pop.n_hidden * u.element_size()
 
 
 def population_outputs(pop: Any, u: torch.Tensor, x0: torch.Tensor | None = None, xi: torch.Tensor | None = None,
@@ -213,15 +219,13 @@ def population_outputs(pop: Any, u: torch.Tensor, x0: torch.Tensor | None = None
     """``Population.outputs`` (``y [E, T, B, O]``, no gradient) by the Triton forward kernels where they are wanted
     (``wants_triton``), in chunks of time so that memory stays bounded as in the torch path: a spiking ``pop``
     by the forward-only kernel (``triton_lif.population_outputs``), a rate ``pop`` (with the population's draws
-    ``x0``, ``xi``, ``scale``) by the rate forward kernel (``triton_rate.population_outputs``). Each chunk holds
-    about ``OUTPUT_CHUNK_BYTES`` of per-step tensors (4 of ``[E, B, N]`` per step). None elsewhere, or where the
-    kernel failed under "auto" (warned once, ``run_triton``): the caller then runs its torch path. The caller
-    checks that the kernels cover the body."""
+    ``x0``, ``xi``, ``scale``) by the rate forward kernel (``triton_rate.population_outputs``). Each chunk (one
+    launch) holds at most about ``OUTPUT_CHUNK_BYTES`` (1 GiB) of per-step tensors (``output_step_bytes``), and
+    at least one step. None elsewhere, or where the kernel failed under "auto" (warned once, ``run_triton``):
+    the caller then runs its torch path. The caller checks that the kernels cover the body."""
     if not wants_triton(u):
         return None
-    T, B = u.shape[-3], u.shape[-2]
-    per_step = 4 * pop.size * B * pop.n_hidden * u.element_size()
-    chunk = max(1, min(T, OUTPUT_CHUNK_BYTES // per_step))
+    chunk = max(1, min(u.shape[-3], OUTPUT_CHUNK_BYTES // output_step_bytes(pop, u)))
     if pop.body.kind == "spiking":
         from . import triton_lif
 
