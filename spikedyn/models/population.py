@@ -503,7 +503,9 @@ class Population(nn.Module):
     @torch.no_grad()
     def outputs(self, u: Tensor) -> Tensor:
         """``forward(u).y`` [E, T, B, O] without gradient, keeping only the outputs in memory (one step
-        of states at a time): for evaluating large populations on many trials. Same draws as forward."""
+        of states at a time; on the Triton kernels, where they are wanted, chunks of time of at most about
+        ``triton_support.OUTPUT_CHUNK_BYTES``): for evaluating large populations on many trials. Same draws
+        as forward."""
         u = self._check_input(u)
         body = self._template
         if isinstance(body, RateRNN) and body.activation in _STORED:

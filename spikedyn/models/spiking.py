@@ -439,6 +439,9 @@ class SpikingRNN(RecurrentModel):
         ``detach_recurrent=True`` cuts the gradient through the recurrent spikes ``W_rec z`` (each
         neuron keeps its own leak, reset and adaptation paths): autograd then computes e-prop's
         truncated gradient (Bellec et al. 2020), the reference the online rule is tested against.
+        From rest, the fused path runs: with gradients ``fused_rollout``; without (``torch.no_grad()``,
+        evaluation) the Triton forward-only kernel where the kernels are wanted (``fused.eval_rollout``: CUDA,
+        or ``SPIKEDYN_TRITON=on``), else the map's loop below.
         """
         u = self._check_input(u)
         if state is None and fused_supported(self):
