@@ -326,19 +326,17 @@ def test_no_grad_rollout_runs_the_forward_only_kernel_and_equals_the_map_float32
 
 
 @needs_interpreter
-def test_no_grad_rollout_tiled_float64_equals_the_map():
+def test_no_grad_rollout_tiled_float64_equals_the_map(monkeypatch):
     """N = 24 in two tiles of 16 (W re-read every substep), ALIF with refractoriness and 2 substeps, float64."""
     from spikedyn.models import triton_lif
 
     m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64)
     with ts.use_triton("off"), torch.no_grad():
         ref = m(u)
-    mp = pytest.MonkeyPatch()
-    with mp.context() as patch:
-        patch.setattr(triton_lif, "MAX_RESIDENT", 16)
-        patch.setattr(triton_lif, "TILE", 16)
-        with ts.use_triton("on"), torch.no_grad():
-            out = m(u)
+    monkeypatch.setattr(triton_lif, "MAX_RESIDENT", 16)
+    monkeypatch.setattr(triton_lif, "TILE", 16)
+    with ts.use_triton("on"), torch.no_grad():
+        out = m(u)
     assert ref.r.sum() > 20 and torch.equal(out.r, ref.r)
     torch.testing.assert_close(out.y, ref.y, rtol=1e-13, atol=1e-13)
     for a, b in zip(out.state[:6], ref.state[:6]):
