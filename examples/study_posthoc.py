@@ -17,7 +17,8 @@
         [--json out.json]
 
 On a ``study contexts`` directory the checks run on each ``ncdi-N`` sub-study.
-Reads the study's ``study.json``, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
+The results name the study by its directory's name (``"study": "rules-rdm"``), not by the path as typed.
+Reads the study's ``study.json, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
 never retrained); writes nothing unless ``--json`` is given (then atomically, never over an existing file).
 """
 from __future__ import annotations
@@ -187,9 +188,20 @@ def label_means(D: np.ndarray, labels: list[str]) -> dict[str, float]:
     return out
 
 
-def posthoc(study: Path, pulse: bool = False) -> dict:
+def study_name(study: Path, top: Path | None = None) -> str:
+    """How the results name ``study``: its directory's name (``noise-rdm``), or for an ``ncdi-N`` sub-study of
+    the contexts study ``top`` that name and its path inside ``top`` (``contexts/ncdi-2``) -- not the path as
+    typed (``/tmp/...``), which would name nothing in a copy (``study.json`` records its paths relative too)."""
+    from spikedyn.experiments.study import relative_to_study
+
+    if top is None:
+        return Path(study).resolve().name
+    return f"{study_name(top)}/{relative_to_study(study, top)}"
+
+
+def posthoc(study: Path, pulse: bool = False, name: str | None = None) -> dict:
     """The checks of the module doc on one study directory (``study rules|noise|bodies``, or one ``ncdi-N``
-    of ``study contexts``)."""
+    of ``study contexts``); ``name``: what the results' ``study`` field says (default ``study_name``)."""
     summary = json.loads((study / "study.json").read_text())
     with np.load(study / "distances.npz") as f:
         from spikedyn.experiments.study import DISTANCES
@@ -197,7 +209,7 @@ def posthoc(study: Path, pulse: bool = False) -> dict:
         D = {k: f[f"{k}_distance"] for k in DISTANCES}
     reached = {n["id"]: bool(n["reached"]) for n in summary["nets"]}
     keep = np.asarray([reached[i] for i in summary["ids"]])
-    res = {"study": str(study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
+    res = {"study": name or study_name(study), "reached_only": subset_silhouettes(D, summary["labels"], keep),
            "reached_per_label": {lab: int(sum(k for k, x in zip(keep, summary["labels"]) if x == lab))
                                  for lab in dict.fromkeys(summary["labels"])},
            "mean_distances": {k: label_means(M, summary["labels"]) for k, M in D.items()},
@@ -224,9 +236,9 @@ def main() -> None:
     if summary["kind"] == "contexts":  # one sub-study per N (paths relative to the study, or absolute if older)
         from spikedyn.experiments.study import study_path
 
-        res = {"study": str(args.study),
-               "contexts": {n: posthoc(study_path(args.study, p).parent, args.pulse)
-                             for n, p in summary["studies"].items()}}
+        subs = {n: study_path(args.study, p).parent for n, p in summary["studies"].items()}
+        res = {"study": study_name(args.study),
+               "contexts": {n: posthoc(sub, args.pulse, name=study_name(sub, args.study)) for n, sub in subs.items()}}
     else:
         res = posthoc(args.study, args.pulse)
     if args.mcmahan is not None:

@@ -18,6 +18,8 @@ def test_study_errors_are_one_line(tmp_path, capsys):
         (["rules", "--bodies", "lif", "--rules", "hebbian"], "cannot train lif networks with hebbian"),
         (["rules", "--steps", "bptt=0"], "positive integer"),
         (["rules", "--tau-ms", "0"], "--tau-ms must be > 0"),
+        (["noise", "--tau-ms", "0"], "--tau-ms must be > 0"),
+        (["noise", "--tau-ms", "-10", "--dt-ms", "1"], "--tau-ms must be > 0"),
         (["contexts", "--contexts", "2,x"], "--contexts must be comma-separated integers"),
         (["noise", "--levels", "0.1,-1"], "--levels values must be >= 0"),
     ]:
@@ -269,6 +271,29 @@ def test_dt_ms_reaches_the_task_and_alpha_and_is_recorded(tmp_path, capsys, one_
     assert cfg["task"]["dt"] == 5.0 and [(m["dt"], m["alpha"]) for m in cfg["model"]["members"]] == [(5.0, 0.5)] * 2
 
 
+def test_noise_study_takes_tau_ms_records_it_and_refuses_a_changed_value(tmp_path, capsys, one_thread_seeded):
+    """``study noise --tau-ms``: the same option and ``StudyConfig`` field as ``study rules`` (alpha = dt / tau at
+    every noise level, McMahan et al.'s code: --tau-ms 10 --dt-ms 1); recorded in study.json / config.json, and a
+    resume with another (or no) --tau-ms is refused with one line naming it."""
+    import json
+
+    out = tmp_path / "noise"
+    tiny = ["--levels", "0.1,1.0", "--nets", "2", "--eval-trials", "8", "--analysis-trials", "2", "--n-inits", "4",
+            "--signature-probes", "1", "--steps", "bptt=1", "--include-failed", "--no-progress", "--out", str(out)]
+    assert main(["study", "noise", "--tau-ms", "20", "--dt-ms", "5", *tiny, "--json"]) == 0
+    capsys.readouterr()
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["config"]["tau_ms"] == 20.0 and summary["config"]["dt_ms"] == 5.0
+    for level in ("0.1", "1"):
+        cfg = json.loads((out / "nets" / f"bptt-rate-noise{level}" / "config.json").read_text())
+        assert [(m["dt"], m["alpha"]) for m in cfg["model"]["members"]] == [(5.0, 0.25)] * 2, level
+    for other in (["--tau-ms", "10"], []):
+        assert main(["study", "noise", *other, "--dt-ms", "5", *tiny]) == 2, other
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("spikedyn: error:") and "other settings (tau_ms)" in err[0], err
+    assert main(["study", "noise", "--tau-ms", "20", "--dt-ms", "5", *tiny]) == 0  # the same: resumes
+
+
 def test_study_json_paths_are_relative_to_the_study_so_a_moved_copy_still_names_its_files(tmp_path, one_thread_seeded):
     """``study.json`` records run directories, figures and a contexts study's sub-studies relative to the
     study's directory (they were absolute ``/tmp/...`` paths, wrong in any copy); ``study_path`` reads both."""
@@ -328,6 +353,9 @@ def test_posthoc_pulse_reads_every_study_kind_back_without_writing(tmp_path, one
         assert _tree(study) == before, study  # nothing written, nothing resumed
         ids = [r["id"] for rows in res[study]["pulse"].values() for r in rows["nets"]]
         assert sorted(ids) == sorted(json.loads((study / "study.json").read_text())["ids"])
+    # the results name each study by its directory (not the path as given), a contexts sub-study inside its study
+    assert res[rules]["study"] == "rules" and res[noise]["study"] == "noise"
+    assert posthoc.study_name(tmp_path / "c" / "ncdi-2", tmp_path / "c") == "c/ncdi-2"
     assert set(res[noise]["pulse"]) == {"noise 0.1", "noise 1"} and set(res[rules]["pulse"]) == {"bptt", "full_force"}
     assert set(res[rules]["initial_state"]) == {"bptt", "full_force"} and "svcca_preactivation" in res[rules]
     # the networks read back are the ones the study trained (a Population member by index)
@@ -364,3 +392,25 @@ def test_mds_of_a_degenerate_distance_matrix_has_no_nan():
     emb = mds_embedding(D)
     assert emb.shape == (3, 2) and np.isfinite(emb).all()
     assert abs(emb[0, 0] - emb[2, 0]) > 1.0  # the two far points stay apart
+
+
+def test_shipped_study_results_name_their_files_portably():
+    """The study and post-hoc results under docs/results name studies, run directories and figures relative to
+    the study (or by its directory's name), never by the absolute path of the machine they ran on."""
+    import json
+
+    def paths(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("study", "run_dir", "figure") and isinstance(v, str):
+                    yield v
+                yield from paths(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from paths(v)
+
+    shipped = sorted((Path(__file__).parents[1] / "docs" / "results").glob("study*.json"))
+    assert any("posthoc" in f.name for f in shipped)
+    for f in shipped:
+        for p in paths(json.loads(f.read_text())):
+            assert not Path(p).is_absolute(), (f.name, p)

@@ -41,6 +41,11 @@ DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task an
                                      "dt / tau; the input noise keeps its variance per 1 ms. McMahan et al.'s "
                                      "code: 1 (their trials: 750 samples; this task's: 751 steps, t = 0..750 ms).")]
 
+TauMs = Annotated[float, typer.Option(help="Rate networks' time constant in ms (default: the preset's 100 ms), "
+                                      "alpha = min(1, dt / tau) at the --dt-ms step. McMahan et al.'s code has "
+                                      "tau = 10 ms at 1 ms steps (alpha 0.1): --tau-ms 10 --dt-ms 1; tau at or "
+                                      "below the step gives alpha = 1 (no leak; warned).")]
+
 
 def _steps(values: list[str]) -> dict[str, int]:
     from ..config import parse_key_values
@@ -132,10 +137,7 @@ def study_rules(
     nets: int = typer.Option(10, help="Networks per rule (and body); McMahan et al. trained 50."),
     bodies: str = typer.Option("rate", help="Comma-separated bodies: rate (McMahan et al.'s CTRNN), lif."),
     noise_var: float = typer.Option(1.0, help="Input-noise variance (at 1 ms; the paper's 1.0)."),
-    tau_ms: float = typer.Option(None, help="Rate networks' time constant in ms (default: the preset's 100 ms), "
-                                 "alpha = min(1, dt / tau) at the --dt-ms step. McMahan et al.'s code has "
-                                 "tau = 10 ms at 1 ms steps (alpha 0.1): --tau-ms 10 --dt-ms 1; tau at or below "
-                                 "the step gives alpha = 1 (no leak; warned)."),
+    tau_ms: TauMs = None,
     dt_ms: DtMs = None,
     seed: Seed = 0,
     target_accuracy: TargetAccuracy = 0.9,
@@ -212,6 +214,7 @@ def study_noise(
     analysis_trials: int = typer.Option(50, help="Held-out trials (at noise 1.0) whose activity SVCCA compares."),
     n_inits: NInits = 100,
     signature_probes: SignatureProbes = 21,
+    tau_ms: TauMs = None,
     dt_ms: DtMs = None,
     steps: Steps = None,
     include_failed: IncludeFailed = False,
@@ -226,7 +229,7 @@ def study_noise(
     _threads(threads)
 
     vs = comma_list(levels, "--levels", float, minimum=0.0)
-    cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed, dt_ms=dt_ms,
+    cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed, tau_ms=tau_ms, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
