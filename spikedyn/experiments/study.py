@@ -28,8 +28,9 @@ stream (seed ``seed``) and differs from the others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
-cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
-refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
+cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` (the
+step budgets included; only ``include_failed`` may change) is refused before anything is trained
+(``config.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
 sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
 of older files too). ``load_study_nets`` reads a finished study's networks back read-only (for post-hoc
 analyses: nothing is trained, resumed or written).
