@@ -564,9 +564,10 @@ def test_study_cli_gives_the_callers_thread_counts_back(tmp_path):
         torch.set_num_threads(torch_before)
 
 
-def test_mirror_twins_are_evaluated_as_train_evaluates(tmp_path, monkeypatch):
+def test_mirror_twins_are_evaluated_as_train_evaluates(tmp_path, monkeypatch, one_thread_seeded):
     """A mirror twin's accuracy is computed on train's held-out trials with train's evaluation seed (it used
-    torch seed 0), so that every accuracy of a study's table is computed the same way."""
+    torch seed 0), so that every accuracy of a study's table is computed the same way; a full-FORCE twin that
+    diverges is recorded, not fatal."""
     import spikedyn.learning as L
     from spikedyn.learning.train import EVAL_SEED_OFFSET, _step_seed, sample_batch
 
@@ -589,6 +590,18 @@ def test_mirror_twins_are_evaluated_as_train_evaluates(tmp_path, monkeypatch):
     import numpy as np
 
     np.testing.assert_array_equal(seen[0][1], sample_batch(task, 6, 3, EVAL_SEED_OFFSET, split="test").inputs)
+    # a full-FORCE twin whose training diverges is recorded as diverged (it stopped the whole study)
+    from spikedyn.learning.full_force import FullForce
+    from spikedyn.learning.rules import TrainingDiverged
+
+    def diverge(self, model, batch, state, *, step):
+        raise TrainingDiverged(f"loss became NaN/Inf at step {step}")
+
+    monkeypatch.setattr(FullForce, "update", diverge)
+    group = next(g for g in X.body_groups() if g.derive == "ff_twin")
+    (twin,) = X._derive_group(cfg.model_copy(update={"steps": {"full_force": 2}}), group, task, tmp_path, [parent],
+                              progress=False)  # fmt: skip
+    assert twin.model is None and twin.note.startswith("diverged: loss became NaN/Inf at step 1") and not twin.reached
 
 
 def test_a_silent_network_is_left_out_of_the_distances_with_a_note():

@@ -246,7 +246,7 @@ def study_bodies(
     differ? Silhouettes by body, and each twin's distance to its own parent vs the other parents."""
     from ..experiments import study as X
 
-    cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
+    cfg = _config(task=task, n_contexts=contexts, rules=X.BODY_RULES, bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
                   analysis_trials=analysis_trials, n_inits=n_inits, signature_probes=signature_probes, dt_ms=dt_ms,
                   steps=_steps(steps or []),

@@ -92,6 +92,7 @@ def rule_settings(rule: str, body: str, task: str = "rdm") -> dict[str, Any]:
     return s
 
 
+BODY_RULES = ("bptt", "eprop", "full_force")  # what ``study bodies`` trains (full_force: the twins)
 FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
 TWIN_SUBSTEPS = 10
 
@@ -433,7 +434,7 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
     """Mirror twins (no training) or full-FORCE spiking twins of each parent (a run directory each)."""
     from ..learning import evaluate
     from ..learning.full_force import FullForce
-    from ..learning.train import EVAL_SEED_OFFSET, _step_seed, sample_batch, train
+    from ..learning.train import EVAL_SEED_OFFSET, TrainingDiverged, _step_seed, sample_batch, train
     from ..models import mirror
     from ..progress import track
 
@@ -454,7 +455,12 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
         rule = FullForce(teacher=p.model)
         kw = {**FF_TWIN_SETTINGS, **({"steps": int(cfg.steps["full_force"])} if "full_force" in cfg.steps else {}),
               "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}  # fmt: skip
-        result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
+        try:
+            result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
+        except TrainingDiverged as e:
+            nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=None, accuracy=None,
+                            steps=None, run_dir=str(run_dir), reached=False, note=f"diverged: {e}"))  # fmt: skip
+            continue
         acc = result.final.get("accuracy")
         nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
@@ -920,13 +926,17 @@ def run_rules(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, A
 
 
 def run_bodies(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    """``spikedyn study bodies``: the rules study across bodies (beyond the paper)."""
+    """``spikedyn study bodies``: the rules study across bodies (beyond the paper). ``cfg``'s rules and bodies
+    are set to what it trains (``BODY_RULES``, rate and LIF): ``steps`` may name those rules."""
+    cfg = cfg.model_copy(update={"rules": BODY_RULES, "bodies": ("rate", "lif")})
     return run_groups(cfg.check(), body_groups(), out, kind=f"bodies_{cfg.task}", progress=progress)
 
 
 def run_noise(cfg: StudyConfig, out: Path, levels: tuple[float, ...] = NOISE_LEVELS,
               progress: bool = True) -> dict[str, Any]:
-    """``spikedyn study noise`` (Fig. 5): BPTT at each input-noise variance, labelled by the noise."""
+    """``spikedyn study noise`` (Fig. 5): BPTT at each input-noise variance, labelled by the noise (``cfg``'s
+    rules are set to BPTT's: ``steps`` may name ``bptt`` only)."""
+    cfg = cfg.model_copy(update={"rules": ("bptt",)})
     return run_groups(cfg.check(), noise_groups(levels), out, kind=f"noise_{cfg.task}", progress=progress)
 
 
@@ -1065,12 +1075,13 @@ def copy_config(cfg: StudyConfig, **update: Any) -> StudyConfig:
 
 
 __all__ = [
-    "BODIES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS", "Group", "LIF_PARAMS",
+    "BODIES", "BODY_RULES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS",
+    "Group", "LIF_PARAMS",
     "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS", "STUDY_VERSION", "StudyConfig", "TASKS", "analyse_net",
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
     "load_study_nets", "member_stop_steps", "recorded_config", "relative_to_study", "run_noise", "run_rules",
-    "scores", "signature", "study_path", "supported", "train_group",
+    "scores", "signature", "silent", "study_path", "study_record", "supported", "train_group",
     "twin_distances",
 ]  # fmt: skip
