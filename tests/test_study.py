@@ -38,6 +38,7 @@ def test_study_errors_are_one_line(tmp_path, capsys):
         (["contexts", "--contexts", "7"], "n_contexts must be in 2..6"),
         (["contexts", "--contexts", "2,7"], "n_contexts must be in 2..6"),
         (["noise", "--task", "ncdi", "--contexts", "1"], "n_contexts must be in 2..6"),
+        (["rules", "--seed", "-1"], "--seed must be >= 0"),
     ]:
         assert main(["study", *args, "--out", str(tmp_path / "s")]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()

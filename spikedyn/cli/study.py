@@ -32,7 +32,8 @@ NInits = Annotated[int, typer.Option(help="Initial states per probe input of the
                                      "(McMahan et al.'s code: 100).")]
 SignatureProbes = Annotated[int, typer.Option(min=1, max=21, help="Small inputs of the topology signature: the "
                                               "first K of McMahan et al.'s 21 (|u| <= 0.03, smallest first).")]
-Steps = Annotated[list[str], typer.Option(help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000.")]
+Steps = Annotated[list[str], typer.Option(help="Step budget of a rule the command trains, rule=N (repeatable), "
+                                          "e.g. hebbian=5000; a study resumes only with the budgets it started with.")]
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
 Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
 Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]

@@ -156,6 +156,8 @@ class StudyConfig(ExperimentConfig):
                                  f"{', '.join(self.rules)})")  # fmt: skip
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"--steps {r}=... must be a positive integer of steps, got {n!r}")
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if self.nets < 2:
             raise ValueError(f"--nets must be >= 2 (silhouettes need several networks per rule), got {self.nets}")
         if not 0 < self.target_accuracy <= 1:
