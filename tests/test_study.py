@@ -620,7 +620,7 @@ def test_a_silent_network_is_left_out_of_the_distances_with_a_note():
     with pytest.warns(UserWarning, match="g/1 is silent"):
         used, kept = X._drop_silent(nets, arrays)
     assert [n.id for n in used] == ["g/0", "g/2"] and kept == [arrays[0], arrays[2]]
-    assert nets[1].note.startswith("silent on the condition inputs") and not nets[0].note
+    assert nets[1].note.startswith("silent on the analysis inputs") and not nets[0].note
 
 
 def test_contexts_study_records_its_settings_and_keeps_earlier_ns(tmp_path, capsys, one_thread_seeded):

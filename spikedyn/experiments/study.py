@@ -846,7 +846,7 @@ def _drop_silent(used: list[Net], analyses: list[dict[str, Any]]) -> tuple[list[
     keep = []
     for n, a in zip(used, analyses):
         if silent(a):
-            n.note = "silent on the condition inputs (constant activity): not analysed"
+            n.note = "silent on the analysis inputs (constant activity): left out of the distances"
             warnings.warn(f"study: {n.id} is silent (constant activity on the analysis inputs); left out of the "
                           "distances", stacklevel=3)  # fmt: skip
         else:
