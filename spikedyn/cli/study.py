@@ -35,7 +35,8 @@ SignatureProbes = Annotated[int, typer.Option(min=1, max=21, help="Small inputs 
 Steps = Annotated[list[str], typer.Option(help="Step budget of a rule the command trains, rule=N (repeatable), "
                                           "e.g. hebbian=5000; a study resumes only with the budgets it started with.")]
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
-Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
+Threads = Annotated[int, typer.Option(min=1, help="torch and BLAS CPU threads while the study runs (1: many small "
+                                      "networks and SVDs gain nothing from more).")]
 Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
                                      "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
