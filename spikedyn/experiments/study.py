@@ -301,8 +301,10 @@ def make_task(cfg: StudyConfig, noise_var: float | None = None) -> Any:
 
 
 def init_seed(cfg: StudyConfig, index: int) -> int:
-    """Network ``index``'s initialisation seed: the same for every rule (a paired design: rules differ, the
-    initial weights' draws do not)."""
+    """Network ``index``'s initialisation seed: the same for every gradient, Hebbian and full-FORCE rule (a
+    paired design: rules differ, the initial weights' draws do not). The genetic algorithm's network ``i``
+    starts from a generation of its own, drawn from ``init_seed(cfg, 1000 + i * GA_POPULATION + j)``, so it
+    shares no initialisation with network ``i`` of the other rules."""
     return int(cfg.seed) * 100_003 + int(index)
 
 
