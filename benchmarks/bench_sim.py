@@ -246,6 +246,23 @@ def spikedyn_rate(population_kernel: bool = False):
     return make
 
 
+def spikedyn_eval(**kw):
+    """Evaluation throughput, not a training step: ``model(x)`` under ``torch.no_grad()`` (what ``evaluate`` and
+    the training loop's evaluation run; no loss, no backward, no Adam). On CUDA the forward-only Triton kernel
+    (``triton_lif.forward_only``); under ``triton_mode("off", ...)`` the neuron map's loop on torch ops."""
+
+    def make(H, dev, x, y):
+        m = _spikedyn_model(H, dev, **kw)
+
+        def step() -> None:
+            with torch.no_grad():
+                m(x)
+
+        return step
+
+    return make
+
+
 def triton_mode(mode: str, make: Callable, precision: str | None = None) -> Callable:
     """The case ``make`` with every step run under ``spikedyn.models.triton_support.use_triton(mode, ...)``."""
 
@@ -271,6 +288,9 @@ GPU_CASES: dict[str, Callable] = {
     "spikedyn_rate_leaky": spikedyn_rate(),
     "spikedyn_rate_leaky_torch_ops": triton_mode("off", spikedyn_rate()),
     "spikedyn_rate_leaky_population_kernel": spikedyn_rate(population_kernel=True),
+    # evaluation without gradients (a forward only; compare the two with each other, not with spikedyn_lif)
+    "spikedyn_lif_eval": spikedyn_eval(),
+    "spikedyn_lif_eval_torch_ops": triton_mode("off", spikedyn_eval()),
 }
 CASES.update(GPU_CASES)  # run by default only with --device cuda
 CPU_SHAPES = [(128, 32, 200), (256, 32, 200), (128, 32, 500), (256, 32, 500)]  # (H, B, T)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# One-shot GPU measurement of issue 13 (at most about 8.5 min on one H100/H200), everything written under OUT_DIR:
+# One-shot GPU measurement of issue 13 (at most about 9 min on one H100/H200), everything written under OUT_DIR:
 #   check.jsonl          benchmarks/gpu_check.py: the Triton kernels vs the neuron map / autograd on the GPU, and
-#                        the chunked e-prop forward and a rate Population on the kernels vs their torch paths
+#                        the chunked e-prop forward, a rate Population, evaluation without gradients and
+#                        Population.outputs on the kernels vs their torch paths
 #   bench_sim_cuda.jsonl benchmarks/bench_sim.py --device cuda: one training step at H = 256 and 1024, B = 128,
 #                        T = 500 (I = 64): spikedyn's Triton LIF / ALIF / leaky rate kernels (IEEE float32 and
 #                        TF32x3 products), the same models on torch ops, snntorch RLeaky, norse
-#                        LIFRecurrentCell, a plain torch LIF loop, its torch.compile, cuDNN's nn.RNN;
-#                        interleaved rounds, medians, peak memory (+ bench_sim_cuda.md, its table; .log)
+#                        LIFRecurrentCell, a plain torch LIF loop, its torch.compile, cuDNN's nn.RNN; and
+#                        LIF evaluation without gradients (the forward-only kernel vs the map's loop on torch
+#                        ops); interleaved rounds, medians, peak memory (+ bench_sim_cuda.md, its table; .log)
 #   pytest_cuda.log      the `cuda`-marked tests of tests/test_triton.py and test_kernels.py
 #   env.txt              nvidia-smi, python / torch / triton versions
 #   population.json      with --population: benchmarks/population.py --members 1024 --device cuda (+ .log)
@@ -56,14 +58,14 @@ start=$(date +%s)
 { nvidia-smi 2>&1; "$PY" -c 'import sys, torch, triton; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)'; } > "$out/env.txt"
 rc=0
 # 1. correctness on the GPU (the kernels compile here for the first time: a failure is recorded per check)
-timeout 170 "$PY" benchmarks/gpu_check.py --out "$out/check.jsonl" || { echo "gpu_check failed or timed out (rc $?)" >&2; rc=1; }
+timeout 200 "$PY" benchmarks/gpu_check.py --out "$out/check.jsonl" || { echo "gpu_check failed or timed out (rc $?)" >&2; rc=1; }
 # 2. the training-step benchmark, all cases interleaved per shape
-cases=spikedyn_lif,spikedyn_lif_tf32x3,spikedyn_lif_torch_ops,spikedyn_alif,spikedyn_alif_tf32x3,spikedyn_alif_torch_ops,spikedyn_rate_leaky,spikedyn_rate_leaky_torch_ops,spikedyn_rate_leaky_population_kernel,snntorch_rleaky,norse_lif_recurrent,torch_lif_loop,torch_lif_loop_compiled,torch_rnn_tanh
+cases=spikedyn_lif,spikedyn_lif_tf32x3,spikedyn_lif_torch_ops,spikedyn_alif,spikedyn_alif_tf32x3,spikedyn_alif_torch_ops,spikedyn_rate_leaky,spikedyn_rate_leaky_torch_ops,spikedyn_rate_leaky_population_kernel,spikedyn_lif_eval,spikedyn_lif_eval_torch_ops,snntorch_rleaky,norse_lif_recurrent,torch_lif_loop,torch_lif_loop_compiled,torch_rnn_tanh
 timeout 290 "$PY" benchmarks/bench_sim.py --device cuda --rounds 5 --cases "$cases" --out "$out/bench_sim_cuda.jsonl" \
   > "$out/bench_sim_cuda.log" 2>&1 || { echo "bench_sim failed or timed out (rc $?; see $out/bench_sim_cuda.log)" >&2; rc=1; }
 [ -s "$out/bench_sim_cuda.jsonl" ] && "$PY" benchmarks/bench_sim.py --table "$out/bench_sim_cuda.jsonl" > "$out/bench_sim_cuda.md"
 # 3. the GPU tests (compiled kernels against the neuron map, the rate step loop and the CPU kernel, float64)
-timeout 50 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py tests/test_kernels.py > "$out/pytest_cuda.log" 2>&1 \
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py tests/test_kernels.py > "$out/pytest_cuda.log" 2>&1 \
   || { echo "the cuda tests failed or timed out (rc $?; see $out/pytest_cuda.log)" >&2; rc=1; }
 # 4. optional (adds up to 2 min): a population of 1,024 CTRNNs vs one at a time (benchmarks/population.py)
 if [ "$population" -eq 1 ]; then

@@ -19,7 +19,13 @@ Per check (``CHECKS``), at H = 64 (W resident in registers), 256 and 1024 (tiled
 - ``eprop_lif_chunked``: e-prop's chunked LIF rollout with each chunk's forward on the kernel vs on torch
   (``loss_equal_fp32``; ``loss_rel_err_fp64``, ``grad_rel_err_fp64``), at most 32 trials;
 - ``population_rate``: 8 leaky rate nets in the rate kernels' member axis vs the population's torch kernel
-  (``outputs_rel_err_fp64``, ``grad_rel_err_fp64``), at most 32 trials.
+  (``outputs_rel_err_fp64``, ``grad_rel_err_fp64``), at most 32 trials;
+- without gradients (the forward-only kernel, nothing stored for a backward): ``eval_lif`` and
+  ``eval_alif_refractory_substeps``, ``model(u)`` under ``torch.no_grad()`` vs the neuron map's loop
+  (``spike_agreement_fp32``, ``identical_steps_fp32``, ``outputs_rel_err_fp32``, ``outputs_equal_fp64``,
+  ``outputs_rel_err_fp64``; on CUDA ``peak_mb_no_grad`` vs ``peak_mb_training_forward``), and
+  ``population_outputs``, ``Population.outputs`` of 8 LIF and of 8 leaky rate nets vs the population's torch
+  path (``{spiking,rate}_outputs_rel_err_{fp32,fp64}``, ``spiking_spike_agreement_fp32``), at most 32 trials.
 
 Exit code 2 without a CUDA device (``--device cpu`` without ``TRITON_INTERPRET=1``).
 ``benchmarks/gpu_all.sh`` runs this and ``bench_sim.py --device cuda``.
@@ -107,6 +113,106 @@ def _population_rate(H: int, T: int, dev: torch.device, batch: int, members: int
             "grad_rel_err_fp64": _rel(g_on, g_off)}
 
 
+def _agreement(r, r_ref) -> dict:
+    """Spike-count agreement of ``r`` with ``r_ref`` ``[T, ...]``: the fraction equal and the input steps identical
+    up to the first differing one."""
+    same = (r == r_ref).flatten(1).all(-1)
+    return {"spike_agreement_fp32": (r == r_ref).float().mean().item(),
+            "identical_steps_fp32": int(same.int().cumprod(0).sum().item())}
+
+
+def _peak_mb(fn: Callable, dev: torch.device) -> float | None:
+    """Peak CUDA memory (MB) allocated by ``fn()`` above what was allocated before it; None on the CPU."""
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    del out
+    return round(peak, 2)
+
+
+def _eval_no_grad(neuron: str, **kw) -> Callable:
+    """``SpikingRNN(u)`` without gradients (what ``evaluate`` runs) on the forward-only kernel vs the neuron map's
+    loop (the torch path, ``SPIKEDYN_TRITON=off``) on the same device: spike agreement and output error in
+    float32, identity in float64; on CUDA the peak memory of that rollout vs the training forward's (which
+    stores x, masks and the spikes of every substep for the backward)."""
+
+    def check(H: int, T: int, dev: torch.device, batch: int) -> dict:
+        from spikedyn.models.triton_support import use_triton
+
+        row: dict = {}
+        torch.manual_seed(1)
+        u = 2.0 * torch.randn(T, batch, N_IN, device=dev)
+        for dtype in (torch.float32, torch.float64):
+            m = _spiking(neuron, **kw)(H, dtype, dev)
+            ud = u.to(dtype)
+            with torch.no_grad():
+                with use_triton("off"):
+                    ref = m(ud)
+                with use_triton("on"):
+                    out = m(ud)
+            err = ((out.y - ref.y).abs().max() / ref.y.abs().max().clamp_min(1e-300)).item()
+            if dtype == torch.float32:
+                row.update(_agreement(out.r, ref.r))
+                row["outputs_rel_err_fp32"] = err
+                row["firing_rate"] = (ref.r.mean() / m.substeps / m.dt_sub * 1000.0).item()  # Hz
+                with use_triton("on"):
+                    row["peak_mb_no_grad"] = _peak_mb(lambda m=m, ud=ud: _no_grad(m, ud), dev)
+                    row["peak_mb_training_forward"] = _peak_mb(lambda m=m, ud=ud: m(ud).y, dev)
+            else:
+                row["outputs_equal_fp64"] = bool(torch.equal(out.r, ref.r))
+                row["outputs_rel_err_fp64"] = err
+        return row
+
+    return check
+
+
+def _no_grad(model, u: torch.Tensor):
+    with torch.no_grad():
+        return model(u).y
+
+
+def _population_outputs(H: int, T: int, dev: torch.device, batch: int, members: int = 8) -> dict:
+    """``Population.outputs`` (evaluation of a population without gradients) of ``members`` LIF nets on the
+    forward-only kernel and of ``members`` leaky rate nets on the rate forward kernel, each in the kernels' member
+    axis and in chunks of time, vs the population's torch path: output error in float32 and float64, and the
+    spike agreement of the spiking population's ``pop(u)`` without gradients in float32."""
+    from spikedyn.models import Population, RateRNN, SpikingRNN
+    from spikedyn.models.triton_support import use_triton
+
+    gains = {"gain": [0.5 + i / members for i in range(members)]}
+    torch.manual_seed(1)
+    u = 2.0 * torch.randn(T, batch, N_IN, device=dev)
+    row: dict = {"members": members}
+    for body in ("spiking", "rate"):
+        for dtype in (torch.float32, torch.float64):
+            if body == "spiking":
+                pop = Population.init(SpikingRNN, members, N_IN, H, 1, seed=0, neuron="lif", dv=0.1, tau_out=20.0,
+                                      per_member=gains)  # fmt: skip
+            else:
+                pop = Population.init(RateRNN, members, N_IN, H, 1, seed=0, alpha=0.1, activation="tanh",
+                                      noise_std=0.05, per_member=gains)  # fmt: skip
+            pop = pop.to(device=dev, dtype=dtype)
+            ud = u.to(dtype)
+            res = {}
+            for mode in ("off", "on"):
+                torch.manual_seed(2)  # a rate body's x_0 and noise
+                with use_triton(mode):
+                    res[mode] = pop.outputs(ud)
+                    if body == "spiking" and dtype == torch.float32:
+                        with torch.no_grad():
+                            res[mode + "_r"] = pop(ud).r.transpose(0, 1)  # [T, E, B, N]
+            err = ((res["on"] - res["off"]).abs().max() / res["off"].abs().max()).item()
+            row[f"{body}_outputs_rel_err_{'fp32' if dtype == torch.float32 else 'fp64'}"] = err
+            if body == "spiking" and dtype == torch.float32:
+                row.update({f"spiking_{k}": v for k, v in _agreement(res["on_r"], res["off_r"]).items()})
+    return row
+
+
 CHECKS: dict[str, Callable] = {
     "lif": _spiking("lif", tau_out=0.0),
     "alif": _spiking("alif", tau_out=20.0),
@@ -116,8 +222,13 @@ CHECKS: dict[str, Callable] = {
     # the dispatch sites beyond model(u): (H, T, device, batch) -> fields of the row; at most 32 trials
     "eprop_lif_chunked": _eprop_chunked,
     "population_rate": _population_rate,
+    # without gradients (evaluation, simulation): the forward-only kernel; (H, T, device, batch) -> fields
+    "eval_lif": _eval_no_grad("lif", tau_out=20.0),
+    "eval_alif_refractory_substeps": _eval_no_grad("alif", tau_out=20.0, refractory=2.0, substeps=2),
+    "population_outputs": _population_outputs,  # at most 32 trials
 }
-ROLLOUT_CHECKS = ("eprop_lif_chunked", "population_rate")
+ROLLOUT_CHECKS = ("eprop_lif_chunked", "population_rate", "population_outputs")
+EVAL_CHECKS = ("eval_lif", "eval_alif_refractory_substeps")  # at the full batch
 
 
 def _grads(model, u: torch.Tensor, mode: str, loop: bool = False, storage: str | None = None,
@@ -143,8 +254,8 @@ def run_check(name: str, H: int, T: int, dev: torch.device, batch: int = BATCH) 
     make = CHECKS[name]
     row: dict = {"check": name, "H": H, "B": batch, "T": T, "I": N_IN}
     t0 = time.perf_counter()
-    if name in ROLLOUT_CHECKS:
-        row["B"] = batch = min(batch, 32)
+    if name in ROLLOUT_CHECKS or name in EVAL_CHECKS:
+        row["B"] = batch = min(batch, 32) if name in ROLLOUT_CHECKS else batch
         row.update(make(H, T, dev, batch))
         row["seconds"] = round(time.perf_counter() - t0, 2)
         return row

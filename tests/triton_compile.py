@@ -41,11 +41,20 @@ def spiking(resident: bool, **kw) -> dict:
 
 F16_X = {"X": "*fp16"}  # the half-precision storage of the membrane distance
 KERNELS = [
-    ("spiking_forward_tiled_fp32_f16storage", triton_lif._spiking_forward, spiking(False, FIRST=1), "fp32", F16_X),
-    ("spiking_forward_tiled_tf32x3", triton_lif._spiking_forward, spiking(False, PREC="tf32x3", FIRST=1), "fp32", {}),
-    ("spiking_forward_resident_fp64", triton_lif._spiking_forward, spiking(True, RESET=0, K=1, FIRST=1), "fp64", {}),
+    ("spiking_forward_tiled_fp32_f16storage", triton_lif._spiking_forward, spiking(False, FIRST=1, STORE=1), "fp32",
+     F16_X),
+    ("spiking_forward_tiled_tf32x3", triton_lif._spiking_forward, spiking(False, PREC="tf32x3", FIRST=1, STORE=1),
+     "fp32", {}),
+    ("spiking_forward_resident_fp64", triton_lif._spiking_forward, spiking(True, RESET=0, K=1, FIRST=1, STORE=1),
+     "fp64", {}),
     # a chunk of the e-prop rollout: from a carried state, the spikes before its first substep in Z0
-    ("spiking_forward_from_state_resident_fp32", triton_lif._spiking_forward, spiking(True, FIRST=0), "fp32", {}),
+    ("spiking_forward_from_state_resident_fp32", triton_lif._spiking_forward, spiking(True, FIRST=0, STORE=1), "fp32",
+     {}),
+    # forward only (evaluation without gradients): nothing stored for a backward, the spikes in a ring of two;
+    # from a carried state (Population.outputs' chunks of time)
+    ("spiking_forward_only_tiled_fp32", triton_lif._spiking_forward, spiking(False, FIRST=1, STORE=0), "fp32", {}),
+    ("spiking_forward_only_from_state_resident_fp32", triton_lif._spiking_forward,
+     spiking(True, K=1, RESET=0, FIRST=0, STORE=0), "fp32", {}),
     ("spiking_backward_tiled_fp32_f16storage", triton_lif._spiking_backward,
      spiking(False, HAS_GR=True, HAS_GC=True, TRUNC=False, SURR=0), "fp32", F16_X),
     ("spiking_backward_resident_fp64", triton_lif._spiking_backward,

@@ -239,6 +239,39 @@ def fused_rollout(model: Any, i_ext: Tensor, truncated: bool = False) -> tuple[T
                                   truncated, path)
 
 
+def eval_rollout(model: Any, u: Tensor) -> tuple[Tensor, ...] | None:
+    """``fused_rollout``'s outputs for inputs ``u [T, B, I]`` without gradients (``SpikingRNN(u)`` under
+    ``torch.no_grad()``) by the Triton forward kernel with nothing stored for a backward
+    (``triton_lif.forward_only``), where the kernels are wanted (``wants_triton``: CUDA, or SPIKEDYN_TRITON=on)
+    and ``model.spike_path`` is "auto"; None elsewhere, or where the kernel failed under "auto" (warned once):
+    the caller then runs the map's loop."""
+    if check_path(getattr(model, "spike_path", "auto")) != "auto" or not wants_triton(u):
+        return None
+    from .triton_lif import forward_only
+
+    return run_triton(lambda: forward_only(u @ model.W_in.T, model.W_rec_eff, model.b, model.beta, model.params,
+                                           model.substeps))  # fmt: skip
+
+
+def population_eval_rollout(p: Any, substeps: int, i_ext: Tensor, W_rec: Tensor, b: Tensor,
+                            beta: Tensor) -> tuple[Tensor, Tensor, Any] | None:
+    """``fused_population_rollout`` without gradients (a spiking ``Population(u)`` under ``torch.no_grad()``) by
+    the forward-only kernel, member axis, where the kernels are wanted; None elsewhere or after a failure under
+    "auto" (the caller then runs the map's loop)."""
+    from spikedyn.hardware.neuron import SpikingState
+
+    if not wants_triton(i_ext):
+        return None
+    from .triton_lif import forward_only
+
+    out = run_triton(lambda: forward_only(i_ext.transpose(0, 1), W_rec, b, beta, p, substeps))
+    if out is None:
+        return None
+    rbar, counts, *final = out
+    empty = final[0].new_zeros((0, *final[0].shape))
+    return counts.transpose(0, 1), rbar.transpose(0, 1), SpikingState(*final, rbar[-1], empty, empty)
+
+
 def fused_population_rollout(p: Any, substeps: int, i_ext: Tensor, W_rec: Tensor, b: Tensor,
                              beta: Tensor) -> tuple[Tensor, Tensor, Any]:
     """A ``Population`` of SpikingRNNs in the fused kernel: ``i_ext [E, T, B, N]``, ``W_rec [E, N, N]``,

@@ -40,10 +40,10 @@ import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel, Rollout
-from .fused import fused_population_rollout, fused_supported
+from .fused import fused_population_rollout, fused_supported, population_eval_rollout
 from .rate import RateRNN
 from .spiking import SpikingRNN, SpikingState, spiking_substep
-from .triton_support import population_rate_rollout, wants_triton
+from .triton_support import population_outputs, population_rate_rollout, wants_triton
 from .validation import check_rollout_input
 
 # constructor arguments that may differ between members (all others must be equal)
@@ -503,18 +503,26 @@ class Population(nn.Module):
     @torch.no_grad()
     def outputs(self, u: Tensor) -> Tensor:
         """``forward(u).y`` [E, T, B, O] without gradient, keeping only the outputs in memory (one step
-        of states at a time): for evaluating large populations on many trials. Same draws as forward."""
+        of states at a time; on the Triton kernels, where they are wanted, chunks of time of at most about
+        ``triton_support.OUTPUT_CHUNK_BYTES``): for evaluating large populations on many trials. Same draws
+        as forward."""
         u = self._check_input(u)
         body = self._template
         if isinstance(body, RateRNN) and body.activation in _STORED:
             T, B = u.shape[-3], u.shape[-2]
             x0, xi = self._rate_x0(B), self._rate_noise(T, B)
             scale = None if xi is None else self._noise_scale()
+            y = population_outputs(self, u, x0, xi, scale)  # CUDA (or SPIKEDYN_TRITON=on): the Triton kernel
+            if y is not None:
+                return y
             y, _ = _rate_forward(x0, u, xi, scale, self.W_in, self.b, self.W_rec, self.W_out, self.b_out,
                                  body.alpha, _STORED[body.activation], None)  # fmt: skip
             return y.transpose(0, 1)
         if not isinstance(body, SpikingRNN):
             return self._vmap_rollout(u, None).y
+        y = population_outputs(self, u) if fused_supported(body) else None  # the forward-only Triton kernel
+        if y is not None:
+            return y
         state = self._spiking_state0(u.shape[-2])
         W_rec, b, beta = self._spiking_tensors()
         ys = []
@@ -622,6 +630,11 @@ class Population(nn.Module):
         if state is None and torch.is_grad_enabled() and fused_supported(body):  # the fused kernel, member axis
             return fused_population_rollout(body.params, body.substeps, self._input_projection(u, self.W_in),
                                             *self._spiking_tensors())  # fmt: skip
+        if state is None and fused_supported(body) and wants_triton(u):  # no gradient: the forward-only kernel
+            out = population_eval_rollout(body.params, body.substeps, self._input_projection(u, self.W_in),
+                                          *self._spiking_tensors())  # fmt: skip
+            if out is not None:
+                return out
         state = self._spiking_state0(u.shape[-2]) if state is None else state
         W_rec, b, beta = self._spiking_tensors()
         counts, rbars = [], []

@@ -45,7 +45,7 @@ from spikedyn.hardware.neuron import NeuronConstants, Ops, SpikingState
 from spikedyn.hardware.quantize import FixedConstants, fixed_substep, shift
 
 from .base import RecurrentModel, Rollout, rollout
-from .fused import fused_rollout, fused_supported
+from .fused import eval_rollout, fused_rollout, fused_supported
 from .surrogate import DEFAULT_SLOPE, _SpikeFn, check_surrogate
 from .validation import check_spiking_args
 
@@ -439,10 +439,17 @@ class SpikingRNN(RecurrentModel):
         ``detach_recurrent=True`` cuts the gradient through the recurrent spikes ``W_rec z`` (each
         neuron keeps its own leak, reset and adaptation paths): autograd then computes e-prop's
         truncated gradient (Bellec et al. 2020), the reference the online rule is tested against.
+        From rest, the fused path runs: with gradients ``fused_rollout``; without (``torch.no_grad()``,
+        evaluation) the Triton forward-only kernel where the kernels are wanted (``fused.eval_rollout``: CUDA,
+        or ``SPIKEDYN_TRITON=on``), else the map's loop below.
         """
         u = self._check_input(u)
-        if state is None and torch.is_grad_enabled() and fused_supported(self):
-            return self._forward_fused(u, detach_recurrent)
+        if state is None and fused_supported(self):
+            if torch.is_grad_enabled():
+                return self._forward_fused(u, detach_recurrent)
+            out = eval_rollout(self, u)  # no gradient: the Triton forward-only kernel where wanted
+            if out is not None:
+                return self._rollout_of(*out)
         state = self.init_state(u.shape[1]) if state is None else state
         rbars, zs, state = self._rollout(u, state, detach_recurrent)
         counts = torch.stack([sum(z[1:], z[0]) for z in zs])
@@ -451,8 +458,11 @@ class SpikingRNN(RecurrentModel):
     def _forward_fused(self, u: Tensor, detach_recurrent: bool) -> Rollout:
         """Training path: same spikes as the loop, gradients from the hand-derived backward in ``fused.py``
         (2-4x faster than autograd through the loop on CPU)."""
-        rbar, counts, *final = fused_rollout(self, u @ self.W_in.T, truncated=detach_recurrent)
-        B, N = u.shape[1], self.n_hidden
+        return self._rollout_of(*fused_rollout(self, u @ self.W_in.T, truncated=detach_recurrent))
+
+    def _rollout_of(self, rbar: Tensor, counts: Tensor, *final: Tensor) -> Rollout:
+        """The ``Rollout`` of the fused paths' outputs: rbar and counts ``[T, B, N]``, the final u, v, z, a, ref."""
+        B, N = rbar.shape[1], self.n_hidden
         state = SpikingState(*final, rbar[-1].detach(), final[0].new_zeros((0, B, N)), final[0].new_zeros((0, B, N)))
         return Rollout(rbar @ self.W_out.T + self.b_out, counts, state)
 

@@ -1,5 +1,6 @@
 """Triton kernels of ``SpikingRNN``'s training path: the whole LIF / ALIF forward in one launch and the
-whole BPTT backward in one launch (plus one cuBLAS GEMM for ``dW_rec``).
+whole BPTT backward in one launch (plus one cuBLAS GEMM for ``dW_rec``); and the same forward without
+anything stored for a backward, for evaluation and simulation without gradients (``forward_only``).
 
 The kernels are the fused BPTT of ``fused.py`` (same equations, same stored quantities, same adjoint
 recursion; its module doc has them) written as persistent Triton programs that loop over time:
@@ -15,7 +16,9 @@ recursion; its module doc has them) written as persistent Triton programs that l
 - it stores only what the backward needs: the spikes and not-refractory masks as ``int8`` and the
   membrane distance to threshold ``x = v - A`` in the compute dtype, or in ``float16`` / ``bfloat16``
   (``storage=``, half the bytes; the gradient error this costs is measured in ``tests/test_triton.py``
-  and ``benchmarks/gpu_check.py``).
+  and ``benchmarks/gpu_check.py``). Without gradients (``STORE = 0``, ``forward_only``) it stores none of
+  that: the spikes of the last two substeps (a ring: the recurrence reads only the previous one), the
+  counts and readout trace per input step, and the state.
 
 The backward program runs the recursion from the last substep to the first with the same tiling
 (``du(s+1) @ W`` over tiles) and writes ``du`` per substep; ``dW_rec = sum_s du(s)^T z(s-1)`` is then one
@@ -106,11 +109,14 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, RE
                      T, E, Bsz, N, n_ref,
                      K: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, RESET: tl.constexpr,
                      ADAPTIVE: tl.constexpr, HAS_REF: tl.constexpr, SYN: tl.constexpr, FILTER: tl.constexpr,
-                     W_RESIDENT: tl.constexpr, PREC: tl.constexpr, FIRST: tl.constexpr):
+                     W_RESIDENT: tl.constexpr, PREC: tl.constexpr, FIRST: tl.constexpr, STORE: tl.constexpr):
     """One program: member ``program_id(0)``, trials ``program_id(1) * BB + [0, BB)``, all substeps.
     ``U, V, A, REF, RB`` hold the start state (read, then overwritten substep by substep); the spikes before
     the first substep are 0 (``FIRST = 1``: the recurrence starts at substep 1) or ``Z0`` (``FIRST = 0``:
-    a chunk continuing a rollout, ``forward_substeps``)."""
+    a chunk continuing a rollout, ``forward_substeps``). ``STORE = 1``: what the backward needs, ``X`` and
+    ``REFR`` per substep and the spikes ``Z`` of every substep; ``STORE = 0`` (forward only, no gradient):
+    ``X`` and ``REFR`` are not written and ``Z`` is a ring of two substeps (the recurrence reads only the
+    previous one)."""
     e, rows, rmask, rk = _program_block(Bsz, BB, BN)
     keep_u, keep_v, rho, kappa, kappa_c = _map_constants(C)
     v_th = tl.load(C + 2)
@@ -122,11 +128,18 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, RE
     for s in range(0, T * K):
         t = s // K
         k_in = s - t * K
-        zprev = Z + ((s - 1) * E + e).to(tl.int64) * NB  # the previous substep's spikes
+        if STORE:
+            zslot = s
+            pslot = s - 1
+        else:  # a ring of two substeps; (s + 1) % 2 is the previous slot (s - 1 is -1 at s = 0)
+            zslot = s % 2
+            pslot = (s + 1) % 2
+        zprev = Z + (pslot * E + e).to(tl.int64) * NB  # the previous substep's spikes
         if FIRST == 0:
             if s == 0:
                 zprev = Z0 + st
         soff = (s * E + e).to(tl.int64) * NB
+        zoff = (zslot * E + e).to(tl.int64) * NB
         toff = (t * E + e).to(tl.int64) * NB
         for j0 in range(0, N, BN):
             cols = j0 + rk
@@ -175,11 +188,13 @@ def _spiking_forward(I, W, Bias, Beta, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, RE
                 z = tl.where(refractory, 0.0, z)
                 ref = tl.where(z > 0, n_ref * 1.0, tl.maximum(ref - 1.0, 0.0))
                 tl.store(REF + st + loc, ref, mask=m2)
-                tl.store(REFR + soff + loc, refractory.to(tl.int8), mask=m2)
+                if STORE:
+                    tl.store(REFR + soff + loc, refractory.to(tl.int8), mask=m2)
             tl.store(U + st + loc, u, mask=m2)
             tl.store(V + st + loc, v, mask=m2)
-            tl.store(X + soff + loc, x.to(X.dtype.element_ty), mask=m2)
-            tl.store(Z + soff + loc, z.to(tl.int8), mask=m2)
+            if STORE:
+                tl.store(X + soff + loc, x.to(X.dtype.element_ty), mask=m2)
+            tl.store(Z + zoff + loc, z.to(tl.int8), mask=m2)
             if K == 1:
                 tl.store(CNT + toff + loc, z, mask=m2)
             else:
@@ -328,7 +343,7 @@ def _per_member(t: Tensor, E: int, N: int) -> Tensor:
 class _Forward(NamedTuple):
     """What the forward kernel leaves: the stored ``X``, ``Z`` (int8), ``REFR`` (int8, or a dummy), spike
     counts and rbar per input step ``[T, E, B, N]``, the final state ``U, V, A, REF, RB [E, B, N]``, the
-    constants and the kernel's tiling."""
+    constants, the kernel's tiling and the last substep's spikes."""
 
     X: Tensor
     Z: Tensor
@@ -342,22 +357,24 @@ class _Forward(NamedTuple):
     RB: Tensor
     C: Tensor
     tiles: tuple[int, bool, str]
+    z_last: Tensor  # the last substep's spikes [E, B, N] (int8): Z[-1], or the ring's slot when forward only
 
 
 def _launch_forward(I4: Tensor, W3: Tensor, b2: Tensor, beta2: Tensor, p: Any, K: int, x_dtype: torch.dtype,  # noqa: N803
-                    block_n: int | None, start: Any = None) -> _Forward:
+                    block_n: int | None, start: Any = None, store: bool = True) -> _Forward:
     """One launch of ``_spiking_forward`` over ``I4 [T, E, B, N]`` with ``W3 [E, N, N]``, ``b2``, ``beta2 [E, N]``,
     from rest or from ``start`` (``fused.Carry`` of ``[E, B, N]`` tensors: u, v, the last spikes z, a, ref,
-    rbar), storing ``x`` in ``x_dtype``."""
+    rbar), storing ``x`` in ``x_dtype``. ``store=False``: forward only (``STORE = 0``): ``X`` and ``REFR`` are
+    one-element dummies and ``Z`` holds two substeps (the last one at ``Z[(T * K - 1) % 2]``, ``last_spikes``)."""
     T, E, B, N = I4.shape
     S = T * K
     dt, dev = I4.dtype, I4.device
     BN, resident = _tiles(N, block_n)
     prec = _precision(dt)
     C = _constants(p, I4)
-    X = torch.empty((S, E, B, N), dtype=x_dtype, device=dev)
-    Z = torch.empty((S, E, B, N), dtype=torch.int8, device=dev)
-    REFR = torch.empty((S, E, B, N) if p.n_ref else (1,), dtype=torch.int8, device=dev)
+    X = torch.empty((S, E, B, N) if store else (1,), dtype=x_dtype, device=dev)
+    Z = torch.empty((S if store else 2, E, B, N), dtype=torch.int8, device=dev)
+    REFR = torch.empty((S, E, B, N) if p.n_ref and store else (1,), dtype=torch.int8, device=dev)
     CNT = torch.empty((T, E, B, N), dtype=dt, device=dev)
     RBAR = torch.empty((T, E, B, N), dtype=dt, device=dev)
     if start is None:
@@ -371,8 +388,11 @@ def _launch_forward(I4: Tensor, W3: Tensor, b2: Tensor, beta2: Tensor, p: Any, K
     launcher(_spiking_forward, I4)[grid](
         I4, W3, b2, beta2, C, X, Z, Z0, REFR, CNT, RBAR, U, V, A, REF, RB, T, E, B, N, int(p.n_ref),
         K=K, BB=BB, BN=BN, RESET=RESET_CODE[p.reset], ADAPTIVE=bool(p.adaptive), HAS_REF=p.n_ref > 0,
-        SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=prec, FIRST=first, enable_fp_fusion=False)
-    return _Forward(X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, C, (BN, resident, prec))
+        SYN=p.du < 1.0, FILTER=p.kappa != 0.0, W_RESIDENT=resident, PREC=prec, FIRST=first, STORE=store,
+        enable_fp_fusion=False)
+    z_last = Z[-1] if store else Z[(S - 1) % 2]
+    return _Forward(X, Z, REFR, CNT, RBAR, U, V, A, REF, RB, C, (BN, resident, prec), z_last)
+
 
 
 class TritonSpikingBPTT(torch.autograd.Function):
@@ -390,7 +410,7 @@ class TritonSpikingBPTT(torch.autograd.Function):
         dt = I4.dtype
         b2, beta2 = _per_member(b, E, N), _per_member(beta, E, N)
         f = _launch_forward(I4, W3, b2, beta2, p, K, dt if dt == torch.float64 else STORAGE[storage], block_n)
-        X, Z, REFR, CNT, RBAR, U, V, A, REF, _RB, C, tiles = f
+        X, Z, REFR, CNT, RBAR, U, V, A, REF, _RB, C, tiles, _z_last = f
         ctx.save_for_backward(X, Z, REFR, W3, beta2, C)
         ctx.p, ctx.K, ctx.truncated, ctx.batched, ctx.b_shape = p, K, truncated, batched, b.shape
         ctx.tiles = tiles
@@ -503,3 +523,49 @@ def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tens
         mine.copy_(new[0])
     return Substeps(list(f.X[:, 0].unbind(0)), counts if K == 1 else f.Z[:, 0].bool(),
                     f.REFR[:, 0].bool() if p.n_ref else None, counts, f.RBAR[:, 0], carry)
+
+
+def forward_only(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, substeps: int,
+                 carry: Any = None) -> tuple[Tensor, ...]:
+    """``spiking_apply``'s outputs without autograd and with nothing stored for a backward: rbar and the spike
+    counts at each input step ``[T, (E,) B, N]`` and the final u, v, z, a, ref ``[(E,) B, N]``, by one launch of
+    the forward kernel with ``STORE = 0`` (``_spiking_forward``: no ``x``, no refractory masks, the spikes of
+    two substeps). For evaluation and simulation without gradients (``fused.eval_rollout``, ``Population``).
+    From rest, or from ``carry`` (``fused.Carry`` of ``[(E,) B, N]`` tensors: a rollout continued chunk by chunk,
+    ``population_outputs``), which it then updates in place, rbar included. ``W_rec [E, N, N]``: a member axis
+    (``i_ext [T, E, B, N]``, ``b``, ``beta`` ``[E, 1, N]``), as ``spiking_apply``."""
+    batched = W_rec.dim() == 3
+    I4 = (i_ext if batched else i_ext[:, None]).detach().contiguous()  # [T, E, B, N]
+    W3 = (W_rec if batched else W_rec[None]).detach().contiguous()
+    E, N, dt = I4.shape[1], I4.shape[3], I4.dtype
+    start = None if carry is None else type(carry)(*(t if batched else t[None] for t in carry))
+    f = _launch_forward(I4, W3, _per_member(b, E, N), _per_member(beta, E, N), p, int(substeps), dt, None, start,
+                        store=False)  # fmt: skip
+    final = (f.U, f.V, f.z_last.to(dt), f.A, f.REF)
+    if carry is not None:
+        for mine, new in zip(carry, (*final, f.RB if p.kappa != 0.0 else f.RBAR[-1])):
+            mine.copy_(new if batched else new[0])
+
+    def out(t: Tensor) -> Tensor:
+        return t if batched else t[:, 0] if t.dim() == 4 else t[0]
+
+    return (out(f.RBAR), out(f.CNT), *(out(t) for t in final))
+
+
+def population_outputs(pop: Any, u: Tensor, chunk: int) -> Tensor:
+    """``Population.outputs`` of a spiking ``pop`` (``y [E, T, B, O]``) by the forward-only kernel, ``chunk`` input
+    steps per launch, each chunk continuing from the state the previous one left (``forward_only``'s carry): at
+    most ``chunk`` steps of input currents, counts and rbar are held at a time besides the outputs."""
+    from .fused import zero_carry
+
+    body = pop.body
+    W_rec, b, beta = pop._spiking_tensors()
+    T, B = u.shape[-3], u.shape[-2]
+    carry = zero_carry(torch.zeros((pop.size, B, pop.n_hidden), device=u.device, dtype=u.dtype))
+    y = u.new_empty((pop.size, T, B, pop.n_out))
+    for t0 in range(0, T, chunk):
+        u_c = u[t0 : t0 + chunk] if u.dim() == 3 else u[:, t0 : t0 + chunk]
+        i_ext = pop._input_projection(u_c, pop.W_in).transpose(0, 1)  # [Tc, E, B, N]
+        rbar, *_ = forward_only(i_ext, W_rec, b, beta, body.params, body.substeps, carry)
+        y[:, t0 : t0 + chunk] = pop._readout(rbar.transpose(0, 1))
+    return y

@@ -149,6 +149,25 @@ def _torch_adjoint(X: Tensor, g: Tensor, W: Tensor, alpha: float, activation: st
     return LAM
 
 
+def _launch_forward(x0: Tensor, d: Tensor, xi: Tensor | None, W_rec: Tensor, alpha: float, activation: str,
+                    block_n: int | None = None) -> tuple[Tensor, Tensor, tuple[int, bool, str]]:
+    """One launch of ``_rate_forward`` (``x0 [E, B, N]``, ``d``, ``xi [T, E, B, N]``, ``W_rec [E, N, N]``): the states
+    ``X [T, E, B, N]``, ``alpha`` as a tensor and the tiling (what the backward reads)."""
+    T, E, B, N = d.shape
+    dt = d.dtype
+    x0c, dc, Wc = x0.detach().contiguous(), d.detach().contiguous(), W_rec.detach().contiguous()
+    xic = xi.detach().contiguous() if xi is not None else dc
+    X = torch.empty((T, E, B, N), dtype=dt, device=d.device)
+    a = torch.tensor([alpha], dtype=dt, device=d.device)
+    BN, resident = _tiles(N, block_n)
+    prec = _precision(dt)
+    grid = (E, triton.cdiv(B, BB))
+    launcher(_rate_forward, dc)[grid](x0c, dc, xic, Wc, X, T, E, B, N, a, BB=BB, BN=BN,
+                                      ACT=ACT_CODE[activation], HAS_NOISE=xi is not None,
+                                      W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
+    return X, a, (BN, resident, prec)
+
+
 class TritonRateBPTT(torch.autograd.Function):
     """(x0 [E,B,N], drive d [T,E,B,N], noise xi [T,E,B,N] or None, W_rec [E,N,N], alpha, activation,
     truncated) -> X [T,E,B,N], the states after each step."""
@@ -156,20 +175,10 @@ class TritonRateBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x0: Tensor, d: Tensor, xi: Tensor | None, W_rec: Tensor, alpha: float, activation: str,  # type: ignore[override]
                 truncated: bool, block_n: int | None = None) -> Tensor:
-        T, E, B, N = d.shape
-        dt = d.dtype
-        x0c, dc, Wc = x0.detach().contiguous(), d.detach().contiguous(), W_rec.detach().contiguous()
-        xic = xi.detach().contiguous() if xi is not None else dc
-        X = torch.empty((T, E, B, N), dtype=dt, device=d.device)
-        a = torch.tensor([alpha], dtype=dt, device=d.device)
-        BN, resident = _tiles(N, block_n)
-        prec = _precision(dt)
-        grid = (E, triton.cdiv(B, BB))
-        launcher(_rate_forward, dc)[grid](x0c, dc, xic, Wc, X, T, E, B, N, a, BB=BB, BN=BN,
-                                          ACT=ACT_CODE[activation], HAS_NOISE=xi is not None,
-                                          W_RESIDENT=resident, PREC=prec, enable_fp_fusion=False)
+        x0c, Wc = x0.detach().contiguous(), W_rec.detach().contiguous()
+        X, a, tiles = _launch_forward(x0c, d, xi, Wc, alpha, activation, block_n)
         ctx.save_for_backward(x0c, X, Wc, a)
-        ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, (BN, resident, prec)
+        ctx.alpha, ctx.activation, ctx.truncated, ctx.tiles = alpha, activation, truncated, tiles
         ctx.strict = triton_mode() == "on"  # a backward failure raises (else: the torch adjoint, warned once)
         return X
 
@@ -240,3 +249,30 @@ def population_rollout(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None,
     X = rate_rollout(x0, drive.transpose(0, 1), noise, pop.W_rec, alpha, body.activation)  # [T, E, B, N]
     r = activation_fn(body.activation)(X).transpose(0, 1)
     return pop._readout(r), r, RateState(X[-1])
+
+
+def population_outputs(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None, scale: Tensor | None,
+                       chunk: int) -> Tensor:
+    """``Population.outputs`` of a rate ``pop`` (``y [E, T, B, O]``) by the forward kernel without autograd, from
+    ``x0 [E, B, N]`` with the population's draws (``xi``, ``scale`` as ``population_rollout``), ``chunk`` steps
+    per launch, each chunk starting from the last state of the previous one: at most ``chunk`` steps of drive,
+    noise and states are held at a time besides the outputs."""
+    from .rate import activation_fn
+
+    body = pop.body
+    alpha, f = float(body.alpha), activation_fn(body.activation)
+    T, B = u.shape[-3], u.shape[-2]
+    y = u.new_empty((pop.size, T, B, pop.n_out))
+    x = x0
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        u_c = u[t0:t1] if u.dim() == 3 else u[:, t0:t1]
+        drive = (pop._input_projection(u_c, pop.W_in) + pop.b[:, None, None]).transpose(0, 1)  # [Tc, E, B, N]
+        noise = None
+        if xi is not None:
+            xi4 = xi[t0:t1][None] if xi.dim() == 3 else xi[:, t0:t1]
+            noise = (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)
+        X, _, _ = _launch_forward(x, drive, noise, pop.W_rec, alpha, body.activation)
+        y[:, t0:t1] = pop._readout(f(X).transpose(0, 1))
+        x = X[-1]
+    return y

@@ -14,8 +14,10 @@ The knob: ``SPIKEDYN_TRITON`` in the environment, or ``set_triton(mode)`` / ``wi
   ``TritonUnavailable`` (a ``ValueError``: exit 2 in the CLI) if ``triton`` does not import.
 
 The call sites: ``fused.fused_rollout`` / ``fused_population_rollout`` (``SpikingRNN`` and a spiking
-``Population`` with gradients), ``RateRNN.forward``, ``population_rate_rollout`` below (a rate
-``Population``) and ``learning/eprop._chunk_forward`` (the chunks of e-prop's forward).
+``Population`` with gradients), ``fused.eval_rollout`` / ``population_eval_rollout`` (the same without
+gradients: the forward-only kernel), ``RateRNN.forward``, ``population_rate_rollout`` below (a rate
+``Population``), ``population_outputs`` below (``Population.outputs``, spiking and rate) and
+``learning/eprop._chunk_forward`` (the chunks of e-prop's forward).
 
 ``SPIKEDYN_TRITON_STORAGE`` / ``set_triton(mode, storage=...)``: the dtype in which the spiking forward
 stores the membrane distance to threshold for the backward, ``"float32"`` (default), ``"float16"`` or
@@ -201,3 +203,33 @@ def population_rate_rollout(pop: Any, u: torch.Tensor, x0: torch.Tensor, xi: tor
     from .triton_rate import population_rollout
 
     return run_triton(lambda: population_rollout(pop, u, x0, xi, scale))
+
+
+OUTPUT_CHUNK_BYTES = 2**30  # Population.outputs on the kernels: the per-step tensors one launch may hold
+
+
+def output_step_bytes(pop: Any, u: torch.Tensor) -> int:
+    """What one input step of ``population_outputs`` holds, about: six ``[E, B, N]`` tensors (the input current or
+    drive and its contiguous copy, the noise, the states or spike counts, rbar or ``f(x)``, the readout's copy)."""
+    return 6 * pop.size * u.shape[-2] * pop.n_hidden * u.element_size()
+
+
+def population_outputs(pop: Any, u: torch.Tensor, x0: torch.Tensor | None = None, xi: torch.Tensor | None = None,
+                       scale: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``Population.outputs`` (``y [E, T, B, O]``, no gradient) by the Triton forward kernels where they are wanted
+    (``wants_triton``), in chunks of time so that memory stays bounded as in the torch path: a spiking ``pop``
+    by the forward-only kernel (``triton_lif.population_outputs``), a rate ``pop`` (with the population's draws
+    ``x0``, ``xi``, ``scale``) by the rate forward kernel (``triton_rate.population_outputs``). Each chunk (one
+    launch) holds at most about ``OUTPUT_CHUNK_BYTES`` (1 GiB) of per-step tensors (``output_step_bytes``), and
+    at least one step. None elsewhere, or where the kernel failed under "auto" (warned once, ``run_triton``):
+    the caller then runs its torch path. The caller checks that the kernels cover the body."""
+    if not wants_triton(u):
+        return None
+    chunk = max(1, min(u.shape[-3], OUTPUT_CHUNK_BYTES // output_step_bytes(pop, u)))
+    if pop.body.kind == "spiking":
+        from . import triton_lif
+
+        return run_triton(lambda: triton_lif.population_outputs(pop, u, chunk))
+    from . import triton_rate
+
+    return run_triton(lambda: triton_rate.population_outputs(pop, u, x0, xi, scale, chunk))
