@@ -464,12 +464,18 @@ def sweep_report(root: str | Path) -> str:
 
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:
-    """Write the report of a run or sweep directory to ``out`` (default ``<path>/report.html``)."""
+    """Write the report of a run or sweep directory to ``out`` (default ``<path>/report.html``; an existing
+    directory ``out``: ``<out>/report.html``). Returns the file written."""
     from .sweeps import is_sweep_dir
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory; pass a run directory or a sweep directory")
+    target = path if out is None else Path(out)
+    if target.is_dir():  # the run/sweep directory itself, or an existing directory given as --out
+        target = target / REPORT_FILE
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a directory, not a page; give --out another file name")
     if is_sweep_dir(path):
         text = sweep_report(path)
     elif is_run_dir(path):
@@ -477,6 +483,5 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     else:
         raise ValueError(f"{path} is neither a run directory (config.json, metrics.jsonl) nor a sweep "
                          "(sweep.parquet); pass the --run-dir of `spikedyn train` or the out_dir of `spikedyn sweep`")
-    target = Path(out) if out is not None else path / REPORT_FILE
     atomic_write_bytes(target, text.encode("utf-8"))
     return target
