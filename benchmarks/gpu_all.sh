@@ -65,7 +65,7 @@ timeout 290 "$PY" benchmarks/bench_sim.py --device cuda --rounds 5 --cases "$cas
   > "$out/bench_sim_cuda.log" 2>&1 || { echo "bench_sim failed or timed out (rc $?; see $out/bench_sim_cuda.log)" >&2; rc=1; }
 [ -s "$out/bench_sim_cuda.jsonl" ] && "$PY" benchmarks/bench_sim.py --table "$out/bench_sim_cuda.jsonl" > "$out/bench_sim_cuda.md"
 # 3. the GPU tests (compiled kernels against the neuron map, the rate step loop and the CPU kernel, float64)
-timeout 50 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py tests/test_kernels.py > "$out/pytest_cuda.log" 2>&1 \
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_triton.py tests/test_kernels.py > "$out/pytest_cuda.log" 2>&1 \
   || { echo "the cuda tests failed or timed out (rc $?; see $out/pytest_cuda.log)" >&2; rc=1; }
 # 4. optional (adds up to 2 min): a population of 1,024 CTRNNs vs one at a time (benchmarks/population.py)
 if [ "$population" -eq 1 ]; then

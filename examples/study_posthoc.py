@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +146,61 @@ def pulse_integrators(study: Path, summary: dict) -> dict[str, Any]:
             for lab, rows in per.items()}  # fmt: skip
 
 
+class _LabelCountsUnpickler(pickle.Unpickler):
+    """Unpickles McMahan et al.'s ``distance_labels.npy`` (a 0-d object array holding a dict of group name ->
+    number of networks) and nothing else: only numpy's array / dtype / scalar reconstruction, plain builtins
+    and ``_codecs.encode`` for latin-1 bytes resolve; any other global (``os.system``, ``builtins.eval``...)
+    is refused, so the file cannot run code."""
+
+    _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+              ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+              ("numpy._core.multiarray", "scalar")}  # fmt: skip
+    _BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "int": int, "float": float, "str": str, "bool": bool}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._NUMPY:
+            if name in ("ndarray", "dtype"):
+                return getattr(np, name)
+            core = np._core if hasattr(np, "_core") else np.core  # numpy 2 moved numpy.core to numpy._core
+            return getattr(core.multiarray, name)
+        if module == "builtins" and name in self._BUILTINS:
+            return self._BUILTINS[name]
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a pickled file (it could run code)")
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}) in a pickled file")
+    return text.encode("latin1")
+
+
+def load_label_counts(path: Path) -> dict[str, int]:
+    """McMahan et al.'s ``distance_labels.npy``: group name (``BPTT1``, ``GA3``, ``total``...) -> number of
+    networks. Read with ``_LabelCountsUnpickler`` (never ``np.load(..., allow_pickle=True)`` on a user-given
+    file); anything but a dict of str -> int is refused with one line."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = header(f)
+        if not dtype.hasobject:
+            raise ValueError(f"{path}: expected a pickled dict of label counts, found a {dtype} array")
+        value = _LabelCountsUnpickler(f).load()
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (int, np.integer))
+                                              for k, v in value.items()):  # fmt: skip
+        raise ValueError(f"{path}: expected a dict of label -> number of networks, got {type(value).__name__}")
+    return {k: int(v) for k, v in value.items()}
+
+
 def mcmahan_saved(path: Path) -> list[dict[str, float]]:
     """Silhouettes of McMahan et al.'s saved SVCCA distances (BPTT vs GA at each N)."""
     from spikedyn.analysis.similarity import silhouette, silhouette_rows
 
     d = np.load(path / "distances.npy")
-    counts = np.load(path / "distance_labels.npy", allow_pickle=True).item()
+    counts = load_label_counts(path / "distance_labels.npy")
     D = np.maximum((d + d.T) / 2, 0.0)
     np.fill_diagonal(D, 0.0)
     start, idx = 0, {}

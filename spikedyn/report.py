@@ -278,8 +278,13 @@ def _run_sections(run_dir: Path, heading: str = "") -> list[str]:
         sections.append(_section(f"{heading}held-out scores (end of training)", table_html(rows), extra))
     trained = load_trained(run_dir)
     if trained is not None:
-        seed = int(cfg.get("train", {}).get("seed", 0)) if isinstance(cfg.get("train"), dict) else 0
-        sections.append(_section(f"{heading}the trained model", *model_figures(*trained, seed=seed)))
+        seed = cfg.get("train", {}).get("seed", 0) if isinstance(cfg.get("train"), dict) else 0
+        seed = int(seed[0] if isinstance(seed, list) and seed else seed)  # one per member: member 0's (sweeps)
+        model, task = trained
+        title = "the trained model"
+        if getattr(model, "kind", "") == "population":  # a Population run: its member 0, on member 0's trials
+            model, title = model.member(0), f"the trained model (member 0 of {model.size})"
+        sections.append(_section(f"{heading}{title}", *model_figures(model, task, seed=seed)))
     deploy = _read_json(run_dir / "deploy.json")
     if isinstance(deploy, dict) and deploy.get("runs"):
         rows, seen = [], set()

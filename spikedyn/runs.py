@@ -83,23 +83,27 @@ def evaluate_run(run: Run, task: Any = None, trials: int | None = None, seed: in
     """Held-out scores of a loaded run's model (``spikedyn.learning.evaluate``).
 
     Defaults reproduce the run's own final evaluation: its task, its ``eval_trials`` trials from its
-    held-out stream (``seed`` = its training seed) and its noise seed. ``task`` may be another task with
+    held-out stream (``seed`` = its training seed; one per member for a Population trained so, as a sweep's
+    ``populations/<hash>`` runs are) and its noise seed. ``task`` may be another task with
     the same numbers of inputs and outputs; ``trials`` and ``seed`` pick other held-out trials.
     """
-    import numpy as np
-
-    from .learning.train import EVAL_SEED_OFFSET, _step_seed, evaluate
+    from .learning.checkpoint import RunError
+    from .learning.train import EVAL_SEED_OFFSET, _step_seed, evaluate, sample_batch
 
     train_cfg = run.config.get("train", {})
     task = run.task if task is None else task
     trials = int(train_cfg.get("eval_trials", 1000) if trials is None else trials)
-    seed = int(train_cfg.get("seed", 0) if seed is None else seed)
+    seed = train_cfg.get("seed", 0) if seed is None else seed  # a list: one per Population member (sweeps)
+    seed = [int(s) for s in seed] if isinstance(seed, list) else int(seed)
     if trials < 1:
         raise ValueError(f"trials must be a positive integer, got {trials}")
+    if isinstance(seed, list) and len(seed) != getattr(run.model, "size", None):
+        raise RunError(f"the run's config gives {len(seed)} seeds for a model of {getattr(run.model, 'size', 1)}")
     n_in, n_out = run.model.n_in, run.model.n_out
     if (task.n_inputs, task.n_outputs) != (n_in, n_out):
         raise ValueError(f"task {task.name} has {task.n_inputs} inputs and {task.n_outputs} outputs; the run's "
                          f"model takes {n_in} inputs and gives {n_out} outputs")
-    batch = task.sample(trials, np.random.default_rng([seed, EVAL_SEED_OFFSET]), split="test")
+    batch = sample_batch(task, trials, seed, EVAL_SEED_OFFSET, split="test")  # train's held-out trials
+    eval_seed = [_step_seed(s, -1) for s in seed] if isinstance(seed, list) else _step_seed(seed, -1)
     return {"task": task.name, "trials": trials, "seed": seed,
-            **evaluate(run.model, task, batch, seed=_step_seed(seed, -1))}  # fmt: skip
+            **evaluate(run.model, task, batch, seed=eval_seed)}  # fmt: skip

@@ -29,7 +29,7 @@ from .base import (
     one_hot,
 )
 
-COHERENCE_MAX = 0.1857  # McMahan et al. 2024, Sec. 2.2
+COHERENCE_MAX = 0.1857  # McMahan et al. 2024, Sec. 2.2: the largest mean evidence of a trial (the one definition)
 
 
 class _Integration(Task):

@@ -78,6 +78,35 @@ def test_pta_region_map_cache_matches_fresh_simulation():
     np.testing.assert_array_equal(cached_zero[clear], fresh_zero[clear])
 
 
+def test_pta_region_map_reads_the_shipped_cache_and_writes_nothing_by_default(tmp_path, monkeypatch):
+    from spikedyn.analysis import pta_map
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("the shipped cache should have been used")
+
+    with monkeypatch.context() as m:  # the shipped cache is used as it is: nothing computed
+        m.setattr(pta_map, "compute_region_map", no_compute)
+        assert pta_map.pta_region_map("gru").lam.shape == (60, 60, 2)
+    # a missing (or stale) cache: the map is computed, and not written into the package unless save=True
+    monkeypatch.setattr(pta_map, "DATA_DIR", tmp_path)
+    monkeypatch.setitem(pta_map.DEFAULTS, "discrete", dict(alpha_max=3.0, n_alpha=4, n_theta=3, steps=40, warmup=10,
+                                                            dt=1.0))  # fmt: skip
+    r = pta_map.pta_region_map("discrete")
+    assert r.lam.shape == (4, 3, 2) and list(tmp_path.iterdir()) == []
+    pta_map.pta_region_map("discrete", save=True)  # regenerating the cache is asked for explicitly
+    assert [p.name for p in tmp_path.iterdir()] == ["pta_region_discrete.npz"]
+    monkeypatch.setattr(pta_map, "compute_region_map", no_compute)
+    np.testing.assert_array_equal(pta_map.pta_region_map("discrete").lam, r.lam)
+
+
+def test_one_coherence_max():
+    import spikedyn.tasks.decision as decision
+
+    import spikedyn.experiments.pulse as pulse
+
+    assert pulse.COHERENCE_MAX is decision.COHERENCE_MAX == 0.1857  # McMahan et al. 2024 Sec. 2.2, defined once
+
+
 def test_pta_errors():
     with pytest.raises(ValueError, match="tanh"):
         pta(RateRNN(1, 8, 1, activation="relu"))

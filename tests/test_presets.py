@@ -65,3 +65,29 @@ def test_cli_trains_a_population_and_runs_the_ga(tmp_path, capsys):
     assert main(["train", "--preset", "nope", "--steps", "1"]) == 2
     assert "unknown preset" in capsys.readouterr().err
     assert main(["train", "--rule", "ga", "--rule-param", "sigma_is=var", "--steps", "1"]) == 2
+
+
+def _train_preset(tmp_path, name, *args):
+    rc = main(["train", "--preset", "mcmahan2024", "--task", "rdm", "--steps", "1", "--batch-size", "8",
+               "--eval-trials", "20", "--no-progress", "--json", "--run-dir", str(tmp_path / name), *args])  # fmt: skip
+    assert rc == 0
+    return json.loads((tmp_path / name / "config.json").read_text())["model"]
+
+
+def test_cli_preset_honours_model_params_and_keeps_its_own_without_them(tmp_path, capsys):
+    # "flags given here win": --model-param over the preset's network, for one model and for --population
+    one = _train_preset(tmp_path, "one", "--model-param", "noise_std=0.5", "--model-param", "alpha=0.5")
+    assert (one["alpha"], one["noise_std"], one["n_hidden"], one["activation"]) == (0.5, 0.5, 50, "shifted_tanh")
+    pop = _train_preset(tmp_path, "pop", "--population", "2", "--model-param", "tau=20")
+    assert [m["alpha"] for m in pop["members"]] == [0.5, 0.5]  # tau = 20 ms at the preset's dt = 10 ms
+    plain = _train_preset(tmp_path, "plain")  # without flags: the preset's values
+    assert (plain["alpha"], plain["noise_std"], plain["bias"]) == (0.1, 0.0, False)
+    assert plain["x0_std"] == pytest.approx(math.sqrt(0.3))
+    p = presets.get("mcmahan2024")
+    task = p.task("rdm")
+    assert torch.equal(p.build_model(task, seed=1, noise_std=0.2).W_rec, p.build_model(task, seed=1).W_rec)
+    capsys.readouterr()
+    for bad, says in (("seed=3", "use --seed"), ("n_hidden=3", "use --hidden"), ("foo=1", "model_params.foo")):
+        assert main(["train", "--preset", "mcmahan2024", "--model-param", bad, "--steps", "1", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1

@@ -22,10 +22,29 @@ def test_study_errors_are_one_line(tmp_path, capsys):
         (["noise", "--tau-ms", "-10", "--dt-ms", "1"], "--tau-ms must be > 0"),
         (["contexts", "--contexts", "2,x"], "--contexts must be comma-separated integers"),
         (["noise", "--levels", "0.1,-1"], "--levels values must be >= 0"),
+        # --steps naming a rule the command does not train (a typo, another command's rule) was ignored
+        (["rules", "--steps", "foo=3"], "--steps foo=3: this study trains no rule 'foo'"),
+        (["rules", "--rules", "bptt", "--steps", "bpt=10"], "trains no rule 'bpt' (its rules: bptt)"),
+        (["noise", "--steps", "hebbian=5"], "trains no rule 'hebbian' (its rules: bptt)"),
+        (["bodies", "--steps", "ga=5"], "trains no rule 'ga' (its rules: bptt, eprop, full_force)"),
+        (["contexts", "--steps", "hebbian=5"], "trains no rule 'hebbian' (its rules: bptt, ga)"),
+        # duplicates were trained or read back twice and counted twice
+        (["rules", "--rules", "bptt,ga,bptt"], "--rules names 'bptt' twice"),
+        (["rules", "--rules", "bptt,eprop", "--bodies", "rate,lif,rate"], "--bodies names 'rate' twice"),
+        (["noise", "--levels", "0.1,1,0.10"], "--levels names 0.1 twice"),
+        (["contexts", "--contexts", "2,3,2"], "--contexts names 2 twice"),
+        # what the task refuses is refused before anything is written under --out
+        (["rules", "--task", "ncdi", "--contexts", "9"], "--task ncdi --contexts 9: n_contexts must be in 2..6"),
+        (["contexts", "--contexts", "7"], "n_contexts must be in 2..6"),
+        (["contexts", "--contexts", "2,7"], "n_contexts must be in 2..6"),
+        (["noise", "--task", "ncdi", "--contexts", "1"], "n_contexts must be in 2..6"),
+        (["rules", "--seed", "-1"], "--seed must be >= 0"),
     ]:
         assert main(["study", *args, "--out", str(tmp_path / "s")]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("spikedyn: error:") and needle in err[0], (args, err)
+        # a refused command leaves nothing that would refuse the corrected one (a config.json: "other settings")
+        assert not (tmp_path / "s").exists(), (args, sorted((tmp_path / "s").rglob("*")))
 
 
 def test_groups_pair_rules_and_bodies():
@@ -54,7 +73,7 @@ def test_twin_distances_compare_own_and_other_parents():
     assert d["closer_to_own"] == pytest.approx(2 / 3)
 
 
-def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, one_thread_seeded):
+def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, capsys, caplog, one_thread_seeded):
     import json
 
     import numpy as np
@@ -82,13 +101,24 @@ def test_tiny_rules_study_writes_matrices_figures_and_resumes(tmp_path, one_thre
     assert (out / "figures" / "rules_rdm.png").stat().st_size > 1000
     cached = sorted(p.name for p in (out / "analysis").iterdir())
     assert cached == ["bptt-rate-0.npz", "bptt-rate-1.npz", "full_force-rate-0.npz", "full_force-rate-1.npz"]
-    # resumed: finished networks and analyses are read back, the results are the same
+    # resumed: finished networks and analyses are read back, the results are the same, and train's notice
+    # for a finished run ("--restart trains it again": study has no --restart) is not shown
     stamp = {p: p.stat().st_mtime_ns for p in (out / "nets").rglob("model.pt")}
+    caplog.clear()
     assert main([*args, "--json"]) == 0
+    assert not [r for r in caplog.records if "finished run" in r.getMessage()], caplog.text
     assert {p: p.stat().st_mtime_ns for p in (out / "nets").rglob("model.pt")} == stamp
     assert json.loads((out / "study.json").read_text())["scores"] == summary["scores"]
     # other settings in the same directory are refused
     assert main([*[a if a != "2" else "3" for a in args]]) == 2
+    capsys.readouterr()
+    # ... other step budgets too, up front with a study-level line, and config.json keeps the budgets trained with
+    recorded = (out / "config.json").read_text()
+    assert main([*[a if a != "bptt=3" else "bptt=4" for a in args]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other step budgets (--steps bptt=3 --steps full_force=2, now --steps bptt=4" in err[0]
+    assert "use another --out" in err[0] and "--restart" not in err[0] and "--run-dir" not in err[0], err
+    assert (out / "config.json").read_text() == recorded
 
 
 def test_an_early_stopped_run_is_read_back_finished(tmp_path):
@@ -414,3 +444,203 @@ def test_shipped_study_results_name_their_files_portably():
     for f in shipped:
         for p in paths(json.loads(f.read_text())):
             assert not Path(p).is_absolute(), (f.name, p)
+
+
+def _posthoc_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_posthoc", Path(__file__).parents[1] / "examples" /
+                                                  "study_posthoc.py")  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _object_npy(path: Path, payload: bytes) -> int:
+    """A ``.npy`` file of a 0-d object array whose data is ``payload`` (pickle bytes), as numpy writes one;
+    returns where the payload starts."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        start = f.tell()
+        f.write(payload)
+    return start
+
+
+def test_mcmahan_label_counts_load_without_running_code(tmp_path):
+    """``study_posthoc.py --mcmahan DIR`` reads McMahan et al.'s ``distance_labels.npy`` (a pickled dict) with a
+    restricted unpickler: their file's format loads (protocol 2 with ``_codecs.encode``, as theirs, and numpy's
+    own protocol 3), a pickle that would call ``os.system`` is refused and runs nothing (it used
+    ``np.load(..., allow_pickle=True)``)."""
+    import os
+    import pickle
+
+    import numpy as np
+
+    posthoc = _posthoc_module()
+    counts = {"BPTT1": 24, "GA1": 25, "BPTT2": 24, "GA2": 24, "total": 97}
+    ours = tmp_path / "protocol2.npy"
+    _object_npy(ours, pickle.dumps(np.array(counts, dtype=object), protocol=2))
+    assert b"_codecs" in ours.read_bytes()  # the bytes of the array's state, as in their file
+    assert posthoc.load_label_counts(ours) == counts
+    np.save(tmp_path / "numpy.npy", np.array({"BPTT3": 63, "GA3": np.int64(63)}, dtype=object), allow_pickle=True)
+    assert posthoc.load_label_counts(tmp_path / "numpy.npy") == {"BPTT3": 63, "GA3": 63}
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "evil.npy"
+    start = _object_npy(evil, pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system|refusing to load os.system"):
+        posthoc.load_label_counts(evil)
+    assert not marker.exists()
+    pickle.loads(evil.read_bytes()[start:])  # the same bytes, unrestricted: the payload is live
+    assert marker.exists()
+    _object_npy(tmp_path / "none.npy", pickle.dumps(np.array(None, dtype=object), protocol=2))
+    with pytest.raises(ValueError, match="expected a dict of label"):
+        posthoc.load_label_counts(tmp_path / "none.npy")
+
+
+def test_a_diverging_population_member_is_recorded_and_the_rest_train(tmp_path, monkeypatch, one_thread_seeded):
+    """One member whose loss turns NaN used to abort its whole Population group (and every resume of it): the
+    group is trained one by one instead, the diverging network recorded as diverged, the others trained; a
+    resumed study does not run the Population again."""
+    import json
+
+    import torch
+
+    cfg = X.StudyConfig(rules=("bptt",), nets=2, eval_trials=8, analysis_trials=2, n_inits=4, signature_probes=1,
+                        steps={"bptt": 2}, include_failed=True)  # fmt: skip
+    real = X.build_net
+
+    def poisoned(task, body, rule, seed, tau_ms=None):
+        net = real(task, body, rule, seed, tau_ms)
+        if seed == X.init_seed(cfg, 1):  # network 1 starts from NaN weights: its loss is NaN at step 1
+            with torch.no_grad():
+                next(net.parameters()).fill_(float("nan"))
+        return net
+
+    monkeypatch.setattr(X, "build_net", poisoned)
+    out = tmp_path / "s"
+    with pytest.warns(UserWarning, match="bptt-rate: the Population run diverged .*one by one"):
+        summary = X.run_rules(cfg, out, progress=False)
+    a, b = summary["nets"]
+    assert a["id"] == "bptt-rate/0" and a["run_dir"] == "nets/bptt-rate/net-00" and a["analysed"] and a["steps"] == 2
+    assert b["id"] == "bptt-rate/1" and b["note"].startswith("diverged: loss became NaN") and not b["analysed"]
+    assert summary["ids"] == ["bptt-rate/0"]
+    # resumed: read back without another Population run (its divergence is not replayed) and without a warning
+    pop_files = {p: p.stat().st_mtime_ns for p in (out / "nets" / "bptt-rate").glob("*") if p.is_file()}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = X.run_rules(cfg, out, progress=False)
+    assert again["nets"] == summary["nets"]
+    assert {p: p.stat().st_mtime_ns for p in pop_files} == pop_files
+    nets = X.load_study_nets(out)  # the post-hoc reader finds the one-by-one network
+    assert nets["bptt-rate/1"].model is None and nets["bptt-rate/0"].model.n_hidden == 50
+    assert json.loads((out / "study.json").read_text())["nets"] == summary["nets"]
+
+
+def test_study_cli_gives_the_callers_thread_counts_back(tmp_path):
+    """``study ... --threads N`` limits torch and BLAS threads while it runs and restores the caller's counts
+    (it used to keep them for the rest of the process), also when the study is refused."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    out = tmp_path / "s"
+    cfg = X.StudyConfig(rules=("bptt",), nets=3)
+    X._check_out(out, X.study_record(cfg, X.rule_groups(cfg), "rules_rdm"))
+    torch_before, blas_before = torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()]
+    try:
+        assert main(["study", "rules", "--rules", "bptt", "--nets", "2", "--threads", str(torch_before + 1),
+                     "--no-progress", "--out", str(out)]) == 2  # refused: other settings (nets)
+        assert torch.get_num_threads() == torch_before
+        assert [p["num_threads"] for p in threadpool_info()] == blas_before
+    finally:
+        torch.set_num_threads(torch_before)
+
+
+def test_mirror_twins_are_evaluated_as_train_evaluates(tmp_path, monkeypatch, one_thread_seeded):
+    """A mirror twin's accuracy is computed on train's held-out trials with train's evaluation seed (it used
+    torch seed 0), so that every accuracy of a study's table is computed the same way; a full-FORCE twin that
+    diverges is recorded, not fatal."""
+    import spikedyn.learning as L
+    from spikedyn.learning.train import EVAL_SEED_OFFSET, _step_seed, sample_batch
+
+    cfg = X.StudyConfig(nets=2, seed=3, eval_trials=6)
+    task = X.make_task(cfg)
+    parent = X.Net(id="bptt-rate/0", group="bptt-rate", label="p", index=0, model=X.build_net(task, "rate", "bptt", 0),
+                   accuracy=1.0, steps=1, run_dir=None, reached=True)  # fmt: skip
+    seen = []
+    real = L.evaluate
+
+    def spy(model, task_, batch, chunk=1000, seed=0):
+        seen.append((seed, batch.inputs.copy()))
+        return real(model, task_, batch, chunk=chunk, seed=seed)
+
+    monkeypatch.setattr(L, "evaluate", spy)
+    group = next(g for g in X.body_groups() if g.derive == "mirror")
+    (twin,) = X._derive_group(cfg, group, task, tmp_path, [parent], progress=False)
+    assert twin.accuracy is not None and len(seen) == 1
+    assert seen[0][0] == _step_seed(3, -1)
+    import numpy as np
+
+    np.testing.assert_array_equal(seen[0][1], sample_batch(task, 6, 3, EVAL_SEED_OFFSET, split="test").inputs)
+    # a full-FORCE twin whose training diverges is recorded as diverged (it stopped the whole study)
+    from spikedyn.learning.full_force import FullForce
+    from spikedyn.learning.rules import TrainingDiverged
+
+    def diverge(self, model, batch, state, *, step):
+        raise TrainingDiverged(f"loss became NaN/Inf at step {step}")
+
+    monkeypatch.setattr(FullForce, "update", diverge)
+    group = next(g for g in X.body_groups() if g.derive == "ff_twin")
+    (twin,) = X._derive_group(cfg.model_copy(update={"steps": {"full_force": 2}}), group, task, tmp_path, [parent],
+                              progress=False)  # fmt: skip
+    assert twin.model is None and twin.note.startswith("diverged: loss became NaN/Inf at step 1") and not twin.reached
+
+
+def test_a_silent_network_is_left_out_of_the_distances_with_a_note():
+    """A network with constant activity on the analysis inputs (a spiking net that stopped spiking) is left out
+    with a note and one warning, instead of stopping the whole study at the SVCCA stage."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    nets = [X.Net(id=f"g/{i}", group="g", label="g", index=i, model=None, accuracy=1.0, steps=1, run_dir=None,
+                  reached=True) for i in range(3)]  # fmt: skip
+    arrays = [{"activity": rng.standard_normal((20, 5)), "activity_trials": rng.standard_normal((8, 5))}
+              for _ in range(3)]  # fmt: skip
+    arrays[1]["activity"] = np.zeros((20, 5))
+    assert [X.silent(a) for a in arrays] == [False, True, False]
+    with pytest.warns(UserWarning, match="g/1 is silent"):
+        used, kept = X._drop_silent(nets, arrays)
+    assert [n.id for n in used] == ["g/0", "g/2"] and kept == [arrays[0], arrays[2]]
+    assert nets[1].note.startswith("silent on the analysis inputs") and not nets[0].note
+
+
+def test_contexts_study_records_its_settings_and_keeps_earlier_ns(tmp_path, capsys, one_thread_seeded):
+    """``study contexts`` checks its --out like the other studies (config.json, study_version; other settings are
+    refused) and a second invocation with another N adds it to the trend instead of overwriting the first's."""
+    import json
+
+    out = tmp_path / "c"
+    tiny = ["--eval-trials", "8", "--analysis-trials", "2", "--n-inits", "4", "--signature-probes", "1", "--steps",
+            "bptt=1", "--steps", "ga=1", "--include-failed", "--no-progress", "--out", str(out), "--nets"]
+    assert main(["study", "contexts", "--contexts", "3", *tiny, "2", "--json"]) == 0
+    assert main(["study", "contexts", "--contexts", "2", *tiny, "2", "--json"]) == 0
+    top = json.loads((out / "study.json").read_text())
+    assert top["study_version"] == X.STUDY_VERSION and top["contexts"] == [2, 3] == top["trend"]["contexts"]
+    assert top["studies"] == {"2": "ncdi-2/study.json", "3": "ncdi-3/study.json"}
+    assert top["config"]["n_contexts"] is None and top["config"]["task"] == "ncdi"
+    record = json.loads((out / "config.json").read_text())
+    assert record["kind"] == "contexts" and record["study_version"] == X.STUDY_VERSION
+    capsys.readouterr()
+    assert main(["study", "contexts", "--contexts", "4", *tiny, "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (nets)" in err[0], err
+    assert not (out / "ncdi-4").exists()

@@ -431,6 +431,44 @@ def test_rate_population_outputs_run_the_rate_forward_kernel(monkeypatch, dtype)
 
 
 @needs_interpreter
+def test_evaluate_runs_the_forward_only_kernel_and_gives_the_torch_paths_scores(monkeypatch):
+    """``spikedyn.evaluate`` (what the training loop's periodic evaluation calls), chunked over trials, of a
+    SpikingRNN and of a spiking Population: every chunk on the forward-only kernel, the torch path's scores."""
+    import numpy as np
+    import spikedyn.tasks as tasks
+
+    from spikedyn.learning import evaluate
+    from spikedyn.models import Population, triton_lif
+
+    calls = []
+    real = triton_lif.forward_only
+    monkeypatch.setattr(triton_lif, "forward_only", lambda *a: calls.append(tuple(a[0].shape)) or real(*a))
+    task = tasks.make("rdm", dt=50.0)
+    batch = task.sample(12, np.random.default_rng(0), split="test")
+    torch.manual_seed(0)
+    net = SpikingRNN(task.n_inputs, 16, task.n_outputs, gain=2.0, v_th=0.2)
+    pop = Population.init(SpikingRNN, 2, task.n_inputs, 16, task.n_outputs, seed=3, gain=2.0, v_th=0.2)
+    u = torch.as_tensor(np.asarray(batch.inputs), dtype=torch.float32)
+    with torch.no_grad():
+        assert net(u).r.mean() > 0.05 and pop(u).r.mean() > 0.05  # spiking, so that the scores mean something
+    for model in (net, pop):
+        scores = {}
+        for mode in ("off", "on"):
+            calls.clear()
+            with ts.use_triton(mode):
+                scores[mode] = evaluate(model, task, batch, chunk=5)
+        T = u.shape[0]
+        assert calls == ([(T, 5, 16), (T, 5, 16), (T, 2, 16)] if model is net else
+                         [(T, 2, 5, 16), (T, 2, 5, 16), (T, 2, 2, 16)])  # fmt: skip
+        if model is net:  # the same spikes and outputs bit for bit
+            assert scores["on"] == scores["off"]
+        else:
+            assert scores["on"]["member_accuracy"] == scores["off"]["member_accuracy"]
+            np.testing.assert_allclose(scores["on"]["member_eval_loss"], scores["off"]["member_eval_loss"],
+                                       rtol=1e-6)
+
+
+@needs_interpreter
 @pytest.mark.parametrize("site", ["spiking_no_grad", "spiking_population_no_grad", "spiking_outputs",
                                   "rate_outputs"])
 def test_a_failing_forward_only_kernel_under_auto_warns_once_and_runs_the_torch_path(monkeypatch, site):

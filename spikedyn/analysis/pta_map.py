@@ -16,8 +16,9 @@ quasi-periodic invariant circle (phase-locked periodic orbits of a map have lamb
 excluded, which is why the discrete region has Arnold-tongue holes). Fig. 5B's "oscillates" mask is
 ``oscillates``: the orbit keeps moving after the transient.
 
-Maps are cached in ``spikedyn/analysis/data/pta_region_<regime>.npz`` (shipped with the package);
-``pta_region_map(regime, recompute=True)`` recomputes one (a few seconds to a minute on a CPU).
+Maps are cached in ``spikedyn/analysis/data/pta_region_<regime>.npz`` (shipped with the package, read,
+never written unless asked); ``pta_region_map(regime, recompute=True)`` recomputes one (a few seconds to a
+minute on a CPU) and ``save=True`` (a developer regenerating the shipped cache) writes it there.
 """
 from __future__ import annotations
 
@@ -166,9 +167,11 @@ def cache_path(regime: str) -> Path:
     return DATA_DIR / f"pta_region_{regime}.npz"
 
 
-def pta_region_map(regime: str = "discrete", recompute: bool = False, save: bool = True, **settings) -> RegionMap:
-    """The (alpha, theta) region map of one regime: from the shipped cache, or computed (and cached)
-    when ``recompute`` is set or ``settings`` (alpha_max, n_alpha, n_theta, steps, warmup, dt) differ."""
+def pta_region_map(regime: str = "discrete", recompute: bool = False, save: bool = False, **settings) -> RegionMap:
+    """The (alpha, theta) region map of one regime: from the shipped cache, or computed when ``recompute``
+    is set, the cache is missing or ``settings`` (alpha_max, n_alpha, n_theta, steps, warmup, dt) differ.
+    ``save=True`` writes a computed map of the default settings into the shipped cache (inside the
+    installed package: for regenerating it, not for users); by default nothing is written."""
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {list(REGIMES)}, got {regime!r}")
     unknown = set(settings) - set(DEFAULTS[regime])

@@ -36,6 +36,9 @@ def spectrum(
     from ..experiments.build import build_model, build_task
     from ..runs import load_run
 
+    for flag, value in (("--trials", trials), ("--repeat", repeat), ("--k", k)):
+        if value < 1:
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
     t0 = time.perf_counter()
     dev = resolve_device(device)
     if run_dir is not None:
@@ -50,6 +53,9 @@ def spectrum(
             if init not in ("pta", "orthogonal", "zeros", "torch_default"):
                 raise ValueError(f"unknown init {init!r}; choose pta, orthogonal, zeros or torch_default")
             getattr(inits, init)(net) if init == "zeros" else getattr(inits, init)(net, seed=seed)
+    if task_obj.n_inputs != net.n_in:
+        raise ValueError(f"--task {task_obj.name} has {task_obj.n_inputs} inputs; the run's model takes {net.n_in}: "
+                         "give a task with as many inputs (or drop --task for the run's own)")
     net = net.to(dev)
     batch = task_obj.sample(trials * repeat, np.random.default_rng([seed, 7]))
     u = torch.as_tensor(batch.inputs, device=dev)

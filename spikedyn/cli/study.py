@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from .common import comma_list, emit, json_option
+from .common import comma_list, cpu_threads, emit, json_option
 
 study_app = typer.Typer(
     no_args_is_help=True,
@@ -32,9 +32,11 @@ NInits = Annotated[int, typer.Option(help="Initial states per probe input of the
                                      "(McMahan et al.'s code: 100).")]
 SignatureProbes = Annotated[int, typer.Option(min=1, max=21, help="Small inputs of the topology signature: the "
                                               "first K of McMahan et al.'s 21 (|u| <= 0.03, smallest first).")]
-Steps = Annotated[list[str], typer.Option(help="Step budget of a rule, rule=N (repeatable), e.g. hebbian=5000.")]
+Steps = Annotated[list[str], typer.Option(help="Step budget of a rule the command trains, rule=N (repeatable), "
+                                          "e.g. hebbian=5000; a study resumes only with the budgets it started with.")]
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
-Threads = Annotated[int, typer.Option(min=1, help="torch CPU threads (1: many small networks gain nothing from more).")]
+Threads = Annotated[int, typer.Option(min=1, help="torch and BLAS CPU threads while the study runs (1: many small "
+                                      "networks and SVDs gain nothing from more).")]
 Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
                                      "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
@@ -56,20 +58,6 @@ def _steps(values: list[str]) -> dict[str, int]:
             raise ValueError(f"--steps {k}=... must be a positive integer of steps, got {v!r}")
         out[k] = v
     return out
-
-
-_BLAS_LIMITS: list[Any] = []  # keeps the BLAS thread limit of this process in force
-
-
-def _threads(n: int) -> None:
-    """``n`` threads for torch and for numpy/scipy's BLAS (threadpoolctl): the study's many small SVDs and
-    solves ran 45x slower with OpenBLAS's default threads on a loaded 2-core machine (2.5 s vs 110 s for 45
-    SVCCA pairs)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(int(n))
-    _BLAS_LIMITS.append(threadpool_limits(limits=int(n)))
 
 
 def _config(**kw: Any) -> Any:
@@ -155,15 +143,14 @@ def study_rules(
     """McMahan et al. 2024 Fig. 1: NETS networks per rule; SVCCA and topology distances, MDS, silhouettes."""
     from ..experiments import study as X
 
-    _threads(threads)
-
     cfg = _config(task=task, n_contexts=contexts, rules=comma_list(rules, "--rules"), nets=nets,
                   bodies=comma_list(bodies, "--bodies"), noise_var=noise_var, seed=seed, tau_ms=tau_ms, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"rules-{task}{contexts or ''}"
-    summary = X.run_rules(cfg, out, progress=progress and not as_json)
+    with cpu_threads(threads):  # torch's and BLAS's; the caller's counts come back afterwards
+        summary = X.run_rules(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study rules on {task}", out)
 
 
@@ -190,14 +177,13 @@ def study_contexts(
     """McMahan et al. 2024 Fig. 2: the rules study on N-CDI for each N; silhouettes against N."""
     from ..experiments import study as X
 
-    _threads(threads)
-
     ns = comma_list(contexts, "--contexts", int, minimum=2)
     cfg = _config(task="ncdi", n_contexts=ns[0], rules=comma_list(rules, "--rules"), nets=nets, seed=seed, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
-    summary = X.run_contexts(cfg, out, contexts=ns, progress=progress and not as_json)
+    with cpu_threads(threads):  # torch's and BLAS's; the caller's counts come back afterwards
+        summary = X.run_contexts(cfg, out, contexts=ns, progress=progress and not as_json)
     _report(summary, as_json, "study contexts (N-CDI)", out)
 
 
@@ -226,15 +212,14 @@ def study_noise(
     """McMahan et al. 2024 Fig. 5: BPTT networks at each input-noise variance, labelled by the noise."""
     from ..experiments import study as X
 
-    _threads(threads)
-
     vs = comma_list(levels, "--levels", float, minimum=0.0)
     cfg = _config(task=task, n_contexts=contexts, rules=("bptt",), nets=nets, seed=seed, tau_ms=tau_ms, dt_ms=dt_ms,
                   target_accuracy=target_accuracy, eval_trials=eval_trials, analysis_trials=analysis_trials,
                   n_inits=n_inits, signature_probes=signature_probes, steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"noise-{task}{contexts or ''}"
-    summary = X.run_noise(cfg, out, levels=vs, progress=progress and not as_json)
+    with cpu_threads(threads):  # torch's and BLAS's; the caller's counts come back afterwards
+        summary = X.run_noise(cfg, out, levels=vs, progress=progress and not as_json)
     _report(summary, as_json, f"study noise on {task}", out)
 
 
@@ -263,13 +248,12 @@ def study_bodies(
     differ? Silhouettes by body, and each twin's distance to its own parent vs the other parents."""
     from ..experiments import study as X
 
-    _threads(threads)
-
-    cfg = _config(task=task, n_contexts=contexts, rules=("bptt", "eprop", "full_force"), bodies=("rate", "lif"),
+    cfg = _config(task=task, n_contexts=contexts, rules=X.BODY_RULES, bodies=("rate", "lif"),
                   nets=nets, seed=seed, target_accuracy=target_accuracy, eval_trials=eval_trials,
                   analysis_trials=analysis_trials, n_inits=n_inits, signature_probes=signature_probes, dt_ms=dt_ms,
                   steps=_steps(steps or []),
                   include_failed=include_failed)  # fmt: skip
     out = out or Path("runs") / "study" / f"bodies-{task}{contexts or ''}"
-    summary = X.run_bodies(cfg, out, progress=progress and not as_json)
+    with cpu_threads(threads):  # torch's and BLAS's; the caller's counts come back afterwards
+        summary = X.run_bodies(cfg, out, progress=progress and not as_json)
     _report(summary, as_json, f"study bodies on {task}", out)

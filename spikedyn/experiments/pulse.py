@@ -35,12 +35,11 @@ import torch
 
 from spikedyn.analysis.fixed_points import FixedPoints, fixed_points
 from spikedyn.analysis.topology import probe_input
+from spikedyn.tasks.decision import COHERENCE_MAX  # McMahan et al. 2024 Sec. 2.2: the largest mean evidence
 
 from .base import ExperimentConfig, default_out
 
 __all__ = ["PulseConfig", "PulseRecord", "classify_integrators", "plot", "pulse_experiment", "run"]
-
-COHERENCE_MAX = 0.1857  # McMahan et al. 2024 Sec. 2.2: the largest mean evidence of a trial
 
 
 @dataclass(frozen=True)

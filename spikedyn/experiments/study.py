@@ -28,8 +28,9 @@ stream (seed ``seed``) and differs from the others only by its initialisation.
 
 Resumable: every network is a ``spikedyn.train`` run directory under ``out/nets/`` (finished runs are
 read back, not retrained; a killed run resumes from its last checkpoint), and each network's analysis is
-cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` is
-refused (``study.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
+cached under ``out/analysis/`` as ``.npz`` (plain arrays). A changed configuration in the same ``out`` (the
+step budgets included; only ``include_failed`` may change) is refused before anything is trained
+(``config.json`` records it). Paths in ``study.json`` (run directories, figures, a contexts study's
 sub-studies) are relative to the study's directory (``study_path`` reads them back, and the absolute paths
 of older files too). ``load_study_nets`` reads a finished study's networks back read-only (for post-hoc
 analyses: nothing is trained, resumed or written).
@@ -38,6 +39,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,7 @@ def rule_settings(rule: str, body: str, task: str = "rdm") -> dict[str, Any]:
     return s
 
 
+BODY_RULES = ("bptt", "eprop", "full_force")  # what ``study bodies`` trains (full_force: the twins)
 FF_TWIN_SETTINGS: dict[str, Any] = {"steps": 40, "batch_size": 50, "eval_every": 2}
 TWIN_SUBSTEPS = 10
 
@@ -100,9 +104,10 @@ class StudyConfig(ExperimentConfig):
     et al.: 90 % on 2,000); ``analysis_trials`` held-out trials give every network's activity for SVCCA;
     ``n_inits`` initial states per probe input for the fixed points (McMahan et al.'s code: 100);
     ``signature_probes``: how many of ``SIGNATURE_PROBES`` the topology signature uses (all 21 by default,
-    fewer for quick checks); ``steps``: rule -> step budget overriding ``RULE_SETTINGS`` (``full_force``: also
-    the bodies study's twins' ``FF_TWIN_SETTINGS``); ``include_failed``: analyse networks that missed the
-    target too;
+    fewer for quick checks); ``steps``: rule -> step budget overriding ``RULE_SETTINGS``, for rules the study
+    trains only (``full_force``: also the bodies study's twins' ``FF_TWIN_SETTINGS``; a study resumes only with
+    the budgets it started with); ``include_failed``: analyse networks that missed the target too (may change
+    on resume);
     ``tau_ms``: the rate networks' time constant in ms instead of the preset's 100 ms, with
     ``alpha = min(1, dt_ms / tau_ms)``; ``dt_ms``: the integration step in ms of the task and of every body
     instead of the preset's 10 ms (it must divide the task's 750 ms trial). The task's input noise keeps
@@ -143,6 +148,16 @@ class StudyConfig(ExperimentConfig):
         for b in self.bodies:
             if b not in BODIES:
                 raise ValueError(f"unknown body {b!r} in --bodies; choose from {', '.join(BODIES)}")
+        _refuse_duplicates(self.rules, "--rules")
+        _refuse_duplicates(self.bodies, "--bodies")
+        for r, n in self.steps.items():
+            if r not in self.rules:  # a typo (bpt=10) or a rule the command does not train would be ignored
+                raise ValueError(f"--steps {r}={n}: this study trains no rule {r!r} (its rules: "
+                                 f"{', '.join(self.rules)})")  # fmt: skip
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"--steps {r}=... must be a positive integer of steps, got {n!r}")
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if self.nets < 2:
             raise ValueError(f"--nets must be >= 2 (silhouettes need several networks per rule), got {self.nets}")
         if not 0 < self.target_accuracy <= 1:
@@ -155,6 +170,13 @@ class StudyConfig(ExperimentConfig):
             raise ValueError(f"signature_probes must be in [1, 21], got {self.signature_probes}")
         if not self.noise_var >= 0:
             raise ValueError(f"noise_var must be >= 0, got {self.noise_var}")
+        # build the task here, before a study writes anything under its --out: whatever the task refuses
+        # (e.g. N-CDI's 2..6 contexts) must not leave a config.json that refuses the corrected command
+        try:
+            make_task(self.model_copy(update={"dt_ms": None}))
+        except ValueError as e:
+            raise ValueError(f"--task {self.task}" + (f" --contexts {self.n_contexts}" if self.n_contexts else "")
+                             + f": {e}") from None  # fmt: skip
         if self.dt_ms is not None:
             if not self.dt_ms > 0:
                 raise ValueError(f"--dt-ms must be > 0 ms, got {self.dt_ms}")
@@ -178,6 +200,17 @@ class StudyConfig(ExperimentConfig):
         if self.n_contexts is not None:
             params["n_contexts"] = int(self.n_contexts)
         return params
+
+
+def _refuse_duplicates(values: Any, option: str) -> None:
+    """One-line ``ValueError`` when ``option`` names a value twice (the same networks would be counted, scored
+    and analysed twice)."""
+    seen: set[Any] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{option} names {v:g} twice; give each once" if isinstance(v, float)
+                             else f"{option} names {v!r} twice; give each once")  # fmt: skip
+        seen.add(v)
 
 
 @dataclass(frozen=True)
@@ -231,7 +264,9 @@ def rule_groups(cfg: StudyConfig) -> list[Group]:
 
 
 def noise_groups(levels: tuple[float, ...] = NOISE_LEVELS) -> list[Group]:
-    """The groups of ``study noise``: BPTT rate networks at each input-noise variance."""
+    """The groups of ``study noise``: BPTT rate networks at each input-noise variance (each level once; levels
+    are told apart, and their groups named, to 6 significant digits)."""
+    _refuse_duplicates([float(f"{v:g}") for v in levels], "--levels")
     return [Group(name=f"bptt-rate-noise{v:g}", rule="bptt", body="rate", label=f"noise {v:g}", noise_var=float(v))
             for v in levels]  # fmt: skip
 
@@ -266,8 +301,10 @@ def make_task(cfg: StudyConfig, noise_var: float | None = None) -> Any:
 
 
 def init_seed(cfg: StudyConfig, index: int) -> int:
-    """Network ``index``'s initialisation seed: the same for every rule (a paired design: rules differ, the
-    initial weights' draws do not)."""
+    """Network ``index``'s initialisation seed: the same for every gradient, Hebbian and full-FORCE rule (a
+    paired design: rules differ, the initial weights' draws do not). The genetic algorithm's network ``i``
+    starts from a generation of its own, drawn from ``init_seed(cfg, 1000 + i * GA_POPULATION + j)``, so it
+    shares no initialisation with network ``i`` of the other rules."""
     return int(cfg.seed) * 100_003 + int(index)
 
 
@@ -316,7 +353,13 @@ def _train_kwargs(cfg: StudyConfig, rule: str, body: str) -> dict[str, Any]:
 
 def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | None = None,
                 progress: bool = True) -> list[Net]:
-    """Train (or read back) the ``cfg.nets`` networks of ``group`` under ``out/nets/<group>/``."""
+    """Train (or read back) the ``cfg.nets`` networks of ``group`` under ``out/nets/<group>/``: one
+    ``Population`` run there for a rule that trains members (``population_capable``), else one run directory
+    ``net-NN`` per network. A network whose training diverges is recorded with ``model`` None and a
+    ``diverged`` note; when a Population run diverges (one member's NaN stops it all), its group is trained
+    one by one instead (each network alone is trained as the Population trains its member: the same
+    initialisation, batches and rule), so that only the diverging networks are lost and a resumed study does
+    not diverge again."""
     from ..learning.train import TrainingDiverged, train
     from ..progress import track
 
@@ -326,18 +369,27 @@ def train_group(cfg: StudyConfig, group: Group, out: Path, parents: list[Net] | 
         return _derive_group(cfg, group, task, root, parents or [], progress)
     kwargs = _train_kwargs(cfg, group.rule, group.body)
     settings = rule_settings(group.rule, group.body, cfg.task)
-    if population_capable(group.rule, group.body, cfg.task):
+    # a Population run that diverged leaves its group to be trained one by one (run directories net-NN beside
+    # the Population's files): their presence says so on resume, so the Population does not diverge again
+    if population_capable(group.rule, group.body, cfg.task) and not (root / "net-00").exists():
         from ..models.population import Population
 
         pop = Population.stack([build_net(task, group.body, group.rule, init_seed(cfg, i), cfg.tau_ms)
                                  for i in range(cfg.nets)])  # fmt: skip
         rule_obj = make_rule_object(group.rule, settings)
-        result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
-        accs = result.final.get("member_accuracy") or [None] * cfg.nets
-        steps = member_stop_steps(result.history, cfg.target_accuracy, cfg.nets)
-        return [Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=pop.member(i),
-                    accuracy=accs[i], steps=steps[i], run_dir=str(root), reached=_reached(accs[i], cfg))
-                for i in range(cfg.nets)]  # fmt: skip
+        try:
+            result = train(pop, task, rule=rule_obj, seed=cfg.seed, run_dir=root, progress=progress, **kwargs)
+        except TrainingDiverged as e:  # one member's NaN stops the whole Population: train each on its own
+            import warnings
+
+            warnings.warn(f"study {group.name}: the Population run diverged ({e}); training its {cfg.nets} "
+                          "networks one by one (a diverging one is recorded as diverged)", stacklevel=2)  # fmt: skip
+        else:
+            accs = result.final.get("member_accuracy") or [None] * cfg.nets
+            steps = member_stop_steps(result.history, cfg.target_accuracy, cfg.nets)
+            return [Net(id=f"{group.name}/{i}", group=group.name, label=group.label, index=i, model=pop.member(i),
+                        accuracy=accs[i], steps=steps[i], run_dir=str(root), reached=_reached(accs[i], cfg))
+                    for i in range(cfg.nets)]  # fmt: skip
     nets = []
     for i in track(range(cfg.nets), f"study {group.name}", unit="net", enabled=progress):
         run_dir = root / f"net-{i:02d}"
@@ -386,7 +438,7 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
     """Mirror twins (no training) or full-FORCE spiking twins of each parent (a run directory each)."""
     from ..learning import evaluate
     from ..learning.full_force import FullForce
-    from ..learning.train import EVAL_SEED_OFFSET, train
+    from ..learning.train import EVAL_SEED_OFFSET, TrainingDiverged, _step_seed, sample_batch, train
     from ..models import mirror
     from ..progress import track
 
@@ -397,8 +449,9 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
         twin = mirror(p.model, substeps=TWIN_SUBSTEPS)
         nid = f"{group.name}/{p.index}"
         if group.derive == "mirror":
-            batch = task.sample(cfg.eval_trials, np.random.default_rng([cfg.seed, EVAL_SEED_OFFSET]), split="test")
-            acc = float(evaluate(twin, task, batch)["accuracy"])
+            # evaluated as ``train`` evaluates every trained network: the same held-out trials and torch seed
+            batch = sample_batch(task, cfg.eval_trials, cfg.seed, EVAL_SEED_OFFSET, split="test")
+            acc = float(evaluate(twin, task, batch, seed=_step_seed(cfg.seed, -1))["accuracy"])
             nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=twin, accuracy=acc,
                             steps=0, run_dir=None, reached=_reached(acc, cfg)))  # fmt: skip
             continue
@@ -406,7 +459,12 @@ def _derive_group(cfg: StudyConfig, group: Group, task: Any, root: Path, parents
         rule = FullForce(teacher=p.model)
         kw = {**FF_TWIN_SETTINGS, **({"steps": int(cfg.steps["full_force"])} if "full_force" in cfg.steps else {}),
               "eval_trials": cfg.eval_trials, "target_accuracy": cfg.target_accuracy}  # fmt: skip
-        result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
+        try:
+            result = train(twin, task, rule=rule, seed=cfg.seed, run_dir=run_dir, progress=False, **kw)
+        except TrainingDiverged as e:
+            nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=None, accuracy=None,
+                            steps=None, run_dir=str(run_dir), reached=False, note=f"diverged: {e}"))  # fmt: skip
+            continue
         acc = result.final.get("accuracy")
         nets.append(Net(id=nid, group=group.name, label=group.label, index=p.index, model=result.model,
                         accuracy=acc, steps=result.history[-1]["step"] if result.history else None,
@@ -710,18 +768,22 @@ def study_path(study_dir: str | Path, recorded: str | None) -> Path | None:
 
 
 def _fixed(record: dict[str, Any]) -> dict[str, Any]:
-    """The settings a study's results depend on: all but the step budgets and ``include_failed``, which a
-    resumed study may change (a rule's runs with another budget are refused by ``train`` itself). A setting
-    left at None counts as absent. Studies made by an older spikedyn (``study_version`` older or missing) do
-    not resume: ``_check_out`` refuses them, as their defaults and seeds differ (see ``STUDY_VERSION``)."""
-    cfg = {k: v for k, v in record.get("config", {}).items()
-           if k not in ("steps", "include_failed") and v is not None}  # fmt: skip
+    """The settings a study's networks depend on: all but ``include_failed`` (which networks are analysed),
+    which a resumed study may change. The step budgets (``steps``) count: a finished network is not
+    extended nor cut short, so a study resumes only with the budgets it recorded. A setting left at None
+    counts as absent. Studies made by an older spikedyn (``study_version`` older or missing) do not resume:
+    ``_check_out`` refuses them, as their defaults and seeds differ (see ``STUDY_VERSION``)."""
+    cfg = {k: v for k, v in record.get("config", {}).items() if k != "include_failed" and v is not None}
     return {**record, "config": cfg}
 
 
+def _steps_text(steps: dict[str, int] | None) -> str:
+    return " ".join(f"--steps {r}={n}" for r, n in sorted((steps or {}).items())) or "no --steps"
+
+
 def _check_out(out: Path, record: dict[str, Any]) -> None:
-    """Refuse a study directory made with other settings (resuming needs the same ones; the step budgets and
-    ``include_failed`` may change). ``config.json`` keeps the latest."""
+    """Refuse a study directory made with other settings (resuming needs the same ones, step budgets
+    included; only ``include_failed`` may change). ``config.json`` keeps the latest ``include_failed``."""
     from ..learning.checkpoint import load_json
 
     path = Path(out) / "config.json"
@@ -734,10 +796,64 @@ def _check_out(out: Path, record: dict[str, Any]) -> None:
         if _fixed(old) != _fixed(record):
             a, b = _fixed(old)["config"], _fixed(record)["config"]
             changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["groups"]
+            if changed == ["steps"]:
+                raise ValueError(f"{out} holds a study trained with other step budgets ({_steps_text(a.get('steps'))}"
+                                 f", now {_steps_text(b.get('steps'))}): its networks are not retrained or extended; "
+                                 "give the recorded --steps (config.json) or use another --out")  # fmt: skip
             raise ValueError(f"{out} holds a study with other settings ({', '.join(changed)}); use another --out")
     from ..atomic import atomic_write_json
 
     atomic_write_json(path, record)
+
+
+def study_record(cfg: StudyConfig, groups: list[Group], kind: str) -> dict[str, Any]:
+    """What a study's ``config.json`` records (``_check_out`` compares it on resume)."""
+    return {"kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
+            "groups": [g.__dict__ for g in groups]}  # fmt: skip
+
+
+class _FinishedRunFilter:
+    """Drops ``train``'s "is a finished run ... --restart trains it again" notice: reading finished networks
+    back is what a resumed study does, and ``study`` has no ``--restart``."""
+
+    @staticmethod
+    def filter(record: Any) -> bool:
+        return "is a finished run" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_finished_runs() -> Iterator[None]:
+    import logging
+
+    log, quiet = logging.getLogger("spikedyn.runs"), _FinishedRunFilter()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
+
+
+def silent(arrays: dict[str, Any]) -> bool:
+    """Whether a network's cached analysis has constant activity on the condition inputs or on the noisy trials
+    (a spiking net that stopped spiking): SVCCA is undefined for it."""
+    return any(not np.ptp(np.asarray(arrays[k], dtype=np.float64), axis=0).any()
+               for k in ("activity", "activity_trials"))  # fmt: skip
+
+
+def _drop_silent(used: list[Net], analyses: list[dict[str, Any]]) -> tuple[list[Net], list[dict[str, Any]]]:
+    """Leave silent networks (``silent``) out of the distances, with a note in ``study.json`` and one warning
+    each, instead of stopping the whole study at its last stage."""
+    import warnings
+
+    keep = []
+    for n, a in zip(used, analyses):
+        if silent(a):
+            n.note = "silent on the analysis inputs (constant activity): left out of the distances"
+            warnings.warn(f"study: {n.id} is silent (constant activity on the analysis inputs); left out of the "
+                          "distances", stacklevel=3)  # fmt: skip
+        else:
+            keep.append((n, a))
+    return [n for n, _ in keep], [a for _, a in keep]
 
 
 def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
@@ -748,18 +864,21 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     from ..progress import track
 
     cfg.check()
+    for g in groups:  # every group's task (its noise level) is built before anything is written under out
+        make_task(cfg, g.noise_var)
+    _refuse_duplicates([g.name for g in groups], "the study's groups")
     out = Path(out)
-    record = {"kind": kind, "study_version": STUDY_VERSION, "config": cfg.model_dump(mode="json"),
-              "groups": [g.__dict__ for g in groups]}  # fmt: skip
-    _check_out(out, record)
+    _check_out(out, study_record(cfg, groups, kind))
     by_group: dict[str, list[Net]] = {}
-    for g in groups:
-        by_group[g.name] = train_group(cfg, g, out, parents=by_group.get(g.source or ""), progress=progress)
+    with _quiet_finished_runs():
+        for g in groups:
+            by_group[g.name] = train_group(cfg, g, out, parents=by_group.get(g.source or ""), progress=progress)
     nets = [n for g in groups for n in by_group[g.name]]
     used = [n for n in nets if n.model is not None and (n.reached or cfg.include_failed)]
     u = analysis_inputs(cfg).inputs
     analyses = [analyse_net(n, u, cfg, out / "analysis" / f"{n.id.replace('/', '-')}.npz")
                 for n in track(used, "study analysis", unit="net", enabled=progress)]  # fmt: skip
+    used, analyses = _drop_silent(used, analyses)
     labels = [n.label for n in used]
     empty = {k: np.zeros((0, 0)) for k in DISTANCES}
     D = distance_matrices(analyses, progress) if len(used) >= 2 else empty
@@ -811,36 +930,62 @@ def run_rules(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, A
 
 
 def run_bodies(cfg: StudyConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    """``spikedyn study bodies``: the rules study across bodies (beyond the paper)."""
+    """``spikedyn study bodies``: the rules study across bodies (beyond the paper). ``cfg``'s rules and bodies
+    are set to what it trains (``BODY_RULES``, rate and LIF): ``steps`` may name those rules."""
+    cfg = cfg.model_copy(update={"rules": BODY_RULES, "bodies": ("rate", "lif")})
     return run_groups(cfg.check(), body_groups(), out, kind=f"bodies_{cfg.task}", progress=progress)
 
 
 def run_noise(cfg: StudyConfig, out: Path, levels: tuple[float, ...] = NOISE_LEVELS,
               progress: bool = True) -> dict[str, Any]:
-    """``spikedyn study noise`` (Fig. 5): BPTT at each input-noise variance, labelled by the noise."""
+    """``spikedyn study noise`` (Fig. 5): BPTT at each input-noise variance, labelled by the noise (``cfg``'s
+    rules are set to BPTT's: ``steps`` may name ``bptt`` only)."""
+    cfg = cfg.model_copy(update={"rules": ("bptt",)})
     return run_groups(cfg.check(), noise_groups(levels), out, kind=f"noise_{cfg.task}", progress=progress)
 
 
 def run_contexts(cfg: StudyConfig, out: Path, contexts: tuple[int, ...] = (2, 3, 4, 5, 6),
                  progress: bool = True) -> dict[str, Any]:
     """``spikedyn study contexts`` (Fig. 2): the rules study on N-CDI for each N (its own sub-directory
-    ``out/ncdi-N``), and the silhouettes against N."""
-    from ..atomic import atomic_write_json
+    ``out/ncdi-N``), and the silhouettes against N (``cfg.n_contexts`` is ignored: ``contexts`` gives the Ns).
 
-    per_n = {}
-    for n in contexts:
-        sub = cfg.model_copy(update={"task": "ncdi", "n_contexts": int(n)})
-        per_n[int(n)] = run_groups(sub.check(), rule_groups(sub), Path(out) / f"ncdi-{n}", kind=f"rules_ncdi{n}",
-                                   progress=progress)  # fmt: skip
-    per_n = dict(sorted(per_n.items()))  # run in the order given, reported by N
+    Resumable as the other studies: ``out/config.json`` records the settings shared by every N (another
+    invocation with other settings is refused), and the sub-studies of every N run in ``out`` with them stay
+    listed: ``--contexts 2,3`` and then ``--contexts 4`` leave a trend over N = 2, 3, 4 (a listed N run with
+    another ``include_failed`` is scored again, its networks and analyses read back)."""
+    from ..atomic import atomic_write_json
+    from ..learning.checkpoint import load_json
+
+    out = Path(out)
+    _refuse_duplicates(tuple(int(n) for n in contexts), "--contexts")
+    subs = {int(n): cfg.model_copy(update={"task": "ncdi", "n_contexts": int(n)}).check() for n in contexts}
+    base = cfg.model_copy(update={"task": "ncdi", "n_contexts": None})
+    groups = rule_groups(next(iter(subs.values())))
+    _check_out(out, study_record(base, groups, "contexts"))
+    listed: dict[int, Path] = {}
+    if (out / "study.json").is_file():  # Ns an earlier invocation ran here (their paths as study.json gives them)
+        for n, path in (load_json(out / "study.json").get("studies") or {}).items():
+            if int(n) not in subs and study_path(out, path).is_file():
+                listed[int(n)] = study_path(out, path).parent
+    per_n: dict[int, dict[str, Any]] = {}
+    for n, sub in subs.items():  # in the order given
+        per_n[n] = run_groups(sub, rule_groups(sub), out / f"ncdi-{n}", kind=f"rules_ncdi{n}", progress=progress)
+    for n, sub_dir in listed.items():
+        sub = cfg.model_copy(update={"task": "ncdi", "n_contexts": n}).check()
+        summary = load_json(sub_dir / "study.json")
+        same = summary.get("config") == sub.model_dump(mode="json") and summary.get("study_version") == STUDY_VERSION
+        per_n[n] = summary if same else run_groups(sub, rule_groups(sub), sub_dir, kind=f"rules_ncdi{n}",
+                                                   progress=progress)  # fmt: skip
+    per_n = dict(sorted(per_n.items()))  # reported by N
     trend = {"contexts": list(per_n),
              **{f"{k}_{kind}": [s.get("scores", {}).get(k, {}).get(kind) for s in per_n.values()]
                 for k in DISTANCES for kind in ("silhouette", "silhouette_rows")}}  # fmt: skip
-    summary = {"kind": "contexts", "config": cfg.model_dump(mode="json"), "trend": trend,
-               "studies": {n: f"ncdi-{n}/study.json" for n in per_n}}  # fmt: skip
-    summary["figure"] = relative_to_study(plot_trend(trend, Path(out) / "figures" / "contexts.png", rules=cfg.rules),
-                                          out)  # fmt: skip
-    atomic_write_json(Path(out) / "study.json", summary)
+    summary = {"kind": "contexts", "study_version": STUDY_VERSION, "config": base.model_dump(mode="json"),
+               "contexts": list(per_n), "trend": trend,
+               "studies": {n: relative_to_study(listed.get(n, out / f"ncdi-{n}") / "study.json", out)
+                           for n in per_n}}  # fmt: skip
+    summary["figure"] = relative_to_study(plot_trend(trend, out / "figures" / "contexts.png", rules=cfg.rules), out)
+    atomic_write_json(out / "study.json", summary)
     return summary
 
 
@@ -934,12 +1079,13 @@ def copy_config(cfg: StudyConfig, **update: Any) -> StudyConfig:
 
 
 __all__ = [
-    "BODIES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS", "Group", "LIF_PARAMS",
+    "BODIES", "BODY_RULES", "CONDITION_LEVELS", "DISTANCES", "FF_TWIN_SETTINGS", "GA_POPULATION_CONTEXTS",
+    "Group", "LIF_PARAMS",
     "NOISE_LEVELS", "Net", "PROBES", "RULES", "RULE_SETTINGS", "STUDY_VERSION", "StudyConfig", "TASKS", "analyse_net",
     "body_groups",
     "condition_activity", "condition_inputs", "distance_matrices", "noise_groups", "one_vs_rest", "plot_study",
     "plot_trend", "population_capable", "rule_groups", "rule_settings", "run_bodies", "run_contexts", "run_groups",
     "load_study_nets", "member_stop_steps", "recorded_config", "relative_to_study", "run_noise", "run_rules",
-    "scores", "signature", "study_path", "supported", "train_group",
+    "scores", "signature", "silent", "study_path", "study_record", "supported", "train_group",
     "twin_distances",
 ]  # fmt: skip

@@ -257,7 +257,9 @@ class RFLO(EProp):
 
     def loss_and_gradients(self, model, u, target, mask, loss="mse"):
         if not isinstance(model, RateRNN):
-            raise ValueError(f"RFLO is for rate units (RateRNN); use EProp for {type(model).__name__}")
+            hint = ("one network at a time: train the members one by one (no --population) or use bptt"
+                    if getattr(model, "kind", "") == "population" else f"use EProp for {type(model).__name__}")
+            raise ValueError(f"RFLO is for rate units (RateRNN), {hint}")
         return super().loss_and_gradients(model, u, target, mask, loss)
 
 

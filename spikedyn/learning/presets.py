@@ -53,22 +53,28 @@ class Preset:
 
         return tasks.make(name, **{**self.task_params, **params})
 
-    def model_params(self, task: Any, rule: str = "bptt") -> dict[str, Any]:
-        """``RateRNN`` keyword arguments for ``task`` (``alpha = dt / tau``)."""
-        dt = float(getattr(task, "dt", 1.0))
-        return {"dt": dt, "alpha": min(1.0, dt / self.tau_ms), "activation": RULE_ACTIVATION.get(rule, self.activation),
+    def model_params(self, task: Any, rule: str = "bptt", **overrides: Any) -> dict[str, Any]:
+        """``RateRNN`` keyword arguments for ``task`` (``alpha = dt / tau``); ``overrides`` (``RateRNN``
+        keywords) win, and a ``dt`` or ``tau`` given there sets ``alpha`` from it (``tau`` in ms)."""
+        dt = float(overrides.get("dt", getattr(task, "dt", 1.0)))
+        base = {"dt": dt, "alpha": min(1.0, dt / self.tau_ms), "activation": RULE_ACTIVATION.get(rule, self.activation),
                 "gain": self.gain, "x0_std": math.sqrt(self.x0_var), "bias": self.bias}  # fmt: skip
+        return {**base, **overrides}
 
     def build_model(self, task: Any, seed: int | None = None, rule: str = "bptt",
-                    hidden: int | None = None) -> torch.nn.Module:
+                    hidden: int | None = None, **overrides: Any) -> torch.nn.Module:
         """The paper's network for ``task``: ``W_rec ~ N(0, g^2/N)`` (RateRNN's own draw), ``W_in ~ N(0,
-        w_in_var)``, ``W_out ~ N(0, w_out_var)``, ``b_out = 0``. ``seed`` None: the current torch RNG."""
+        w_in_var)``, ``W_out ~ N(0, w_out_var)``, ``b_out = 0``. ``seed`` None: the current torch RNG.
+        ``overrides``: ``RateRNN`` keywords over the preset's (``model_params``), e.g. ``noise_std=0.1``."""
+        from spikedyn.config import check_params
         from spikedyn.models import RateRNN
 
+        check_params(RateRNN.__init__, overrides, "model_params", skip=4)  # one line for a bad --model-param
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            net = RateRNN(task.n_inputs, hidden or self.hidden, task.n_outputs, **self.model_params(task, rule))
+            net = RateRNN(task.n_inputs, hidden or self.hidden, task.n_outputs,
+                          **self.model_params(task, rule, **overrides))  # fmt: skip
             with torch.no_grad():
                 net.W_in.normal_(0.0, math.sqrt(self.w_in_var))
                 net.W_out.normal_(0.0, math.sqrt(self.w_out_var))
@@ -76,11 +82,12 @@ class Preset:
         return net
 
     def build_population(self, task: Any, size: int, seed: int = 0, rule: str = "bptt",
-                         hidden: int | None = None) -> Any:
-        """``size`` preset networks (member i: ``build_model(task, seed=seed + i)``) as a Population."""
+                         hidden: int | None = None, **overrides: Any) -> Any:
+        """``size`` preset networks (member i: ``build_model(task, seed=seed + i, **overrides)``) as a
+        Population."""
         from spikedyn.models.population import Population
 
-        return Population.stack([self.build_model(task, seed=seed + i, rule=rule, hidden=hidden)
+        return Population.stack([self.build_model(task, seed=seed + i, rule=rule, hidden=hidden, **overrides)
                                  for i in range(size)])  # fmt: skip
 
     def train_kwargs(self, rule: str = "bptt") -> dict[str, Any]:
@@ -155,9 +162,15 @@ def build_training_model(cfg: Any, task: Any, build_model: Any) -> torch.nn.Modu
         p = get(cfg.preset)
         if hasattr(p, "build_training_model"):  # bellec2020
             return p.build_training_model(cfg, task)
+        options = {"hidden": "--hidden", "n_hidden": "--hidden", "rule": "--rule", "seed": "--seed"}
+        clash = [k for k in cfg.model_params if k in options]
+        if clash:
+            raise ValueError(f"--model-param {clash[0]}=... is not a --preset {p.name} model parameter: "
+                             f"use {options[clash[0]]}")
+        kw = dict(rule=cfg.rule, hidden=cfg.hidden, **cfg.model_params)  # --model-param given here wins
         if size:
-            return p.build_population(task, size, seed=cfg.seed, rule=cfg.rule, hidden=cfg.hidden)
-        return p.build_model(task, seed=cfg.seed, rule=cfg.rule, hidden=cfg.hidden)
+            return p.build_population(task, size, seed=cfg.seed, **kw)
+        return p.build_model(task, seed=cfg.seed, **kw)
     if size:
         return Population.stack([build_model(cfg.model, task, cfg.hidden, cfg.model_params, seed=cfg.seed + i)
                                  for i in range(size)])  # fmt: skip

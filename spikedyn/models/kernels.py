@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 PATHS = ("auto", "dense", "sparse")
-# measured crossovers (H = 256, B = 32, one CPU thread; docs/benchmarks.md): the sparse recurrence kernel
-# alone wins below ~7% spiking neurons per substep (benchmarks/sparse_threshold.py), but a whole training
-# step only below ~1% (0.4%: 7% faster, 0.02%: 20%; 1.35%: 9% slower), so "auto" switches at 1%; the
-# sparse dW ties the one dense GEMM at 0.5% and loses above
+# measured crossovers (H = 256, B = 32, one CPU thread; docs/benchmarks.md): a whole training step is
+# faster on the sparse path below ~1% spiking neurons per substep (0.02%: 20% faster, 0.36%: 7%; 1.35%: 9%
+# slower), so "auto" switches at 1%; the sparse recurrence kernel alone (benchmarks/sparse_threshold.py)
+# is too noisy on a loaded machine to place (one substep ~50 us), so the whole-step 1% stays; the sparse
+# dW ties the one dense GEMM at 0.5% and loses above
 SPARSE_RATE = 0.01
 SPARSE_DW_RATE = 0.005
 RECHECK = 8
