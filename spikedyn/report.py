@@ -144,7 +144,11 @@ def _read_json(path: Path) -> Any:
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((Path(path) / f).is_file() for f in ("config.json", "metrics.jsonl", "model.pt"))
+    """Whether ``path`` is a ``spikedyn train`` run directory (``spikedyn.learning.checkpoint.is_run_dir``:
+    its config.json is a run's), so that a report is never written into someone else's directory."""
+    from .learning.checkpoint import is_run_dir as recognised
+
+    return recognised(path)
 
 
 def _plt():
@@ -486,7 +490,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     elif is_run_dir(path):
         text = run_report(path)
     else:
-        raise ValueError(f"{path} is neither a run directory (config.json, metrics.jsonl) nor a sweep "
+        raise ValueError(f"{path} is neither a run directory (a spikedyn train config.json) nor a sweep "
                          "(sweep.parquet); pass the --run-dir of `spikedyn train` or the out_dir of `spikedyn sweep`")
     atomic_write_bytes(target, text.encode("utf-8"))
     return target

@@ -88,6 +88,13 @@ def test_report_out_an_existing_directory_writes_report_html_there(tmp_path, cap
     assert main(["report", str(run), "--out", str(tmp_path / "blocked")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "report.html is a directory" in err[0] and ".tmp" not in err[0], err
+    # a directory of the user's own (a config.json that is not a run's) is no run: its report.html stays
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": 1}')
+    (mine / "report.html").write_text("my page")
+    assert main(["report", str(mine)]) == 2
+    assert "neither a run directory" in capsys.readouterr().err and (mine / "report.html").read_text() == "my page"
 
 
 @pytest.mark.browser  # skipped without Chromium, unless SPIKEDYN_REQUIRE_BROWSER=1 (CI): tests/conftest.py

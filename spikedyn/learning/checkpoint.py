@@ -231,7 +231,9 @@ def run_lock(run_dir: Path, timeout: float = 0.0) -> Iterator[None]:
 
 
 def locks_run_dir(fn: F) -> F:
-    """Decorator: hold ``run_lock(run_dir)`` while ``fn`` runs, when its ``run_dir`` argument is given."""
+    """Decorator: hold ``run_lock(run_dir)`` while ``fn`` runs, when its ``run_dir`` argument is given. A
+    directory that is not recognisably a run (``check_not_foreign``) is refused before the lock file is
+    made in it (and checked again under the lock, by ``open_run``)."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -239,6 +241,8 @@ def locks_run_dir(fn: F) -> F:
         run_dir = signature.bind_partial(*args, **kwargs).arguments.get("run_dir")
         if run_dir is None:
             return fn(*args, **kwargs)
+        if Path(run_dir).is_dir():
+            check_not_foreign(Path(run_dir))
         with run_lock(Path(run_dir)):
             return fn(*args, **kwargs)
 
@@ -360,9 +364,9 @@ def check_not_foreign(run_dir: Path) -> None:
     names = _run_file_names(run_dir)
     if not names or is_run_dir(run_dir):
         return
-    why = ("its config.json is not a spikedyn run's (no model/task/rule/train settings)"
-           if "config.json" in names else f"it holds {', '.join(names)} but no spikedyn run config.json")
-    raise RunError(f"{run_dir} is not a spikedyn run directory ({why}); spikedyn does not write over or delete "
+    why = ("its config.json has no model/task/rule/train settings" if "config.json" in names
+           else f"it holds {', '.join(names)} but no run config.json")
+    raise RunError(f"{run_dir} is not a spikedyn run directory: {why}; spikedyn does not write over or delete "
                    "those files: use another --run-dir (a new or empty directory)")
 
 
