@@ -12,6 +12,7 @@ import spikedyn
 from spikedyn.learning import evaluate
 from spikedyn.models import GRURNN, RateRNN, SpikingRNN, from_config
 from spikedyn.models.population import Population
+from spikedyn.models.rate import RateState
 
 
 def _rate(gain=1.0, noise_std=0.0, n_in=2):
@@ -53,6 +54,50 @@ def test_rollout_and_gradients_equal_the_members_alone(body):
             g_i = torch.autograd.grad(l_i, list(m.parameters()))
             for (name, _), g in zip(m.named_parameters(), g_i):
                 torch.testing.assert_close(g, grads[name][i], rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+RATE_BODIES = sorted(k for k in BODIES if k.startswith("rate"))
+
+
+@pytest.mark.parametrize("body", RATE_BODIES)
+def test_rate_kernel_final_and_initial_state_gradients_equal_autograd_per_member(body):
+    """The rate Population kernel's backward with a loss on the final state ``x_T`` (its ``g_x`` branch)
+    and a given ``x0`` that requires grad (its ``g0`` output): every member's parameter and ``x0``
+    gradients equal autograd through the member alone (float64)."""
+    factory, per_member = BODIES[body]
+    torch.set_default_dtype(torch.float64)
+    try:
+        pop = Population.init(factory, 3, seed=5, per_member=per_member)
+        u = torch.randn(9, 4, 2, generator=torch.Generator().manual_seed(0))
+        x0 = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        torch.manual_seed(11)
+        out = pop(u, state=RateState(x0))
+        loss = (out.state.x**2).sum() + 0.3 * (out.y**2).sum() + 0.01 * (out.r**2).sum()
+        names = [n for n, _ in pop.named_parameters()]
+        *g_params, g_x0 = torch.autograd.grad(loss, [*pop.parameters(), x0])
+        grads = dict(zip(names, g_params))
+        for i in range(3):
+            m = pop.member(i)
+            x0_i = x0.detach()[i].clone().requires_grad_()
+            torch.manual_seed(11)  # the same noise draws as the population's
+            alone = m(u, state=RateState(x0_i))
+            torch.testing.assert_close(alone.state.x, out.state.x[i], rtol=1e-12, atol=1e-12)
+            l_i = (alone.state.x**2).sum() + 0.3 * (alone.y**2).sum() + 0.01 * (alone.r**2).sum()
+            *g_i, g0_i = torch.autograd.grad(l_i, [*m.parameters(), x0_i])
+            torch.testing.assert_close(g0_i, g_x0[i], rtol=1e-10, atol=1e-12)
+            for (name, _), g in zip(m.named_parameters(), g_i):
+                torch.testing.assert_close(g, grads[name][i], rtol=1e-10, atol=1e-12)
+        # the final state alone (no loss on y or r: only the g_x branch carries a gradient)
+        torch.manual_seed(11)
+        g_only = torch.autograd.grad((pop(u, state=RateState(x0)).state.x ** 3).sum(), [pop.W_rec, x0])
+        m = pop.member(1)
+        x0_1 = x0.detach()[1].clone().requires_grad_()
+        torch.manual_seed(11)
+        ref = torch.autograd.grad((m(u, state=RateState(x0_1)).state.x ** 3).sum(), [m.W_rec, x0_1])
+        torch.testing.assert_close(ref[0], g_only[0][1], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ref[1], g_only[1][1], rtol=1e-10, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
 

@@ -105,9 +105,15 @@ def make_rule(rule: Any, **kwargs: Any) -> Rule:
 
 
 def is_population(model: Any) -> bool:
+    """Whether ``model`` is a ``spikedyn.Population`` (the one definition every rule imports)."""
     from spikedyn.models.population import Population
 
     return isinstance(model, Population)
+
+
+def body_of(model: Any) -> Any:
+    """The member body of a Population (its hyper-parameters: ``f``, ``alpha``, ``dt``...), or the model itself."""
+    return model.body if is_population(model) else model
 
 
 def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
@@ -189,6 +195,11 @@ def grad_norms(grads: dict[str, Tensor], members: int | None) -> Tensor:
 
 def _nonfinite(x: Tensor) -> list[int]:
     return torch.nonzero(~torch.isfinite(x)).flatten().tolist()
+
+
+def nonfinite_members(w: Tensor) -> list[int]:
+    """The Population members (indices along the first axis of ``w [E, ...]``) whose entries hold a NaN/Inf."""
+    return torch.nonzero(~torch.isfinite(w.reshape(w.shape[0], -1)).all(1)).flatten().tolist()
 
 
 class LearningRule:
@@ -327,12 +338,15 @@ class BPTT(LearningRule):
 
 
 def seed_of(seed: int, step: int, salt: int = 0) -> int:
-    """A deterministic 63-bit seed from (seed, step, salt), for rules that draw their own random numbers."""
+    """A deterministic 63-bit seed from (seed, step, salt): the one formula behind every derived torch seed
+    (``train``'s per-step and evaluation noise seeds are ``seed_of(seed, step)``; rules that draw their own
+    random numbers add a ``salt``)."""
     return (int(seed) * 1_000_033 + int(step) * 7919 + int(salt) * 104_729 + 17) % (2**63 - 1)
 
 
 __all__ = [
     "BPTT", "LAZY_RULES", "LearningRule", "RULES", "Rule", "TrainingDiverged", "adam_init", "adam_step",
-    "available_rules", "batch_tensors", "grad_norms", "is_population", "make_rule", "member_losses",
+    "available_rules", "batch_tensors", "body_of", "grad_norms", "is_population", "make_rule", "member_losses",
+    "nonfinite_members",
     "register_rule", "seed_of",
 ]  # fmt: skip

@@ -37,7 +37,7 @@ from .checkpoint import (
 )
 from .losses import task_loss
 from .reprs import result_repr
-from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses
+from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses, seed_of
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses
 
@@ -91,7 +91,8 @@ def _to_tensors(batch: Any, device: torch.device, dtype: torch.dtype) -> tuple[T
 
 
 def _step_seed(seed: int, step: int) -> int:
-    return (int(seed) * 1_000_033 + int(step) * 7919 + 17) % (2**63 - 1)
+    """The torch seed of ``stream`` (a step, or -1 for evaluation) of a run seeded ``seed``: ``rules.seed_of``."""
+    return seed_of(seed, step)
 
 
 @contextmanager
@@ -303,7 +304,8 @@ def train(
                 update = rule_obj.update(model, batch, state, step=step)
             except TrainingDiverged as e:
                 where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
-                raise TrainingDiverged(f"{e} ({where}); lower lr, enable clip, or check inputs") from None
+                hint = getattr(rule_obj, "divergence_hint", "lower lr, enable clip, or check inputs")
+                raise TrainingDiverged(f"{e} ({where}); {hint}") from None
         loss_value = float(update["loss"])
         if not np.isfinite(loss_value):
             where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
