@@ -43,6 +43,9 @@ def spectrum(
     dev = resolve_device(device)
     if run_dir is not None:
         net, cfg, _ = load_run(run_dir)
+        if getattr(net, "kind", None) == "population":
+            raise ValueError(f"{run_dir} holds a Population of {net.size}; analyze spectrum takes one network's run "
+                             "(a sweep's trials/<key>/, or train the member without --population)")
         task_cfg = dict(cfg["task"]) if task is None else {"name": task}
         task_obj = build_task(task_cfg.pop("name"), task_cfg)
     else:

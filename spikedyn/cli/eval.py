@@ -15,7 +15,8 @@ def eval_run(
     task: str = typer.Option(None, help="Task to evaluate on (default: the run's; same input/output sizes)."),
     task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
     trials: int = typer.Option(None, help="Held-out trials (default: the run's eval_trials)."),
-    seed: int = typer.Option(None, help="Seed of the held-out stream (default: the run's training seed)."),
+    seed: int = typer.Option(None, help="Seed of the held-out stream (default: the run's training seed; a "
+                             "Population trained with one seed per member: each member's own)."),
     device: str = device_option(),
     as_json: bool = json_option(),
 ) -> None:
