@@ -175,6 +175,55 @@ def test_member_trained_in_a_population_equals_the_model_trained_alone(body):
     assert stopped, "some member reached the target and stopped early (the case this test covers)"
 
 
+def test_a_diverging_member_is_frozen_and_the_others_train_on(tmp_path):
+    """``train(pop, on_member_divergence="freeze")``: the member whose loss turns NaN/Inf (lr 1e6, no clip,
+    relu) is frozen at its last finite weights and flagged in ``member_diverged``; the others end exactly
+    as in a Population where nobody diverges (whose members equal the models trained alone: the tests
+    above); a resumed run replays it; by default the whole run still raises ``TrainingDiverged`` naming
+    the member."""
+    from spikedyn.learning import TrainingDiverged
+
+    task = T.make("rdm", dt=50.0)
+
+    def nets():
+        return Population.init(lambda: RateRNN(task.n_inputs, 8, task.n_outputs, alpha=0.5, activation="relu"),
+                               3, seed=1, lr=[1e-2, 1e6, 1e-2]).members()
+
+    kw = dict(steps=6, batch_size=8, eval_every=3, eval_trials=20, progress=False, clip=None, seed=3)
+    with pytest.raises(TrainingDiverged, match=r"at step 2 \(members \[1\]\)") as raised:
+        spikedyn.train(Population.stack(nets(), lr=[1e-2, 1e6, 1e-2]), task, **kw)
+    assert raised.value.members == [1]
+    start = nets()
+    pop = Population.stack(start, lr=[1e-2, 1e6, 1e-2])
+    res = spikedyn.train(pop, task, on_member_divergence="freeze", run_dir=tmp_path / "run", **kw)
+    assert [r.get("member_diverged") for r in res.history] == [None] + [[False, True, False]] * 5
+    assert all(r["member_loss"][1] is None and np.isfinite(r["loss"]) for r in res.history[1:])
+    assert "NaN" not in (tmp_path / "run" / "metrics.jsonl").read_text()  # means over the others, None for it
+    assert res.final["eval_loss"] == pytest.approx(np.mean([res.final["member_eval_loss"][i] for i in (0, 2)]))
+    healthy = Population.stack(nets(), lr=[1e-2, 1e-2, 1e-2])
+    spikedyn.train(healthy, task, **kw)
+    for i in (0, 2):
+        for p, q in zip(healthy.member(i).parameters(), pop.member(i).parameters()):
+            assert torch.equal(p, q)
+    first = Population.stack(nets(), lr=[1e-2, 1e6, 1e-2])  # member 1 after its one finite step
+    spikedyn.train(first, task, **{**kw, "steps": 1})
+    for p, q in zip(first.member(1).parameters(), pop.member(1).parameters()):
+        assert torch.equal(p, q)
+    resumed = Population.stack(nets(), lr=[1e-2, 1e6, 1e-2])  # killed after step 4 (checkpoint 3), resumed
+
+    def kill(step, record):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        spikedyn.train(resumed, task, on_member_divergence="freeze", run_dir=tmp_path / "resumed", callback=kill, **kw)
+    again = spikedyn.train(resumed, task, on_member_divergence="freeze", run_dir=tmp_path / "resumed", **kw)
+    assert again.history == res.history
+    assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), pop.parameters()))
+    with pytest.raises(ValueError, match="gradient rule"):
+        spikedyn.train(start[0], task, on_member_divergence="freeze", **kw)
+
+
 def test_members_with_their_own_seeds_equal_the_models_trained_alone():
     """train(pop, seed=[...]): member i sees the batches, held-out trials, x_0 and noise of
     train(member, seed=seed[i]) (how a sweep runs same-shaped trials with different seeds); float64,

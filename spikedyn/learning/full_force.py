@@ -317,8 +317,9 @@ class FullForce:
         for name in ("W_rec", "W_out"):
             w = getattr(model, name)
             if not torch.isfinite(w).all():
-                bad = f" (members {nonfinite_members(w)})" if is_population(model) else ""
-                raise TrainingDiverged(f"full_force: {name} became NaN/Inf at step {step}{bad}")
+                bad = nonfinite_members(w) if is_population(model) else None
+                raise TrainingDiverged(f"full_force: {name} became NaN/Inf at step {step}"
+                                       f"{'' if bad is None else f' (members {bad})'}", members=bad)
         return rec
 
     # -- the two passes ---------------------------------------------------------------------------

@@ -275,8 +275,9 @@ class Hebbian:
             baseline[t] = new.tolist() if pop else float(new)
         state["trials"] += int(u.shape[1])
         if not torch.isfinite(model.W_rec).all():
-            bad = f" (members {nonfinite_members(model.W_rec)})" if pop else ""
-            raise TrainingDiverged(f"hebbian: W_rec became NaN/Inf at step {step}{bad}")
+            bad = nonfinite_members(model.W_rec) if pop else None
+            raise TrainingDiverged(f"hebbian: W_rec became NaN/Inf at step {step}{f' (members {bad})' if pop else ''}",
+                                   members=bad)  # fmt: skip
         return record
 
     # -- pieces -----------------------------------------------------------------------------------
