@@ -144,7 +144,11 @@ def _read_json(path: Path) -> Any:
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((Path(path) / f).is_file() for f in ("config.json", "metrics.jsonl", "model.pt"))
+    """Whether ``path`` is a ``spikedyn train`` run directory (``spikedyn.learning.checkpoint.is_run_dir``:
+    its config.json is a run's), so that a report is never written into someone else's directory."""
+    from .learning.checkpoint import is_run_dir as recognised
+
+    return recognised(path)
 
 
 def _plt():
@@ -469,19 +473,24 @@ def sweep_report(root: str | Path) -> str:
 
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:
-    """Write the report of a run or sweep directory to ``out`` (default ``<path>/report.html``)."""
+    """Write the report of a run or sweep directory to ``out`` (default ``<path>/report.html``; an existing
+    directory ``out``: ``<out>/report.html``). Returns the file written."""
     from .sweeps import is_sweep_dir
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory; pass a run directory or a sweep directory")
+    target = path if out is None else Path(out)
+    if target.is_dir():  # the run/sweep directory itself, or an existing directory given as --out
+        target = target / REPORT_FILE
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a directory, not a page; give --out another file name")
     if is_sweep_dir(path):
         text = sweep_report(path)
     elif is_run_dir(path):
         text = run_report(path)
     else:
-        raise ValueError(f"{path} is neither a run directory (config.json, metrics.jsonl) nor a sweep "
+        raise ValueError(f"{path} is neither a run directory (a spikedyn train config.json) nor a sweep "
                          "(sweep.parquet); pass the --run-dir of `spikedyn train` or the out_dir of `spikedyn sweep`")
-    target = Path(out) if out is not None else path / REPORT_FILE
     atomic_write_bytes(target, text.encode("utf-8"))
     return target

@@ -255,3 +255,57 @@ def test_population_substep_equals_each_members_substep():
         for _ in range(3):
             s = net.substep(s, i_ext[i])
         assert torch.allclose(s_pop.v[i], s.v, rtol=1e-12, atol=1e-12) and torch.equal(s_pop.z[i], s.z)
+
+
+def test_a_breaking_rls_alpha_is_refused_and_a_divergence_is_training_diverged():
+    """D1 of review 2: an rls_alpha the solver cannot use is refused up front (one line); an RLS fit
+    that breaks down in training is a ``TrainingDiverged``, not a raw FloatingPointError/LinAlgError."""
+    import spikedyn
+    from spikedyn.learning import TrainingDiverged
+
+    for bad in (1e-320, 1e-13, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="rls_alpha"):
+            FullForce(rls_alpha=bad)
+    task = tasks.make("rdm", dt=50.0)
+    net = seed002_net(task)
+    with torch.no_grad():
+        net.W_in.fill_(float("nan"))  # what a broken-down fit leaves: non-finite currents
+    with pytest.raises(TrainingDiverged, match=r"full_force: (W_rec became NaN/Inf|the RLS solve failed) at "
+                       r"step 1 \(no checkpoint was written\); raise rls_alpha"):
+        spikedyn.train(net, task, rule="full_force", steps=2, batch_size=4, eval_every=2, eval_trials=10,
+                       progress=False)
+
+
+def test_the_run_config_records_the_trained_teachers_weights(tmp_path, caplog):
+    """D3 of review 2: a run taught by a trained teacher records a digest of its weights, so resuming it
+    with another trained teacher of the same shape is refused like a changed setting; a run recorded
+    before the digest resumes with a warning (it cannot be checked)."""
+    import json
+    import logging
+
+    import spikedyn
+    from spikedyn.learning.checkpoint import RunError, checkpoint_path, load_checkpoint, save_checkpoint
+
+    task = tasks.make("rdm", dt=50.0)
+    teacher, other = seed002_net(task, activation="shifted_tanh"), seed002_net(task, activation="shifted_tanh")
+    with torch.no_grad():
+        other.W_rec.mul_(1.01)
+    kw = dict(steps=4, batch_size=4, eval_every=2, eval_trials=10, progress=False, run_dir=tmp_path)
+
+    def interrupt(step, record):  # a kill after step 3 (checkpoint: step 2)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        spikedyn.train(seed002_net(task), task, rule=FullForce(teacher=teacher), callback=interrupt, **kw)
+    digest = json.loads((tmp_path / "config.json").read_text())["rule"]["teacher_weights_sha256"]
+    assert len(digest) == 64 and FullForce(teacher=teacher).config()["teacher_weights_sha256"] == digest
+    with pytest.raises(RunError, match="rule.teacher_weights_sha256"):
+        spikedyn.train(seed002_net(task), task, rule=FullForce(teacher=other), **kw)
+    # a run written before the digest was recorded: resumed, with a warning
+    ck = load_checkpoint(checkpoint_path(tmp_path, 2))
+    del ck["config"]["rule"]["teacher_weights_sha256"]
+    save_checkpoint(tmp_path, 2, ck)
+    with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
+        res = spikedyn.train(seed002_net(task), task, rule=FullForce(teacher=teacher), **kw)
+    assert res.history[-1]["step"] == 4 and "teacher_weights_sha256" in caplog.text

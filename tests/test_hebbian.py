@@ -276,3 +276,30 @@ def test_population_members_equal_the_networks_trained_alone(baseline):
         from spikedyn.models import SpikingRNN
 
         Hebbian().init_state(Population.stack([SpikingRNN(1, 4, 1), SpikingRNN(1, 4, 1)]), task, seed=0)
+
+
+def test_a_diverging_run_is_training_diverged_one_line(tmp_path, capsys):
+    """D1 of review 2: W_rec turning NaN/Inf is a ``TrainingDiverged`` (what ``train`` rewraps with the
+    checkpoint hint, the CLI prints as one line and the study records as "diverged"), for one network and
+    for a Population (naming its members)."""
+    import spikedyn
+    from spikedyn.cli import main
+    from spikedyn.learning import TrainingDiverged
+    from spikedyn.models.population import Population
+
+    task = tasks.make("rdm", dt=50.0)
+    kw = dict(rule="hebbian", rule_kwargs={"lr": 1e12, "max_dw": None}, steps=4, batch_size=8, eval_every=2,
+              eval_trials=20, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"hebbian: W_rec became NaN/Inf at step \d .*lower lr or set max_dw"):
+        spikedyn.train(seed002_net(task), task, run_dir=tmp_path / "one", **kw)
+    pop = Population.stack([seed002_net(task, seed=s) for s in (0, 1)])
+    with pytest.raises(TrainingDiverged, match=r"at step \d \(members \[0, 1\]\)"):
+        spikedyn.train(pop, task, **kw)
+    argv = ["train", "--rule", "hebbian", "--model-param", "activation=tanh", "--rule-param", "lr=1e12",
+            "--rule-param", "max_dw=none", "--task-param", "dt=50", "--steps", "4", "--hidden", "8",
+            "--batch-size", "8", "--eval-trials", "20", "--eval-every", "1", "--no-progress",
+            "--run-dir", str(tmp_path / "cli")]
+    assert main(argv) == 1
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith("spikedyn: error: hebbian: W_rec became NaN/Inf"), err
+    assert "last good checkpoint: " in err[0] and "step_" in err[0], err

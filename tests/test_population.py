@@ -12,6 +12,7 @@ import spikedyn
 from spikedyn.learning import evaluate
 from spikedyn.models import GRURNN, RateRNN, SpikingRNN, from_config
 from spikedyn.models.population import Population
+from spikedyn.models.rate import RateState
 
 
 def _rate(gain=1.0, noise_std=0.0, n_in=2):
@@ -53,6 +54,50 @@ def test_rollout_and_gradients_equal_the_members_alone(body):
             g_i = torch.autograd.grad(l_i, list(m.parameters()))
             for (name, _), g in zip(m.named_parameters(), g_i):
                 torch.testing.assert_close(g, grads[name][i], rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+RATE_BODIES = sorted(k for k in BODIES if k.startswith("rate"))
+
+
+@pytest.mark.parametrize("body", RATE_BODIES)
+def test_rate_kernel_final_and_initial_state_gradients_equal_autograd_per_member(body):
+    """The rate Population kernel's backward with a loss on the final state ``x_T`` (its ``g_x`` branch)
+    and a given ``x0`` that requires grad (its ``g0`` output): every member's parameter and ``x0``
+    gradients equal autograd through the member alone (float64)."""
+    factory, per_member = BODIES[body]
+    torch.set_default_dtype(torch.float64)
+    try:
+        pop = Population.init(factory, 3, seed=5, per_member=per_member)
+        u = torch.randn(9, 4, 2, generator=torch.Generator().manual_seed(0))
+        x0 = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        torch.manual_seed(11)
+        out = pop(u, state=RateState(x0))
+        loss = (out.state.x**2).sum() + 0.3 * (out.y**2).sum() + 0.01 * (out.r**2).sum()
+        names = [n for n, _ in pop.named_parameters()]
+        *g_params, g_x0 = torch.autograd.grad(loss, [*pop.parameters(), x0])
+        grads = dict(zip(names, g_params))
+        for i in range(3):
+            m = pop.member(i)
+            x0_i = x0.detach()[i].clone().requires_grad_()
+            torch.manual_seed(11)  # the same noise draws as the population's
+            alone = m(u, state=RateState(x0_i))
+            torch.testing.assert_close(alone.state.x, out.state.x[i], rtol=1e-12, atol=1e-12)
+            l_i = (alone.state.x**2).sum() + 0.3 * (alone.y**2).sum() + 0.01 * (alone.r**2).sum()
+            *g_i, g0_i = torch.autograd.grad(l_i, [*m.parameters(), x0_i])
+            torch.testing.assert_close(g0_i, g_x0[i], rtol=1e-10, atol=1e-12)
+            for (name, _), g in zip(m.named_parameters(), g_i):
+                torch.testing.assert_close(g, grads[name][i], rtol=1e-10, atol=1e-12)
+        # the final state alone (no loss on y or r: only the g_x branch carries a gradient)
+        torch.manual_seed(11)
+        g_only = torch.autograd.grad((pop(u, state=RateState(x0)).state.x ** 3).sum(), [pop.W_rec, x0])
+        m = pop.member(1)
+        x0_1 = x0.detach()[1].clone().requires_grad_()
+        torch.manual_seed(11)
+        ref = torch.autograd.grad((m(u, state=RateState(x0_1)).state.x ** 3).sum(), [m.W_rec, x0_1])
+        torch.testing.assert_close(ref[0], g_only[0][1], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ref[1], g_only[1][1], rtol=1e-10, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
 
@@ -128,6 +173,55 @@ def test_member_trained_in_a_population_equals_the_model_trained_alone(body):
         torch.set_default_dtype(torch.float32)
     assert all(len(r["member_loss"]) == 4 for r in res.history)
     assert stopped, "some member reached the target and stopped early (the case this test covers)"
+
+
+def test_a_diverging_member_is_frozen_and_the_others_train_on(tmp_path):
+    """``train(pop, on_member_divergence="freeze")``: the member whose loss turns NaN/Inf (lr 1e6, no clip,
+    relu) is frozen at its last finite weights and flagged in ``member_diverged``; the others end exactly
+    as in a Population where nobody diverges (whose members equal the models trained alone: the tests
+    above); a resumed run replays it; by default the whole run still raises ``TrainingDiverged`` naming
+    the member."""
+    from spikedyn.learning import TrainingDiverged
+
+    task = T.make("rdm", dt=50.0)
+
+    def nets():
+        return Population.init(lambda: RateRNN(task.n_inputs, 8, task.n_outputs, alpha=0.5, activation="relu"),
+                               3, seed=1, lr=[1e-2, 1e6, 1e-2]).members()
+
+    kw = dict(steps=6, batch_size=8, eval_every=3, eval_trials=20, progress=False, clip=None, seed=3)
+    with pytest.raises(TrainingDiverged, match=r"at step 2 \(members \[1\]\)") as raised:
+        spikedyn.train(Population.stack(nets(), lr=[1e-2, 1e6, 1e-2]), task, **kw)
+    assert raised.value.members == [1]
+    start = nets()
+    pop = Population.stack(start, lr=[1e-2, 1e6, 1e-2])
+    res = spikedyn.train(pop, task, on_member_divergence="freeze", run_dir=tmp_path / "run", **kw)
+    assert [r.get("member_diverged") for r in res.history] == [None] + [[False, True, False]] * 5
+    assert all(r["member_loss"][1] is None and np.isfinite(r["loss"]) for r in res.history[1:])
+    assert "NaN" not in (tmp_path / "run" / "metrics.jsonl").read_text()  # means over the others, None for it
+    assert res.final["eval_loss"] == pytest.approx(np.mean([res.final["member_eval_loss"][i] for i in (0, 2)]))
+    healthy = Population.stack(nets(), lr=[1e-2, 1e-2, 1e-2])
+    spikedyn.train(healthy, task, **kw)
+    for i in (0, 2):
+        for p, q in zip(healthy.member(i).parameters(), pop.member(i).parameters()):
+            assert torch.equal(p, q)
+    first = Population.stack(nets(), lr=[1e-2, 1e6, 1e-2])  # member 1 after its one finite step
+    spikedyn.train(first, task, **{**kw, "steps": 1})
+    for p, q in zip(first.member(1).parameters(), pop.member(1).parameters()):
+        assert torch.equal(p, q)
+    resumed = Population.stack(nets(), lr=[1e-2, 1e6, 1e-2])  # killed after step 4 (checkpoint 3), resumed
+
+    def kill(step, record):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        spikedyn.train(resumed, task, on_member_divergence="freeze", run_dir=tmp_path / "resumed", callback=kill, **kw)
+    again = spikedyn.train(resumed, task, on_member_divergence="freeze", run_dir=tmp_path / "resumed", **kw)
+    assert again.history == res.history
+    assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), pop.parameters()))
+    with pytest.raises(ValueError, match="gradient rule"):
+        spikedyn.train(start[0], task, on_member_divergence="freeze", **kw)
 
 
 def test_members_with_their_own_seeds_equal_the_models_trained_alone():

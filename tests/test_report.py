@@ -72,6 +72,31 @@ def test_bad_report_paths_are_one_line_errors(tmp_path, capsys):
     assert len(err) == 2 and "not a directory" in err[0] and "neither a run directory" in err[1]
 
 
+def test_report_out_an_existing_directory_writes_report_html_there(tmp_path, capsys):
+    """C1 of review 2: ``--out DIR`` (an existing directory) writes ``DIR/report.html``, not an error
+    naming a temp file; a report.html that is itself a directory is one line."""
+    run = tmp_path / "run"
+    assert main(["train", "--task", "rdm", "--task-param", "dt=50", "--hidden", "6", "--steps", "2",
+                 "--eval-every", "2", "--eval-trials", "8", "--batch-size", "4", "--no-progress",
+                 "--run-dir", str(run)]) == 0  # fmt: skip
+    (tmp_path / "pages").mkdir()
+    assert main(["report", str(run), "--out", str(tmp_path / "pages"), "--json"]) == 0
+    page = tmp_path / "pages" / "report.html"
+    assert page.is_file() and "learning curves" in page.read_text()
+    assert str(page) in capsys.readouterr().out
+    (tmp_path / "blocked" / "report.html").mkdir(parents=True)
+    assert main(["report", str(run), "--out", str(tmp_path / "blocked")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "report.html is a directory" in err[0] and ".tmp" not in err[0], err
+    # a directory of the user's own (a config.json that is not a run's) is no run: its report.html stays
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": 1}')
+    (mine / "report.html").write_text("my page")
+    assert main(["report", str(mine)]) == 2
+    assert "neither a run directory" in capsys.readouterr().err and (mine / "report.html").read_text() == "my page"
+
+
 @pytest.mark.browser  # skipped without Chromium, unless SPIKEDYN_REQUIRE_BROWSER=1 (CI): tests/conftest.py
 @pytest.mark.parametrize("which", ["sweep", "run", "failing"])
 def test_report_renders_in_headless_chromium(reports, which, tmp_path):

@@ -301,6 +301,57 @@ def test_restart_starts_a_finished_run_over(tmp_path, capsys, caplog):
     assert main([*argv, "--restart"]) == 0
 
 
+USER_FILES = {"config.json": '{"mine": 1}', "report.html": "<p>my page</p>", "summary.json": "[1, 2]",
+              "checkpoints/step_0000001.pt": "my notes"}
+
+
+@pytest.mark.parametrize("name", sorted(USER_FILES))
+def test_a_users_files_with_run_file_names_are_never_written_over_or_deleted(tmp_path, capsys, name):
+    """B1 of review 2: a directory that is not recognisably a run (its config.json is not a run's, or it
+    has none) keeps every file: train, train --restart and clear_run refuse it in one line (CLI: exit 2)."""
+    from spikedyn.learning.checkpoint import clear_run
+
+    user = tmp_path / "mine"
+    (user / "checkpoints").mkdir(parents=True)
+    (user / name).write_text(USER_FILES[name])
+    before = {p.name: p.read_bytes() for p in user.rglob("*") if p.is_file() and p.name != ".lock"}
+    for restart in (False, True):
+        with pytest.raises(RunError, match=r"mine is not a spikedyn run directory: .*use another --run-dir"):
+            _train(user, steps=2, eval_every=2, restart=restart)
+    with pytest.raises(RunError, match="not a spikedyn run directory"):
+        clear_run(user)
+    argv = ["train", "--task", "rdm", "--task-param", "dt=10", "--hidden", "8", "--steps", "2", "--batch-size",
+            "4", "--eval-every", "2", "--eval-trials", "10", "--no-progress", "--run-dir", str(user)]
+    for extra in ([], ["--restart"]):
+        assert main([*argv, *extra]) == 2
+        line = _one_line(capsys)
+        assert str(user) in line and "use another --run-dir" in line, line
+    after = {p.name: p.read_bytes() for p in user.rglob("*") if p.is_file()}
+    assert after == before, "nothing is written there, not even the lock file"
+
+
+def test_a_run_is_recognised_and_restart_keeps_the_users_files_in_it(tmp_path):
+    """A run killed before its first checkpoint (config.json only) starts over; restart removes the
+    checkpoints spikedyn wrote but not a user's file in checkpoints/; a run without config.json but with
+    an intact checkpoint is still a run."""
+    from spikedyn.learning.checkpoint import is_run_dir
+
+    small = dict(steps=6, eval_every=3, eval_trials=10, net=_net(hidden=6))
+    _train(tmp_path / "early", stop_at=2, **small)  # killed before the first checkpoint (step 3)
+    assert is_run_dir(tmp_path / "early") and not (tmp_path / "early" / "checkpoints").exists()
+    assert _train(tmp_path / "early", **small).history[-1]["step"] == 6
+    run = tmp_path / "run"
+    _train(run, stop_at=4, **small)
+    (run / "config.json").unlink()
+    assert is_run_dir(run)  # recognised by its intact checkpoint
+    (run / "checkpoints" / "keep.txt").write_text("mine")
+    _train(run, restart=True, **small)
+    assert (run / "checkpoints" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["keep.txt", "step_0000003.pt",
+                                                                       "step_0000006.pt"]
+    assert not is_run_dir(tmp_path / "nothing") and not is_run_dir(tmp_path)
+
+
 def _truncate(p):
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 

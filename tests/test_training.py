@@ -154,3 +154,24 @@ def test_train_rejects_bad_arguments():
         spikedyn.train(net, task, rule="hebbian-nope", steps=1, progress=False)
     with pytest.raises(ValueError, match="positive"):
         spikedyn.train(net, task, steps=0, progress=False)
+
+
+def test_one_definition_of_the_step_seed_and_the_rules_helpers():
+    """B2 of review 2: the derived torch seeds come from one formula (``rules.seed_of``; these values are
+    the ones every earlier run used), and the rules share one ``is_population`` / ``batch_tensors`` /
+    ``body_of``."""
+    import importlib
+
+    from spikedyn.learning import full_force, ga, hebbian, regularizers, rules
+
+    train = importlib.import_module("spikedyn.learning.train")  # the package exports the function ``train``
+    for seed, step in ((3, 5), (3, -1), (0, 0), (2**40, 10**6)):
+        assert train._step_seed(seed, step) == rules.seed_of(seed, step) == (
+            (seed * 1_000_033 + step * 7919 + 17) % (2**63 - 1))
+    assert rules.seed_of(3, 5, salt=2) == (3 * 1_000_033 + 5 * 7919 + 2 * 104_729 + 17) % (2**63 - 1)
+    for module in (hebbian, full_force, ga, train):
+        assert module.is_population is rules.is_population
+    for module in (hebbian, full_force, ga):
+        assert module.batch_tensors is rules.batch_tensors
+    for module in (hebbian, full_force, regularizers):
+        assert module.body_of is rules.body_of

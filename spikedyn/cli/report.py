@@ -12,7 +12,8 @@ from .common import emit, json_option
 @app.command("report")
 def report_command(
     path: Path = typer.Argument(..., help="A run directory (spikedyn train --run-dir) or a sweep directory."),
-    out: Path = typer.Option(None, help="Where to write the page (default: PATH/report.html)."),
+    out: Path = typer.Option(None, help="Where to write the page: a file name, or an existing directory (the "
+                             "page is then DIR/report.html); default: PATH/report.html."),
     as_json: bool = json_option(),
 ) -> None:
     """Write one HTML page (figures embedded, no network needed): learning curves with seed bands, the

@@ -31,9 +31,10 @@ def train(
     task_param: list[str] = typer.Option([], help="Task parameter key=value (repeatable), e.g. dt=10."),
     model_param: list[str] = typer.Option([], help="Model parameter key=value (repeatable), e.g. alpha=0.1."),
     run_dir: Path = typer.Option(None, help="Run directory (config, checkpoints, metrics.jsonl); resumes an "
-                                 "interrupted run with the same settings."),
-    restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes its "
-                                 "checkpoints and results) instead of resuming it."),
+                                 "interrupted run with the same settings. A directory holding files with "
+                                 "those names that is not a spikedyn run is refused (never written over)."),
+    restart: bool = typer.Option(False, "--restart", help="Start the run in --run-dir over (deletes the "
+                                 "checkpoints and results spikedyn wrote there) instead of resuming it."),
     config: Path = typer.Option(None, help="TOML/YAML file with these options (flags given here win)."),
     population: int = typer.Option(None, help="Train E networks at once as one Population (seeds seed..seed+E-1); "
                                    "with --rule ga: the size of generation zero (default 50)."),

@@ -4,11 +4,15 @@ A run directory written by ``spikedyn.train`` holds ``config.json`` (the whole t
 configuration), ``metrics.jsonl``, ``checkpoints/step_XXXXXXX.pt``, and, once finished, ``model.pt``
 and ``summary.json`` (written last: it marks the run finished). Every file is written atomically and
 read with ``torch.load(weights_only=True)`` or ``json``, so nothing read from a run directory can run
-code. One process at a time may write a run directory (``run_lock``).
+code. One process at a time may write a run directory (``run_lock``). A directory is recognised as a
+run by its config.json (the sections ``model``, ``task``, ``rule``, ``train``: ``is_run_dir``); in any
+other directory files with these names are the user's, and ``train`` refuses to write over or delete
+them (``check_not_foreign``).
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import io
 import json
@@ -16,7 +20,6 @@ import logging
 import math
 import pickle
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ DEFAULT_LR = 1e-3
 _CKPT_NAME = re.compile(r"step_(\d+)\.pt")
 # what ``restart=True`` removes: everything spikedyn writes into a run directory (all derived from the run)
 RUN_FILES = ("config.json", "metrics.jsonl", "model.pt", "summary.json", "deploy.json", "deploy.md", "report.html")
+# settings runs record since a version of spikedyn; a run written before it is resumed without checking them
+RECORDED_SINCE = ("rule.teacher_weights_sha256",)
 RESTART_HINT = "start it over with `spikedyn train --restart` (train(..., restart=True)) or use another --run-dir"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +81,18 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     return str(o)
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's ``state_dict`` (names, shapes and values as float64, in the dict's order): two
+    modules with the same digest hold the same weights. What a run records of a network it uses but does
+    not train (full-FORCE's trained teacher), so a resume with another one is refused."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().to("cpu", torch.float64).contiguous()
+        h.update(f"{name}{list(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def plain(obj: Any) -> Any:
@@ -214,7 +231,9 @@ def run_lock(run_dir: Path, timeout: float = 0.0) -> Iterator[None]:
 
 
 def locks_run_dir(fn: F) -> F:
-    """Decorator: hold ``run_lock(run_dir)`` while ``fn`` runs, when its ``run_dir`` argument is given."""
+    """Decorator: hold ``run_lock(run_dir)`` while ``fn`` runs, when its ``run_dir`` argument is given. A
+    directory that is not recognisably a run (``check_not_foreign``) is refused before the lock file is
+    made in it (and checked again under the lock, by ``open_run``)."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -222,6 +241,8 @@ def locks_run_dir(fn: F) -> F:
         run_dir = signature.bind_partial(*args, **kwargs).arguments.get("run_dir")
         if run_dir is None:
             return fn(*args, **kwargs)
+        if Path(run_dir).is_dir():
+            check_not_foreign(Path(run_dir))
         with run_lock(Path(run_dir)):
             return fn(*args, **kwargs)
 
@@ -297,13 +318,70 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").is_file() and (Path(run_dir) / "model.pt").is_file()
 
 
-def clear_run(run_dir: Path) -> None:
-    """Remove what spikedyn wrote into ``run_dir`` (``RUN_FILES`` and ``checkpoints/``); other files stay."""
+RUN_KEYS = ("model", "task", "rule", "train")  # the sections of every run's config.json (make_run_config)
+
+
+def is_run_config(obj: Any) -> bool:
+    """Whether ``obj`` (a parsed config.json) is a ``spikedyn.train`` run's: a dict with the sections
+    ``model``, ``task``, ``rule`` and ``train`` (a dict)."""
+    return isinstance(obj, dict) and all(k in obj for k in RUN_KEYS) and isinstance(obj["train"], dict)
+
+
+def is_run_dir(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is recognisably a spikedyn run directory: its ``config.json`` is a run's
+    (``is_run_config``), or, without a config.json, its newest checkpoint is an intact spikedyn checkpoint."""
     run_dir = Path(run_dir)
+    cfg = run_dir / "config.json"
+    if cfg.is_file():
+        try:
+            return is_run_config(json.loads(cfg.read_text()))
+        except (ValueError, UnicodeDecodeError, OSError):
+            return False
+    newest = latest_checkpoint(run_dir)
+    if newest is None or cfg.exists():
+        return False
+    try:
+        return is_run_config(load_checkpoint(newest)["config"])
+    except (UnreadableFile, OSError):
+        return False
+
+
+def _run_file_names(run_dir: Path) -> list[str]:
+    """The names in ``run_dir`` that spikedyn writes in a run directory (``RUN_FILES``, a non-empty
+    ``checkpoints/``)."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    ckpt = run_dir / CKPT_DIR
+    if ckpt.exists() and (not ckpt.is_dir() or any(ckpt.iterdir())):
+        found.append(f"{CKPT_DIR}/")
+    return found
+
+
+def check_not_foreign(run_dir: Path) -> None:
+    """Refuse (one ``RunError`` line) a directory that holds files with spikedyn's run-file names but is
+    not recognisably a run (``is_run_dir``): they are someone else's, and spikedyn never writes over or
+    deletes them."""
+    run_dir = Path(run_dir)
+    names = _run_file_names(run_dir)
+    if not names or is_run_dir(run_dir):
+        return
+    why = ("its config.json has no model/task/rule/train settings" if "config.json" in names
+           else f"it holds {', '.join(names)} but no run config.json")
+    raise RunError(f"{run_dir} is not a spikedyn run directory: {why}; spikedyn does not write over or delete "
+                   "those files: use another --run-dir (a new or empty directory)")
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove what spikedyn wrote into the run directory ``run_dir`` (``RUN_FILES`` and the checkpoints
+    ``checkpoints/step_<n>.pt``; the folder too once empty); other files stay. A directory that is not
+    recognisably a run (``check_not_foreign``) is refused and nothing is removed."""
+    run_dir = Path(run_dir)
+    check_not_foreign(run_dir)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / CKPT_DIR).is_dir():
-        shutil.rmtree(run_dir / CKPT_DIR)
+    for ckpt in list_checkpoints(run_dir):
+        ckpt.unlink(missing_ok=True)
+    if (run_dir / CKPT_DIR).is_dir() and not any((run_dir / CKPT_DIR).iterdir()):
+        (run_dir / CKPT_DIR).rmdir()
 
 
 def open_run(run_dir: Path, config: dict[str, Any], *, lr: Any, resume: bool = True,
@@ -316,13 +394,16 @@ def open_run(run_dir: Path, config: dict[str, Any], *, lr: Any, resume: bool = T
     resume step on and recorded in ``train.lr_changes``. A finished run with the same settings comes back
     as ``Resume(finished=True)``: nothing is written, ``train`` returns its results.
 
-    Refused with one ``RunError`` line: settings that differ from the recorded ones (anything but an
-    unfinished run's ``lr``); a ``model.pt`` without the checkpoint it was saved from; checkpoints none
-    of which is intact; any existing run when ``resume=False``.
+    Refused with one ``RunError`` line: a directory that holds files with the run files' names but is
+    not recognisably a run (``check_not_foreign``: e.g. a config.json of the user's own, which is never
+    written over or deleted); settings that differ from the recorded ones (anything but an unfinished
+    run's ``lr``); a ``model.pt`` without the checkpoint it was saved from; checkpoints none of which is
+    intact; any existing run when ``resume=False``.
     """
     run_dir = Path(run_dir)
     for tmp in remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / CKPT_DIR):
         log.info("removed %s, left by an interrupted write", tmp)
+    check_not_foreign(run_dir)  # spikedyn writes over (or deletes) only a run's own files
     if restart:
         clear_run(run_dir)
     finished = is_finished(run_dir)
@@ -339,7 +420,11 @@ def open_run(run_dir: Path, config: dict[str, Any], *, lr: Any, resume: bool = T
     if not resume:
         raise RunError(f"{run_dir} holds a run (checkpoint {path.name}) and resume=False; {RESTART_HINT}")
     recorded = ck["config"]
-    changes = config_changes(recorded, config, ignore=("train.lr", "train.lr_changes"))
+    unrecorded = [k for k in RECORDED_SINCE if k not in _flat(plain(recorded))]
+    if unrecorded and any(k in _flat(plain(config)) for k in unrecorded):
+        log.warning("%s was written before spikedyn recorded %s; resuming it without checking that", run_dir,
+                    ", ".join(unrecorded))
+    changes = config_changes(recorded, config, ignore=("train.lr", "train.lr_changes", *unrecorded))
     if changes:
         more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""
         what = "finished run was" if finished else "run was"

@@ -52,9 +52,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .hebbian import batch_tensors, body_of, is_population, rate_output, rate_step, rule_generator
+from .hebbian import rate_output, rate_step, rule_generator
+from .rules import TrainingDiverged, batch_tensors, body_of, is_population, nonfinite_members
 
 FILLS = ("linear", "next")
+MIN_RLS_ALPHA = 1e-12  # P_0 = I / rls_alpha: below this the block RLS solve is ill-conditioned in float64
 
 
 def rls_step(P: Tensor, W: Tensor, R: Tensor, Y: Tensor, forget: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -170,6 +172,7 @@ class FullForce:
     percentile: float = 99.0
 
     name = "full_force"
+    divergence_hint = "raise rls_alpha"  # what ``train`` adds to a TrainingDiverged of this rule
     trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
@@ -179,8 +182,9 @@ class FullForce:
             raise ValueError(f"full_force readout_on must be 'all' or 'mask', got {self.readout_on!r}")
         if self.target_fill not in FILLS:
             raise ValueError(f"full_force target_fill must be one of {list(FILLS)}, got {self.target_fill!r}")
-        if not self.rls_alpha > 0:
-            raise ValueError(f"full_force rls_alpha (the RLS regulariser) must be > 0, got {self.rls_alpha}")
+        if not (math.isfinite(self.rls_alpha) and self.rls_alpha >= MIN_RLS_ALPHA):
+            raise ValueError(f"full_force rls_alpha (the RLS regulariser, P_0 = I / rls_alpha) must be a finite number "
+                             f">= {MIN_RLS_ALPHA:g} (smaller ones break the solver in float64), got {self.rls_alpha}")
         if not self.fit_from_ms >= 0:
             raise ValueError(f"full_force fit_from_ms must be >= 0, got {self.fit_from_ms}")
         if int(self.update_every) != self.update_every or self.update_every < 1:
@@ -198,6 +202,10 @@ class FullForce:
                 "train_readout", "readout_on", "target_fill", "zero_init", "percentile")
         cfg = {k: getattr(self, k) for k in keys if k != "fit_from_ms" or self.fit_from_ms}  # older runs resume
         cfg["teacher"] = None if self.teacher is None else self.teacher.config()
+        if self.teacher is not None:  # its weights too: a resume with another trained teacher is refused
+            from .checkpoint import state_digest
+
+            cfg["teacher_weights_sha256"] = state_digest(self.teacher)
         cfg["hint"] = self.hint if isinstance(self.hint, str) else getattr(self.hint, "__name__", "custom")
         return {"name": self.name, **cfg}
 
@@ -298,13 +306,20 @@ class FullForce:
 
         u, target, mask = batch_tensors(model, batch)
         g = rule_generator(state["seed"], step, model.device)
-        if isinstance(body_of(model), SpikingRNN):
-            rec = self._spiking_pass(model, u, target, mask, state, g)
-        else:
-            rec = self._rate_pass(model, u, target, mask, state, g, batch)
+        try:
+            if isinstance(body_of(model), SpikingRNN):
+                rec = self._spiking_pass(model, u, target, mask, state, g)
+            else:
+                rec = self._rate_pass(model, u, target, mask, state, g, batch)
+        except torch.linalg.LinAlgError as e:  # a singular RLS system: the fit broke down
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrainingDiverged(f"full_force: the RLS solve failed at step {step} ({first})") from None
         for name in ("W_rec", "W_out"):
-            if not torch.isfinite(getattr(model, name)).all():
-                raise FloatingPointError(f"full_force: {name} became NaN/Inf at step {step}; raise rls_alpha")
+            w = getattr(model, name)
+            if not torch.isfinite(w).all():
+                bad = nonfinite_members(w) if is_population(model) else None
+                raise TrainingDiverged(f"full_force: {name} became NaN/Inf at step {step}"
+                                       f"{'' if bad is None else f' (members {bad})'}", members=bad)
         return rec
 
     # -- the two passes ---------------------------------------------------------------------------

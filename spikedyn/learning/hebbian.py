@@ -42,16 +42,11 @@ import torch
 from torch import Tensor
 
 from .regularizers import as_regularizer, trial_penalty
+from .rules import TrainingDiverged, batch_tensors, body_of, is_population, nonfinite_members
 
 READOUTS = ("unit", "linear")
 REWARDS = ("mse", "abs")
 BASELINES = ("running", "batch", "paired", "antithetic")
-
-
-def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
-    """(inputs, targets, mask) of a ``TaskBatch`` as tensors on the model's device and dtype."""
-    device, dtype = model.W_out.device, model.W_out.dtype
-    return tuple(torch.as_tensor(a, device=device, dtype=dtype) for a in (batch.inputs, batch.targets, batch.mask))
 
 
 def rule_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -79,17 +74,6 @@ def eligibility_increment(r_prev: Tensor, dx: Tensor) -> Tensor:
     """``[r_j(t-1) * (x_i(t) - xbar_i)]**3`` for every synapse: ``r_prev [..., B, J]``, ``dx [..., B, I]``
     -> ``[..., B, I, J]`` (post, pre); a leading member axis for a Population."""
     return (dx[..., :, None] * r_prev[..., None, :]) ** 3
-
-
-def is_population(model: Any) -> bool:
-    from spikedyn.models.population import Population
-
-    return isinstance(model, Population)
-
-
-def body_of(model: torch.nn.Module) -> torch.nn.Module:
-    """The member body of a Population (its hyper-parameters), or the model itself."""
-    return model.body if is_population(model) else model
 
 
 def rate_noise_scale(model: torch.nn.Module) -> float | Tensor:
@@ -176,6 +160,7 @@ class Hebbian:
     regularizer: dict | None = None  # firing-rate term added to each trial's loss R (learning/regularizers.py)
 
     name = "hebbian"
+    divergence_hint = "lower lr or set max_dw"  # what ``train`` adds to a TrainingDiverged of this rule
     trains_members = True  # a Population's members train as independent networks (rules.py doc)
 
     def __post_init__(self) -> None:
@@ -290,7 +275,9 @@ class Hebbian:
             baseline[t] = new.tolist() if pop else float(new)
         state["trials"] += int(u.shape[1])
         if not torch.isfinite(model.W_rec).all():
-            raise FloatingPointError(f"hebbian: W_rec became NaN/Inf at step {step}; lower lr or max_dw")
+            bad = nonfinite_members(model.W_rec) if pop else None
+            raise TrainingDiverged(f"hebbian: W_rec became NaN/Inf at step {step}{f' (members {bad})' if pop else ''}",
+                                   members=bad)  # fmt: skip
         return record
 
     # -- pieces -----------------------------------------------------------------------------------

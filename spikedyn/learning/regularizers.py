@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .rules import body_of
+
 
 @dataclass(frozen=True)
 class FiringRateRegularizer:
@@ -94,11 +96,6 @@ def as_regularizer(value: Any) -> FiringRateRegularizer | None:
         except TypeError:
             raise ValueError(f"regularizer takes the keys strength and target, got {sorted(value)}") from None
     raise ValueError(f"regularizer must be None, a FiringRateRegularizer or a dict, got {type(value).__name__}")
-
-
-def body_of(model: Any) -> Any:
-    """The network body (a Population's template)."""
-    return getattr(model, "body", model) if hasattr(model, "member_configs") else model
 
 
 def is_spiking(model: Any) -> bool:

@@ -20,7 +20,9 @@ so it holds tensors, python scalars, strings and lists/dicts of them. Optional a
   batched run equals the members trained one by one); ``spikedyn study`` batches only rules that say so.
 
 For a ``Population``, ``train`` keeps ``state["active"]`` (bool ``[E]``): members that reached the target
-accuracy are False and ``train`` restores their weights after every update, so they stop changing.
+accuracy (or diverged, with ``on_member_divergence="freeze"``: ``state["diverged"]``) are False and ``train``
+restores their weights after every update, so they stop changing. A gradient rule checks only the active
+members for NaN/Inf; ``TrainingDiverged.members`` names the ones that diverged.
 
 Gradient rules (``bptt``, ``eprop``, ``rflo``) subclass ``LearningRule``: they implement
 ``loss_and_gradients(model, u, target, mask, loss) -> (loss, {param_name: grad})`` (BPTT's is autograd's)
@@ -52,7 +54,12 @@ LAZY_RULES: dict[str, tuple[str, str]] = {
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised when the loss or a gradient becomes NaN/Inf."""
+    """Raised when the loss or a gradient becomes NaN/Inf. ``members``: for a Population, the members that
+    diverged (indices), when the rule can tell; None otherwise."""
+
+    def __init__(self, message: str, members: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.members = members
 
 
 @runtime_checkable
@@ -105,9 +112,15 @@ def make_rule(rule: Any, **kwargs: Any) -> Rule:
 
 
 def is_population(model: Any) -> bool:
+    """Whether ``model`` is a ``spikedyn.Population`` (the one definition every rule imports)."""
     from spikedyn.models.population import Population
 
     return isinstance(model, Population)
+
+
+def body_of(model: Any) -> Any:
+    """The member body of a Population (its hyper-parameters: ``f``, ``alpha``, ``dt``...), or the model itself."""
+    return model.body if is_population(model) else model
 
 
 def batch_tensors(model: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
@@ -187,8 +200,9 @@ def grad_norms(grads: dict[str, Tensor], members: int | None) -> Tensor:
     return torch.sqrt(sum((g.double() ** 2).reshape(members, -1).sum(1) for g in grads.values()))
 
 
-def _nonfinite(x: Tensor) -> list[int]:
-    return torch.nonzero(~torch.isfinite(x)).flatten().tolist()
+def nonfinite_members(w: Tensor) -> list[int]:
+    """The Population members (indices along the first axis of ``w [E, ...]``) whose entries hold a NaN/Inf."""
+    return torch.nonzero(~torch.isfinite(w.reshape(w.shape[0], -1)).all(1)).flatten().tolist()
 
 
 class LearningRule:
@@ -263,10 +277,15 @@ class LearningRule:
         members = self._members(model)
         norms = grad_norms(grads, members)
         loss64 = loss.detach().double()
-        if not (bool(torch.isfinite(loss64).all()) and bool(torch.isfinite(norms).all())):
-            what = "NaN/Inf" if not bool(torch.isfinite(loss64).all()) else "finite but a gradient NaN/Inf"
-            bad = "" if members is None else f" (members {_nonfinite(loss64 + norms)})"
-            raise TrainingDiverged(f"loss became {what} at step {step}{bad}")
+        finite = torch.isfinite(loss64) & torch.isfinite(norms)
+        active = state.get("active")  # a frozen member (reached its target, or diverged) is not watched
+        watched = finite if active is None else finite | ~active.to(finite.device)
+        if not bool(watched.all()):
+            failing = ~watched
+            what = "NaN/Inf" if bool((failing & ~torch.isfinite(loss64)).any()) else "finite but a gradient NaN/Inf"
+            bad = None if members is None else torch.nonzero(failing).flatten().tolist()
+            where = "" if bad is None else f" (members {bad})"
+            raise TrainingDiverged(f"loss became {what} at step {step}{where}", members=bad)
         if self.clip is not None:
             coef = (self.clip / (norms + 1e-6)).clamp(max=1.0)
             grads = {n: g * _per_member(coef, g) if members is not None else g * coef.to(g) for n, g in grads.items()}
@@ -275,8 +294,13 @@ class LearningRule:
                   state.get("active"))  # fmt: skip
         if members is None:
             return {"loss": float(loss64), "grad_norm": float(norms)}
-        return {"loss": float(loss64.mean()), "grad_norm": float(norms.mean()),
-                "member_loss": loss64.tolist(), "member_grad_norm": norms.tolist()}  # fmt: skip
+        if bool(finite.all()):
+            return {"loss": float(loss64.mean()), "grad_norm": float(norms.mean()),
+                    "member_loss": loss64.tolist(), "member_grad_norm": norms.tolist()}  # fmt: skip
+        # a diverged member, frozen (train(..., on_member_divergence="freeze")): means over the others, None for it
+        return {"loss": float(loss64[finite].mean()), "grad_norm": float(norms[finite].mean()),
+                "member_loss": [v if ok else None for v, ok in zip(loss64.tolist(), finite.tolist())],
+                "member_grad_norm": [v if ok else None for v, ok in zip(norms.tolist(), finite.tolist())]}
 
 
 @register_rule("bptt")
@@ -327,12 +351,15 @@ class BPTT(LearningRule):
 
 
 def seed_of(seed: int, step: int, salt: int = 0) -> int:
-    """A deterministic 63-bit seed from (seed, step, salt), for rules that draw their own random numbers."""
+    """A deterministic 63-bit seed from (seed, step, salt): the one formula behind every derived torch seed
+    (``train``'s per-step and evaluation noise seeds are ``seed_of(seed, step)``; rules that draw their own
+    random numbers add a ``salt``)."""
     return (int(seed) * 1_000_033 + int(step) * 7919 + int(salt) * 104_729 + 17) % (2**63 - 1)
 
 
 __all__ = [
     "BPTT", "LAZY_RULES", "LearningRule", "RULES", "Rule", "TrainingDiverged", "adam_init", "adam_step",
-    "available_rules", "batch_tensors", "grad_norms", "is_population", "make_rule", "member_losses",
+    "available_rules", "batch_tensors", "body_of", "grad_norms", "is_population", "make_rule", "member_losses",
+    "nonfinite_members",
     "register_rule", "seed_of",
 ]  # fmt: skip

@@ -13,6 +13,7 @@ in a population equals the same model trained alone with the same ``seed``.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ from .checkpoint import (
 )
 from .losses import task_loss
 from .reprs import result_repr
-from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses
+from .rules import LearningRule, Rule, TrainingDiverged, is_population, make_rule, member_losses, seed_of
+
+log = logging.getLogger("spikedyn.runs")
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out trials come from a stream no training step uses
 
@@ -91,7 +94,8 @@ def _to_tensors(batch: Any, device: torch.device, dtype: torch.dtype) -> tuple[T
 
 
 def _step_seed(seed: int, step: int) -> int:
-    return (int(seed) * 1_000_033 + int(step) * 7919 + 17) % (2**63 - 1)
+    """The torch seed of ``stream`` (a step, or -1 for evaluation) of a run seeded ``seed``: ``rules.seed_of``."""
+    return seed_of(seed, step)
 
 
 @contextmanager
@@ -198,6 +202,7 @@ def train(
     rule_kwargs: dict[str, Any] | None = None,
     restart: bool = False,
     device: Any = None,
+    on_member_divergence: str = "raise",
 ) -> TrainResult:
     """Train ``model`` (or every member of a ``Population``) on ``task`` with ``rule``.
 
@@ -228,6 +233,14 @@ def train(
         callback: called as ``callback(step, record)`` after every step (logging, tests).
         device: "cpu", "cuda" or "cuda:N": move ``model`` there first (None: where it is). Progress:
             a bar on a terminal, a log line every 30 s otherwise (``spikedyn.progress``).
+        on_member_divergence: "raise" (default: a NaN/Inf in any member raises ``TrainingDiverged`` for the
+            run) or "freeze" (a ``Population`` trained with a gradient rule only): a member whose loss or
+            gradient turns NaN/Inf is frozen at its last finite weights, like a member at its target, and
+            the step is re-run for the others with the same batch and draws (so they end as in a run
+            where it did not diverge); from then on every record has ``member_diverged`` (one bool per
+            member), that member's ``member_loss``/``member_grad_norm`` (and non-finite held-out scores)
+            are None and ``loss``, ``eval_loss``, ``accuracy``... are means over the others. Only when
+            every active member diverges is ``TrainingDiverged`` raised.
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError("steps, batch_size and eval_every must be positive integers")
@@ -240,6 +253,12 @@ def train(
     if isinstance(rule_obj, LearningRule):
         rule_obj.set_optimizer(lr=lr_new_run, clip=clip, weight_decay=weight_decay)
     per_member = is_population(model) and not getattr(rule_obj, "trains_population", False)
+    if on_member_divergence not in ("raise", "freeze"):
+        raise ValueError(f"on_member_divergence must be 'raise' or 'freeze', got {on_member_divergence!r}")
+    freeze = on_member_divergence == "freeze"
+    if freeze and not (per_member and isinstance(rule_obj, LearningRule)):
+        raise ValueError("on_member_divergence='freeze' applies to a Population trained with a gradient rule "
+                         "(bptt, eprop, rflo)")  # fmt: skip
     if isinstance(seed, Sequence):
         if not (per_member and isinstance(rule_obj, LearningRule)):
             raise ValueError("one seed per member needs a Population trained with a gradient rule (bptt, eprop, "
@@ -256,10 +275,13 @@ def train(
     start, stopped_early, last_ckpt, finished = 1, False, None, False
     run_config = make_run_config(model, task, rule_obj, steps=steps, batch_size=batch_size, lr=lr_new_run, seed=seed,
                                  clip=clip, eval_every=eval_every, eval_trials=eval_trials,
-                                 target_accuracy=target_accuracy, weight_decay=weight_decay)  # fmt: skip
+                                 target_accuracy=target_accuracy, weight_decay=weight_decay,
+                                 **({"on_member_divergence": "freeze"} if freeze else {}))  # fmt: skip
     state = rule_obj.init_state(model, task, seed=seed)
     if per_member:
         state["active"] = torch.ones(model.size, dtype=torch.bool)
+    if freeze:
+        state["diverged"] = torch.zeros(model.size, dtype=torch.bool)
     if run_path is not None:
         resumed = open_run(run_path, run_config, lr=lr, resume=resume, restart=restart)
         if resumed is not None:
@@ -298,12 +320,19 @@ def train(
             break
         batch = sample_batch(task, batch_size, seed, step)
         frozen = _freeze_inactive(model, state) if per_member else None
-        with _torch_draws(model, seed, step):
+        try:
             try:
-                update = rule_obj.update(model, batch, state, step=step)
+                with _torch_draws(model, seed, step):
+                    update = rule_obj.update(model, batch, state, step=step)
             except TrainingDiverged as e:
-                where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
-                raise TrainingDiverged(f"{e} ({where}); lower lr, enable clip, or check inputs") from None
+                if not (freeze and e.members and _freeze_diverged(state, e.members, step)):
+                    raise
+                with _torch_draws(model, seed, step):  # the step again without them: same batch, same draws
+                    update = rule_obj.update(model, batch, state, step=step)
+        except TrainingDiverged as e:
+            where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
+            hint = getattr(rule_obj, "divergence_hint", "lower lr, enable clip, or check inputs")
+            raise TrainingDiverged(f"{e} ({where}); {hint}", members=e.members) from None
         loss_value = float(update["loss"])
         if not np.isfinite(loss_value):
             where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was written"
@@ -311,8 +340,11 @@ def train(
         if frozen:
             _restore(model, frozen)
         record: dict[str, Any] = {"step": step, **update}
+        if freeze and bool(state["diverged"].any()):
+            record["member_diverged"] = state["diverged"].tolist()
         if step % eval_every == 0 or step == steps:
-            record.update(evaluate(result_model(), task, eval_batch, seed=eval_seed))
+            scores = evaluate(result_model(), task, eval_batch, seed=eval_seed)
+            record.update(_without(scores, state["diverged"]) if freeze and bool(state["diverged"].any()) else scores)
             stopped_early = _early_stop(record, state, target_accuracy, per_member)
         history.append(record)
         if callback is not None:
@@ -345,6 +377,32 @@ def _early_stop(record: dict[str, Any], state: dict, target: float | None, per_m
     state["active"] &= ~reached
     record["members_active"] = int(state["active"].sum())
     return not bool(state["active"].any())
+
+
+def _without(scores: dict[str, Any], diverged: torch.Tensor) -> dict[str, Any]:
+    """A Population's evaluation without its diverged members: each score the mean over the others, and
+    the diverged members' non-finite ``member_*`` values None."""
+    keep = (~diverged).tolist()
+    out = dict(scores)
+    for key, values in scores.items():
+        if key.startswith("member_") and key[len("member_"):] in scores:
+            out[key] = [v if k or np.isfinite(v) else None for v, k in zip(values, keep)]
+            out[key[len("member_"):]] = float(np.mean([v for v, k in zip(values, keep) if k]))
+    return out
+
+
+def _freeze_diverged(state: dict, members: list[int], step: int) -> bool:
+    """Mark ``members`` diverged and inactive (frozen from now on) if other members are still active;
+    False (nothing changed) when no active member would be left."""
+    idx = torch.as_tensor(members, dtype=torch.long)
+    left = state["active"].clone()
+    left[idx] = False
+    if not bool(left.any()):
+        return False
+    state["active"], state["diverged"][idx] = left, True
+    log.warning("members %s diverged at step %d: frozen at their last finite weights (member_diverged)",
+                members, step)
+    return True
 
 
 def _freeze_inactive(model: torch.nn.Module, state: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
