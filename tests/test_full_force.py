@@ -309,3 +309,17 @@ def test_the_run_config_records_the_trained_teachers_weights(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="spikedyn.runs"):
         res = spikedyn.train(seed002_net(task), task, rule=FullForce(teacher=teacher), **kw)
     assert res.history[-1]["step"] == 4 and "teacher_weights_sha256" in caplog.text
+
+
+def test_the_evidence_hint_is_scaled_by_the_tasks_own_coherence_max():
+    from spikedyn.learning.full_force import evidence_hint
+
+    wide = tasks.make("rdm", dt=50.0, coherence_max=2 * tasks.decision.COHERENCE_MAX)
+    batch = wide.sample(4, 0)
+    assert torch.allclose(evidence_hint(batch, wide.coherence_max), evidence_hint(batch) / 2)
+    rule = FullForce(hint="evidence")
+    st = rule.init_state(seed002_net(wide), wide, seed=0)
+    assert st["coherence_max"] == wide.coherence_max
+    d = torch.zeros(batch.inputs.shape[0], 4, 1, dtype=torch.float64)
+    h = rule.hint_signal(batch, d, st["coherence_max"])
+    assert torch.allclose(h, rule.hint_scale * evidence_hint(batch) / 2)

@@ -107,13 +107,15 @@ def dense_target(target: Tensor, mask: Tensor, fill: str = "linear") -> Tensor:
     return res.reshape(target.shape)
 
 
-def evidence_hint(batch: Any) -> Tensor:
+def evidence_hint(batch: Any, coherence_max: float | None = None) -> Tensor:
     """A hint for the evidence-integration tasks (RDM, CDI, N-CDI): the running sum of the relevant
     noisy stream, ``sum_{s<=t} u_s / (T * coherence_max)`` (about +-1 at the end of a trial at the
-    highest coherence). Inputs are laid out as in ``spikedyn.tasks.decision``: ``[stream]`` or
-    ``[context_1..N, stream_1..N]``. Returns ``[T, B, 1]``."""
+    highest coherence; ``coherence_max``: the task's, default ``spikedyn.tasks.decision.COHERENCE_MAX``).
+    Inputs are laid out as in ``spikedyn.tasks.decision``: ``[stream]`` or ``[context_1..N, stream_1..N]``.
+    Returns ``[T, B, 1]``."""
     from spikedyn.tasks.decision import COHERENCE_MAX
 
+    coherence_max = COHERENCE_MAX if coherence_max is None else float(coherence_max)
     u = torch.as_tensor(batch.inputs, dtype=torch.float64)
     T, B, I = u.shape
     if I == 1:
@@ -121,7 +123,7 @@ def evidence_hint(batch: Any) -> Tensor:
     else:
         ctx = torch.as_tensor(batch.meta["context"], dtype=torch.long)
         stream = u[:, torch.arange(B), I // 2 + ctx]
-    return (torch.cumsum(stream, 0) / (T * COHERENCE_MAX))[..., None]
+    return (torch.cumsum(stream, 0) / (T * coherence_max))[..., None]
 
 
 def _augment(r: Tensor) -> Tensor:
@@ -216,6 +218,8 @@ class FullForce:
 
         N, dev = model.n_hidden, model.device
         state: dict[str, Any] = {"seed": int(seed), "dt": float(getattr(task, "dt", getattr(model, "dt", 1.0)))}
+        if getattr(task, "coherence_max", None) is not None:  # scales the evidence hint to this task's inputs
+            state["coherence_max"] = float(task.coherence_max)
         g = rule_generator(seed, 2**31 - 1, dev)  # a stream no update step uses
         body = body_of(model)
         spiking = isinstance(body, SpikingRNN)
@@ -340,13 +344,14 @@ class FullForce:
     def _learned(p: Tensor) -> Tensor | None:
         return p if isinstance(p, torch.nn.Parameter) else None
 
-    def hint_signal(self, batch: Any, d: Tensor) -> Tensor:
+    def hint_signal(self, batch: Any, d: Tensor, coherence_max: float | None = None) -> Tensor:
         """The hint ``h [T, B, H]`` fed to the target-generating network: ``hint_scale * d(t)`` for
-        ``hint="target"``, else ``hint_scale * hint(batch)`` (a function of the TaskBatch)."""
+        ``hint="target"``, else ``hint_scale * hint(batch)`` (a function of the TaskBatch; the evidence hint
+        divides by ``coherence_max``, the task's, recorded by ``init_state``)."""
         if self.hint == "target":
             return self.hint_scale * d
         if self.hint == "evidence":
-            return self.hint_scale * evidence_hint(batch).to(d)
+            return self.hint_scale * evidence_hint(batch, coherence_max).to(d)
         return self.hint_scale * torch.as_tensor(self.hint(batch)).to(d)
 
     def _rate_pass(self, model, u, target, mask, state, g, batch_hint=None) -> dict:
@@ -360,7 +365,7 @@ class FullForce:
         if teach is None:
             d = dense_target(target, mask, self.target_fill).double()
             J_D, u_out, u_hint = state["J_D"], state["u_out"], state["u_hint"]
-            h = self.hint_signal(batch_hint, d)
+            h = self.hint_signal(batch_hint, d, state.get("coherence_max"))
             x_T, W_in = x.double(), model.W_in.double()
         else:
             x_T = teach.init_state(B, g).x.to(model.dtype)
