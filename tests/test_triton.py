@@ -468,6 +468,24 @@ def test_evaluate_runs_the_forward_only_kernel_and_gives_the_torch_paths_scores(
                                        rtol=1e-6)
 
 
+def _failing_launches(monkeypatch, kernels: dict, message: str, sites: tuple) -> None:
+    """Make ``launcher`` of each module in ``kernels`` raise ``RuntimeError(message)`` for the named kernel
+    (other kernels launch as usual), and simulate a CUDA machine under "auto" at the dispatch ``sites``
+    (Triton is wanted until a failure is recorded); no failure is recorded yet."""
+    for module, kernel in kernels.items():
+        real = module.launcher
+
+        def failing(fn, like, real=real, kernel=kernel):
+            if fn.__name__ == kernel:
+                raise RuntimeError(message)
+            return real(fn, like)
+
+        monkeypatch.setattr(module, "launcher", failing)
+    for site in (*sites, ts):
+        monkeypatch.setattr(site, "wants_triton", lambda t: ts._failed is None)
+    monkeypatch.setattr(ts, "_failed", None)
+
+
 @needs_interpreter
 @pytest.mark.parametrize("site", ["spiking_no_grad", "spiking_population_no_grad", "spiking_outputs",
                                   "rate_outputs"])
@@ -494,18 +512,8 @@ def test_a_failing_forward_only_kernel_under_auto_warns_once_and_runs_the_torch_
 
     with ts.use_triton("off"):
         ref = call()
-    for module, kernel in ((triton_lif, "_spiking_forward"), (triton_rate, "_rate_forward")):
-        real = module.launcher
-
-        def failing(fn, like, real=real, kernel=kernel):
-            if fn.__name__ == kernel:
-                raise RuntimeError("out of resources: registers")
-            return real(fn, like)
-
-        monkeypatch.setattr(module, "launcher", failing)
-    for module in (fused, population, ts):  # CUDA under "auto", simulated
-        monkeypatch.setattr(module, "wants_triton", lambda t: ts._failed is None)
-    monkeypatch.setattr(ts, "_failed", None)
+    _failing_launches(monkeypatch, {triton_lif: "_spiking_forward", triton_rate: "_rate_forward"},
+                      "out of resources: registers", (fused, population))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert torch.equal(call(), ref)
@@ -681,13 +689,6 @@ def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(mo
 
     spiking = kind.startswith("spiking")
     module, name = (triton_lif, "_spiking_backward") if spiking else (triton_rate, "_rate_backward")
-    real = module.launcher
-
-    def failing(fn, like):
-        if fn.__name__ == name:
-            raise RuntimeError("out of resources: shared memory")
-        return real(fn, like)
-
     torch.manual_seed(1)
     if spiking:  # ALIF, refractoriness, 2 substeps: every stored tensor the adjoint reads
         m, u = _model(SPIKING["alif_ref_substeps_triangle"], torch.float64, n_hidden=16)
@@ -708,10 +709,7 @@ def test_a_failing_backward_kernel_under_auto_falls_back_to_the_torch_adjoint(mo
 
     r_ref, g_ref = grads("off")
     assert r_ref.sum() > 20 and all(g.abs().max() > 0 for g in g_ref)  # spikes (rates) and gradients to compare
-    monkeypatch.setattr(module, "launcher", failing)
-    for site in (fused, rate, ts):  # CUDA under "auto", simulated
-        monkeypatch.setattr(site, "wants_triton", lambda t: ts._failed is None)
-    monkeypatch.setattr(ts, "_failed", None)
+    _failing_launches(monkeypatch, {module: name}, "out of resources: shared memory", (fused, rate))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r, g = grads("auto")
