@@ -895,3 +895,23 @@ def test_compiled_rate_kernels_on_the_gpu_equal_the_step_loop_in_float64(activat
         res[mode] = torch.autograd.grad(out.y.square().sum(), list(m.parameters()))
     for a, b in zip(res["auto"], res["off"]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
+
+
+def test_running_out_of_gpu_memory_propagates_and_keeps_the_kernels_on(monkeypatch):
+    """An out-of-memory error is the call's size, not a kernel failure: under "auto" it propagates from
+    both wrappers and does not switch the process to the torch path (``_failed`` stays unset)."""
+
+    def oom():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(ts, "_failed", None)
+    with ts.use_triton("auto"):
+        with pytest.raises(torch.cuda.OutOfMemoryError):
+            ts.run_triton(oom)
+        with pytest.raises(torch.cuda.OutOfMemoryError):
+            ts.run_triton_backward(oom, lambda: None, strict=False)
+        assert ts._failed is None
+        assert ts.run_triton(lambda: 7) == 7
+        assert ts.run_triton_backward(lambda: (_ for _ in ()).throw(RuntimeError("launch")), lambda: 8,
+                                      strict=False) == 8
+        assert ts._failed is not None  # a real launch failure still falls back

@@ -136,11 +136,15 @@ def wants_triton(t: torch.Tensor) -> bool:
 def run_triton(kernel: Callable[[], R]) -> R | None:
     """``kernel()`` (a Triton forward); under ``"auto"`` a failure to compile or launch warns once, returns
     None (the caller then runs its torch path) and keeps ``wants_triton`` false for the rest of the process;
-    under ``"on"`` the error propagates."""
+    under ``"on"`` the error propagates. Running out of GPU memory propagates in every mode: it is the
+    call's size (an evaluation batch larger than training's, say), which the torch path would not fit
+    either, and it must not switch the rest of the run off the kernels."""
     if triton_mode() == "on":
         return kernel()
     try:
         return kernel()
+    except torch.cuda.OutOfMemoryError:  # the call's size, not the kernel: the torch path needs more memory
+        raise
     except Exception as e:  # noqa: BLE001 - any compile/launch error: the torch path computes the same map
         _fall_back(e)
         return None
@@ -155,6 +159,8 @@ def run_triton_backward(kernel: Callable[[], R], torch_path: Callable[[], R], st
         return kernel()
     try:
         return kernel()
+    except torch.cuda.OutOfMemoryError:  # as run_triton: not a kernel failure
+        raise
     except Exception as e:  # noqa: BLE001 - as run_triton
         _fall_back(e)
     return torch_path()
