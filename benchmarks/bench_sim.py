@@ -490,7 +490,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"--threads takes a count or a comma-separated list of counts, got {args.threads!r}")
     if not threads or min(threads) < 1:
         sys.exit(f"--threads takes positive counts, got {args.threads!r}")
-    torch.set_num_threads(threads[0])
     cases = {k: v for k, v in CASES.items() if dev.type == "cuda" or k not in GPU_CASES}
     if args.cases:
         unknown = set(args.cases.split(",")) - set(CASES)
