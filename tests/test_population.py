@@ -400,3 +400,32 @@ def test_population_profile_parts_at_toy_size():
     roof = prof.roofline(2, 8, 6, 5, reps=1)
     assert roof["gemm_step_hot_s"] > 0 and roof["gemm_step_streamed_s"] > 0
     assert roof["gemm_flop_per_step"] == 3 * 2 * 2 * 8 * 36
+
+
+def test_a_frozen_member_stays_out_of_the_training_means_when_its_loss_is_finite_again():
+    """A member frozen after one non-finite loss (here forced at the second call only) stays out of
+    ``loss``/``member_loss`` on every later step, not only on steps where its loss is non-finite."""
+    from spikedyn.learning.rules import BPTT
+
+    task = T.make("rdm", dt=50.0)
+    calls = [0]
+
+    class OneBadStep(BPTT):
+        def loss_and_gradients(self, model, u, target, mask, loss):
+            value, grads = super().loss_and_gradients(model, u, target, mask, loss)
+            calls[0] += 1
+            if calls[0] == 2:
+                value = value.clone()
+                value[1] = float("nan")
+            return value, grads
+
+    torch.manual_seed(0)
+    pop = Population.stack([RateRNN(task.n_inputs, 6, task.n_outputs, alpha=0.5) for _ in range(3)])
+    res = spikedyn.train(pop, task, rule=OneBadStep(), steps=4, batch_size=4, eval_every=2, eval_trials=8,
+                         progress=False, on_member_divergence="freeze")
+    assert res.history[0]["member_loss"][1] is not None and "member_diverged" not in res.history[0]
+    for rec in res.history[1:]:
+        assert rec["member_diverged"] == [False, True, False]
+        assert rec["member_loss"][1] is None and rec["member_grad_norm"][1] is None
+        others = [rec["member_loss"][0], rec["member_loss"][2]]
+        assert rec["loss"] == pytest.approx(sum(others) / 2)

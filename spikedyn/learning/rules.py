@@ -294,13 +294,16 @@ class LearningRule:
                   state.get("active"))  # fmt: skip
         if members is None:
             return {"loss": float(loss64), "grad_norm": float(norms)}
-        if bool(finite.all()):
+        # a diverged member, frozen (train(..., on_member_divergence="freeze")), is left out from then on, even
+        # where its loss is finite again: means over the others, None for it
+        diverged = state.get("diverged")
+        counted = finite if diverged is None else finite & ~diverged.to(finite.device)
+        if bool(counted.all()):
             return {"loss": float(loss64.mean()), "grad_norm": float(norms.mean()),
                     "member_loss": loss64.tolist(), "member_grad_norm": norms.tolist()}  # fmt: skip
-        # a diverged member, frozen (train(..., on_member_divergence="freeze")): means over the others, None for it
-        return {"loss": float(loss64[finite].mean()), "grad_norm": float(norms[finite].mean()),
-                "member_loss": [v if ok else None for v, ok in zip(loss64.tolist(), finite.tolist())],
-                "member_grad_norm": [v if ok else None for v, ok in zip(norms.tolist(), finite.tolist())]}
+        return {"loss": float(loss64[counted].mean()), "grad_norm": float(norms[counted].mean()),
+                "member_loss": [v if ok else None for v, ok in zip(loss64.tolist(), counted.tolist())],
+                "member_grad_norm": [v if ok else None for v, ok in zip(norms.tolist(), counted.tolist())]}
 
 
 @register_rule("bptt")

@@ -233,8 +233,9 @@ def train(
         callback: called as ``callback(step, record)`` after every step (logging, tests).
         device: "cpu", "cuda" or "cuda:N": move ``model`` there first (None: where it is). Progress:
             a bar on a terminal, a log line every 30 s otherwise (``spikedyn.progress``).
-        on_member_divergence: "raise" (default: a NaN/Inf in any member raises ``TrainingDiverged`` for the
-            run) or "freeze" (a ``Population`` trained with a gradient rule only): a member whose loss or
+        on_member_divergence: "raise" (default: a NaN/Inf in any member still training raises
+            ``TrainingDiverged`` for the run; members frozen at their target are not watched) or "freeze"
+            (a ``Population`` trained with a gradient rule only): a member whose loss or
             gradient turns NaN/Inf is frozen at its last finite weights, like a member at its target, and
             the step is re-run for the others with the same batch and draws (so they end as in a run
             where it did not diverge); from then on every record has ``member_diverged`` (one bool per
