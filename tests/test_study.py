@@ -644,3 +644,23 @@ def test_contexts_study_records_its_settings_and_keeps_earlier_ns(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other settings (nets)" in err[0], err
     assert not (out / "ncdi-4").exists()
+
+
+def test_resume_ignores_what_a_study_does_not_train_and_still_compares_its_budgets(tmp_path):
+    """Earlier code recorded the default --rules for noise/bodies studies and accepted --steps for rules a
+    study does not train (ignored): such a study still resumes; a changed budget of a trained rule does not."""
+    _check_out = X._check_out
+
+    def record(kind, rules, steps):
+        return {"kind": kind, "study_version": X.STUDY_VERSION,
+                "config": {"task": "rdm", "rules": rules, "steps": steps, "include_failed": False}}
+
+    old = record("noise_rdm", ["bptt", "ga", "hebbian", "full_force"], {"bptt": 50, "hebbian": 5})
+    _check_out(tmp_path / "n", old)
+    _check_out(tmp_path / "n", record("noise_rdm", ["bptt"], {"bptt": 50}))  # resumes
+    with pytest.raises(ValueError, match="other step budgets"):
+        _check_out(tmp_path / "n", record("noise_rdm", ["bptt"], {"bptt": 60}))
+    _check_out(tmp_path / "r", record("rules_rdm", ["bptt", "ga"], {"bptt": 50, "hebbian": 5}))
+    _check_out(tmp_path / "r", record("rules_rdm", ["bptt", "ga"], {"bptt": 50}))
+    with pytest.raises(ValueError, match="other settings"):
+        _check_out(tmp_path / "r", record("rules_rdm", ["bptt"], {"bptt": 50}))

@@ -772,8 +772,20 @@ def _fixed(record: dict[str, Any]) -> dict[str, Any]:
     which a resumed study may change. The step budgets (``steps``) count: a finished network is not
     extended nor cut short, so a study resumes only with the budgets it recorded. A setting left at None
     counts as absent. Studies made by an older spikedyn (``study_version`` older or missing) do not resume:
-    ``_check_out`` refuses them, as their defaults and seeds differ (see ``STUDY_VERSION``)."""
+    ``_check_out`` refuses them, as their defaults and seeds differ (see ``STUDY_VERSION``).
+
+    What a study does not train does not count: ``study noise`` and ``study bodies`` fix their own rules
+    (earlier code recorded the default ``rules`` there), and ``steps`` entries for rules the study does not
+    train (earlier code accepted and ignored them) are left out, so such studies still resume."""
     cfg = {k: v for k, v in record.get("config", {}).items() if k != "include_failed" and v is not None}
+    kind = str(record.get("kind", ""))
+    trained = (("bptt",) if kind.startswith("noise_") else BODY_RULES if kind.startswith("bodies_")
+               else tuple(cfg.get("rules", ())))  # fmt: skip
+    if kind.startswith(("noise_", "bodies_")):
+        cfg.pop("rules", None)
+    steps = {r: n for r, n in (cfg.pop("steps", None) or {}).items() if r in trained}
+    if steps:
+        cfg["steps"] = steps
     return {**record, "config": cfg}
 
 
