@@ -344,6 +344,10 @@ def test_a_run_is_recognised_and_restart_keeps_the_users_files_in_it(tmp_path):
     _train(run, stop_at=4, **small)
     (run / "config.json").unlink()
     assert is_run_dir(run)  # recognised by its intact checkpoint
+    damaged = run / "checkpoints" / "step_0000009.pt"  # a newer, damaged one: open_run resumes from step 3
+    damaged.write_bytes(b"not a checkpoint")
+    assert is_run_dir(run)
+    damaged.unlink()
     (run / "checkpoints" / "keep.txt").write_text("mine")
     _train(run, restart=True, **small)
     assert (run / "checkpoints" / "keep.txt").read_text() == "mine"

@@ -329,7 +329,8 @@ def is_run_config(obj: Any) -> bool:
 
 def is_run_dir(run_dir: Path) -> bool:
     """Whether ``run_dir`` is recognisably a spikedyn run directory: its ``config.json`` is a run's
-    (``is_run_config``), or, without a config.json, its newest checkpoint is an intact spikedyn checkpoint."""
+    (``is_run_config``), or, without a config.json, its newest intact checkpoint (the one ``open_run``
+    would resume from; damaged newer ones are skipped) is a spikedyn run's."""
     run_dir = Path(run_dir)
     cfg = run_dir / "config.json"
     if cfg.is_file():
@@ -337,13 +338,13 @@ def is_run_dir(run_dir: Path) -> bool:
             return is_run_config(json.loads(cfg.read_text()))
         except (ValueError, UnicodeDecodeError, OSError):
             return False
-    newest = latest_checkpoint(run_dir)
-    if newest is None or cfg.exists():
+    if cfg.exists():
         return False
     try:
-        return is_run_config(load_checkpoint(newest)["config"])
-    except (UnreadableFile, OSError):
+        found = newest_intact_checkpoint(run_dir)
+    except (RunError, OSError):
         return False
+    return found is not None and is_run_config(found[1].get("config"))
 
 
 def _run_file_names(run_dir: Path) -> list[str]:
