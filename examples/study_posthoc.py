@@ -18,7 +18,7 @@
 
 On a ``study contexts`` directory the checks run on each ``ncdi-N`` sub-study.
 The results name the study by its directory's name (``"study": "rules-rdm"``), not by the path as typed.
-Reads the study's ``study.json, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
+Reads the study's ``study.json``, ``distances.npz``, ``analysis/*.npz`` and its trained networks (read back,
 never retrained); writes nothing unless ``--json`` is given (then atomically, never over an existing file).
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from .common import comma_list, cpu_threads, emit, json_option
+from .common import comma_list, cpu_threads, emit, json_option, threads_option
 
 study_app = typer.Typer(
     no_args_is_help=True,
@@ -35,8 +35,7 @@ SignatureProbes = Annotated[int, typer.Option(min=1, max=21, help="Small inputs 
 Steps = Annotated[list[str], typer.Option(help="Step budget of a rule the command trains, rule=N (repeatable), "
                                           "e.g. hebbian=5000; a study resumes only with the budgets it started with.")]
 IncludeFailed = Annotated[bool, typer.Option(help="Analyse networks that missed the target accuracy too.")]
-Threads = Annotated[int, typer.Option(min=1, help="torch and BLAS CPU threads while the study runs (1: many small "
-                                      "networks and SVDs gain nothing from more).")]
+_THREADS_WHY = "many small networks and SVDs gain nothing from more"
 Progress = Annotated[bool, typer.Option(help="Progress on stderr.")]
 DtMs = Annotated[float, typer.Option(help="Integration step in ms of the task and every network (default: the "
                                      "preset's 10 ms; it must divide the 750 ms trial). Rate nets: alpha = "
@@ -136,7 +135,7 @@ def study_rules(
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/rules-TASK)."),
-    threads: Threads = 1,
+    threads: int = threads_option(_THREADS_WHY),
     progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
@@ -170,7 +169,7 @@ def study_contexts(
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(Path("runs") / "study" / "contexts", "--out", help="Study directory."),
-    threads: Threads = 1,
+    threads: int = threads_option(_THREADS_WHY),
     progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
@@ -205,7 +204,7 @@ def study_noise(
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/noise-TASK)."),
-    threads: Threads = 1,
+    threads: int = threads_option(_THREADS_WHY),
     progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:
@@ -239,7 +238,7 @@ def study_bodies(
     steps: Steps = None,
     include_failed: IncludeFailed = False,
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study/bodies-TASK)."),
-    threads: Threads = 1,
+    threads: int = threads_option(_THREADS_WHY),
     progress: Progress = True,
     as_json: bool = json_option(),
 ) -> None:

@@ -878,7 +878,6 @@ def run_groups(cfg: StudyConfig, groups: list[Group], out: Path, kind: str,
     cfg.check()
     for g in groups:  # every group's task (its noise level) is built before anything is written under out
         make_task(cfg, g.noise_var)
-    _refuse_duplicates([g.name for g in groups], "the study's groups")
     out = Path(out)
     _check_out(out, study_record(cfg, groups, kind))
     by_group: dict[str, list[Net]] = {}
