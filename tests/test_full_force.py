@@ -323,3 +323,20 @@ def test_the_evidence_hint_is_scaled_by_the_tasks_own_coherence_max():
     d = torch.zeros(batch.inputs.shape[0], 4, 1, dtype=torch.float64)
     h = rule.hint_signal(batch, d, st["coherence_max"])
     assert torch.allclose(h, rule.hint_scale * evidence_hint(batch) / 2)
+
+
+def test_a_singular_rls_solve_is_training_diverged(monkeypatch):
+    """The RLS solve itself failing (``torch.linalg.LinAlgError``, forced here) ends the run with the
+    one-line ``TrainingDiverged`` naming the solve, not a raw LinAlgError."""
+    import spikedyn
+    from spikedyn.learning import TrainingDiverged
+
+    def singular(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.solve: The solver failed because the input matrix is singular.")
+
+    monkeypatch.setattr(torch.linalg, "solve", singular)
+    task = tasks.make("rdm", dt=50.0)
+    with pytest.raises(TrainingDiverged, match=r"full_force: the RLS solve failed at step 1 \(linalg.solve: The "
+                       r"solver failed.*\(no checkpoint was written\); raise rls_alpha"):
+        spikedyn.train(seed002_net(task), task, rule="full_force", steps=2, batch_size=4, eval_every=2,
+                       eval_trials=10, progress=False)
