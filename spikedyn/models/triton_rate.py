@@ -241,14 +241,21 @@ def population_rollout(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None,
 
     body = pop.body
     alpha = float(body.alpha)
-    drive = pop._input_projection(u, pop.W_in) + pop.b[:, None, None]  # W_in u + b, [E, T, B, N]
-    noise = None
-    if xi is not None:
-        xi4 = xi if xi.dim() == 4 else xi[None]
-        noise = (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)  # [T, E, B, N]
-    X = rate_rollout(x0, drive.transpose(0, 1), noise, pop.W_rec, alpha, body.activation)  # [T, E, B, N]
+    drive, noise = _drive_and_noise(pop, u, xi, alpha, scale)
+    X = rate_rollout(x0, drive, noise, pop.W_rec, alpha, body.activation)  # [T, E, B, N]
     r = activation_fn(body.activation)(X).transpose(0, 1)
     return pop._readout(r), r, RateState(X[-1])
+
+
+def _drive_and_noise(pop: Any, u: Tensor, xi: Tensor | None, alpha: float,
+                     scale: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """A rate population's drive ``W_in u + b`` and noise drive ``alpha scale xi`` (None without ``xi``),
+    time-major ``[T, E, B, N]``, for ``u`` and ``xi`` shared (``[T, B, .]``) or per member (``[E, T, B, .]``)."""
+    drive = (pop._input_projection(u, pop.W_in) + pop.b[:, None, None]).transpose(0, 1)
+    if xi is None:
+        return drive, None
+    xi4 = xi if xi.dim() == 4 else xi[None]
+    return drive, (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)
 
 
 def population_outputs(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None, scale: Tensor | None,
@@ -267,11 +274,8 @@ def population_outputs(pop: Any, u: Tensor, x0: Tensor, xi: Tensor | None, scale
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         u_c = u[t0:t1] if u.dim() == 3 else u[:, t0:t1]
-        drive = (pop._input_projection(u_c, pop.W_in) + pop.b[:, None, None]).transpose(0, 1)  # [Tc, E, B, N]
-        noise = None
-        if xi is not None:
-            xi4 = xi[t0:t1][None] if xi.dim() == 3 else xi[:, t0:t1]
-            noise = (xi4 * (alpha * scale)[:, None, None, None]).transpose(0, 1)
+        xi_c = None if xi is None else xi[t0:t1] if xi.dim() == 3 else xi[:, t0:t1]
+        drive, noise = _drive_and_noise(pop, u_c, xi_c, alpha, scale)
         X, _, _ = _launch_forward(x, drive, noise, pop.W_rec, alpha, body.activation)
         y[:, t0:t1] = pop._readout(f(X).transpose(0, 1))
         x = X[-1]
