@@ -504,6 +504,12 @@ def spiking_apply(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any,
     return TritonSpikingBPTT.apply(i_ext, W_rec, b, beta, p, substeps, truncated, triton_storage())
 
 
+def _final_state(f: _Forward, p: Any) -> tuple[Tensor, ...]:
+    """The state a launch leaves, in ``fused.Carry``'s order: u, v, the last substep's spikes (in the
+    compute dtype), a, ref and the readout trace (``RB``, or the last rbar without a readout filter)."""
+    return (f.U, f.V, f.z_last.to(f.U.dtype), f.A, f.REF, f.RB if p.kappa != 0.0 else f.RBAR[-1])
+
+
 def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tensor, substeps: int,
                      carry: Any = None) -> Any:
     """``fused.forward_substeps`` (one network: ``i_ext [T, B, N]``, ``W_rec [N, N]``) by the forward kernel,
@@ -518,8 +524,7 @@ def forward_substeps(p: Any, W_rec: Tensor, b: Tensor, beta: Tensor, i_ext: Tens
                         _per_member(b, 1, N), _per_member(beta, 1, N), p, K, dt, None,
                         type(carry)(*(t[None] for t in carry)))  # fmt: skip
     counts = f.CNT[:, 0]
-    final = (f.U, f.V, f.Z[-1].to(dt), f.A, f.REF, f.RB if p.kappa != 0.0 else f.RBAR[-1])
-    for mine, new in zip(carry, final):
+    for mine, new in zip(carry, _final_state(f, p)):
         mine.copy_(new[0])
     return Substeps(list(f.X[:, 0].unbind(0)), counts if K == 1 else f.Z[:, 0].bool(),
                     f.REFR[:, 0].bool() if p.n_ref else None, counts, f.RBAR[:, 0], carry)
@@ -541,15 +546,15 @@ def forward_only(i_ext: Tensor, W_rec: Tensor, b: Tensor, beta: Tensor, p: Any, 
     start = None if carry is None else type(carry)(*(t if batched else t[None] for t in carry))
     f = _launch_forward(I4, W3, _per_member(b, E, N), _per_member(beta, E, N), p, int(substeps), dt, None, start,
                         store=False)  # fmt: skip
-    final = (f.U, f.V, f.z_last.to(dt), f.A, f.REF)
+    final = _final_state(f, p)
     if carry is not None:
-        for mine, new in zip(carry, (*final, f.RB if p.kappa != 0.0 else f.RBAR[-1])):
+        for mine, new in zip(carry, final):
             mine.copy_(new if batched else new[0])
 
     def out(t: Tensor) -> Tensor:
         return t if batched else t[:, 0] if t.dim() == 4 else t[0]
 
-    return (out(f.RBAR), out(f.CNT), *(out(t) for t in final))
+    return (out(f.RBAR), out(f.CNT), *(out(t) for t in final[:5]))
 
 
 def population_outputs(pop: Any, u: Tensor, chunk: int) -> Tensor:
@@ -561,7 +566,7 @@ def population_outputs(pop: Any, u: Tensor, chunk: int) -> Tensor:
     body = pop.body
     W_rec, b, beta = pop._spiking_tensors()
     T, B = u.shape[-3], u.shape[-2]
-    carry = zero_carry(torch.zeros((pop.size, B, pop.n_hidden), device=u.device, dtype=u.dtype))
+    carry = zero_carry(u.new_zeros((pop.size, B, pop.n_hidden)))
     y = u.new_empty((pop.size, T, B, pop.n_out))
     for t0 in range(0, T, chunk):
         u_c = u[t0 : t0 + chunk] if u.dim() == 3 else u[:, t0 : t0 + chunk]
